@@ -1,0 +1,179 @@
+package persist
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// UnmarshalCaddyfile sets up the issuer from Caddyfile tokens. Syntax:
+//
+//	... persist [<directory_url>] {
+//	    dir                 <directory_url>
+//	    email               <email>
+//	    account_key         <pem>
+//	    eab                 <key_id> <mac_key>
+//	    profile             <profile_name>
+//	    timeout             <duration>
+//	    trusted_roots       <pem_files...>
+//	    preferred_chains    [smallest] {
+//	        root_common_name <common_names...>
+//	        any_common_name  <common_names...>
+//	    }
+//	    lifetime            <duration>
+//	    issuer_domain_name  <name>
+//	    persist_until       <rfc3339_date|unix_seconds>
+//	    resolvers           <dns_servers...>
+//	    propagation_timeout <duration|-1>
+//	}
+//
+// Values may use placeholders such as {env.ACME_EMAIL}; account_key is
+// usually given as {env.NAME} or {file./path/to/key.pem}.
+func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume issuer name
+
+	if d.NextArg() {
+		iss.CA = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		directive := d.Val()
+		if seen[directive] {
+			return d.Errf("%s is given more than once", directive)
+		}
+		seen[directive] = true
+
+		switch directive {
+		case "dir":
+			if iss.CA != "" {
+				return d.Errf("directory is already specified: %s", iss.CA)
+			}
+			if !d.AllArgs(&iss.CA) {
+				return d.ArgErr()
+			}
+
+		case "email":
+			if !d.AllArgs(&iss.Email) {
+				return d.ArgErr()
+			}
+
+		case "account_key":
+			if !d.AllArgs(&iss.AccountKey) {
+				return d.ArgErr()
+			}
+
+		case "eab":
+			iss.ExternalAccount = new(acme.EAB)
+			if !d.AllArgs(&iss.ExternalAccount.KeyID, &iss.ExternalAccount.MACKey) {
+				return d.ArgErr()
+			}
+
+		case "profile":
+			if !d.AllArgs(&iss.Profile) {
+				return d.ArgErr()
+			}
+
+		case "timeout":
+			dur, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			iss.ACMETimeout = dur
+
+		case "trusted_roots":
+			iss.TrustedRootsPEMFiles = d.RemainingArgs()
+			if len(iss.TrustedRootsPEMFiles) == 0 {
+				return d.ArgErr()
+			}
+
+		case "preferred_chains":
+			pref, err := caddytls.ParseCaddyfilePreferredChainsOptions(d)
+			if err != nil {
+				return err
+			}
+			iss.PreferredChains = pref
+
+		case "lifetime":
+			dur, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			iss.CertificateLifetime = dur
+
+		case "issuer_domain_name":
+			if !d.AllArgs(&iss.IssuerDomainName) {
+				return d.ArgErr()
+			}
+			if !hasPlaceholder(iss.IssuerDomainName) {
+				if err := checkIssuerDomainName(iss.IssuerDomainName); err != nil {
+					return d.Errf("issuer_domain_name: %v", err)
+				}
+			}
+
+		case "persist_until":
+			if !d.AllArgs(&iss.PersistUntil) {
+				return d.ArgErr()
+			}
+			if !hasPlaceholder(iss.PersistUntil) {
+				if _, err := parsePersistUntil(iss.PersistUntil); err != nil {
+					return d.Errf("%v", err)
+				}
+			}
+
+		case "resolvers":
+			iss.Resolvers = d.RemainingArgs()
+			if len(iss.Resolvers) == 0 {
+				return d.ArgErr()
+			}
+
+		case "propagation_timeout":
+			dur, err := durationArg(d, true)
+			if err != nil {
+				return err
+			}
+			iss.PropagationTimeout = dur
+
+		default:
+			return d.Errf("unrecognized persist issuer property: %s", directive)
+		}
+	}
+	return nil
+}
+
+// durationArg reads the one duration argument of the current directive.
+// With allowOff, "-1" turns the feature off.
+func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) {
+	directive := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return 0, d.ArgErr()
+	}
+	if allowOff && s == "-1" {
+		return caddy.Duration(-1), nil
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return 0, d.Errf("invalid %s duration %s: %v", directive, s, err)
+	}
+	if dur <= 0 {
+		if allowOff {
+			return 0, d.Errf("%s must be positive, or -1 to turn the check off: %s", directive, s)
+		}
+		return 0, d.Errf("%s must be positive: %s", directive, s)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func hasPlaceholder(s string) bool {
+	return strings.Contains(s, "{")
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Issuer)(nil)

@@ -1,0 +1,198 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// expiryWarning is how close persistUntil may come before every check
+// warns about it.
+const expiryWarning = 30 * 24 * time.Hour
+
+// RecordError says that a record does not authorize the account, and what
+// to publish instead. It is returned before the CA is asked to validate.
+type RecordError struct {
+	// Domain is the base domain the record sits under.
+	Domain string
+	// Verdict is the outcome of the check; its Status is never "ok".
+	Verdict Verdict
+	// Publish is the value to publish, and ZoneLine the same as a zone
+	// file line; empty when the CA's issuer domain name is unknown.
+	Publish  string
+	ZoneLine string
+	// DNSErr is set when the lookup itself failed.
+	DNSErr error
+}
+
+// Status is the kind of failure: missing, mismatch or dns-error.
+func (e *RecordError) Status() Status {
+	if e.DNSErr != nil {
+		return StatusDNSError
+	}
+	return e.Verdict.Status
+}
+
+// Reason explains the failure in one line.
+func (e *RecordError) Reason() string {
+	if e.DNSErr != nil {
+		return e.DNSErr.Error()
+	}
+	return e.Verdict.Reason()
+}
+
+func (e *RecordError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s: %s", RecordName(e.Domain), e.Status(), e.Reason())
+	if e.ZoneLine != "" {
+		if e.Status() == StatusDNSError {
+			b.WriteString("; the record could not be checked; it must read: ")
+		} else {
+			b.WriteString("; publish: ")
+		}
+		b.WriteString(e.ZoneLine)
+	}
+	return b.String()
+}
+
+func (e *RecordError) Unwrap() error { return e.DNSErr }
+
+// newRecordError describes a failed check of exp.
+func newRecordError(exp Expectation, v Verdict, dnsErr error) *RecordError {
+	e := &RecordError{Domain: exp.Domain, Verdict: v, DNSErr: dnsErr}
+	if v.Issuer == "" {
+		v.Issuer = chooseIssuer(exp, nil)
+	}
+	if value, err := exp.Want(v).Value(); err == nil {
+		e.Publish = value
+		e.ZoneLine = ZoneLine(exp.Domain, value)
+	}
+	return e
+}
+
+// checkDisabled reports whether propagation_timeout turned the check off.
+func (iss *Issuer) checkDisabled() bool {
+	return iss.PropagationTimeout < 0
+}
+
+// checkBeforeOrder confirms every record of the order is published, when
+// the issuer domain names are known before an order. Otherwise the solver
+// checks, with the names the challenge offers.
+func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) error {
+	if iss.checkDisabled() {
+		return nil
+	}
+	offered := iss.offeredBeforeOrder(order.dir)
+	if offered == nil {
+		return nil
+	}
+	exps := make([]Expectation, 0, len(order.plan.bases))
+	for _, base := range order.plan.bases {
+		exp, err := iss.expectation(base, order.plan.wildcard[base], offered, order.account, order.dir)
+		if err != nil {
+			return err
+		}
+		exps = append(exps, exp)
+	}
+	return iss.awaitRecords(ctx, exps, order.started.Add(time.Duration(iss.PropagationTimeout)), order)
+}
+
+// awaitRecords looks up each expected record until all pass or the
+// deadline comes, and then reports every record that still fails. Passing
+// values are remembered in order, when there is one.
+func (iss *Issuer) awaitRecords(ctx context.Context, exps []Expectation, deadline time.Time, order *orderState) error {
+	pending := exps
+	var failures []error
+	for {
+		failures = failures[:0]
+		var still []Expectation
+		for _, exp := range pending {
+			values, err := iss.checkRecord(ctx, exp)
+			if err != nil {
+				failures = append(failures, err)
+				still = append(still, exp)
+				continue
+			}
+			if order != nil {
+				order.remember(exp.Domain, values)
+			}
+		}
+		if len(still) == 0 {
+			return nil
+		}
+		pending = still
+		wait := min(iss.checkInterval, time.Until(deadline))
+		if wait <= 0 {
+			return errors.Join(failures...)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return errors.Join(append(failures, ctx.Err())...)
+		case <-timer.C:
+		}
+	}
+}
+
+// checkRecord looks up the record of exp once and evaluates it, logging
+// what the operator needs to know.
+func (iss *Issuer) checkRecord(ctx context.Context, exp Expectation) ([]string, error) {
+	name := RecordName(exp.Domain)
+	ans, err := iss.resolver.LookupTXT(ctx, name)
+	if err != nil {
+		recErr := newRecordError(exp, Verdict{}, err)
+		iss.noticeFailure(recErr)
+		return nil, recErr
+	}
+	v := Evaluate(exp, ans.Values, iss.now())
+	if v.Status != StatusOK {
+		recErr := newRecordError(exp, v, nil)
+		iss.noticeFailure(recErr)
+		return nil, recErr
+	}
+	iss.noticeExpiry(exp.Domain, *v.Matched)
+	return ans.Values, nil
+}
+
+// noticeFailure logs the record to publish, at most once an hour for the
+// same name, status and value.
+func (iss *Issuer) noticeFailure(e *RecordError) {
+	key := strings.Join([]string{RecordName(e.Domain), string(e.Status()), e.ZoneLine}, "|")
+	if !iss.notices.due(key, time.Hour) {
+		return
+	}
+	msg := "dns-persist-01 record missing; publish it once and certificates follow"
+	switch e.Status() {
+	case StatusMismatch:
+		msg = "dns-persist-01 record does not authorize this account; publish the record below"
+	case StatusDNSError:
+		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
+	}
+	iss.logger.Warn(msg,
+		zap.String("record_name", RecordName(e.Domain)),
+		zap.String("record_value", e.Publish),
+		zap.String("zone_line", e.ZoneLine),
+		zap.String("status", string(e.Status())),
+		zap.String("reason", e.Reason()))
+}
+
+// noticeExpiry warns at each check when the passing record's persistUntil
+// is near, since after it the CA refuses the record.
+func (iss *Issuer) noticeExpiry(base string, rec Record) {
+	if rec.PersistUntil.IsZero() {
+		return
+	}
+	left := rec.PersistUntil.Sub(iss.now())
+	if left >= expiryWarning {
+		return
+	}
+	iss.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
+		zap.String("record_name", RecordName(base)),
+		zap.Time("persist_until", rec.PersistUntil),
+		zap.Int("days_left", int(left.Hours()/24)))
+}

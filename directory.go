@@ -1,0 +1,90 @@
+package persist
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// directoryTTL is how long a fetched directory is trusted, as acmez does.
+const directoryTTL = 12 * time.Hour
+
+// maxDirectoryOctets bounds how much of a directory response is read.
+const maxDirectoryOctets = 1 << 20
+
+// caDirectory is what this plugin needs from a CA's directory beyond what
+// acmez parses: the draft spoken and the issuer domain names offered.
+type caDirectory struct {
+	Draft Draft
+	// IssuerNames are the names a record may use, known before any order:
+	// meta.issuerDomainNames (-02) or meta.caaIdentities (-01). Empty when
+	// the directory names none; -01 challenges then carry the list.
+	IssuerNames []string
+	// HashPrefix is meta.accountHashPrefix (-02 only).
+	HashPrefix string
+	fetched    time.Time
+}
+
+type rawDirectory struct {
+	NewAccount string `json:"newAccount"`
+	NewNonce   string `json:"newNonce"`
+	NewOrder   string `json:"newOrder"`
+	Meta       struct {
+		CAAIdentities     []string `json:"caaIdentities"`
+		IssuerDomainNames []string `json:"issuerDomainNames"`
+		AccountHashPrefix *string  `json:"accountHashPrefix"`
+	} `json:"meta"`
+}
+
+// fetchDirectory GETs and interprets the directory at url. A -02 CA is one
+// whose meta carries both issuerDomainNames and accountHashPrefix.
+func fetchDirectory(ctx context.Context, client *http.Client, url string, now time.Time) (caDirectory, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return caDirectory{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return caDirectory{}, fmt.Errorf("fetching ACME directory %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDirectoryOctets))
+	if err != nil {
+		return caDirectory{}, fmt.Errorf("reading ACME directory %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return caDirectory{}, fmt.Errorf("fetching ACME directory %s: HTTP %d", url, resp.StatusCode)
+	}
+	return parseDirectory(url, body, now)
+}
+
+func parseDirectory(url string, body []byte, now time.Time) (caDirectory, error) {
+	var raw rawDirectory
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return caDirectory{}, fmt.Errorf("ACME directory %s is not valid JSON: %v", url, err)
+	}
+	if raw.NewAccount == "" || raw.NewNonce == "" || raw.NewOrder == "" {
+		return caDirectory{}, fmt.Errorf("%s is not an ACME directory: newAccount, newNonce or newOrder is missing", url)
+	}
+	dir := caDirectory{Draft: Draft01, fetched: now}
+	m := raw.Meta
+	if m.IssuerDomainNames != nil && m.AccountHashPrefix != nil {
+		if err := checkIssuerNames(m.IssuerDomainNames); err != nil {
+			return caDirectory{}, fmt.Errorf("ACME directory %s: meta.issuerDomainNames: %v", url, err)
+		}
+		dir.Draft = Draft02
+		dir.IssuerNames = m.IssuerDomainNames
+		dir.HashPrefix = *m.AccountHashPrefix
+		return dir, nil
+	}
+	if len(m.CAAIdentities) > 0 {
+		if err := checkIssuerNames(m.CAAIdentities); err != nil {
+			return caDirectory{}, fmt.Errorf("ACME directory %s: meta.caaIdentities: %v", url, err)
+		}
+		dir.IssuerNames = m.CAAIdentities
+	}
+	return dir, nil
+}

@@ -1,0 +1,108 @@
+package persist
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+)
+
+const dirEndpoints = `"newNonce":"https://ca/n","newAccount":"https://ca/a","newOrder":"https://ca/o"`
+
+func TestParseDirectoryDetectsDraft(t *testing.T) {
+	cases := []struct {
+		name    string
+		body    string
+		draft   Draft
+		names   []string
+		prefix  string
+		wantErr string
+	}{
+		{name: "draft-01 with caaIdentities", body: `{` + dirEndpoints + `,"meta":{"caaIdentities":["letsencrypt.org"]}}`, draft: Draft01, names: []string{"letsencrypt.org"}},
+		{name: "draft-01 without names", body: `{` + dirEndpoints + `}`, draft: Draft01},
+		{name: "draft-02", body: `{` + dirEndpoints + `,"meta":{"caaIdentities":["x.example"],"issuerDomainNames":["ca.example","ca2.example"],"accountHashPrefix":"https://ca/h/"}}`,
+			draft: Draft02, names: []string{"ca.example", "ca2.example"}, prefix: "https://ca/h/"},
+		{name: "issuerDomainNames alone is not -02", body: `{` + dirEndpoints + `,"meta":{"issuerDomainNames":["ca.example"]}}`, draft: Draft01},
+		{name: "draft-02 with no names", body: `{` + dirEndpoints + `,"meta":{"issuerDomainNames":[],"accountHashPrefix":""}}`, wantErr: "no issuer domain names"},
+		{name: "draft-02 with eleven names", body: `{` + dirEndpoints + `,"meta":{"issuerDomainNames":["a","b","c","d","e","f","g","h","i","j","k"],"accountHashPrefix":""}}`, wantErr: "more than 10"},
+		{name: "not JSON", body: `<html>`, wantErr: "not valid JSON"},
+		{name: "not ACME", body: `{"hello":1}`, wantErr: "not an ACME directory"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir, err := parseDirectory("https://ca/dir", []byte(c.body), time.Now())
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dir.Draft != c.draft || strings.Join(dir.IssuerNames, ",") != strings.Join(c.names, ",") || dir.HashPrefix != c.prefix {
+				t.Errorf("got %+v", dir)
+			}
+		})
+	}
+}
+
+// A fake -02 CA: the issuer detects the draft from its directory, offers
+// its issuerDomainNames, and publishes the hashed accounturi.
+func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{` + dirEndpoints + `,"meta":{"issuerDomainNames":["ca.example","alt.example"],"accountHashPrefix":"https://ca.example/h/"}}`))
+	}))
+	defer srv.Close()
+	dir, err := fetchDirectory(context.Background(), srv.Client(), srv.URL, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir.Draft != Draft02 {
+		t.Fatalf("draft = %v", dir.Draft)
+	}
+	key, err := newAccountKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := acme.Account{Location: "https://ca.example/acct/7", PrivateKey: key}
+	thumb, _ := acct.Thumbprint()
+
+	iss := &Issuer{CA: srv.URL}
+	offered := iss.offeredBeforeOrder(dir)
+	exp, err := iss.expectation("example.com", true, offered, acct, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perDomain, _ := HashedAccountURI("https://ca.example/h/", "example.com", thumb, acct.Location)
+	anyDomain, _ := HashedAccountURI("https://ca.example/h/", AnyDomain, thumb, acct.Location)
+	if len(exp.AccountURIs) != 2 || exp.AccountURIs[0] != perDomain || exp.AccountURIs[1] != anyDomain {
+		t.Fatalf("AccountURIs = %v", exp.AccountURIs)
+	}
+	want, err := exp.Want(Evaluate(exp, nil, time.Now())).Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want != "ca.example; accounturi="+perDomain+"; policy=wildcard" {
+		t.Errorf("record to publish = %q", want)
+	}
+	// a published record using the second name keeps that name
+	v := Evaluate(exp, []string{"alt.example; accounturi=" + anyDomain + "; policy=wildcard"}, time.Now())
+	if v.Status != StatusOK || v.Issuer != "alt.example" {
+		t.Errorf("verdict = %+v", v)
+	}
+	// a configured issuer name the CA does not offer is refused
+	iss.IssuerDomainName = "letsencrypt.org"
+	if _, err := iss.expectation("example.com", false, offered, acct, dir); err == nil || !strings.Contains(err.Error(), "not offered") {
+		t.Errorf("unoffered issuer_domain_name: %v", err)
+	}
+	// the plain account URL is what -01 publishes
+	uris, _ := accountURIs(caDirectory{Draft: Draft01}, acct, "example.com")
+	if len(uris) != 1 || uris[0] != acct.Location {
+		t.Errorf("-01 accounturi = %v", uris)
+	}
+}

@@ -1,0 +1,263 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+)
+
+const (
+	dnsQueryTimeout = 3 * time.Second
+	maxCNAMEHops    = 8
+	// A real record is a few hundred octets; this bounds what a hostile or
+	// broken zone can make us hold and print.
+	maxAnswerOctets = 16 * 1024
+	nsCacheTTL      = 10 * time.Minute
+)
+
+// DNSError is a lookup that failed, as opposed to one that found nothing.
+type DNSError struct {
+	Name   string
+	Server string
+	Err    error
+}
+
+func (e *DNSError) Error() string {
+	if e.Server == "" {
+		return fmt.Sprintf("looking up %s: %v", e.Name, e.Err)
+	}
+	return fmt.Sprintf("looking up %s at %s: %v", e.Name, e.Server, e.Err)
+}
+
+func (e *DNSError) Unwrap() error { return e.Err }
+
+// txtAnswer is what a lookup found at a record name.
+type txtAnswer struct {
+	// Values holds one entry per TXT record, its strings joined.
+	Values []string
+	// CNAMEs lists the aliases followed, in order.
+	CNAMEs []string
+	// Server is the nameserver that answered last.
+	Server string
+}
+
+// recordResolver looks up TXT records the way the record check needs: at
+// the configured resolvers, or else at the zone's authoritative servers,
+// which see a newly published record before any cache does.
+type recordResolver struct {
+	resolvers []string // configured; empty means ask the authoritative servers
+	logger    *zap.Logger
+	now       func() time.Time
+
+	mu      sync.Mutex
+	nsCache map[string]nsCacheEntry
+}
+
+type nsCacheEntry struct {
+	servers []string
+	expires time.Time
+}
+
+func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.Time) *recordResolver {
+	r := &recordResolver{logger: logger, now: now, nsCache: make(map[string]nsCacheEntry)}
+	if len(resolvers) > 0 {
+		r.resolvers = certmagic.RecursiveNameservers(resolvers)
+	}
+	return r
+}
+
+// LookupTXT returns the TXT records at name, following CNAMEs. A name that
+// does not exist or holds no TXT gives an empty answer and no error.
+func (r *recordResolver) LookupTXT(ctx context.Context, name string) (txtAnswer, error) {
+	var ans txtAnswer
+	qname := dns.Fqdn(name)
+	for hop := 0; hop <= maxCNAMEHops; hop++ {
+		servers, recursive, err := r.serversFor(ctx, qname)
+		if err != nil {
+			return ans, &DNSError{Name: strings.TrimSuffix(qname, "."), Err: err}
+		}
+		msg, server, err := exchangeFirst(ctx, qname, dns.TypeTXT, servers, recursive)
+		ans.Server = server
+		if err != nil {
+			return ans, &DNSError{Name: strings.TrimSuffix(qname, "."), Server: server, Err: err}
+		}
+		target, aliases, values, err := readTXTAnswer(msg, qname)
+		ans.CNAMEs = append(ans.CNAMEs, aliases...)
+		if err != nil {
+			return ans, &DNSError{Name: strings.TrimSuffix(qname, "."), Server: server, Err: err}
+		}
+		if target == qname || len(values) > 0 {
+			ans.Values = values
+			return ans, nil
+		}
+		// the answer ended in an alias without its TXT records; the
+		// target may live in another zone, so ask about it from scratch
+		qname = target
+	}
+	return ans, &DNSError{Name: name, Err: fmt.Errorf("more than %d CNAMEs", maxCNAMEHops)}
+}
+
+// readTXTAnswer follows the CNAME chain inside one response and returns the
+// name it ends at, the aliases followed and the TXT values found there.
+func readTXTAnswer(msg *dns.Msg, qname string) (string, []string, []string, error) {
+	target := qname
+	var aliases []string
+	for range maxCNAMEHops {
+		next := ""
+		for _, rr := range msg.Answer {
+			if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Hdr.Name, target) {
+				next = c.Target
+				break
+			}
+		}
+		if next == "" {
+			break
+		}
+		target = next
+		aliases = append(aliases, strings.TrimSuffix(next, "."))
+	}
+	var values []string
+	total := 0
+	for _, rr := range msg.Answer {
+		t, ok := rr.(*dns.TXT)
+		if !ok || !strings.EqualFold(t.Hdr.Name, target) {
+			continue
+		}
+		v := strings.Join(t.Txt, "")
+		total += len(v)
+		values = append(values, v)
+	}
+	if len(values) > maxRecordsPerName {
+		return target, aliases, nil, fmt.Errorf("%d TXT records at one name; refusing more than %d", len(values), maxRecordsPerName)
+	}
+	if total > maxAnswerOctets {
+		return target, aliases, nil, fmt.Errorf("TXT records total %d octets; refusing more than %d", total, maxAnswerOctets)
+	}
+	return target, aliases, values, nil
+}
+
+// serversFor returns who to ask about name: the configured resolvers, or
+// the authoritative nameservers of the zone that holds name.
+func (r *recordResolver) serversFor(ctx context.Context, name string) ([]string, bool, error) {
+	if len(r.resolvers) > 0 {
+		return r.resolvers, true, nil
+	}
+	recursive := certmagic.RecursiveNameservers(nil)
+	zone, err := certmagic.FindZoneByFQDN(ctx, r.logger, name, recursive)
+	if err != nil {
+		return nil, false, fmt.Errorf("finding the zone of %s: %v", name, err)
+	}
+
+	r.mu.Lock()
+	entry, ok := r.nsCache[zone]
+	r.mu.Unlock()
+	if ok && r.now().Before(entry.expires) {
+		return entry.servers, false, nil
+	}
+
+	servers, err := authoritativeServers(ctx, zone, recursive)
+	if err != nil {
+		return nil, false, err
+	}
+	r.mu.Lock()
+	r.nsCache[zone] = nsCacheEntry{servers: servers, expires: r.now().Add(nsCacheTTL)}
+	r.mu.Unlock()
+	return servers, false, nil
+}
+
+func authoritativeServers(ctx context.Context, zone string, recursive []string) ([]string, error) {
+	msg, _, err := exchangeFirst(ctx, zone, dns.TypeNS, recursive, true)
+	if err != nil {
+		return nil, fmt.Errorf("finding the nameservers of %s: %v", zone, err)
+	}
+	var servers []string
+	for _, rr := range msg.Answer {
+		ns, ok := rr.(*dns.NS)
+		if !ok {
+			continue
+		}
+		addrs, err := net.DefaultResolver.LookupHost(ctx, strings.TrimSuffix(ns.Ns, "."))
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			servers = append(servers, net.JoinHostPort(a, "53"))
+		}
+	}
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("no reachable nameservers for %s", zone)
+	}
+	return servers, nil
+}
+
+// exchangeFirst asks each server in turn and returns the first answer that
+// is not a server failure. NXDOMAIN counts as an answer.
+func exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.RecursionDesired = recursive
+	q.SetEdns0(1232, false)
+
+	var errs []error
+	for _, server := range servers {
+		msg, err := exchange(ctx, q, server)
+		if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
+			err = fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
+		}
+		if err == nil {
+			return msg, server, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	last := ""
+	if len(servers) > 0 {
+		last = servers[len(servers)-1]
+	}
+	return nil, last, errors.Join(errs...)
+}
+
+// exchange sends q over UDP and retries over TCP when the answer is
+// truncated or does not come, as resolvers do. Each try has its own bound.
+func exchange(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
+	msg, err := exchangeOver(ctx, "udp", q, server)
+	if err == nil && !msg.Truncated {
+		return msg, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	msg, err = exchangeOver(ctx, "tcp", q, server)
+	if err != nil {
+		return nil, err
+	}
+	if msg.Truncated {
+		return nil, errors.New("answer truncated even over TCP")
+	}
+	return msg, nil
+}
+
+func exchangeOver(ctx context.Context, network string, q *dns.Msg, server string) (*dns.Msg, error) {
+	tryCtx, cancel := context.WithTimeout(ctx, dnsQueryTimeout)
+	defer cancel()
+	client := &dns.Client{Net: network, Timeout: dnsQueryTimeout}
+	msg, _, err := client.ExchangeContext(tryCtx, q, server)
+	if err != nil {
+		var netErr net.Error
+		if tryCtx.Err() != nil && ctx.Err() == nil || errors.As(err, &netErr) && netErr.Timeout() {
+			return nil, fmt.Errorf("no answer over %s within %s", network, dnsQueryTimeout)
+		}
+		return nil, err
+	}
+	return msg, nil
+}

@@ -1,0 +1,300 @@
+// Package acmetest runs Let's Encrypt's test CA (Pebble) and test DNS server
+// (challtestsrv) inside a Go process, for the plugin's tests, benchmarks and
+// demo.
+package acmetest
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/letsencrypt/challtestsrv"
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+)
+
+// DefaultIssuerName is the issuer domain name Pebble offers unless told
+// otherwise.
+const DefaultIssuerName = "pebble.letsencrypt.org"
+
+// Options configure a CA.
+type Options struct {
+	// IssuerNames are Pebble's caaIdentities, offered in dns-persist-01
+	// challenges. Default: DefaultIssuerName.
+	IssuerNames []string
+	// AuthzReuse is the percentage of orders that reuse a valid
+	// authorization. Default 0, as Let's Encrypt does for dns-persist-01.
+	AuthzReuse int
+	// NonceReject is the percentage of good nonces rejected. Default 0.
+	NonceReject int
+	// EABKeys, when set, makes the CA require external account binding
+	// with these key IDs and base64url MAC keys.
+	EABKeys map[string]string
+	// Wrap, when set, wraps Pebble's handler, e.g. to inject faults.
+	Wrap func(http.Handler) http.Handler
+	// Logger receives Pebble's log. Default: discarded.
+	Logger *log.Logger
+}
+
+// CA is a running Pebble. Its directory URL stays the same across Reset.
+type CA struct {
+	// URL is the ACME directory URL.
+	URL string
+	// TLSRootsFile is a PEM file holding the certificate the CA's HTTPS
+	// endpoint presents, for trusted_roots.
+	TLSRootsFile string
+	// Counts records the requests the CA received.
+	Counts *Counter
+
+	opts    Options
+	dnsAddr string
+	server  *httptest.Server
+	handler atomic.Pointer[http.Handler]
+	ca      atomic.Pointer[ca.CAImpl]
+}
+
+// envMu serializes construction, since Pebble reads its knobs from the
+// environment.
+var envMu sync.Mutex
+
+// StartCA starts Pebble with challtestsrv (see DNS) as its resolver. The
+// caller must Close it. tmpDir receives the TLS roots file.
+func StartCA(opts Options, dnsAddr, tmpDir string) (*CA, error) {
+	if len(opts.IssuerNames) == 0 {
+		opts.IssuerNames = []string{DefaultIssuerName}
+	}
+	if opts.Logger == nil {
+		opts.Logger = log.New(io.Discard, "", 0)
+	}
+	c := &CA{opts: opts, dnsAddr: dnsAddr, Counts: NewCounter()}
+	c.Reset()
+	c.server = httptest.NewUnstartedServer(c.Counts.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*c.handler.Load()).ServeHTTP(w, r)
+	})))
+	c.server.StartTLS()
+	c.URL = c.server.URL + wfe.DirectoryPath
+
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.server.Certificate().Raw})
+	c.TLSRootsFile = filepath.Join(tmpDir, "pebble-tls-root.pem")
+	if err := os.WriteFile(c.TLSRootsFile, certPEM, 0o644); err != nil {
+		c.server.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Reset replaces the CA with a fresh one at the same URL: every account,
+// order and authorization is forgotten, as when a CA loses its database.
+func (c *CA) Reset() {
+	envMu.Lock()
+	defer envMu.Unlock()
+	os.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	os.Setenv("PEBBLE_WFE_NONCEREJECT", strconv.Itoa(c.opts.NonceReject))
+	os.Setenv("PEBBLE_AUTHZREUSE", strconv.Itoa(c.opts.AuthzReuse))
+
+	store := db.NewMemoryStore()
+	profiles := map[string]ca.Profile{"default": {Description: "The default profile"}}
+	authority := ca.New(c.opts.Logger, store, "", "ecdsa", 0, 1, profiles)
+	validator := va.New(c.opts.Logger, 0, 0, false, c.dnsAddr, store)
+	for id, key := range c.opts.EABKeys {
+		if err := store.AddExternalAccountKeyByID(id, key); err != nil {
+			panic(err)
+		}
+	}
+	front := wfe.New(c.opts.Logger, store, validator, authority, c.opts.IssuerNames, false, len(c.opts.EABKeys) > 0, 0, 0)
+	var h http.Handler = front.Handler()
+	if c.opts.Wrap != nil {
+		h = c.opts.Wrap(h)
+	}
+	c.handler.Store(&h)
+	c.ca.Store(authority)
+}
+
+// Root returns the root certificate the CA issues under, for verifying
+// issued chains.
+func (c *CA) Root() *x509.Certificate {
+	return c.ca.Load().GetRootCert(0).Cert
+}
+
+// Close stops the CA.
+func (c *CA) Close() {
+	c.server.Close()
+}
+
+// Counter counts requests by kind ("new-account", "new-order",
+// "challenge", ...) and by kind and response status ("new-account 201").
+type Counter struct {
+	mu     sync.Mutex
+	counts map[string]int
+	total  int
+}
+
+// NewCounter returns an empty counter.
+func NewCounter() *Counter {
+	return &Counter{counts: make(map[string]int)}
+}
+
+// Wrap counts the requests h serves.
+func (c *Counter) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := kindOf(r)
+		c.mu.Lock()
+		c.counts[kind]++
+		c.total++
+		c.mu.Unlock()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		c.mu.Lock()
+		c.counts[kind+" "+strconv.Itoa(sw.status)]++
+		c.mu.Unlock()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Get returns how many requests of kind were seen.
+func (c *Counter) Get(kind string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[kind]
+}
+
+// Total returns how many requests were seen.
+func (c *Counter) Total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
+// Reset forgets every count.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts = make(map[string]int)
+	c.total = 0
+}
+
+// Request kinds.
+const (
+	KindDirectory  = "directory"
+	KindNonce      = "nonce"
+	KindNewAccount = "new-account"
+	KindAccount    = "account"
+	KindNewOrder   = "new-order"
+	KindOrder      = "order"
+	KindAuthz      = "authz"
+	KindChallenge  = "challenge"
+	KindFinalize   = "finalize"
+	KindCert       = "cert"
+	KindRenewal    = "renewal-info"
+	KindRevoke     = "revoke"
+	KindOther      = "other"
+)
+
+func kindOf(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case p == wfe.DirectoryPath:
+		return KindDirectory
+	case p == "/nonce-plz":
+		return KindNonce
+	case p == "/sign-me-up":
+		return KindNewAccount
+	case strings.HasPrefix(p, "/my-account/"):
+		return KindAccount
+	case p == "/order-plz":
+		return KindNewOrder
+	case strings.HasPrefix(p, "/my-order/"):
+		return KindOrder
+	case strings.HasPrefix(p, "/authZ/"):
+		return KindAuthz
+	case strings.HasPrefix(p, "/chalZ/"):
+		return KindChallenge
+	case strings.HasPrefix(p, "/finalize-order/"):
+		return KindFinalize
+	case strings.HasPrefix(p, "/certZ/"):
+		return KindCert
+	case strings.HasPrefix(p, "/draft-ietf-acme-ari"):
+		return KindRenewal
+	case p == "/revoke-cert":
+		return KindRevoke
+	}
+	return KindOther
+}
+
+var (
+	dnsOnce sync.Once
+	dnsSrv  *challtestsrv.ChallSrv
+	dnsAddr string
+	dnsErr  error
+)
+
+// DNS returns the process's one challtestsrv and its address. It can only
+// be one: challtestsrv registers on miekg/dns's global handler.
+func DNS() (*challtestsrv.ChallSrv, string, error) {
+	dnsOnce.Do(func() {
+		var port int
+		port, dnsErr = freePort()
+		if dnsErr != nil {
+			return
+		}
+		dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		dnsSrv, dnsErr = challtestsrv.New(challtestsrv.Config{
+			DNSAddrs: []string{dnsAddr},
+			Log:      log.New(io.Discard, "", 0),
+		})
+		if dnsErr != nil {
+			return
+		}
+		dnsSrv.Run()
+		dnsErr = waitForDNS(dnsAddr)
+	})
+	return dnsSrv, dnsAddr, dnsErr
+}
+
+// freePort finds a port free for both UDP and TCP on loopback.
+func freePort() (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port, nil
+	}
+	return 0, os.ErrNotExist
+}

@@ -1,0 +1,322 @@
+// Package persist is a Caddy issuer module that obtains certificates with
+// the ACME dns-persist-01 challenge: the domain owner publishes one static
+// TXT record naming a CA and an ACME account, and Caddy obtains and renews
+// certificates for the domain, wildcards included, with no DNS credentials.
+package persist
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Issuer{})
+}
+
+// Defaults for an issuer with nothing configured.
+const (
+	DefaultCA                 = certmagic.LetsEncryptProductionCA
+	DefaultPropagationTimeout = 2 * time.Minute
+	defaultCheckInterval      = 2 * time.Second
+)
+
+// Issuer obtains certificates with the ACME dns-persist-01 challenge. The
+// domain owner publishes one TXT record, `_validation-persist.<domain>`,
+// naming the CA and this issuer's ACME account; from then on the issuer
+// obtains and renews certificates for the domain, wildcards included,
+// without any DNS credentials. Before asking the CA to validate, it checks
+// that the record is published and logs the exact record to publish when
+// it is not.
+//
+// The account is kept in Caddy's storage where the `acme` issuer keeps
+// its accounts, so both issuers share the account for a CA and email, and
+// every instance sharing the storage uses the same account URL.
+type Issuer struct {
+	// The URL of the CA's ACME directory. Default:
+	// https://acme-v02.api.letsencrypt.org/directory
+	//
+	// There is no fallback to a test CA: a staging account is a different
+	// account, so records naming it do not work in production.
+	CA string `json:"ca,omitempty"`
+
+	// Your email address, so the CA can contact you if necessary. It also
+	// names the account in storage: changing it means another account,
+	// with another URL, and every published record would have to change.
+	Email string `json:"email,omitempty"`
+
+	// The PEM-encoded private key of an existing ACME account to use. A
+	// fresh machine given this key finds the same account (and URL) at
+	// the CA, so published records keep working. Placeholders such as
+	// {env.ACCOUNT_KEY} or {file./path/key.pem} are expanded.
+	AccountKey string `json:"account_key,omitempty"`
+
+	// The external account binding credentials, if the CA requires them.
+	ExternalAccount *acme.EAB `json:"external_account,omitempty"`
+
+	// The ACME profile to request certificates with, if the CA offers
+	// profiles.
+	Profile string `json:"profile,omitempty"`
+
+	// How long to wait for the CA to validate and issue before giving up
+	// on an attempt. Default: 5m.
+	ACMETimeout caddy.Duration `json:"acme_timeout,omitempty"`
+
+	// PEM files of root certificates to trust when connecting to the CA,
+	// for a private or test CA.
+	TrustedRootsPEMFiles []string `json:"trusted_roots_pem_files,omitempty"`
+
+	// Preferences for choosing among alternate certificate chains, if the
+	// CA offers several. By default the first chain is used.
+	PreferredChains *caddytls.ChainPreference `json:"preferred_chains,omitempty"`
+
+	// The validity period to request (sets the order's notAfter). Not all
+	// CAs allow it. Default: 0, the CA chooses.
+	CertificateLifetime caddy.Duration `json:"certificate_lifetime,omitempty"`
+
+	// The issuer domain name to put in records, chosen among those the CA
+	// offers (Let's Encrypt: "letsencrypt.org"). By default the issuer
+	// uses the first offered name that a published record already uses,
+	// else the first offered name.
+	IssuerDomainName string `json:"issuer_domain_name,omitempty"`
+
+	// A moment after which the published records stop being valid, as an
+	// RFC 3339 date ("2027-06-30T00:00:00Z") or UNIX seconds. It is written
+	// into the records shown to you as persistUntil, and the check
+	// requires published records to carry the same value.
+	PersistUntil string `json:"persist_until,omitempty"`
+
+	// DNS servers (host or host:port) to ask for the record. By default
+	// the issuer finds the zone's authoritative nameservers through the
+	// system resolvers and asks them, which sees a new record first.
+	Resolvers []string `json:"resolvers,omitempty"`
+
+	// How long an attempt waits for the record to appear before giving up.
+	// Default: 2m. A negative value (-1) skips the check and leaves the
+	// decision to the CA, at the risk of failed validations.
+	PropagationTimeout caddy.Duration `json:"propagation_timeout,omitempty"`
+
+	logger       *zap.Logger
+	rootPool     *x509.CertPool
+	accountKey   crypto.Signer
+	persistUntil time.Time
+	resolver     *recordResolver
+	notices      *noticeBoard
+	now          func() time.Time
+
+	// checkInterval is the pause between two looks at a record.
+	checkInterval time.Duration
+
+	st *issuerState
+}
+
+// issuerState is what the issuer learns while it runs. It sits behind a
+// pointer so the module value can be copied by Caddy's registration.
+type issuerState struct {
+	storageMu sync.RWMutex
+	storage   certmagic.Storage
+
+	clientMu sync.Mutex
+	client   *acmez.Client
+	dir      *caDirectory
+
+	acctMu sync.Mutex
+	acct   *acme.Account
+}
+
+// CaddyModule returns the Caddy module information.
+func (Issuer) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "tls.issuance.persist",
+		New: func() caddy.Module { return new(Issuer) },
+	}
+}
+
+// Provision sets up the issuer: it expands placeholders, fills in defaults
+// and loads the files and keys the configuration names.
+func (iss *Issuer) Provision(ctx caddy.Context) error {
+	iss.logger = ctx.Logger()
+	iss.st = new(issuerState)
+	if iss.now == nil {
+		iss.now = time.Now
+	}
+	if iss.checkInterval == 0 {
+		iss.checkInterval = defaultCheckInterval
+	}
+
+	repl := caddy.NewReplacer()
+	expand := func(field string, val *string) error {
+		if *val == "" {
+			return nil
+		}
+		out, err := repl.ReplaceOrErr(*val, true, true)
+		if err != nil {
+			return fmt.Errorf("expanding %s: %v", field, err)
+		}
+		*val = strings.TrimSpace(out)
+		return nil
+	}
+	for field, val := range map[string]*string{
+		"ca":                 &iss.CA,
+		"email":              &iss.Email,
+		"profile":            &iss.Profile,
+		"issuer_domain_name": &iss.IssuerDomainName,
+		"persist_until":      &iss.PersistUntil,
+	} {
+		if err := expand(field, val); err != nil {
+			return err
+		}
+	}
+	// secrets: the error must not echo the value
+	if err := expand("account_key", &iss.AccountKey); err != nil {
+		return errors.New("expanding account_key failed (value redacted)")
+	}
+	if iss.ExternalAccount != nil {
+		if err := expand("external_account key_id", &iss.ExternalAccount.KeyID); err != nil {
+			return err
+		}
+		if err := expand("external_account mac_key", &iss.ExternalAccount.MACKey); err != nil {
+			return errors.New("expanding external_account mac_key failed (value redacted)")
+		}
+	}
+	for i := range iss.Resolvers {
+		if err := expand("resolvers", &iss.Resolvers[i]); err != nil {
+			return err
+		}
+	}
+	for i := range iss.TrustedRootsPEMFiles {
+		if err := expand("trusted_roots_pem_files", &iss.TrustedRootsPEMFiles[i]); err != nil {
+			return err
+		}
+	}
+
+	if iss.CA == "" {
+		iss.CA = DefaultCA
+	}
+	if iss.PropagationTimeout == 0 {
+		iss.PropagationTimeout = caddy.Duration(DefaultPropagationTimeout)
+	}
+
+	if iss.AccountKey != "" {
+		key, err := certmagic.PEMDecodePrivateKey([]byte(iss.AccountKey))
+		if err != nil {
+			return errors.New("account_key is not a PEM-encoded private key (value redacted)")
+		}
+		iss.accountKey = key
+	}
+	if iss.PersistUntil != "" {
+		t, err := parsePersistUntil(iss.PersistUntil)
+		if err != nil {
+			return err
+		}
+		iss.persistUntil = t
+	}
+	if len(iss.TrustedRootsPEMFiles) > 0 {
+		iss.rootPool = x509.NewCertPool()
+		for _, file := range iss.TrustedRootsPEMFiles {
+			pemData, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("loading trusted root PEM file: %v", err)
+			}
+			if !iss.rootPool.AppendCertsFromPEM(pemData) {
+				return fmt.Errorf("trusted root file %s holds no PEM certificate", file)
+			}
+		}
+	}
+
+	iss.resolver = newRecordResolver(iss.Resolvers, iss.logger.Named("dns"), iss.now)
+	iss.notices = newNoticeBoard(iss.now)
+	return nil
+}
+
+// Validate checks the configuration once it is provisioned.
+func (iss *Issuer) Validate() error {
+	if err := checkCAURL(iss.CA); err != nil {
+		return err
+	}
+	if iss.IssuerDomainName != "" {
+		if err := checkIssuerDomainName(iss.IssuerDomainName); err != nil {
+			return fmt.Errorf("issuer_domain_name: %v", err)
+		}
+	}
+	if eab := iss.ExternalAccount; eab != nil {
+		if eab.KeyID == "" || eab.MACKey == "" {
+			return errors.New("external_account needs both key_id and mac_key")
+		}
+		if _, err := base64.RawURLEncoding.DecodeString(eab.MACKey); err != nil {
+			return errors.New("external_account mac_key is not base64url without padding (value redacted)")
+		}
+	}
+	if iss.ACMETimeout < 0 {
+		return fmt.Errorf("acme_timeout must not be negative: %s", time.Duration(iss.ACMETimeout))
+	}
+	if iss.CertificateLifetime < 0 {
+		return fmt.Errorf("certificate_lifetime must not be negative: %s", time.Duration(iss.CertificateLifetime))
+	}
+	if !iss.persistUntil.IsZero() && iss.now().After(iss.persistUntil) {
+		return fmt.Errorf("persist_until %s has passed: CAs reject records past their persistUntil; publish records with a later persistUntil and update persist_until", iss.persistUntil.Format(time.RFC3339))
+	}
+	if iss.PreferredChains != nil && len(iss.PreferredChains.AnyCommonName) > 0 && len(iss.PreferredChains.RootCommonName) > 0 {
+		return errors.New("preferred_chains: set any_common_name or root_common_name, not both")
+	}
+	return nil
+}
+
+// parsePersistUntil accepts an RFC 3339 date or UNIX seconds.
+func parsePersistUntil(s string) (time.Time, error) {
+	if strings.Trim(s, "0123456789") == "" {
+		secs, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("persist_until %q: %v", s, err)
+		}
+		return time.Unix(secs, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("persist_until %q is neither an RFC 3339 date (2027-06-30T00:00:00Z) nor UNIX seconds", s)
+	}
+	return t.Truncate(time.Second).UTC(), nil
+}
+
+// checkCAURL refuses a directory that is not HTTPS, unless the host is
+// loopback or internal, where plain HTTP cannot be intercepted in transit.
+func checkCAURL(ca string) error {
+	u, err := url.Parse(ca)
+	if err != nil {
+		return fmt.Errorf("ca %q is not a URL: %v", ca, err)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !certmagic.SubjectIsInternal(u.Host) {
+			return fmt.Errorf("ca %q uses plain http on a public host; use https (plain http is allowed only for loopback and internal hosts)", ca)
+		}
+	default:
+		return fmt.Errorf("ca %q must be an https:// URL of an ACME directory", ca)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("ca %q has no host", ca)
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner = (*Issuer)(nil)
+	_ caddy.Validator   = (*Issuer)(nil)
+)

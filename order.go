@@ -1,0 +1,147 @@
+package persist
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// orderPlan is what an order needs from the records: one base domain per
+// record, and whether each must allow wildcards.
+type orderPlan struct {
+	names    []string
+	bases    []string
+	wildcard map[string]bool
+}
+
+// planOrder reads the names of a CSR. A wildcard *.example.com and
+// example.com share the record at _validation-persist.example.com, which
+// then needs policy=wildcard.
+func planOrder(csr *x509.CertificateRequest) (orderPlan, error) {
+	if len(csr.IPAddresses) > 0 {
+		return orderPlan{}, fmt.Errorf("the CSR holds IP addresses %v; dns-persist-01 validates domain names only", csr.IPAddresses)
+	}
+	return planNames(csr.DNSNames)
+}
+
+func planNames(names []string) (orderPlan, error) {
+	plan := orderPlan{names: names, wildcard: make(map[string]bool)}
+	if len(names) == 0 {
+		return plan, errors.New("no domain names to obtain a certificate for")
+	}
+	for _, name := range names {
+		base, wildcard, err := BaseDomain(name)
+		if err != nil {
+			return plan, err
+		}
+		if _, seen := plan.wildcard[base]; !seen {
+			plan.bases = append(plan.bases, base)
+		}
+		plan.wildcard[base] = plan.wildcard[base] || wildcard
+	}
+	slices.Sort(plan.bases)
+	return plan, nil
+}
+
+// orderState travels with one order through acmez to the solver, in the
+// context, since acmez gives the solver only the challenge.
+type orderState struct {
+	plan    orderPlan
+	account acme.Account
+	dir     caDirectory
+	started time.Time
+
+	mu sync.Mutex
+	// seen holds what the check before the order found, per base domain,
+	// so the solver need not ask DNS again.
+	seen map[string][]string
+}
+
+func (o *orderState) remember(base string, values []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seen == nil {
+		o.seen = make(map[string][]string)
+	}
+	o.seen[base] = values
+}
+
+func (o *orderState) recall(base string) ([]string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	values, ok := o.seen[base]
+	return values, ok
+}
+
+type orderKey struct{}
+
+func withOrder(ctx context.Context, o *orderState) context.Context {
+	return context.WithValue(ctx, orderKey{}, o)
+}
+
+func orderFrom(ctx context.Context) *orderState {
+	o, _ := ctx.Value(orderKey{}).(*orderState)
+	return o
+}
+
+// expectation builds what the record at base must say for this account,
+// given the issuer domain names the CA offers.
+func (iss *Issuer) expectation(base string, wildcard bool, offered []string, acct acme.Account, dir caDirectory) (Expectation, error) {
+	exp := Expectation{
+		Domain:       base,
+		Offered:      offered,
+		Preferred:    iss.IssuerDomainName,
+		Wildcard:     wildcard,
+		PersistUntil: iss.persistUntil,
+	}
+	if exp.Preferred != "" && !slices.Contains(offered, exp.Preferred) {
+		return exp, fmt.Errorf("issuer_domain_name %q is not offered by %s, which offers %v; set one of those or remove issuer_domain_name", exp.Preferred, iss.CA, offered)
+	}
+	uris, err := accountURIs(dir, acct, base)
+	if err != nil {
+		return exp, err
+	}
+	exp.AccountURIs = uris
+	return exp, nil
+}
+
+// accountURIs lists the accounturi values the CA accepts for acct at base,
+// the one to publish first. Draft -02 also accepts the hash made for every
+// domain.
+func accountURIs(dir caDirectory, acct acme.Account, base string) ([]string, error) {
+	if dir.Draft != Draft02 {
+		return []string{acct.Location}, nil
+	}
+	thumbprint, err := acct.Thumbprint()
+	if err != nil {
+		return nil, fmt.Errorf("computing the account key thumbprint: %v", err)
+	}
+	perDomain, err := HashedAccountURI(dir.HashPrefix, base, thumbprint, acct.Location)
+	if err != nil {
+		return nil, err
+	}
+	anyDomain, err := HashedAccountURI(dir.HashPrefix, AnyDomain, thumbprint, acct.Location)
+	if err != nil {
+		return nil, err
+	}
+	return []string{perDomain, anyDomain}, nil
+}
+
+// offeredBeforeOrder returns the issuer domain names known without an
+// order: the directory's, else the configured one. Nil means only the
+// challenge will tell.
+func (iss *Issuer) offeredBeforeOrder(dir caDirectory) []string {
+	if len(dir.IssuerNames) > 0 {
+		return dir.IssuerNames
+	}
+	if iss.IssuerDomainName != "" {
+		return []string{iss.IssuerDomainName}
+	}
+	return nil
+}

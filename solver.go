@@ -1,0 +1,63 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// persistSolver is the issuer's only acmez solver. Nothing is created in
+// DNS: Present confirms the operator's record authorizes the account,
+// against the issuer names this challenge offers, and fails without
+// letting acmez POST the challenge when it does not.
+type persistSolver struct {
+	iss *Issuer
+}
+
+// Present checks the record for the challenge's domain. acmez calls it for
+// every authorization of the order before it initiates any challenge.
+func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
+	order := orderFrom(ctx)
+	if order == nil {
+		return errors.New("dns-persist-01 challenge outside an order of this issuer")
+	}
+	if s.iss.checkDisabled() {
+		return nil
+	}
+	offered, err := offeredInChallenge(chal, order.dir)
+	if err != nil {
+		return err
+	}
+	base, _, err := BaseDomain(chal.Identifier.Value)
+	if err != nil {
+		return err
+	}
+	exp, err := s.iss.expectation(base, order.plan.wildcard[base], offered, order.account, order.dir)
+	if err != nil {
+		return err
+	}
+	if values, ok := order.recall(base); ok && Evaluate(exp, values, s.iss.now()).Status == StatusOK {
+		return nil
+	}
+	deadline := order.started.Add(time.Duration(s.iss.PropagationTimeout))
+	return s.iss.awaitRecords(ctx, []Expectation{exp}, deadline, order)
+}
+
+// CleanUp does nothing: the record belongs to the operator and stays.
+func (persistSolver) CleanUp(context.Context, acme.Challenge) error { return nil }
+
+// offeredInChallenge returns the issuer domain names a challenge accepts:
+// the directory's for draft -02, where every one is always accepted, else
+// the challenge's own list.
+func offeredInChallenge(chal acme.Challenge, dir caDirectory) ([]string, error) {
+	if dir.Draft == Draft02 {
+		return dir.IssuerNames, nil
+	}
+	if err := checkIssuerNames(chal.IssuerDomainNames); err != nil {
+		return nil, fmt.Errorf("dns-persist-01 challenge for %s from the CA is malformed: %v", chal.Identifier.Value, err)
+	}
+	return chal.IssuerDomainNames, nil
+}
