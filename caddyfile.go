@@ -30,8 +30,8 @@ import (
 //	    propagation_timeout <duration|-1>
 //	}
 //
-// Values may use placeholders such as {env.ACME_EMAIL}; account_key is
-// usually given as {env.NAME} or {file./path/to/key.pem}.
+// Values other than durations may use placeholders such as {env.ACME_EMAIL};
+// account_key is usually given as {env.NAME} or {file./path/to/key.pem}.
 func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume issuer name
 

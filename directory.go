@@ -25,7 +25,9 @@ type caDirectory struct {
 	IssuerNames []string
 	// HashPrefix is meta.accountHashPrefix (-02 only).
 	HashPrefix string
-	fetched    time.Time
+	// NewNonce is the URL to get a fresh anti-replay nonce from.
+	NewNonce string
+	fetched  time.Time
 }
 
 type rawDirectory struct {
@@ -69,7 +71,7 @@ func parseDirectory(url string, body []byte, now time.Time) (caDirectory, error)
 	if raw.NewAccount == "" || raw.NewNonce == "" || raw.NewOrder == "" {
 		return caDirectory{}, fmt.Errorf("%s is not an ACME directory: newAccount, newNonce or newOrder is missing", url)
 	}
-	dir := caDirectory{Draft: Draft01, fetched: now}
+	dir := caDirectory{Draft: Draft01, NewNonce: raw.NewNonce, fetched: now}
 	m := raw.Meta
 	if m.IssuerDomainNames != nil && m.AccountHashPrefix != nil {
 		if err := checkIssuerNames(m.IssuerDomainNames); err != nil {
