@@ -210,6 +210,14 @@ func (iss *Issuer) getAccount(ctx context.Context) (acme.Account, error) {
 	return acct, nil
 }
 
+// registeredAccount returns the URL of the account this issuer
+// registered, if it registered one.
+func (iss *Issuer) registeredAccount() string {
+	iss.st.acctMu.Lock()
+	defer iss.st.acctMu.Unlock()
+	return iss.st.registered
+}
+
 // forgetAccount drops the remembered account, e.g. after the CA says it is
 // gone.
 func (iss *Issuer) forgetAccount() {
@@ -288,6 +296,7 @@ func (iss *Issuer) registerAccount(ctx context.Context, storage certmagic.Storag
 	if err := saveAccount(ctx, storage, loc, acct); err != nil {
 		return acme.Account{}, fmt.Errorf("ACME account %s was registered but could not be stored: %w", acct.Location, err)
 	}
+	iss.st.registered = acct.Location
 	iss.logger.Info("registered a new ACME account; dns-persist-01 records must name it",
 		zap.String("account_url", acct.Location),
 		zap.String("ca", iss.CA),
@@ -386,4 +395,10 @@ func (iss *Issuer) lookUpAccount(ctx context.Context, key crypto.Signer) (acme.A
 	}
 	acct.PrivateKey = key
 	return acct, nil
+}
+
+// sameKey reports whether two private keys have the same public key.
+func sameKey(a, b crypto.Signer) bool {
+	pa, ok := a.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pa.Equal(b.Public())
 }

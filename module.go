@@ -137,6 +137,8 @@ type issuerState struct {
 
 	acctMu sync.Mutex
 	acct   *acme.Account
+	// registered is the URL of an account this issuer registered.
+	registered string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -241,6 +243,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 
 	iss.resolver = newRecordResolver(iss.Resolvers, iss.logger.Named("dns"), iss.now)
 	iss.notices = newNoticeBoard(iss.now)
+	iss.startMonitor(ctx)
 	return nil
 }
 

@@ -1,0 +1,89 @@
+package persist
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminAPI serves, read-only, the records the running config's persist
+// issuers need and their published state:
+//
+//	GET /persist/records[?domain=NAME...]
+//	GET /persist/check[?domain=NAME...]
+//
+// The domain parameter asks about names the config does not list, e.g. a
+// hosting control panel asking what a tenant must publish.
+type adminAPI struct{}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.persist",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Routes returns the routes of the persist admin API.
+func (a adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/persist/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed; this API is read-only", r.Method)}
+	}
+	var check bool
+	switch r.URL.Path {
+	case "/persist/", "/persist":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, err := fmt.Fprint(w, adminHelp)
+		return err
+	case "/persist/records":
+	case "/persist/check":
+		check = true
+	default:
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such resource: %s", r.URL.Path)}
+	}
+
+	// admin modules are provisioned before apps, so the issuers of the
+	// running config are only known now
+	sets, err := servedNames(caddy.ActiveContext(), nil, r.URL.Query()["domain"])
+	if errors.Is(err, errNoPersistIssuer) {
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
+	}
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	reports, err := inspectAll(r.Context(), sets, check)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
+	}
+	if reports == nil {
+		reports = []RecordReport{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(reports)
+}
+
+const adminHelp = `Persist admin API (read-only; GET only)
+
+GET /persist/records[?domain=NAME...]
+    The dns-persist-01 records the running config's persist issuers need,
+    as JSON. domain= (repeatable) adds names the config does not list,
+    such as a tenant's domain.
+GET /persist/check[?domain=NAME...]
+    The same, with the status of what is published: ok, missing,
+    mismatch, dns-error or expiring, and a reason.
+` + recordHelp
+
+// Interface guard
+var _ caddy.AdminRouter = (*adminAPI)(nil)

@@ -1,0 +1,174 @@
+package persist
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/certmagic"
+)
+
+// servedSet is one persist issuer of a config and the names it obtains
+// certificates for.
+type servedSet struct {
+	Issuer *Issuer
+	Names  []string
+}
+
+// servedNames finds, in a provisioned config, every name a persist issuer
+// obtains certificates for: the subjects of automation policies and the
+// hosts of HTTP routes, assigned to policies the way the TLS app assigns
+// them (first policy whose subjects match, a policy without subjects
+// matching all). Names covered by a managed wildcard are left out, since
+// Caddy serves them with the wildcard's certificate. The extra names are
+// added to the set of the policy that would serve them, or else to the
+// first persist issuer, for names the config does not list yet.
+func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, error) {
+	tlsApp, err := ctx.AppIfConfigured("tls")
+	if err != nil {
+		if errors.Is(err, caddy.ErrNotConfigured) {
+			return nil, errNoPersistIssuer
+		}
+		return nil, err
+	}
+	policies := tlsApp.(*caddytls.TLS).Automation
+	if policies == nil {
+		return nil, errNoPersistIssuer
+	}
+
+	candidates := slices.Clone(automate)
+	for _, ap := range policies.Policies {
+		candidates = append(candidates, ap.Subjects()...)
+	}
+	if httpApp, err := ctx.AppIfConfigured("http"); err == nil {
+		candidates = append(candidates, routeHosts(httpApp.(*caddyhttp.App))...)
+	}
+	candidates = normalizeNames(candidates)
+
+	var sets []servedSet
+	index := make(map[*Issuer]int)
+	add := func(iss *Issuer, name string) {
+		i, ok := index[iss]
+		if !ok {
+			i = len(sets)
+			index[iss] = i
+			sets = append(sets, servedSet{Issuer: iss})
+		}
+		if !slices.Contains(sets[i].Names, name) {
+			sets[i].Names = append(sets[i].Names, name)
+		}
+	}
+	for _, ap := range policies.Policies {
+		if iss := persistIssuerOf(ap); iss != nil {
+			index[iss] = len(sets)
+			sets = append(sets, servedSet{Issuer: iss})
+		}
+	}
+	if len(sets) == 0 {
+		return nil, errNoPersistIssuer
+	}
+
+	for _, name := range candidates {
+		if coveredByWildcard(name, candidates) {
+			continue
+		}
+		if iss := persistIssuerOf(policyFor(policies.Policies, name)); iss != nil && certmagic.SubjectQualifiesForCert(name) && !certmagic.SubjectIsIP(name) {
+			add(iss, name)
+		}
+	}
+	for _, name := range normalizeNames(extra) {
+		iss := persistIssuerOf(policyFor(policies.Policies, name))
+		if iss == nil {
+			iss = sets[0].Issuer
+		}
+		add(iss, name)
+	}
+	return sets, nil
+}
+
+var errNoPersistIssuer = errors.New("no persist issuer in this config: add `issuer persist` to a site's tls block, or `cert_issuer persist` to the global options")
+
+// policyFor is the TLS app's choice of automation policy for name.
+func policyFor(policies []*caddytls.AutomationPolicy, name string) *caddytls.AutomationPolicy {
+	for _, ap := range policies {
+		subjects := ap.Subjects()
+		if len(subjects) == 0 {
+			return ap
+		}
+		for _, s := range subjects {
+			if certmagic.MatchWildcard(name, s) {
+				return ap
+			}
+		}
+	}
+	return nil
+}
+
+// persistIssuerOf returns the first persist issuer of a policy, if any.
+func persistIssuerOf(ap *caddytls.AutomationPolicy) *Issuer {
+	if ap == nil {
+		return nil
+	}
+	for _, iss := range ap.Issuers {
+		if p, ok := iss.(*Issuer); ok {
+			return p
+		}
+	}
+	return nil
+}
+
+// routeHosts lists the host matchers of the HTTP servers that have
+// automatic HTTPS certificates on, as automatic HTTPS collects them.
+func routeHosts(app *caddyhttp.App) []string {
+	var hosts []string
+	for _, srv := range app.Servers {
+		auto := srv.AutoHTTPS
+		if auto != nil && (auto.Disabled || auto.DisableCerts) {
+			continue
+		}
+		for _, route := range srv.Routes {
+			for _, set := range route.MatcherSets {
+				for _, m := range set {
+					hm, ok := m.(*caddyhttp.MatchHost)
+					if !ok {
+						continue
+					}
+					for _, h := range *hm {
+						if auto != nil && (slices.Contains(auto.Skip, h) || slices.Contains(auto.SkipCerts, h)) {
+							continue
+						}
+						hosts = append(hosts, h)
+					}
+				}
+			}
+		}
+	}
+	return hosts
+}
+
+// coveredByWildcard reports whether a wildcard that covers name is among
+// names; Caddy then serves name with the wildcard's certificate.
+func coveredByWildcard(name string, names []string) bool {
+	if strings.HasPrefix(name, "*.") {
+		return false
+	}
+	_, parent, ok := strings.Cut(name, ".")
+	return ok && slices.Contains(names, "*."+parent)
+}
+
+// normalizeNames lowercases, trims and deduplicates names, dropping ones
+// with placeholders, which only a request can fill in.
+func normalizeNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
+		if n == "" || strings.Contains(n, "{") || slices.Contains(out, n) {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}

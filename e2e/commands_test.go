@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+type recordJSON struct {
+	Domain           string   `json:"domain"`
+	Names            []string `json:"names"`
+	RecordName       string   `json:"record_name"`
+	Value            string   `json:"value"`
+	ZoneLine         string   `json:"zone_line"`
+	IssuerDomainName string   `json:"issuer_domain_name"`
+	AccountURL       string   `json:"account_url"`
+	CADirectory      string   `json:"ca_directory"`
+	Draft            string   `json:"draft"`
+	Wildcard         bool     `json:"wildcard"`
+	PersistUntil     string   `json:"persist_until"`
+	Status           string   `json:"status"`
+	Reason           string   `json:"reason"`
+}
+
+func decodeRecords(t *testing.T, out string) []recordJSON {
+	t.Helper()
+	var recs []recordJSON
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatalf("output is not a JSON array of records: %v\n%s", err, out)
+	}
+	return recs
+}
+
+func TestRecordsRegistersOnceAndPrintsWhatTheCAAccepts(t *testing.T) {
+	e := newEnv(t, acmetest.Options{})
+	cfg := e.write("Caddyfile", e.globals("")+`
+*.records.test, records.test {
+	tls {
+		`+e.issuerBlock("")+`
+	}
+	respond "hello from {host}"
+}
+`)
+	first := e.caddy("persist", "records", "--config", cfg)
+	if first.code != 0 {
+		t.Fatalf("records failed (%d):\n%s", first.code, first.stderr)
+	}
+	if !strings.Contains(first.stderr, "Registered a new ACME account") {
+		t.Errorf("the first run did not say it registered:\n%s", first.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(first.stdout), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], `_validation-persist.records.test. IN TXT "pebble.letsencrypt.org; accounturi=https://`) || !strings.HasSuffix(lines[0], `; policy=wildcard"`) {
+		t.Fatalf("records printed:\n%s", first.stdout)
+	}
+
+	second := e.caddy("persist", "records", "--config", cfg, "--format", "json")
+	if second.code != 0 || strings.Contains(second.stderr, "Registered a new ACME account") {
+		t.Fatalf("second run (%d) registered again or failed:\n%s", second.code, second.stderr)
+	}
+	recs := decodeRecords(t, second.stdout)
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	r := recs[0]
+	if r.Domain != "records.test" || r.RecordName != "_validation-persist.records.test" || !r.Wildcard ||
+		r.IssuerDomainName != acmetest.DefaultIssuerName || r.CADirectory != e.ca.URL || r.Draft != "draft-01" ||
+		!strings.Contains(r.Value, "accounturi="+r.AccountURL) || r.ZoneLine != lines[0] ||
+		strings.Join(r.Names, ",") != "*.records.test,records.test" {
+		t.Errorf("record = %+v", r)
+	}
+	if n := e.ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("registrations at the CA = %d, want 1", n)
+	}
+	if n := e.ca.Counts.Get(acmetest.KindNewOrder); n != 0 {
+		t.Errorf("records placed %d orders", n)
+	}
+
+	// publish exactly what was printed; the issuer then gets the certificate
+	if err := acmetest.SetTXT(r.RecordName, r.Value); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { acmetest.SetTXT(r.RecordName) })
+	e.start("--config", cfg)
+	leaf, body := e.handshake(t, "anything.records.test", time.Minute)
+	if !slices.Contains(leaf.DNSNames, "*.records.test") {
+		t.Errorf("certificate names %v, want the wildcard", leaf.DNSNames)
+	}
+	if body != "hello from anything.records.test" {
+		t.Errorf("body = %q", body)
+	}
+}
+
+func TestCheckReportsEachStatusAndGatesOnIt(t *testing.T) {
+	e := newEnv(t, acmetest.Options{})
+	sites := []string{"ok.check.test", "missing.check.test", "mismatch.check.test", "servfail.check.test", "expiring.check.test"}
+	cfg := e.write("Caddyfile", e.globals("")+strings.Join(sites, ", ")+` {
+	tls {
+		`+e.issuerBlock("")+`
+	}
+	respond "hi"
+}
+`)
+	recs := decodeRecords(t, e.caddy("persist", "records", "--config", cfg, "--format", "json").stdout)
+	if len(recs) != len(sites) {
+		t.Fatalf("%d records for %d sites", len(recs), len(sites))
+	}
+	acct := recs[0].AccountURL
+	ours := "pebble.letsencrypt.org; accounturi=" + acct
+	soon := time.Now().Add(10 * 24 * time.Hour).Unix()
+	publish := map[string]string{
+		"ok.check.test":       ours,
+		"mismatch.check.test": "pebble.letsencrypt.org; accounturi=https://other.example/acct/9",
+		"expiring.check.test": fmt.Sprintf("%s; persistUntil=%d", ours, soon),
+	}
+	for name, value := range publish {
+		name := "_validation-persist." + name
+		if err := acmetest.SetTXT(name, value); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { acmetest.SetTXT(name) })
+	}
+	dns, _, _ := acmetest.DNS()
+	dns.AddDNSServFailRecord("_validation-persist.servfail.check.test")
+	t.Cleanup(func() { dns.DeleteDNSServFailRecord("_validation-persist.servfail.check.test") })
+
+	res := e.caddy("persist", "check", "--config", cfg)
+	if res.code != 1 {
+		t.Errorf("exit status %d, want 1 when a record is not ok", res.code)
+	}
+	want := map[string]string{
+		"ok.check.test":       "_validation-persist.ok.check.test: ok",
+		"missing.check.test":  "_validation-persist.missing.check.test: missing: no TXT record at the name; publish: _validation-persist.missing.check.test. IN TXT",
+		"mismatch.check.test": "_validation-persist.mismatch.check.test: mismatch: accounturi is \"https://other.example/acct/9\"",
+		"servfail.check.test": "_validation-persist.servfail.check.test: dns-error: ",
+		"expiring.check.test": "_validation-persist.expiring.check.test: expiring: persistUntil in 9 days",
+	}
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("check printed %d lines:\n%s", len(lines), res.stdout)
+	}
+	for site, prefix := range want {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no line for %s starting %q in:\n%s", site, prefix, res.stdout)
+		}
+	}
+	if !strings.Contains(res.stdout, "SERVFAIL") {
+		t.Errorf("the dns-error line does not say why:\n%s", res.stdout)
+	}
+
+	// json carries the same statuses
+	statuses := map[string]string{}
+	for _, r := range decodeRecords(t, e.caddy("persist", "check", "--config", cfg, "--format", "json").stdout) {
+		statuses[r.Domain] = r.Status
+	}
+	wantStatus := map[string]string{"ok.check.test": "ok", "missing.check.test": "missing", "mismatch.check.test": "mismatch", "servfail.check.test": "dns-error", "expiring.check.test": "expiring"}
+	for d, s := range wantStatus {
+		if statuses[d] != s {
+			t.Errorf("json status of %s = %q, want %q", d, statuses[d], s)
+		}
+	}
+
+	// a config whose only record is fine passes the gate
+	okOnly := e.write("Caddyfile.ok", e.globals("")+`ok.check.test {
+	tls {
+		`+e.issuerBlock("")+`
+	}
+}
+`)
+	if res := e.caddy("persist", "check", "--config", okOnly, "--adapter", "caddyfile"); res.code != 0 || strings.TrimSpace(res.stdout) != "_validation-persist.ok.check.test: ok" {
+		t.Errorf("check of a good record: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	// --domain asks about names outside the config
+	res = e.caddy("persist", "check", "--config", okOnly, "--adapter", "caddyfile", "--domain", "tenant.check.test")
+	if res.code != 1 || !strings.Contains(res.stdout, "_validation-persist.tenant.check.test: missing") {
+		t.Errorf("check --domain: exit %d\n%s", res.code, res.stdout)
+	}
+	if n := e.ca.Counts.Get(acmetest.KindNewOrder); n != 0 {
+		t.Errorf("check placed %d orders", n)
+	}
+}
+
+func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
+	e := newEnv(t, acmetest.Options{})
+	cfg := e.write("Caddyfile", e.globals("")+`admin-site.test {
+	tls {
+		`+e.issuerBlock("")+`
+	}
+	respond "hi"
+}
+`)
+	srv := e.start("--config", cfg)
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get("http://" + e.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+
+	code, body := get("/persist/records")
+	if code != 200 {
+		t.Fatalf("GET /persist/records: %d %s", code, body)
+	}
+	recs := decodeRecords(t, string(body))
+	if len(recs) != 1 || recs[0].Domain != "admin-site.test" || recs[0].Wildcard {
+		t.Errorf("records = %+v", recs)
+	}
+
+	code, body = get("/persist/records?domain=customer.example&domain=*.customer.example")
+	recs = decodeRecords(t, string(body))
+	if code != 200 || len(recs) != 2 {
+		t.Fatalf("records with domains: %d %s", code, body)
+	}
+	var tenant recordJSON
+	for _, r := range recs {
+		if r.Domain == "customer.example" {
+			tenant = r
+		}
+	}
+	if !tenant.Wildcard || tenant.RecordName != "_validation-persist.customer.example" || tenant.AccountURL != recs[0].AccountURL {
+		t.Errorf("tenant record = %+v", tenant)
+	}
+
+	code, body = get("/persist/check?domain=customer.example")
+	recs = decodeRecords(t, string(body))
+	statuses := map[string]string{}
+	for _, r := range recs {
+		statuses[r.Domain] = r.Status
+	}
+	if code != 200 || statuses["customer.example"] != "missing" || statuses["admin-site.test"] != "missing" {
+		t.Errorf("check: %d %s", code, body)
+	}
+
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		req, _ := http.NewRequest(method, "http://"+e.admin+"/persist/records", strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s /persist/records = %d, want 405", method, resp.StatusCode)
+		}
+	}
+	if code, body := get("/persist/"); code != 200 || !strings.Contains(string(body), "policy=wildcard") || !strings.Contains(string(body), "persistUntil") {
+		t.Errorf("GET /persist/ help: %d %s", code, body)
+	}
+	_ = srv
+}

@@ -1,0 +1,316 @@
+// Package e2e runs the real Caddy binary, built from cmd/caddy, against
+// Pebble and challtestsrv hosted in the test process.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+var (
+	caddyBin    string
+	testDNSAddr string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if !shortMode() {
+		dir, err := os.MkdirTemp("", "persist-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		caddyBin = filepath.Join(dir, "caddy")
+		build := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building cmd/caddy:", err)
+			return 1
+		}
+		_, addr, err := acmetest.DNS()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "starting the test DNS server:", err)
+			return 1
+		}
+		testDNSAddr = addr
+	}
+	return m.Run()
+}
+
+// shortMode reports -short before flag parsing has happened in TestMain.
+func shortMode() bool {
+	for _, arg := range os.Args[1:] {
+		if arg == "-test.short" || arg == "-test.short=true" {
+			return true
+		}
+	}
+	return false
+}
+
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: runs the Caddy binary; skipped with -short")
+	}
+}
+
+// env is one test's world: a CA, a folder for config and storage, and
+// free ports for Caddy.
+type env struct {
+	t       *testing.T
+	ca      *acmetest.CA
+	dir     string
+	storage string
+	admin   string
+	http    int
+	https   int
+}
+
+func newEnv(t *testing.T, opts acmetest.Options) *env {
+	t.Helper()
+	skipShort(t)
+	ca, err := acmetest.StartCA(opts, testDNSAddr, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ca.Close)
+	dir := t.TempDir()
+	return &env{
+		t:       t,
+		ca:      ca,
+		dir:     dir,
+		storage: filepath.Join(dir, "storage"),
+		admin:   "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		http:    freePort(t),
+		https:   freePort(t),
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// globals is the global options block every test Caddyfile starts with.
+func (e *env) globals(extra string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	http_port %d
+	https_port %d
+	storage file_system %s
+	skip_install_trust
+	%s
+}
+`, e.admin, e.http, e.https, e.storage, extra)
+}
+
+// issuerBlock is a persist issuer block pointing at the test CA and DNS.
+func (e *env) issuerBlock(extra string) string {
+	return fmt.Sprintf(`issuer persist %s {
+		email ops@example.test
+		trusted_roots %s
+		resolvers %s
+		propagation_timeout 20s
+		%s
+	}`, e.ca.URL, e.ca.TLSRootsFile, testDNSAddr, extra)
+}
+
+func (e *env) write(name, content string) string {
+	e.t.Helper()
+	path := filepath.Join(e.dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// result is a finished command.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// caddy runs the binary to completion.
+func (e *env) caddy(args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, caddyBin, args...)
+	cmd.Dir = e.dir
+	cmd.Env = e.environ()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("running caddy %v: %v", args, err)
+	}
+	return result{stdout: out.String(), stderr: errOut.String(), code: code}
+}
+
+func (e *env) environ() []string {
+	return append(os.Environ(),
+		"HOME="+e.dir,
+		"XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"),
+		"XDG_DATA_HOME="+filepath.Join(e.dir, "data"),
+	)
+}
+
+// server is a running `caddy run`.
+type server struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+// start runs `caddy run` with args and waits for its admin endpoint.
+func (e *env) start(args ...string) *server {
+	e.t.Helper()
+	cmd := exec.Command(caddyBin, append([]string{"run"}, args...)...)
+	cmd.Dir = e.dir
+	cmd.Env = e.environ()
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	s := &server{cmd: cmd, logs: logs, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.done) }()
+	e.t.Cleanup(func() {
+		s.stop()
+		if e.t.Failed() {
+			e.t.Logf("caddy log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + e.admin + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			return s
+		}
+		select {
+		case <-s.done:
+			e.t.Fatalf("caddy exited early:\n%s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("caddy's admin endpoint did not come up:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// waitLog waits until the server's log contains substr.
+func (s *server) waitLog(t *testing.T, substr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(s.logs.String(), substr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not log %q within %s", substr, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// handshake connects to the HTTPS port with SNI, verifies the chain
+// against the CA's root, and returns the leaf and the response body.
+func (e *env) handshake(t *testing.T, sni string, timeout time.Duration) (*x509.Certificate, string) {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(e.ca.Root())
+	var lastErr error
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		var leaf *x509.Certificate
+		client := &http.Client{
+			Timeout: 10 * time.Second,
+			Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{
+					ServerName: sni,
+					RootCAs:    roots,
+					VerifyConnection: func(cs tls.ConnectionState) error {
+						leaf = cs.PeerCertificates[0]
+						return nil
+					},
+				},
+				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(e.https))
+				},
+			},
+		}
+		resp, err := client.Get("https://" + sni + "/")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return leaf, string(body)
+		}
+		lastErr = err
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("no verified TLS handshake with SNI %s within %s: %v", sni, timeout, lastErr)
+	return nil, ""
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,100 @@
+package persist
+
+import (
+	"context"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+)
+
+// Records are checked at issuance and renewal, and also once a day, so
+// that a record removed or nearing its persistUntil is noticed before a
+// renewal fails.
+const (
+	monitorFirstDelay = time.Minute
+	monitorInterval   = 24 * time.Hour
+)
+
+// startMonitor checks the records of the names this issuer serves once a
+// day, until the config is unloaded.
+func (iss *Issuer) startMonitor(ctx caddy.Context) {
+	go func() {
+		timer := time.NewTimer(monitorFirstDelay)
+		defer timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+				iss.checkServedRecords(ctx, caddy.ActiveContext())
+				timer.Reset(monitorInterval)
+			}
+		}
+	}()
+}
+
+// checkServedRecords looks up the record of every name this issuer serves
+// in the running config; checkRecord logs what needs attention. It never
+// registers an account: without one there is no record to check yet.
+func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context) {
+	sets, err := servedNames(running, nil, nil)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, set := range sets {
+		if set.Issuer == iss {
+			names = set.Names
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	acct, ok := iss.existingAccount(ctx)
+	if !ok {
+		return
+	}
+	_, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		iss.logger.Warn("daily record check skipped: the CA's directory is unavailable", zap.Error(err))
+		return
+	}
+	offered := iss.offeredBeforeOrder(dir)
+	plan, err := planNames(names)
+	if offered == nil || err != nil {
+		return
+	}
+	for _, base := range plan.bases {
+		exp, err := iss.expectation(base, plan.wildcard[base], offered, acct, dir)
+		if err != nil {
+			iss.logger.Warn("daily record check skipped", zap.String("domain", base), zap.Error(err))
+			continue
+		}
+		_, _ = iss.checkRecord(ctx, exp)
+	}
+}
+
+// existingAccount returns the account if it is loaded or in storage,
+// without registering one.
+func (iss *Issuer) existingAccount(ctx context.Context) (acme.Account, bool) {
+	iss.st.acctMu.Lock()
+	defer iss.st.acctMu.Unlock()
+	if iss.st.acct != nil {
+		return *iss.st.acct, true
+	}
+	storage := iss.getStorage()
+	if storage == nil {
+		return acme.Account{}, false
+	}
+	acct, err := loadStoredAccount(ctx, storage, locateAccount(iss.CA, iss.Email))
+	if err != nil || acct.Status != acme.StatusValid {
+		return acme.Account{}, false
+	}
+	if iss.accountKey != nil && !sameKey(acct.PrivateKey, iss.accountKey) {
+		return acme.Account{}, false
+	}
+	iss.st.acct = &acct
+	return acct, true
+}

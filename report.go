@@ -1,0 +1,172 @@
+package persist
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// RecordReport is one record to publish and, after a check, what is
+// published. The `caddy persist` commands and the admin API print it.
+type RecordReport struct {
+	// Domain is the base domain the record authorizes.
+	Domain string `json:"domain"`
+	// Names are the configured or requested names this record serves.
+	Names []string `json:"names"`
+	// RecordName is where the record goes, without a trailing dot.
+	RecordName string `json:"record_name"`
+	// Value is the TXT value to publish.
+	Value string `json:"value"`
+	// ZoneLine is the same record as a zone file line, with strings over
+	// 255 octets split.
+	ZoneLine         string `json:"zone_line"`
+	IssuerDomainName string `json:"issuer_domain_name"`
+	AccountURL       string `json:"account_url"`
+	CADirectory      string `json:"ca_directory"`
+	Draft            string `json:"draft"`
+	// Wildcard is set when a name is *.<domain>: the record then carries
+	// policy=wildcard.
+	Wildcard bool `json:"wildcard"`
+	// PersistUntil is the configured persist_until (RFC 3339), if any.
+	PersistUntil string `json:"persist_until,omitempty"`
+
+	// Status, Reason and Published are filled in by a check.
+	Status    string   `json:"status,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	Published []string `json:"published,omitempty"`
+}
+
+// StatusExpiring is a check's status for a passing record whose
+// persistUntil is less than 30 days away.
+const StatusExpiring Status = "expiring"
+
+// inspect builds a report for each record the names need. Issuer names come
+// from the directory (or issuer_domain_name), never from an order, so
+// nothing is spent at the CA. The account is loaded, or registered if there
+// is none. With check, the reports also carry the status of what is
+// published; without it, DNS is still read to keep the issuer name a
+// published record already uses.
+func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
+	plan, err := planNames(names)
+	if err != nil {
+		return nil, err
+	}
+	client, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	offered := iss.offeredBeforeOrder(dir)
+	if offered == nil {
+		return nil, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
+	}
+	acct, err := iss.getAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if dir.Draft == Draft02 {
+		if err := iss.confirmAccountValid(ctx, client.HTTPClient, dir, acct); err != nil {
+			return nil, err
+		}
+	}
+
+	reports := make([]RecordReport, 0, len(plan.bases))
+	for _, base := range plan.bases {
+		exp, err := iss.expectation(base, plan.wildcard[base], offered, acct, dir)
+		if err != nil {
+			return nil, err
+		}
+		ans, lookupErr := iss.resolver.LookupTXT(ctx, RecordName(base))
+		v := Verdict{Issuer: chooseIssuer(exp, nil)}
+		if lookupErr == nil {
+			v = Evaluate(exp, ans.Values, iss.now())
+		}
+		value, err := exp.Want(v).Value()
+		if err != nil {
+			return nil, fmt.Errorf("building the record for %s: %v", base, err)
+		}
+		r := RecordReport{
+			Domain:           base,
+			Names:            namesUnder(plan, base),
+			RecordName:       RecordName(base),
+			Value:            value,
+			ZoneLine:         ZoneLine(base, value),
+			IssuerDomainName: v.Issuer,
+			AccountURL:       acct.Location,
+			CADirectory:      iss.CA,
+			Draft:            dir.Draft.String(),
+			Wildcard:         exp.Wildcard,
+		}
+		if !iss.persistUntil.IsZero() {
+			r.PersistUntil = iss.persistUntil.Format(time.RFC3339)
+		}
+		if check {
+			r.Published = ans.Values
+			r.Status, r.Reason = checkStatus(v, lookupErr, iss.now())
+			if v.Status == StatusOK {
+				iss.noticeExpiry(base, *v.Matched)
+			}
+		}
+		reports = append(reports, r)
+	}
+	return reports, nil
+}
+
+// checkStatus turns a verdict into a report's status and reason.
+func checkStatus(v Verdict, lookupErr error, now time.Time) (string, string) {
+	if lookupErr != nil {
+		return string(StatusDNSError), lookupErr.Error()
+	}
+	if v.Status == StatusOK {
+		if until := v.Matched.PersistUntil; !until.IsZero() && until.Sub(now) < expiryWarning {
+			return string(StatusExpiring), fmt.Sprintf("persistUntil in %d days (%s)", int(until.Sub(now).Hours()/24), until.Format(time.RFC3339))
+		}
+		return string(StatusOK), ""
+	}
+	return string(v.Status), v.Reason()
+}
+
+func namesUnder(plan orderPlan, base string) []string {
+	var out []string
+	for _, n := range plan.names {
+		if b, _, err := BaseDomain(n); err == nil && b == base {
+			out = append(out, strings.ToLower(n))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// identity is what makes two issuers use the same account and write the
+// same records; issuers sharing it are reported together, so the apex and
+// the wildcard of a domain get one record.
+func (iss *Issuer) identity() string {
+	return strings.Join([]string{iss.CA, strings.ToLower(iss.Email), iss.AccountKey, iss.IssuerDomainName, iss.PersistUntil}, "\x00")
+}
+
+// inspectAll reports on every served set, merging sets of issuers that
+// share an identity.
+func inspectAll(ctx context.Context, sets []servedSet, check bool) ([]RecordReport, error) {
+	var merged []servedSet
+	for _, set := range sets {
+		i := slices.IndexFunc(merged, func(m servedSet) bool { return m.Issuer.identity() == set.Issuer.identity() })
+		if i < 0 {
+			merged = append(merged, servedSet{Issuer: set.Issuer, Names: slices.Clone(set.Names)})
+			continue
+		}
+		merged[i].Names = append(merged[i].Names, set.Names...)
+	}
+	var all []RecordReport
+	for _, set := range merged {
+		if len(set.Names) == 0 {
+			continue
+		}
+		reports, err := set.Issuer.inspect(ctx, set.Names, check)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, reports...)
+	}
+	return all, nil
+}
