@@ -62,7 +62,7 @@ func (iss *Issuer) confirmAccountValid(ctx context.Context, client *http.Client,
 		if problem.Type == acme.ProblemTypeBadNonce && nonce != "" {
 			continue
 		}
-		return fmt.Errorf("the CA refused to show account %s: HTTP %d: %s %s", acct.Location, resp.StatusCode, problem.Type, problem.Detail)
+		return fmt.Errorf("the CA refused to show ACME account %s (HTTP %d: %s %s); records naming it will not work until the account is usable", acct.Location, resp.StatusCode, problem.Type, problem.Detail)
 	}
 	return fmt.Errorf("the CA kept rejecting nonces while asking about account %s", acct.Location)
 }

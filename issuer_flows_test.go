@@ -220,31 +220,39 @@ func TestInstancesSharingStorageRegisterOneAccount(t *testing.T) {
 	}
 }
 
+// rewriteDirectory returns a wrapper that edits the directory's meta.
+func rewriteDirectory(edit func(meta map[string]any)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/dir" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := &bufferedResponse{header: http.Header{}}
+			next.ServeHTTP(rec, r)
+			var dir map[string]any
+			if err := json.Unmarshal(rec.body.Bytes(), &dir); err == nil {
+				meta, _ := dir["meta"].(map[string]any)
+				if meta == nil {
+					meta = map[string]any{}
+				}
+				edit(meta)
+				dir["meta"] = meta
+			}
+			body, _ := json.Marshal(dir)
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			w.WriteHeader(rec.status)
+			w.Write(body)
+		})
+	}
+}
+
 // stripIssuerNames removes caaIdentities from the directory, so issuer
 // names are known only from challenges and the solver must check.
-func stripIssuerNames(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/dir" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		rec := &bufferedResponse{header: http.Header{}}
-		next.ServeHTTP(rec, r)
-		var dir map[string]any
-		if err := json.Unmarshal(rec.body.Bytes(), &dir); err == nil {
-			if meta, ok := dir["meta"].(map[string]any); ok {
-				delete(meta, "caaIdentities")
-			}
-		}
-		body, _ := json.Marshal(dir)
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
-		w.Header().Del("Content-Length")
-		w.WriteHeader(rec.status)
-		w.Write(body)
-	})
-}
+var stripIssuerNames = rewriteDirectory(func(meta map[string]any) { delete(meta, "caaIdentities") })
 
 type bufferedResponse struct {
 	header http.Header

@@ -131,13 +131,16 @@ func (e *env) globals(extra string) string {
 `, e.admin, e.http, e.https, e.storage, extra)
 }
 
-// issuerBlock is a persist issuer block pointing at the test CA and DNS.
+// issuerBlock is a persist issuer block pointing at the test CA and DNS,
+// with the extra subdirectives added.
 func (e *env) issuerBlock(extra string) string {
+	if !strings.Contains(extra, "propagation_timeout") {
+		extra += "\n\t\tpropagation_timeout 20s"
+	}
 	return fmt.Sprintf(`issuer persist %s {
 		email ops@example.test
 		trusted_roots %s
 		resolvers %s
-		propagation_timeout 20s
 		%s
 	}`, e.ca.URL, e.ca.TLSRootsFile, testDNSAddr, extra)
 }
