@@ -57,6 +57,11 @@ type recordResolver struct {
 	logger    *zap.Logger
 	now       func() time.Time
 
+	// recursive finds zones and nameservers (default: the system's
+	// resolvers), and nsPort is where nameservers listen; tests change both.
+	recursive []string
+	nsPort    string
+
 	mu      sync.Mutex
 	nsCache map[string]nsCacheEntry
 }
@@ -67,7 +72,7 @@ type nsCacheEntry struct {
 }
 
 func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.Time) *recordResolver {
-	r := &recordResolver{logger: logger, now: now, nsCache: make(map[string]nsCacheEntry)}
+	r := &recordResolver{logger: logger, now: now, nsPort: "53", nsCache: make(map[string]nsCacheEntry)}
 	if len(resolvers) > 0 {
 		r.resolvers = certmagic.RecursiveNameservers(resolvers)
 	}
@@ -150,7 +155,10 @@ func (r *recordResolver) serversFor(ctx context.Context, name string) ([]string,
 	if len(r.resolvers) > 0 {
 		return r.resolvers, true, nil
 	}
-	recursive := certmagic.RecursiveNameservers(nil)
+	recursive := r.recursive
+	if recursive == nil {
+		recursive = certmagic.RecursiveNameservers(nil)
+	}
 	zone, err := certmagic.FindZoneByFQDN(ctx, r.logger, name, recursive)
 	if err != nil {
 		return nil, false, fmt.Errorf("finding the zone of %s: %v", name, err)
@@ -163,7 +171,7 @@ func (r *recordResolver) serversFor(ctx context.Context, name string) ([]string,
 		return entry.servers, false, nil
 	}
 
-	servers, err := authoritativeServers(ctx, zone, recursive)
+	servers, err := authoritativeServers(ctx, zone, recursive, r.nsPort)
 	if err != nil {
 		return nil, false, err
 	}
@@ -173,7 +181,7 @@ func (r *recordResolver) serversFor(ctx context.Context, name string) ([]string,
 	return servers, false, nil
 }
 
-func authoritativeServers(ctx context.Context, zone string, recursive []string) ([]string, error) {
+func authoritativeServers(ctx context.Context, zone string, recursive []string, port string) ([]string, error) {
 	msg, _, err := exchangeFirst(ctx, zone, dns.TypeNS, recursive, true)
 	if err != nil {
 		return nil, fmt.Errorf("finding the nameservers of %s: %v", zone, err)
@@ -184,18 +192,50 @@ func authoritativeServers(ctx context.Context, zone string, recursive []string) 
 		if !ok {
 			continue
 		}
-		addrs, err := net.DefaultResolver.LookupHost(ctx, strings.TrimSuffix(ns.Ns, "."))
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			servers = append(servers, net.JoinHostPort(a, "53"))
+		for _, ip := range nameserverAddrs(ctx, ns.Ns, msg.Extra, recursive) {
+			servers = append(servers, net.JoinHostPort(ip, port))
 		}
 	}
 	if len(servers) == 0 {
 		return nil, fmt.Errorf("no reachable nameservers for %s", zone)
 	}
 	return servers, nil
+}
+
+// nameserverAddrs returns the addresses of a nameserver: its glue records
+// if the NS answer carried them, else what the recursive servers say.
+func nameserverAddrs(ctx context.Context, host string, glue []dns.RR, recursive []string) []string {
+	var addrs []string
+	for _, rr := range glue {
+		switch a := rr.(type) {
+		case *dns.A:
+			if strings.EqualFold(a.Hdr.Name, host) {
+				addrs = append(addrs, a.A.String())
+			}
+		case *dns.AAAA:
+			if strings.EqualFold(a.Hdr.Name, host) {
+				addrs = append(addrs, a.AAAA.String())
+			}
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs
+	}
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		msg, _, err := exchangeFirst(ctx, host, qtype, recursive, true)
+		if err != nil {
+			continue
+		}
+		for _, rr := range msg.Answer {
+			switch a := rr.(type) {
+			case *dns.A:
+				addrs = append(addrs, a.A.String())
+			case *dns.AAAA:
+				addrs = append(addrs, a.AAAA.String())
+			}
+		}
+	}
+	return addrs
 }
 
 // exchangeFirst asks each server in turn and returns the first answer that

@@ -1,0 +1,151 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/fakedns"
+)
+
+// authoritativeResolver returns a resolver that discovers zones and
+// nameservers through srv, as it does through the system's resolvers.
+func authoritativeResolver(t testing.TB, srv *fakedns.Server) *recordResolver {
+	t.Helper()
+	r := newRecordResolver(nil, zap.NewNop(), time.Now)
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	r.recursive = []string{srv.Addr}
+	r.nsPort = port
+	return r
+}
+
+func startFakeDNS(t testing.TB) *fakedns.Server {
+	t.Helper()
+	srv, err := fakedns.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestLookupAsksTheAuthoritativeServersOncePerCheckWhenWarm(t *testing.T) {
+	srv := startFakeDNS(t)
+	srv.AddZone("auth.test")
+	srv.SetTXT("_validation-persist.www.auth.test", "ca.example; accounturi=https://ca/1")
+	r := authoritativeResolver(t, srv)
+
+	ans, err := r.LookupTXT(context.Background(), "_validation-persist.www.auth.test")
+	if err != nil || len(ans.Values) != 1 {
+		t.Fatalf("lookup = %+v, %v", ans, err)
+	}
+	// found through the zone's SOA, its NS record and the NS glue
+	if srv.QueriesFor("_validation-persist.www.auth.test", dns.TypeSOA) != 1 || srv.QueriesFor("ns1.auth.test", dns.TypeA) != 0 {
+		t.Errorf("discovery did not go through SOA and NS glue")
+	}
+	if srv.QueriesFor("auth.test", dns.TypeNS) != 1 {
+		t.Errorf("NS queries = %d, want 1", srv.QueriesFor("auth.test", dns.TypeNS))
+	}
+	srv.ResetCounts()
+	for range 3 {
+		if _, err := r.LookupTXT(context.Background(), "_validation-persist.www.auth.test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.Queries(); n != 3 {
+		t.Errorf("three warm checks made %d queries, want 3", n)
+	}
+}
+
+func TestLookupFollowsCNAMEIntoAnotherZone(t *testing.T) {
+	srv := startFakeDNS(t)
+	srv.AddZone("customer.test")
+	srv.AddZone("delegate.test")
+	srv.SetFollowCNAME(false)
+	srv.SetCNAME("_validation-persist.customer.test", "customer.records.delegate.test")
+	srv.SetTXT("customer.records.delegate.test", "ca.example; accounturi=https://ca/1")
+	r := authoritativeResolver(t, srv)
+
+	ans, err := r.LookupTXT(context.Background(), "_validation-persist.customer.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ans.Values) != 1 || len(ans.CNAMEs) != 1 || ans.CNAMEs[0] != "customer.records.delegate.test" {
+		t.Errorf("answer = %+v", ans)
+	}
+}
+
+func TestLookupMissingIsNotAnError(t *testing.T) {
+	srv := startFakeDNS(t)
+	srv.AddZone("empty.test")
+	r := newRecordResolver([]string{srv.Addr}, zap.NewNop(), time.Now)
+	ans, err := r.LookupTXT(context.Background(), "_validation-persist.nowhere.empty.test")
+	if err != nil || len(ans.Values) != 0 {
+		t.Errorf("NXDOMAIN gave %+v, %v; want no records and no error", ans, err)
+	}
+}
+
+func TestLookupFaultsAreBoundedDNSErrors(t *testing.T) {
+	srv := startFakeDNS(t)
+	srv.AddZone("fault.test")
+	r := newRecordResolver([]string{srv.Addr}, zap.NewNop(), time.Now)
+	hundredAndOne := make([]string, 101)
+	for i := range hundredAndOne {
+		hundredAndOne[i] = "other.example; accounturi=https://x/" + strings.Repeat("n", i%10)
+	}
+	// 100 records of 600 octets: a TXT answer of about 60 KiB
+	huge := make([]string, 100)
+	for i := range huge {
+		huge[i] = strings.Repeat("h", 600)
+	}
+
+	cases := []struct {
+		name     string
+		setup    func(name string)
+		contains string
+		maxTime  time.Duration
+	}{
+		{"servfail", func(n string) { srv.SetFault(n, fakedns.ServFail) }, "SERVFAIL", 2 * time.Second},
+		{"refused", func(n string) { srv.SetFault(n, fakedns.Refused) }, "REFUSED", 2 * time.Second},
+		{"timeout", func(n string) { srv.SetFault(n, fakedns.Silent) }, "no answer over tcp within", 4 * dnsQueryTimeout},
+		{"truncated", func(n string) { srv.SetFault(n, fakedns.TruncateAlways) }, "truncated even over TCP", 2 * time.Second},
+		{"too many records", func(n string) { srv.SetTXT(n, hundredAndOne...) }, "101 TXT records", 2 * time.Second},
+		{"64 KiB answer", func(n string) { srv.SetTXT(n, huge...) }, "refusing more than 16384", 2 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			name := "_validation-persist." + strings.ReplaceAll(c.name, " ", "-") + ".fault.test"
+			c.setup(name)
+			start := time.Now()
+			_, err := r.LookupTXT(context.Background(), name)
+			var dnsErr *DNSError
+			if !errors.As(err, &dnsErr) || !strings.Contains(err.Error(), c.contains) {
+				t.Fatalf("error = %v, want a DNSError containing %q", err, c.contains)
+			}
+			if took := time.Since(start); took > c.maxTime {
+				t.Errorf("took %s, more than %s", took, c.maxTime)
+			}
+		})
+	}
+}
+
+func TestLookupRetriesTruncatedUDPOverTCP(t *testing.T) {
+	srv := startFakeDNS(t)
+	srv.AddZone("tc.test")
+	srv.SetTXT("_validation-persist.tc.test", "ca.example; accounturi=https://ca/1")
+	srv.SetFault("_validation-persist.tc.test", fakedns.TruncateUDP)
+	r := newRecordResolver([]string{srv.Addr}, zap.NewNop(), time.Now)
+	ans, err := r.LookupTXT(context.Background(), "_validation-persist.tc.test")
+	if err != nil || len(ans.Values) != 1 {
+		t.Fatalf("lookup = %+v, %v", ans, err)
+	}
+	if n := srv.QueriesFor("_validation-persist.tc.test", dns.TypeTXT); n != 2 {
+		t.Errorf("queries = %d, want 2 (UDP, then TCP)", n)
+	}
+}

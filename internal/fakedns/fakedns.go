@@ -1,0 +1,323 @@
+// Package fakedns is a small authoritative DNS server for tests and
+// benchmarks: zones with SOA and NS records, TXT and CNAME data, injectable
+// faults, and a count of the queries it answers. Unlike challtestsrv it
+// answers SOA and NS queries, so the record check's discovery of a zone's
+// authoritative nameservers can be exercised, and it does not use
+// miekg/dns's global handler, so any number can run in one process.
+package fakedns
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Fault makes the server misbehave for one name.
+type Fault int
+
+// The faults a name can have.
+const (
+	NoFault Fault = iota
+	// ServFail answers SERVFAIL.
+	ServFail
+	// Refused answers REFUSED.
+	Refused
+	// Silent never answers.
+	Silent
+	// TruncateUDP answers over UDP with the TC bit and no records, as a
+	// server does when the answer is too big; TCP gets the full answer.
+	TruncateUDP
+	// TruncateAlways sets the TC bit over TCP too.
+	TruncateAlways
+)
+
+// Server is a running fake authoritative server.
+type Server struct {
+	// Addr is where it listens, over both UDP and TCP.
+	Addr string
+
+	udp, tcp *dns.Server
+
+	mu      sync.Mutex
+	zones   map[string]bool
+	txt     map[string][]string
+	cname   map[string]string
+	faults  map[string]Fault
+	queries map[string]int
+	total   int
+	// FollowCNAME makes answers include the target's records after a
+	// CNAME, as most servers do; without it only the CNAME is returned.
+	followCNAME bool
+}
+
+// Start listens on a free loopback port.
+func Start() (*Server, error) {
+	s := &Server{
+		zones:       make(map[string]bool),
+		txt:         make(map[string][]string),
+		cname:       make(map[string]string),
+		faults:      make(map[string]Fault),
+		queries:     make(map[string]int),
+		followCNAME: true,
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	s.Addr = pc.LocalAddr().String()
+	s.udp = &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serveUDP)}
+	s.tcp = &dns.Server{Listener: l, Handler: dns.HandlerFunc(s.serveTCP)}
+	started := make(chan struct{}, 2)
+	s.udp.NotifyStartedFunc = func() { started <- struct{}{} }
+	s.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
+	go s.udp.ActivateAndServe()
+	go s.tcp.ActivateAndServe()
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			s.Close()
+			return nil, net.ErrClosed
+		}
+	}
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() {
+	s.udp.Shutdown()
+	s.tcp.Shutdown()
+}
+
+// AddZone makes the server authoritative for zone: it answers SOA at the
+// apex and NS ns1.<zone>, whose address is 127.0.0.1.
+func (s *Server) AddZone(zone string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.zones[dns.Fqdn(strings.ToLower(zone))] = true
+}
+
+// SetTXT replaces the TXT records at name with one record per value; values
+// over 255 octets are split into several strings.
+func (s *Server) SetTXT(name string, values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := dns.Fqdn(strings.ToLower(name))
+	if len(values) == 0 {
+		delete(s.txt, key)
+		return
+	}
+	s.txt[key] = values
+}
+
+// SetCNAME points name at target; an empty target removes the alias.
+func (s *Server) SetCNAME(name, target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := dns.Fqdn(strings.ToLower(name))
+	if target == "" {
+		delete(s.cname, key)
+		return
+	}
+	s.cname[key] = dns.Fqdn(strings.ToLower(target))
+}
+
+// SetFollowCNAME chooses whether answers include a CNAME target's records.
+func (s *Server) SetFollowCNAME(follow bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.followCNAME = follow
+}
+
+// SetFault makes name misbehave; NoFault restores it.
+func (s *Server) SetFault(name string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[dns.Fqdn(strings.ToLower(name))] = f
+}
+
+// Queries returns how many queries the server has received in all.
+func (s *Server) Queries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// QueriesFor returns how many queries of type qtype (e.g. dns.TypeTXT) the
+// server received for name.
+func (s *Server) QueriesFor(name string, qtype uint16) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queries[queryKey(dns.Fqdn(strings.ToLower(name)), qtype)]
+}
+
+// ResetCounts forgets the query counts.
+func (s *Server) ResetCounts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queries = make(map[string]int)
+	s.total = 0
+}
+
+func queryKey(name string, qtype uint16) string {
+	return name + " " + dns.TypeToString[qtype]
+}
+
+func (s *Server) serveUDP(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, true) }
+func (s *Server) serveTCP(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, false) }
+
+func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
+	if len(r.Question) != 1 {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeFormatError)
+		w.WriteMsg(m)
+		return
+	}
+	q := r.Question[0]
+	name := strings.ToLower(q.Name)
+
+	s.mu.Lock()
+	s.total++
+	s.queries[queryKey(name, q.Qtype)]++
+	fault := s.faults[name]
+	s.mu.Unlock()
+
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	m.Compress = true
+	switch fault {
+	case Silent:
+		return
+	case ServFail:
+		m.Rcode = dns.RcodeServerFailure
+		w.WriteMsg(m)
+		return
+	case Refused:
+		m.Rcode = dns.RcodeRefused
+		w.WriteMsg(m)
+		return
+	case TruncateAlways:
+		m.Truncated = true
+		w.WriteMsg(m)
+		return
+	case TruncateUDP:
+		if udp {
+			m.Truncated = true
+			w.WriteMsg(m)
+			return
+		}
+	}
+
+	s.mu.Lock()
+	s.answer(m, name, q.Qtype)
+	s.mu.Unlock()
+	if udp {
+		size := 512
+		if opt := r.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
+	}
+	w.WriteMsg(m)
+}
+
+// answer fills m for name and qtype; s.mu is held.
+func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
+	hdr := func(owner string, t uint16) dns.RR_Header {
+		return dns.RR_Header{Name: owner, Rrtype: t, Class: dns.ClassINET, Ttl: 60}
+	}
+	owner := name
+	for range 8 {
+		target, ok := s.cname[owner]
+		if !ok || qtype == dns.TypeCNAME {
+			break
+		}
+		m.Answer = append(m.Answer, &dns.CNAME{Hdr: hdr(owner, dns.TypeCNAME), Target: target})
+		owner = target
+		if !s.followCNAME {
+			return
+		}
+	}
+
+	zone := s.zoneOf(owner)
+	switch qtype {
+	case dns.TypeSOA:
+		if s.zones[owner] {
+			m.Answer = append(m.Answer, s.soa(owner))
+			return
+		}
+	case dns.TypeNS:
+		if s.zones[owner] {
+			ns := "ns1." + owner
+			m.Answer = append(m.Answer, &dns.NS{Hdr: hdr(owner, dns.TypeNS), Ns: ns})
+			m.Extra = append(m.Extra, &dns.A{Hdr: hdr(ns, dns.TypeA), A: net.IPv4(127, 0, 0, 1)})
+			return
+		}
+	case dns.TypeA:
+		if strings.HasPrefix(owner, "ns1.") && s.zones[strings.TrimPrefix(owner, "ns1.")] {
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(owner, dns.TypeA), A: net.IPv4(127, 0, 0, 1)})
+			return
+		}
+	case dns.TypeTXT:
+		for _, v := range s.txt[owner] {
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(owner, dns.TypeTXT), Txt: splitStrings(v)})
+		}
+		if len(m.Answer) > 0 {
+			return
+		}
+	}
+	if len(m.Answer) > 0 {
+		return
+	}
+	if _, exists := s.txt[owner]; !exists && !s.zones[owner] && zone != "" {
+		m.Rcode = dns.RcodeNameError
+	}
+	if zone != "" {
+		m.Ns = append(m.Ns, s.soa(zone))
+	}
+}
+
+func (s *Server) zoneOf(name string) string {
+	for n := name; n != ""; {
+		if s.zones[n] {
+			return n
+		}
+		i := strings.Index(n, ".")
+		if i < 0 || i == len(n)-1 {
+			return ""
+		}
+		n = n[i+1:]
+	}
+	return ""
+}
+
+func (s *Server) soa(zone string) dns.RR {
+	return &dns.SOA{
+		Hdr:     dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
+		Ns:      "ns1." + zone,
+		Mbox:    "hostmaster." + zone,
+		Serial:  1,
+		Refresh: 3600,
+		Retry:   600,
+		Expire:  86400,
+		Minttl:  60,
+	}
+}
+
+func splitStrings(v string) []string {
+	var out []string
+	for len(v) > 255 {
+		out = append(out, v[:255])
+		v = v[255:]
+	}
+	return append(out, v)
+}
