@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -175,5 +176,58 @@ func hasPlaceholder(s string) bool {
 	return strings.Contains(s, "{")
 }
 
-// Interface guard
-var _ caddyfile.Unmarshaler = (*Issuer)(nil)
+// UnmarshalCaddyfile sets up the permission module from Caddyfile tokens.
+// Syntax:
+//
+//	... permission persist {
+//	    cache_ttl              <duration>
+//	    negative_ttl           <duration>
+//	    max_concurrent_lookups <n>
+//	}
+func (p *Permission) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		directive := d.Val()
+		if seen[directive] {
+			return d.Errf("%s is given more than once", directive)
+		}
+		seen[directive] = true
+		switch directive {
+		case "cache_ttl":
+			dur, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			p.CacheTTL = dur
+		case "negative_ttl":
+			dur, err := durationArg(d, false)
+			if err != nil {
+				return err
+			}
+			p.NegativeTTL = dur
+		case "max_concurrent_lookups":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return d.Errf("max_concurrent_lookups must be a positive whole number: %s", s)
+			}
+			p.MaxConcurrentLookups = n
+		default:
+			return d.Errf("unrecognized persist permission property: %s", directive)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Issuer)(nil)
+	_ caddyfile.Unmarshaler = (*Permission)(nil)
+)

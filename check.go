@@ -140,9 +140,16 @@ func (iss *Issuer) awaitRecords(ctx context.Context, exps []Expectation, deadlin
 }
 
 // checkRecord looks up the record of exp once and evaluates it, logging
-// what the operator needs to know.
+// what the operator needs to know. A passing answer from a lookup moments
+// ago (an on-demand permission check, say) is used without asking again.
 func (iss *Issuer) checkRecord(ctx context.Context, exp Expectation) ([]string, error) {
 	name := RecordName(exp.Domain)
+	if ans, ok := iss.resolver.Recent(name); ok {
+		if v := Evaluate(exp, ans.Values, iss.now()); v.Status == StatusOK {
+			iss.noticeExpiry(exp.Domain, *v.Matched)
+			return ans.Values, nil
+		}
+	}
 	ans, err := iss.resolver.LookupTXT(ctx, name)
 	if err != nil {
 		recErr := newRecordError(exp, Verdict{}, err)
@@ -190,6 +197,9 @@ func (iss *Issuer) noticeExpiry(base string, rec Record) {
 	left := rec.PersistUntil.Sub(iss.now())
 	if left >= expiryWarning {
 		return
+	}
+	if iss.metrics != nil {
+		iss.metrics.recordsExpiring.Inc()
 	}
 	iss.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
 		zap.String("record_name", RecordName(base)),

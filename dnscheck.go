@@ -21,6 +21,11 @@ const (
 	// broken zone can make us hold and print.
 	maxAnswerOctets = 16 * 1024
 	nsCacheTTL      = 10 * time.Minute
+	// recentTTL is how long an answer stays reusable by a check that
+	// follows closely, such as an issuance right after an on-demand
+	// permission check of the same name.
+	recentTTL  = 10 * time.Second
+	maxRecents = 10000
 )
 
 // DNSError is a lookup that failed, as opposed to one that found nothing.
@@ -64,6 +69,12 @@ type recordResolver struct {
 
 	mu      sync.Mutex
 	nsCache map[string]nsCacheEntry
+	recent  map[string]recentAnswer
+}
+
+type recentAnswer struct {
+	ans txtAnswer
+	at  time.Time
 }
 
 type nsCacheEntry struct {
@@ -72,16 +83,53 @@ type nsCacheEntry struct {
 }
 
 func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.Time) *recordResolver {
-	r := &recordResolver{logger: logger, now: now, nsPort: "53", nsCache: make(map[string]nsCacheEntry)}
+	r := &recordResolver{logger: logger, now: now, nsPort: "53", nsCache: make(map[string]nsCacheEntry), recent: make(map[string]recentAnswer)}
 	if len(resolvers) > 0 {
 		r.resolvers = certmagic.RecursiveNameservers(resolvers)
 	}
 	return r
 }
 
+// Recent returns what a lookup of name found within the last recentTTL,
+// if it found records. A caller must look again if they do not pass.
+func (r *recordResolver) Recent(name string) (txtAnswer, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.recent[name]
+	if !ok || r.now().Sub(e.at) >= recentTTL {
+		return txtAnswer{}, false
+	}
+	return e.ans, true
+}
+
+func (r *recordResolver) remember(name string, ans txtAnswer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if len(r.recent) >= maxRecents {
+		for k, e := range r.recent {
+			if now.Sub(e.at) >= recentTTL {
+				delete(r.recent, k)
+			}
+		}
+		if len(r.recent) >= maxRecents {
+			return
+		}
+	}
+	r.recent[name] = recentAnswer{ans: ans, at: now}
+}
+
 // LookupTXT returns the TXT records at name, following CNAMEs. A name that
 // does not exist or holds no TXT gives an empty answer and no error.
 func (r *recordResolver) LookupTXT(ctx context.Context, name string) (txtAnswer, error) {
+	ans, err := r.lookupTXT(ctx, name)
+	if err == nil && len(ans.Values) > 0 {
+		r.remember(name, ans)
+	}
+	return ans, err
+}
+
+func (r *recordResolver) lookupTXT(ctx context.Context, name string) (txtAnswer, error) {
 	var ans txtAnswer
 	qname := dns.Fqdn(name)
 	for hop := 0; hop <= maxCNAMEHops; hop++ {

@@ -117,6 +117,7 @@ type Issuer struct {
 	persistUntil time.Time
 	resolver     *recordResolver
 	notices      *noticeBoard
+	metrics      *persistMetrics
 	now          func() time.Time
 
 	// checkInterval is the pause between two looks at a record.
@@ -243,6 +244,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 
 	iss.resolver = newRecordResolver(iss.Resolvers, iss.logger.Named("dns"), iss.now)
 	iss.notices = newNoticeBoard(iss.now)
+	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
 	iss.startMonitor(ctx)
 	return nil
 }

@@ -4,7 +4,10 @@
 package acmetest
 
 import (
+	"bytes"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
@@ -46,6 +49,10 @@ type Options struct {
 	Wrap func(http.Handler) http.Handler
 	// Logger receives Pebble's log. Default: discarded.
 	Logger *log.Logger
+	// HTTPPort is the port Pebble's VA connects to for http-01 challenges,
+	// where the client's challenge server listens. Default 0: no http-01
+	// validation can succeed, which dns-persist-01 tests do not need.
+	HTTPPort int
 }
 
 // CA is a running Pebble. Its directory URL stays the same across Reset.
@@ -107,7 +114,7 @@ func (c *CA) Reset() {
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "The default profile"}}
 	authority := ca.New(c.opts.Logger, store, "", "ecdsa", 0, 1, profiles)
-	validator := va.New(c.opts.Logger, 0, 0, false, c.dnsAddr, store)
+	validator := va.New(c.opts.Logger, c.opts.HTTPPort, 0, false, c.dnsAddr, store)
 	for id, key := range c.opts.EABKeys {
 		if err := store.AddExternalAccountKeyByID(id, key); err != nil {
 			panic(err)
@@ -139,18 +146,27 @@ type Counter struct {
 	mu     sync.Mutex
 	counts map[string]int
 	total  int
+	// ordered counts the identifiers of new orders.
+	ordered map[string]int
 }
 
 // NewCounter returns an empty counter.
 func NewCounter() *Counter {
-	return &Counter{counts: make(map[string]int)}
+	return &Counter{counts: make(map[string]int), ordered: make(map[string]int)}
 }
 
 // Wrap counts the requests h serves.
 func (c *Counter) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		kind := kindOf(r)
+		var names []string
+		if kind == KindNewOrder {
+			names = orderIdentifiers(r)
+		}
 		c.mu.Lock()
+		for _, n := range names {
+			c.ordered[n]++
+		}
 		c.counts[kind]++
 		c.total++
 		c.mu.Unlock()
@@ -199,7 +215,53 @@ func (c *Counter) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counts = make(map[string]int)
+	c.ordered = make(map[string]int)
 	c.total = 0
+}
+
+// Ordered returns how many new orders named each identifier.
+func (c *Counter) Ordered() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.ordered))
+	for k, v := range c.ordered {
+		out[k] = v
+	}
+	return out
+}
+
+// orderIdentifiers reads the identifiers out of a newOrder request's JWS
+// payload, leaving the body for Pebble to read.
+func orderIdentifiers(r *http.Request) []string {
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return nil
+	}
+	var jws struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(body, &jws) != nil {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(jws.Payload)
+	if err != nil {
+		return nil
+	}
+	var order struct {
+		Identifiers []struct {
+			Value string `json:"value"`
+		} `json:"identifiers"`
+	}
+	if json.Unmarshal(payload, &order) != nil {
+		return nil
+	}
+	names := make([]string, len(order.Identifiers))
+	for i, id := range order.Identifiers {
+		names[i] = id.Value
+	}
+	return names
 }
 
 // Request kinds.

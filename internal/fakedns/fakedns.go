@@ -48,6 +48,10 @@ type Server struct {
 	faults  map[string]Fault
 	queries map[string]int
 	total   int
+	// delay holds every answer back, to make lookups overlap.
+	delay       time.Duration
+	inFlight    int
+	maxInFlight int
 	// FollowCNAME makes answers include the target's records after a
 	// CNAME, as most servers do; without it only the CNAME is returned.
 	followCNAME bool
@@ -137,6 +141,20 @@ func (s *Server) SetFollowCNAME(follow bool) {
 	s.followCNAME = follow
 }
 
+// SetDelay holds every answer back by d.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// MaxInFlight returns the most queries the server was answering at once.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
 // SetFault makes name misbehave; NoFault restores it.
 func (s *Server) SetFault(name string, f Fault) {
 	s.mu.Lock()
@@ -165,6 +183,7 @@ func (s *Server) ResetCounts() {
 	defer s.mu.Unlock()
 	s.queries = make(map[string]int)
 	s.total = 0
+	s.maxInFlight = 0
 }
 
 func queryKey(name string, qtype uint16) string {
@@ -188,7 +207,18 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 	s.total++
 	s.queries[queryKey(name, q.Qtype)]++
 	fault := s.faults[name]
+	delay := s.delay
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 
 	m := new(dns.Msg)
 	m.SetReply(r)

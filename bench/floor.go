@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+
+	"github.com/mholt/acmez/v3"
+	"github.com/mholt/acmez/v3/acme"
+
+	persist "github.com/dnspersist/caddy-persist"
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// floorContender is acmez alone, answering dns-persist-01 with a solver
+// that does nothing, against records published beforehand: no storage, no
+// locks, no record check. What it costs is the protocol's own cost, plus
+// a key and CSR per certificate, which every client must make.
+type floorContender struct {
+	env     *env
+	client  *acmez.Client
+	account acme.Account
+	record  string
+}
+
+func newFloor(e *env) *floorContender { return &floorContender{env: e} }
+
+func (f *floorContender) Name() string                  { return "floor" }
+func (f *floorContender) Names(bases []string) []string { return apexAndWildcard(bases) }
+
+func (f *floorContender) WarmUp(ctx context.Context) error {
+	f.client = &acmez.Client{
+		Client: &acme.Client{Directory: f.env.ca.URL, HTTPClient: f.env.acmeHTTPClient()},
+		ChallengeSolvers: map[string]acmez.Solver{
+			acme.ChallengeTypeDNSPersist01: noopSolver{},
+		},
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	f.account, err = f.client.NewAccount(ctx, acme.Account{
+		Contact:              []string{"mailto:floor@bench.test"},
+		TermsOfServiceAgreed: true,
+		PrivateKey:           key,
+	})
+	if err != nil {
+		return fmt.Errorf("registering the floor's account: %v", err)
+	}
+	f.record, err = persist.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: f.account.Location, Wildcard: true}.Value()
+	if err != nil {
+		return err
+	}
+	return warmUpObtain(ctx, f, f.record)
+}
+
+func (f *floorContender) Prepare(_ context.Context, bases []string) error {
+	return publishRecords(bases, f.record)
+}
+
+func (f *floorContender) Obtain(ctx context.Context, name string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{name}}, key)
+	if err != nil {
+		return err
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return err
+	}
+	params, err := acmez.OrderParametersFromCSR(f.account, csr)
+	if err != nil {
+		return err
+	}
+	chains, err := f.client.ObtainCertificate(ctx, params)
+	if err != nil {
+		return err
+	}
+	if len(chains) == 0 {
+		return fmt.Errorf("%s: no certificate chain", name)
+	}
+	return nil
+}
+
+func (f *floorContender) Finish(bases []string) { unpublishRecords(bases) }
+func (f *floorContender) Close()                {}
+
+// noopSolver does nothing: the record is already published.
+type noopSolver struct{}
+
+func (noopSolver) Present(context.Context, acme.Challenge) error { return nil }
+func (noopSolver) CleanUp(context.Context, acme.Challenge) error { return nil }
+
+// publishRecords puts the dns-persist-01 record value at every base.
+func publishRecords(bases []string, value string) error {
+	for _, b := range bases {
+		if err := acmetest.SetTXT(persist.RecordName(b), value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unpublishRecords(bases []string) {
+	for _, b := range bases {
+		acmetest.SetTXT(persist.RecordName(b))
+	}
+}
+
+// warmUpObtain obtains the certificates of one throwaway base outside any
+// timing, in whatever storage the contender has now, so that connections,
+// caches and lazy set-up are warm. record, when set, is published first.
+func warmUpObtain(ctx context.Context, c contender, record string) error {
+	bases := []string{"warm-" + c.Name() + "." + benchZone}
+	if record != "" {
+		if err := publishRecords(bases, record); err != nil {
+			return err
+		}
+		defer unpublishRecords(bases)
+	}
+	for _, name := range c.Names(bases) {
+		if err := c.Obtain(ctx, name); err != nil {
+			return fmt.Errorf("%s warm-up: %v", c.Name(), err)
+		}
+	}
+	return nil
+}

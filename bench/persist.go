@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	persist "github.com/dnspersist/caddy-persist"
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// persistContender is this plugin's issuer, driven through certmagic as
+// Caddy drives it: certmagic's storage checks, locks, key generation and
+// saving, then the issuer's record check and order.
+type persistContender struct {
+	env    *env
+	iss    *persist.Issuer
+	cfg    *certmagic.Config
+	cache  *certmagic.Cache
+	cancel func()
+
+	warm   *certmagic.FileStorage
+	run    *certmagic.FileStorage
+	record string
+}
+
+func newPersist(e *env) *persistContender { return &persistContender{env: e} }
+
+func (p *persistContender) Name() string                  { return "persist" }
+func (p *persistContender) Names(bases []string) []string { return apexAndWildcard(bases) }
+
+func (p *persistContender) WarmUp(ctx context.Context) error {
+	dir, err := os.MkdirTemp(p.env.tmp, "persist-warm-")
+	if err != nil {
+		return err
+	}
+	p.warm = &certmagic.FileStorage{Path: dir}
+
+	caddyCtx, cancel := caddyContext()
+	p.cancel = cancel
+	p.iss = &persist.Issuer{
+		CA:                   p.env.ca.URL,
+		Email:                "persist@bench.test",
+		TrustedRootsPEMFiles: []string{p.env.ca.TLSRootsFile},
+		Resolvers:            []string{p.env.fwd.clientAddr},
+	}
+	if err := p.iss.Provision(caddyCtx); err != nil {
+		return fmt.Errorf("provisioning the persist issuer: %v", err)
+	}
+	if err := p.iss.Validate(); err != nil {
+		return fmt.Errorf("validating the persist issuer: %v", err)
+	}
+	p.cfg, p.cache = newMagic(p.warm, caddyLogger())
+	p.cfg.Issuers = []certmagic.Issuer{p.iss}
+	p.iss.SetConfig(p.cfg)
+
+	accountURL, err := p.learnAccountURL(ctx)
+	if err != nil {
+		return err
+	}
+	p.record, err = persist.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: accountURL, Wildcard: true}.Value()
+	if err != nil {
+		return err
+	}
+	return warmUpObtain(ctx, p, p.record)
+}
+
+// learnAccountURL asks the issuer for a certificate whose record is not
+// published. The issuer registers its account, checks the record before
+// placing any order, and fails with a RecordError carrying the record to
+// publish, which names the account. No order reaches the CA.
+func (p *persistContender) learnAccountURL(ctx context.Context) (string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{"unpublished." + benchZone}}, key)
+	if err != nil {
+		return "", err
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return "", err
+	}
+	ordersBefore := p.env.ca.Counts.Get(acmetest.KindNewOrder)
+	// The issuer would wait for the record; one look is enough. The bound
+	// leaves room for the registration before the first look, and ends
+	// the wait before the second (2s later).
+	ctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	_, err = p.iss.Issue(ctx, csr)
+	var recErr *persist.RecordError
+	if !errors.As(err, &recErr) || recErr.Publish == "" {
+		return "", fmt.Errorf("expected a RecordError naming the record to publish, got: %v", err)
+	}
+	if n := p.env.ca.Counts.Get(acmetest.KindNewOrder) - ordersBefore; n != 0 {
+		return "", fmt.Errorf("the issuer placed %d orders for a name without a record", n)
+	}
+	rec, err := persist.ParseRecord(recErr.Publish)
+	if err != nil {
+		return "", fmt.Errorf("the record the issuer asks for does not parse: %v", err)
+	}
+	return rec.AccountURI, nil
+}
+
+// Prepare gives the config fresh storage holding the account, and tells
+// the issuer, as Caddy does when it provisions a config.
+func (p *persistContender) Prepare(_ context.Context, bases []string) error {
+	s, err := runStorage(p.env.tmp, p.warm.Path)
+	if err != nil {
+		return err
+	}
+	p.run = s
+	p.cfg.Storage = s
+	p.iss.SetConfig(p.cfg)
+	return publishRecords(bases, p.record)
+}
+
+func (p *persistContender) Obtain(ctx context.Context, name string) error {
+	return p.cfg.ObtainCertSync(ctx, name)
+}
+
+func (p *persistContender) Finish(bases []string) {
+	unpublishRecords(bases)
+	removeStorage(p.run)
+	p.run = nil
+}
+
+func (p *persistContender) Close() {
+	if p.cache != nil {
+		p.cache.Stop()
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+}

@@ -1,0 +1,60 @@
+package persist
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of an on-demand permission check, as metric labels.
+const (
+	outcomeAllowed        = "allowed"
+	outcomeDeniedMissing  = "denied_missing"
+	outcomeDeniedMismatch = "denied_mismatch"
+	outcomeDNSError       = "dns_error"
+	outcomeCacheHit       = "cache_hit"
+)
+
+// persistMetrics are the plugin's Prometheus metrics, registered in the
+// config's registry so they appear on Caddy's /metrics endpoints.
+type persistMetrics struct {
+	permissionChecks *prometheus.CounterVec
+	recordsExpiring  prometheus.Counter
+}
+
+// newPersistMetrics registers the metrics in reg, or finds them there when
+// another persist module of the same config registered them first.
+func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
+	m := &persistMetrics{
+		permissionChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "persist",
+			Name:      "permission_checks_total",
+			Help:      "On-demand permission checks of dns-persist-01 records, by outcome.",
+		}, []string{"outcome"}),
+		recordsExpiring: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "persist",
+			Name:      "records_expiring_total",
+			Help:      "Checks that found a passing dns-persist-01 record whose persistUntil is less than 30 days away.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.permissionChecks = register(reg, m.permissionChecks)
+	m.recordsExpiring = register(reg, m.recordsExpiring)
+	return m
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			if existing, ok := already.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}

@@ -1,0 +1,271 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+func init() {
+	caddy.RegisterModule(Permission{})
+}
+
+// Defaults of the permission module.
+const (
+	DefaultPermissionCacheTTL    = 5 * time.Minute
+	DefaultPermissionNegativeTTL = 30 * time.Second
+	DefaultMaxConcurrentLookups  = 32
+)
+
+// Permission allows an on-demand certificate only for a name whose owner
+// published a dns-persist-01 record that the persist issuer's account
+// would pass with: an issuer domain name the CA offers, this account's
+// accounturi, and a right policy and persistUntil. Every other name is
+// refused before any order is placed, so random SNI names cost one cached
+// DNS lookup and nothing at the CA.
+//
+// The permission has no account settings of its own: it uses the persist
+// issuer of the automation policy that serves the name (configure
+// `issuer persist` in the on-demand site, or `cert_issuer persist`), with
+// that issuer's storage, CA, email and resolvers.
+type Permission struct {
+	// How long an allowed name stays allowed before its record is looked
+	// up again. Default: 5m. A removed record stops new issuance after at
+	// most this long.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// How long a denied name stays denied before its record is looked up
+	// again. Default: 30s. A newly published record is honoured after at
+	// most this long.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+
+	// The most DNS lookups in flight at once; further checks wait. Default: 32.
+	MaxConcurrentLookups int `json:"max_concurrent_lookups,omitempty"`
+
+	ctx     caddy.Context
+	logger  *zap.Logger
+	metrics *persistMetrics
+	notices *noticeBoard
+	now     func() time.Time
+	lookups chan struct{}
+	flight  *singleflight.Group
+	cache   *decisionCache
+
+	// issuerFor finds the persist issuer that serves a name; tests
+	// replace it.
+	issuerFor func(name string) (*Issuer, error)
+}
+
+// CaddyModule returns the Caddy module information.
+func (Permission) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "tls.permission.persist",
+		New: func() caddy.Module { return new(Permission) },
+	}
+}
+
+// Provision sets up the permission module.
+func (p *Permission) Provision(ctx caddy.Context) error {
+	p.ctx = ctx
+	p.logger = ctx.Logger()
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.CacheTTL == 0 {
+		p.CacheTTL = caddy.Duration(DefaultPermissionCacheTTL)
+	}
+	if p.NegativeTTL == 0 {
+		p.NegativeTTL = caddy.Duration(DefaultPermissionNegativeTTL)
+	}
+	if p.MaxConcurrentLookups == 0 {
+		p.MaxConcurrentLookups = DefaultMaxConcurrentLookups
+	}
+	if p.CacheTTL < 0 || p.NegativeTTL < 0 || p.MaxConcurrentLookups < 0 {
+		return errors.New("cache_ttl, negative_ttl and max_concurrent_lookups must not be negative")
+	}
+	p.lookups = make(chan struct{}, p.MaxConcurrentLookups)
+	p.cache = newDecisionCache()
+	p.flight = new(singleflight.Group)
+	p.notices = newNoticeBoard(p.now)
+	p.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
+	if p.issuerFor == nil {
+		p.issuerFor = p.servingIssuer
+	}
+	return nil
+}
+
+// CertificateAllowed implements caddytls.OnDemandPermission. A refusal
+// wraps caddytls.ErrPermissionDenied; any other error means the decision
+// could not be made.
+func (p *Permission) CertificateAllowed(ctx context.Context, name string) error {
+	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
+	if d, ok := p.cache.get(name, p.now()); ok {
+		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit).Inc()
+		return d.err
+	}
+	var decided bool
+	result, _, _ := p.flight.Do(name, func() (any, error) {
+		if d, ok := p.cache.get(name, p.now()); ok {
+			return d, nil
+		}
+		decided = true
+		d := p.decide(ctx, name)
+		if d.outcome != "" {
+			p.metrics.permissionChecks.WithLabelValues(d.outcome).Inc()
+		}
+		ttl := time.Duration(p.NegativeTTL)
+		if d.err == nil {
+			ttl = time.Duration(p.CacheTTL)
+		}
+		// an aborted wait says nothing about the name
+		if !errors.Is(d.err, context.Canceled) && !errors.Is(d.err, context.DeadlineExceeded) {
+			now := p.now()
+			p.cache.put(name, d, now, now.Add(ttl))
+		}
+		return d, nil
+	})
+	if !decided {
+		// another check of the same name did the lookup for this one
+		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit).Inc()
+	}
+	return result.(decision).err
+}
+
+// decision is the answer for one name.
+type decision struct {
+	err     error
+	outcome string
+}
+
+// decide looks up the record of name once and judges it the way the
+// issuer will when it obtains the certificate.
+func (p *Permission) decide(ctx context.Context, name string) decision {
+	if certmagic.SubjectIsIP(name) {
+		return decision{err: fmt.Errorf("%w: %s is an IP address; dns-persist-01 validates domain names only", caddytls.ErrPermissionDenied, name), outcome: outcomeDeniedMismatch}
+	}
+	base, wildcard, err := BaseDomain(name)
+	if err != nil {
+		return decision{err: fmt.Errorf("%w: %v", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
+	}
+	iss, err := p.issuerFor(name)
+	if err != nil {
+		return decision{err: err}
+	}
+	acct, ok := iss.existingAccount(ctx)
+	if !ok {
+		return decision{err: fmt.Errorf("the persist issuer for %s has no ACME account yet, so no record can name it; run `caddy persist records` or GET /persist/records to create it", name)}
+	}
+	_, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		return decision{err: err}
+	}
+	offered := iss.offeredBeforeOrder(dir)
+	if offered == nil {
+		return decision{err: fmt.Errorf("the directory of %s names no issuer domain names; set issuer_domain_name in the persist issuer", iss.CA)}
+	}
+	exp, err := iss.expectation(base, wildcard, offered, acct, dir)
+	if err != nil {
+		return decision{err: err}
+	}
+
+	select {
+	case p.lookups <- struct{}{}:
+	case <-ctx.Done():
+		return decision{err: ctx.Err()}
+	}
+	ans, err := iss.resolver.LookupTXT(ctx, RecordName(base))
+	<-p.lookups
+
+	if err != nil {
+		if p.notices.due("dns|"+base, time.Hour) {
+			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
+				zap.String("domain", name), zap.String("record_name", RecordName(base)), zap.Error(err))
+		}
+		return decision{err: fmt.Errorf("%w: %s: %v", caddytls.ErrPermissionDenied, RecordName(base), err), outcome: outcomeDNSError}
+	}
+	v := Evaluate(exp, ans.Values, iss.now())
+	switch v.Status {
+	case StatusOK:
+		iss.noticeExpiry(base, *v.Matched)
+		return decision{outcome: outcomeAllowed}
+	case StatusMissing:
+		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s", caddytls.ErrPermissionDenied, RecordName(base)), outcome: outcomeDeniedMissing}
+	}
+	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s", caddytls.ErrPermissionDenied, RecordName(base), v.Reason()), outcome: outcomeDeniedMismatch}
+}
+
+// servingIssuer finds, in the running TLS app, the persist issuer of the
+// automation policy that serves name.
+func (p *Permission) servingIssuer(name string) (*Issuer, error) {
+	app, err := p.ctx.AppIfConfigured("tls")
+	if err != nil {
+		return nil, fmt.Errorf("finding the TLS app: %v", err)
+	}
+	tlsApp := app.(*caddytls.TLS)
+	if tlsApp.Automation != nil {
+		if iss := persistIssuerOf(policyFor(tlsApp.Automation.Policies, name)); iss != nil {
+			return iss, nil
+		}
+	}
+	return nil, fmt.Errorf("no persist issuer serves %s: `permission persist` checks records against the account of the site's `issuer persist` (or `cert_issuer persist`)", name)
+}
+
+// decisionCache remembers decisions until they expire.
+type decisionCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedDecision
+}
+
+type cachedDecision struct {
+	decision
+	expires time.Time
+}
+
+// maxCachedDecisions bounds the cache against a flood of random names;
+// expired entries are dropped first, then the cache stops growing.
+const maxCachedDecisions = 1 << 20
+
+func newDecisionCache() *decisionCache {
+	return &decisionCache{entries: make(map[string]cachedDecision)}
+}
+
+func (c *decisionCache) get(name string, now time.Time) (decision, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[name]
+	if !ok || !now.Before(e.expires) {
+		return decision{}, false
+	}
+	return e.decision, true
+}
+
+func (c *decisionCache) put(name string, d decision, now, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCachedDecisions {
+		for k, e := range c.entries {
+			if !now.Before(e.expires) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= maxCachedDecisions {
+			return
+		}
+	}
+	c.entries[name] = cachedDecision{decision: d, expires: expires}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Permission)(nil)
+	_ caddytls.OnDemandPermission = (*Permission)(nil)
+)
