@@ -23,8 +23,13 @@ import (
 
 // SetConfig receives the certmagic config the issuer serves, for its
 // storage. Caddy may call it more than once; a change of storage means the
-// account must be looked up again.
+// account must be looked up again. On an on-demand policy, the issuer also
+// has subdomains served by their parent's wildcard certificate when the
+// parent's record grants it (see onDemandSubject).
 func (iss *Issuer) SetConfig(cfg *certmagic.Config) {
+	if cfg.OnDemand != nil && cfg.SubjectTransformer == nil {
+		cfg.SubjectTransformer = iss.onDemandSubject
+	}
 	iss.st.storageMu.Lock()
 	changed := iss.st.storage != cfg.Storage
 	iss.st.storage = cfg.Storage

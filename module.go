@@ -140,6 +140,8 @@ type issuerState struct {
 	acct   *acme.Account
 	// registered is the URL of an account this issuer registered.
 	registered string
+
+	grants grants
 }
 
 // CaddyModule returns the Caddy module information.

@@ -234,3 +234,46 @@ func TestOnDemandPlatformIssuesOnlyForAuthorizedTenants(t *testing.T) {
 		t.Errorf("Caddy made %d TXT queries for %s, want 1", n, burst)
 	}
 }
+
+// leafFor completes a handshake with SNI name and returns the certificate.
+func (p *onDemandPlatform) leafFor(t *testing.T, name string) *x509.Certificate {
+	t.Helper()
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.httpsPort), &tls.Config{ServerName: name, RootCAs: p.roots})
+	if err != nil {
+		t.Fatalf("handshake for %s: %v", name, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
+func TestOnDemandSubdomainsShareTheParentsWildcard(t *testing.T) {
+	platform := startOnDemandPlatform(t)
+	rec := platform.onboard(t, "wildco.test&domain=*.wildco.test")
+	if !rec.Wildcard {
+		t.Fatalf("onboarding a domain and its wildcard gave %+v", rec)
+	}
+	setTXT(t, rec.RecordName, rec.Value)
+
+	for _, sni := range []string{"shop.wildco.test", "blog.wildco.test"} {
+		leaf := platform.leafFor(t, sni)
+		if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "*.wildco.test" {
+			t.Errorf("%s was served %v, want the wildcard", sni, leaf.DNSNames)
+		}
+	}
+	if n := platform.ca.Counts.Ordered()["*.wildco.test"]; n != 1 {
+		t.Errorf("%d orders for *.wildco.test, want 1 for all its subdomains", n)
+	}
+	if leaf := platform.leafFor(t, "wildco.test"); len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "wildco.test" {
+		t.Errorf("the apex was served %v", leaf.DNSNames)
+	}
+
+	// a parent record without policy=wildcard grants nothing to subdomains
+	plain := platform.onboard(t, "plainco.test")
+	setTXT(t, plain.RecordName, plain.Value)
+	if err := platform.handshake("shop.plainco.test"); err == nil {
+		t.Error("a subdomain got a certificate from a parent record without policy=wildcard")
+	}
+	if n := platform.ca.Counts.Ordered()["shop.plainco.test"] + platform.ca.Counts.Ordered()["*.plainco.test"]; n != 0 {
+		t.Errorf("%d orders for plainco.test names", n)
+	}
+}

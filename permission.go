@@ -182,8 +182,8 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	case <-ctx.Done():
 		return decision{err: ctx.Err()}
 	}
+	defer func() { <-p.lookups }()
 	ans, err := iss.resolver.LookupTXT(ctx, RecordName(base))
-	<-p.lookups
 
 	if err != nil {
 		if p.notices.due("dns|"+base, time.Hour) {
@@ -193,10 +193,18 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 		return decision{err: fmt.Errorf("%w: %s: %v", caddytls.ErrPermissionDenied, RecordName(base), err), outcome: outcomeDNSError}
 	}
 	v := Evaluate(exp, ans.Values, iss.now())
-	switch v.Status {
-	case StatusOK:
+	if v.Status == StatusOK {
 		iss.noticeExpiry(base, *v.Matched)
 		return decision{outcome: outcomeAllowed}
+	}
+	// a subdomain is also served when its parent's record grants the
+	// wildcard: the issuer then obtains the parent's wildcard certificate
+	if parent, ok := parentOf(name); ok {
+		if granted, err := iss.wildcardGrant(ctx, parent); err == nil && granted {
+			return decision{outcome: outcomeAllowed}
+		}
+	}
+	switch v.Status {
 	case StatusMissing:
 		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s", caddytls.ErrPermissionDenied, RecordName(base)), outcome: outcomeDeniedMissing}
 	}

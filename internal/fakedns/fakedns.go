@@ -67,13 +67,8 @@ func Start() (*Server, error) {
 		queries:     make(map[string]int),
 		followCNAME: true,
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, l, err := listenBoth()
 	if err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		return nil, err
 	}
 	s.Addr = pc.LocalAddr().String()
@@ -93,6 +88,24 @@ func Start() (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// listenBoth finds a loopback port free for both UDP and TCP.
+func listenBoth() (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		lastErr = err
+	}
+	return nil, nil, lastErr
 }
 
 // Close stops the server.

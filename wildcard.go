@@ -1,0 +1,115 @@
+package persist
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"golang.org/x/sync/singleflight"
+)
+
+// How long the answer to "does the record at this parent grant us its
+// wildcard?" is kept; the permission module's defaults.
+const (
+	grantTTL       = DefaultPermissionCacheTTL
+	grantDeniedTTL = DefaultPermissionNegativeTTL
+)
+
+// grants remembers which parent domains' records grant this account a
+// wildcard, so on-demand handshakes for many subdomains cost one lookup.
+type grants struct {
+	mu      sync.Mutex
+	entries map[string]grantEntry
+	flight  singleflight.Group
+}
+
+type grantEntry struct {
+	granted bool
+	expires time.Time
+}
+
+// wildcardGrant reports whether the record at parent authorizes this
+// account for *.parent (policy=wildcard included). It never registers an
+// account.
+func (iss *Issuer) wildcardGrant(ctx context.Context, parent string) (bool, error) {
+	g := &iss.st.grants
+	now := iss.now()
+	g.mu.Lock()
+	e, ok := g.entries[parent]
+	g.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.granted, nil
+	}
+	v, err, _ := g.flight.Do(parent, func() (any, error) {
+		granted, err := iss.lookUpGrant(ctx, parent)
+		if ctx.Err() != nil {
+			return granted, err
+		}
+		ttl := grantDeniedTTL
+		if granted {
+			ttl = grantTTL
+		}
+		g.mu.Lock()
+		if g.entries == nil || len(g.entries) >= maxCachedDecisions {
+			g.entries = make(map[string]grantEntry)
+		}
+		g.entries[parent] = grantEntry{granted: granted, expires: iss.now().Add(ttl)}
+		g.mu.Unlock()
+		return granted, err
+	})
+	return v.(bool), err
+}
+
+func (iss *Issuer) lookUpGrant(ctx context.Context, parent string) (bool, error) {
+	acct, ok := iss.existingAccount(ctx)
+	if !ok {
+		return false, nil
+	}
+	_, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		return false, err
+	}
+	offered := iss.offeredBeforeOrder(dir)
+	if offered == nil {
+		return false, nil
+	}
+	exp, err := iss.expectation(parent, true, offered, acct, dir)
+	if err != nil {
+		return false, err
+	}
+	ans, err := iss.resolver.LookupTXT(ctx, RecordName(parent))
+	if err != nil {
+		return false, err
+	}
+	return Evaluate(exp, ans.Values, iss.now()).Status == StatusOK, nil
+}
+
+// parentOf returns the domain one label up from name, if that is still a
+// name with at least two labels.
+func parentOf(name string) (string, bool) {
+	if strings.HasPrefix(name, "*.") || certmagic.SubjectIsIP(name) {
+		return "", false
+	}
+	_, parent, ok := strings.Cut(name, ".")
+	if !ok || !strings.Contains(parent, ".") {
+		return "", false
+	}
+	return parent, true
+}
+
+// onDemandSubject is the certmagic SubjectTransformer the issuer installs
+// on on-demand policies: a subdomain whose parent's record grants this
+// account the wildcard is served with the parent's wildcard certificate,
+// which that one record validates; other names are obtained as they are.
+func (iss *Issuer) onDemandSubject(ctx context.Context, name string) string {
+	parent, ok := parentOf(name)
+	if !ok {
+		return name
+	}
+	if granted, err := iss.wildcardGrant(ctx, parent); err != nil || !granted {
+		return name
+	}
+	return "*." + parent
+}
