@@ -244,6 +244,10 @@ func (iss *Issuer) loadOrRegisterAccount(ctx context.Context) (acme.Account, err
 	if errors.Is(err, errRegistrationMissing) {
 		return iss.recoverRegistration(ctx, storage, loc, acct.PrivateKey)
 	}
+	var unusable *StorageError
+	if errors.As(err, &unusable) && iss.NewAccountIfMissing {
+		return iss.replaceUnusableAccount(ctx, storage, loc, unusable)
+	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return acme.Account{}, err
 	}
@@ -297,7 +301,7 @@ func (iss *Issuer) registerAccount(ctx context.Context, storage certmagic.Storag
 		return acme.Account{}, fmt.Errorf("ACME account %s was registered but could not be stored: %w", acct.Location, err)
 	}
 	iss.st.registered = acct.Location
-	iss.logger.Info("registered a new ACME account; dns-persist-01 records must name it",
+	iss.logger.Warn("registered a new ACME account; dns-persist-01 records must name it (if records for another account are published, restore that account instead: see account_key)",
 		zap.String("account_url", acct.Location),
 		zap.String("ca", iss.CA),
 		zap.String("stored_at", loc.Reg))

@@ -29,6 +29,7 @@ import (
 //	    persist_until       <rfc3339_date|unix_seconds>
 //	    resolvers           <dns_servers...>
 //	    propagation_timeout <duration|-1>
+//	    new_account_if_missing
 //	}
 //
 // Values other than durations may use placeholders such as {env.ACME_EMAIL};
@@ -140,6 +141,12 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			iss.PropagationTimeout = dur
+
+		case "new_account_if_missing":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			iss.NewAccountIfMissing = true
 
 		default:
 			return d.Errf("unrecognized persist issuer property: %s", directive)

@@ -84,6 +84,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	if err != nil {
 		return nil, err
 	}
+	iss.logReplacementRecords(plan, acct, dir)
 
 	chains, err := iss.obtain(ctx, client, dir, acct, plan, csr)
 	var problem acme.Problem

@@ -106,6 +106,14 @@ type Issuer struct {
 	// system resolvers and asks them, which sees a new record first.
 	Resolvers []string `json:"resolvers,omitempty"`
 
+	// Register a new account when the stored one is unusable (its JSON
+	// corrupt, its key unreadable or lost). Off by default: every
+	// published record names the account, so a replacement breaks them
+	// all. With it on, the unusable files are set aside (never deleted)
+	// and the log gives the old and new account URLs and the records to
+	// republish.
+	NewAccountIfMissing bool `json:"new_account_if_missing,omitempty"`
+
 	// How long an attempt waits for the record to appear before giving up.
 	// Default: 2m. A negative value (-1) skips the check and leaves the
 	// decision to the CA, at the risk of failed validations.
@@ -140,6 +148,9 @@ type issuerState struct {
 	acct   *acme.Account
 	// registered is the URL of an account this issuer registered.
 	registered string
+	// replaced, when set, is an account replacement whose records have not
+	// been logged yet.
+	replaced *replacement
 
 	grants grants
 }

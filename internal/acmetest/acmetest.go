@@ -158,7 +158,7 @@ func NewCounter() *Counter {
 // Wrap counts the requests h serves.
 func (c *Counter) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind := kindOf(r)
+		kind := KindOf(r)
 		var names []string
 		if kind == KindNewOrder {
 			names = orderIdentifiers(r)
@@ -281,7 +281,8 @@ const (
 	KindOther      = "other"
 )
 
-func kindOf(r *http.Request) string {
+// KindOf tells what kind of ACME request r is.
+func KindOf(r *http.Request) string {
 	p := r.URL.Path
 	switch {
 	case p == wfe.DirectoryPath:

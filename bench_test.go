@@ -1,0 +1,122 @@
+package persist
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Micro-benchmarks of the record check. They report figures and never
+// assert timings; `go run ./bench` measures whole issuances.
+//
+//	go test -run '^$' -bench . -benchmem .
+
+const (
+	benchAccountURL = "https://acme-v02.api.letsencrypt.org/acme/acct/1234567890"
+	benchIssuer     = "letsencrypt.org"
+	// benchValue is a typical published record: wildcard policy and a
+	// persistUntil, the longest common form.
+	benchValue = benchIssuer + "; accounturi=" + benchAccountURL + "; policy=wildcard; persistUntil=1830297600"
+	// benchOtherCA is a record for another CA sharing the name, which
+	// the check skips as a CA does.
+	benchOtherCA = "ca.example.net; accounturi=https://ca.example.net/acct/42"
+)
+
+func benchExpectation(domain string) Expectation {
+	return Expectation{
+		Domain:      domain,
+		Offered:     []string{benchIssuer},
+		AccountURIs: []string{benchAccountURL},
+		Wildcard:    true,
+	}
+}
+
+// benchNow is before benchValue's persistUntil (2028-01-01).
+var benchNow = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func BenchmarkParseRecord(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseRecord(benchValue); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEvaluate(b *testing.B) {
+	exp := benchExpectation("example.com")
+	values := []string{benchOtherCA, benchValue}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := Evaluate(exp, values, benchNow); v.Status != StatusOK {
+			b.Fatalf("verdict %s: %s", v.Status, v.Reason())
+		}
+	}
+}
+
+// BenchmarkCheckWarm is one check of a record (one lookup and its
+// evaluation) by a resolver that finds the zone's authoritative servers
+// itself and has found them already, as every check after the first. It
+// reports the DNS queries each check costs.
+func BenchmarkCheckWarm(b *testing.B) {
+	srv := startFakeDNS(b)
+	srv.AddZone("warm.test")
+	name := RecordName("www.warm.test")
+	srv.SetTXT(name, benchOtherCA, benchValue)
+	r := authoritativeResolver(b, srv)
+	exp := benchExpectation("www.warm.test")
+	ctx := context.Background()
+	if _, err := r.LookupTXT(ctx, name); err != nil {
+		b.Fatal(err)
+	}
+	srv.ResetCounts()
+
+	b.ReportAllocs()
+	for b.Loop() {
+		checkOnce(b, ctx, r, name, exp)
+	}
+	b.ReportMetric(float64(srv.Queries())/float64(b.N), "queries/op")
+}
+
+// coldRun makes names unique across the runs of BenchmarkCheckCold, since
+// certmagic caches zone lookups per name for the whole process.
+var coldRun atomic.Int64
+
+// BenchmarkCheckCold is the first check of a name by a fresh resolver:
+// finding the zone (SOA queries up the name), its nameservers (NS, with
+// glue), then the record. Each iteration uses a new resolver and a name
+// never looked up before, so neither the resolver's nameserver cache nor
+// certmagic's process-wide zone cache helps.
+func BenchmarkCheckCold(b *testing.B) {
+	srv := startFakeDNS(b)
+	srv.AddZone("cold.test")
+	run := coldRun.Add(1)
+	names := make([]string, b.N)
+	for i := range names {
+		names[i] = fmt.Sprintf("c%d-%d.cold.test", run, i)
+		srv.SetTXT(RecordName(names[i]), benchOtherCA, benchValue)
+	}
+	ctx := context.Background()
+	srv.ResetCounts()
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		r := authoritativeResolver(b, srv)
+		checkOnce(b, ctx, r, RecordName(names[i]), benchExpectation(names[i]))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(srv.Queries())/float64(b.N), "queries/op")
+}
+
+func checkOnce(b *testing.B, ctx context.Context, r *recordResolver, name string, exp Expectation) {
+	ans, err := r.LookupTXT(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if v := Evaluate(exp, ans.Values, benchNow); v.Status != StatusOK {
+		b.Fatalf("verdict %s: %s", v.Status, v.Reason())
+	}
+}
