@@ -86,6 +86,8 @@ type env struct {
 	admin   string
 	http    int
 	https   int
+	// extraEnv is added to the environment of every caddy command.
+	extraEnv []string
 }
 
 func newEnv(t *testing.T, opts acmetest.Options) *env {
@@ -182,11 +184,11 @@ func (e *env) caddy(args ...string) result {
 }
 
 func (e *env) environ() []string {
-	return append(os.Environ(),
+	return append(append(os.Environ(),
 		"HOME="+e.dir,
 		"XDG_CONFIG_HOME="+filepath.Join(e.dir, "config"),
 		"XDG_DATA_HOME="+filepath.Join(e.dir, "data"),
-	)
+	), e.extraEnv...)
 }
 
 // server is a running `caddy run`.
@@ -232,6 +234,12 @@ func (e *env) start(args ...string) *server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// kill ends the server at once, as a crash or an OOM kill would.
+func (s *server) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
 }
 
 func (s *server) stop() {
