@@ -44,13 +44,12 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 
-	seen := make(map[string]bool)
+	seen := make(onceEach)
 	for d.NextBlock(0) {
 		directive := d.Val()
-		if seen[directive] {
-			return d.Errf("%s is given more than once", directive)
+		if err := seen.check(d); err != nil {
+			return err
 		}
-		seen[directive] = true
 
 		switch directive {
 		case "dir":
@@ -179,6 +178,18 @@ func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) 
 	return caddy.Duration(dur), nil
 }
 
+// onceEach refuses a subdirective given twice, which would silently
+// override the first.
+type onceEach map[string]bool
+
+func (o onceEach) check(d *caddyfile.Dispenser) error {
+	if o[d.Val()] {
+		return d.Errf("%s is given more than once", d.Val())
+	}
+	o[d.Val()] = true
+	return nil
+}
+
 func hasPlaceholder(s string) bool {
 	return strings.Contains(s, "{")
 }
@@ -196,13 +207,12 @@ func (p *Permission) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := make(map[string]bool)
+	seen := make(onceEach)
 	for d.NextBlock(0) {
 		directive := d.Val()
-		if seen[directive] {
-			return d.Errf("%s is given more than once", directive)
+		if err := seen.check(d); err != nil {
+			return err
 		}
-		seen[directive] = true
 		switch directive {
 		case "cache_ttl":
 			dur, err := durationArg(d, false)

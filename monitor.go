@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -52,22 +53,20 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 	if len(names) == 0 {
 		return
 	}
-	acct, ok := iss.existingAccount(ctx)
-	if !ok {
+	in, err := iss.recordInputs(ctx, false)
+	if errors.Is(err, errNoAccountYet) {
 		return
 	}
-	_, dir, err := iss.acmeClientAndDirectory(ctx)
 	if err != nil {
-		iss.logger.Warn("daily record check skipped: the CA's directory is unavailable", zap.Error(err))
+		iss.logger.Warn("daily record check skipped", zap.Error(err))
 		return
 	}
-	offered := iss.offeredBeforeOrder(dir)
 	plan, err := planNames(names)
-	if offered == nil || err != nil {
+	if err != nil {
 		return
 	}
 	for _, base := range plan.bases {
-		exp, err := iss.expectation(base, plan.wildcard[base], offered, acct, dir)
+		exp, err := iss.expectation(base, plan.wildcard[base], in.offered, in.acct, in.dir)
 		if err != nil {
 			iss.logger.Warn("daily record check skipped", zap.String("domain", base), zap.Error(err))
 			continue

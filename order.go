@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 )
 
@@ -131,6 +132,41 @@ func accountURIs(dir caDirectory, acct acme.Account, base string) ([]string, err
 		return nil, err
 	}
 	return []string{perDomain, anyDomain}, nil
+}
+
+// recordInputs is what writing or checking a record needs besides its
+// domain, known without placing an order.
+type recordInputs struct {
+	client  *acmez.Client
+	dir     caDirectory
+	offered []string
+	acct    acme.Account
+}
+
+var errNoAccountYet = errors.New("no ACME account yet, so no record can name it; run `caddy persist records` or GET /persist/records to create it")
+
+// recordInputs gathers the directory, the issuer names it offers, and the
+// account. With register, an account is registered if there is none;
+// without, a missing account is errNoAccountYet.
+func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInputs, error) {
+	client, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		return recordInputs{}, err
+	}
+	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir)}
+	if in.offered == nil {
+		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
+	}
+	if register {
+		in.acct, err = iss.getAccount(ctx)
+		return in, err
+	}
+	acct, ok := iss.existingAccount(ctx)
+	if !ok {
+		return in, errNoAccountYet
+	}
+	in.acct = acct
+	return in, nil
 }
 
 // offeredBeforeOrder returns the issuer domain names known without an

@@ -160,19 +160,11 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	if err != nil {
 		return decision{err: err}
 	}
-	acct, ok := iss.existingAccount(ctx)
-	if !ok {
-		return decision{err: fmt.Errorf("the persist issuer for %s has no ACME account yet, so no record can name it; run `caddy persist records` or GET /persist/records to create it", name)}
-	}
-	_, dir, err := iss.acmeClientAndDirectory(ctx)
+	in, err := iss.recordInputs(ctx, false)
 	if err != nil {
-		return decision{err: err}
+		return decision{err: fmt.Errorf("the persist issuer for %s: %w", name, err)}
 	}
-	offered := iss.offeredBeforeOrder(dir)
-	if offered == nil {
-		return decision{err: fmt.Errorf("the directory of %s names no issuer domain names; set issuer_domain_name in the persist issuer", iss.CA)}
-	}
-	exp, err := iss.expectation(base, wildcard, offered, acct, dir)
+	exp, err := iss.expectation(base, wildcard, in.offered, in.acct, in.dir)
 	if err != nil {
 		return decision{err: err}
 	}

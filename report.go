@@ -53,27 +53,20 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 	if err != nil {
 		return nil, err
 	}
-	client, dir, err := iss.acmeClientAndDirectory(ctx)
+	in, err := iss.recordInputs(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	offered := iss.offeredBeforeOrder(dir)
-	if offered == nil {
-		return nil, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
-	}
-	acct, err := iss.getAccount(ctx)
-	if err != nil {
-		return nil, err
-	}
+	acct, dir := in.acct, in.dir
 	if dir.Draft == Draft02 {
-		if err := iss.confirmAccountValid(ctx, client.HTTPClient, dir, acct); err != nil {
+		if err := iss.confirmAccountValid(ctx, in.client.HTTPClient, dir, acct); err != nil {
 			return nil, err
 		}
 	}
 
 	reports := make([]RecordReport, 0, len(plan.bases))
 	for _, base := range plan.bases {
-		exp, err := iss.expectation(base, plan.wildcard[base], offered, acct, dir)
+		exp, err := iss.expectation(base, plan.wildcard[base], in.offered, acct, dir)
 		if err != nil {
 			return nil, err
 		}

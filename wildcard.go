@@ -63,19 +63,11 @@ func (iss *Issuer) wildcardGrant(ctx context.Context, parent string) (bool, erro
 }
 
 func (iss *Issuer) lookUpGrant(ctx context.Context, parent string) (bool, error) {
-	acct, ok := iss.existingAccount(ctx)
-	if !ok {
-		return false, nil
-	}
-	_, dir, err := iss.acmeClientAndDirectory(ctx)
+	in, err := iss.recordInputs(ctx, false)
 	if err != nil {
 		return false, err
 	}
-	offered := iss.offeredBeforeOrder(dir)
-	if offered == nil {
-		return false, nil
-	}
-	exp, err := iss.expectation(parent, true, offered, acct, dir)
+	exp, err := iss.expectation(parent, true, in.offered, in.acct, in.dir)
 	if err != nil {
 		return false, err
 	}

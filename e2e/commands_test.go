@@ -10,24 +10,12 @@ import (
 	"testing"
 	"time"
 
+	persist "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 )
 
-type recordJSON struct {
-	Domain           string   `json:"domain"`
-	Names            []string `json:"names"`
-	RecordName       string   `json:"record_name"`
-	Value            string   `json:"value"`
-	ZoneLine         string   `json:"zone_line"`
-	IssuerDomainName string   `json:"issuer_domain_name"`
-	AccountURL       string   `json:"account_url"`
-	CADirectory      string   `json:"ca_directory"`
-	Draft            string   `json:"draft"`
-	Wildcard         bool     `json:"wildcard"`
-	PersistUntil     string   `json:"persist_until"`
-	Status           string   `json:"status"`
-	Reason           string   `json:"reason"`
-}
+// recordJSON is what the commands and the admin API print per record.
+type recordJSON = persist.RecordReport
 
 func decodeRecords(t *testing.T, out string) []recordJSON {
 	t.Helper()

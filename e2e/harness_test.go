@@ -112,12 +112,11 @@ func newEnv(t *testing.T, opts acmetest.Options) *env {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := acmetest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // globals is the global options block every test Caddyfile starts with.

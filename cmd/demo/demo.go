@@ -87,11 +87,11 @@ func (d *demo) startInfrastructure() error {
 func (d *demo) startCaddy() error {
 	var err error
 	for _, p := range []*int{&d.httpPort, &d.httpsPort} {
-		if *p, err = freePort(); err != nil {
+		if *p, err = acmetest.FreePort(); err != nil {
 			return err
 		}
 	}
-	adminPort, err := freePort()
+	adminPort, err := acmetest.FreePort()
 	if err != nil {
 		return err
 	}
@@ -244,13 +244,4 @@ func (d *demo) printHowToReach() {
 	say("   curl --cacert %s --resolve hello.demo.test:%d:127.0.0.1 https://hello.demo.test:%d/", d.rootFile, d.httpsPort, d.httpsPort)
 	say("   curl http://%s/persist/check     # the record's status, from Caddy's admin API", d.adminAddr)
 	say("Press Ctrl-C to stop.")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -191,6 +191,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection, e.g. to
+// hijack it.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.Write(b)
@@ -341,6 +345,16 @@ func DNS() (*challtestsrv.ChallSrv, string, error) {
 		dnsErr = waitForDNS(dnsAddr)
 	})
 	return dnsSrv, dnsAddr, dnsErr
+}
+
+// FreePort returns a TCP port on loopback that is free now.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // freePort finds a port free for both UDP and TCP on loopback.
