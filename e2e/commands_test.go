@@ -28,14 +28,7 @@ func decodeRecords(t *testing.T, out string) []recordJSON {
 
 func TestRecordsRegistersOnceAndPrintsWhatTheCAAccepts(t *testing.T) {
 	e := newEnv(t, acmetest.Options{})
-	cfg := e.write("Caddyfile", e.globals("")+`
-*.records.test, records.test {
-	tls {
-		`+e.issuerBlock("")+`
-	}
-	respond "hello from {host}"
-}
-`)
+	cfg := e.persistSite("*.records.test, records.test", "", "hello from {host}")
 	first := e.caddy("persist", "records", "--config", cfg)
 	if first.code != 0 {
 		t.Fatalf("records failed (%d):\n%s", first.code, first.stderr)
@@ -88,13 +81,7 @@ func TestRecordsRegistersOnceAndPrintsWhatTheCAAccepts(t *testing.T) {
 func TestCheckReportsEachStatusAndGatesOnIt(t *testing.T) {
 	e := newEnv(t, acmetest.Options{})
 	sites := []string{"ok.check.test", "missing.check.test", "mismatch.check.test", "servfail.check.test", "expiring.check.test"}
-	cfg := e.write("Caddyfile", e.globals("")+strings.Join(sites, ", ")+` {
-	tls {
-		`+e.issuerBlock("")+`
-	}
-	respond "hi"
-}
-`)
+	cfg := e.persistSite(strings.Join(sites, ", "), "", "hi")
 	recs := decodeRecords(t, e.caddy("persist", "records", "--config", cfg, "--format", "json").stdout)
 	if len(recs) != len(sites) {
 		t.Fatalf("%d records for %d sites", len(recs), len(sites))
@@ -182,13 +169,7 @@ func TestCheckReportsEachStatusAndGatesOnIt(t *testing.T) {
 
 func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 	e := newEnv(t, acmetest.Options{})
-	cfg := e.write("Caddyfile", e.globals("")+`admin-site.test {
-	tls {
-		`+e.issuerBlock("")+`
-	}
-	respond "hi"
-}
-`)
+	cfg := e.persistSite("admin-site.test", "", "hi")
 	srv := e.start("--config", cfg)
 	get := func(path string) (int, []byte) {
 		resp, err := http.Get("http://" + e.admin + path)

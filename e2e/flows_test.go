@@ -38,14 +38,7 @@ func (e *env) publishFromRecords(t *testing.T, args ...string) []recordJSON {
 
 func TestCaddyfileFlow(t *testing.T) {
 	e := newEnv(t, acmetest.Options{})
-	cfg := e.write("Caddyfile", e.globals("")+`
-*.example.test, example.test {
-	tls {
-		`+e.issuerBlock("")+`
-	}
-	respond "hello from {host}"
-}
-`)
+	cfg := e.persistSite("*.example.test, example.test", "", "hello from {host}")
 	recs := e.publishFromRecords(t, "--config", cfg)
 	if len(recs) != 1 || !recs[0].Wildcard {
 		t.Fatalf("records = %+v", recs)
@@ -138,14 +131,7 @@ example.test {
 
 func TestRestartReusesCertificateAndAccount(t *testing.T) {
 	e := newEnv(t, acmetest.Options{})
-	cfg := e.write("Caddyfile", e.globals("")+`
-restart.test {
-	tls {
-		`+e.issuerBlock("")+`
-	}
-	respond "hi"
-}
-`)
+	cfg := e.persistSite("restart.test", "", "hi")
 	e.publishFromRecords(t, "--config", cfg)
 	first := e.start("--config", cfg)
 	leaf1, _ := e.handshake(t, "restart.test", time.Minute)
@@ -183,14 +169,7 @@ func logEntry(logs, msg string) map[string]any {
 
 func TestRecordPublishedWhileCaddyWaits(t *testing.T) {
 	e := newEnv(t, acmetest.Options{})
-	cfg := e.write("Caddyfile", e.globals("")+`
-*.late.test {
-	tls {
-		`+e.issuerBlock("propagation_timeout 90s")+`
-	}
-	respond "late but here"
-}
-`)
+	cfg := e.persistSite("*.late.test", "propagation_timeout 90s", "late but here")
 	srv := e.start("--config", cfg)
 	srv.waitLog(t, "record missing", 30*time.Second)
 	entry := logEntry(srv.logs.String(), "record missing")

@@ -146,6 +146,18 @@ func (e *env) issuerBlock(extra string) string {
 	}`, e.ca.URL, e.ca.TLSRootsFile, testDNSAddr, extra)
 }
 
+// persistSite writes a Caddyfile with the test globals and one site, whose
+// names use the persist issuer (with extra subdirectives) and respond.
+func (e *env) persistSite(sites, issuerExtra, respond string) string {
+	return e.write("Caddyfile", e.globals("")+sites+` {
+	tls {
+		`+e.issuerBlock(issuerExtra)+`
+	}
+	respond "`+respond+`"
+}
+`)
+}
+
 func (e *env) write(name, content string) string {
 	e.t.Helper()
 	path := filepath.Join(e.dir, name)

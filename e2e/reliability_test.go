@@ -29,14 +29,7 @@ func slowFinalize(next http.Handler) http.Handler {
 
 func TestKilledMidIssuanceCompletesAfterRestart(t *testing.T) {
 	e := newEnv(t, acmetest.Options{Wrap: slowFinalize})
-	cfg := e.write("Caddyfile", e.globals("")+`
-crash.test {
-	tls {
-		`+e.issuerBlock("")+`
-	}
-	respond "survived"
-}
-`)
+	cfg := e.persistSite("crash.test", "", "survived")
 	recs := e.publishFromRecords(t, "--config", cfg)
 	srv := e.start("--config", cfg)
 	deadline := time.Now().Add(30 * time.Second)
@@ -73,14 +66,7 @@ func TestSecretsStayOutOfCommandOutputLogsAndAdmin(t *testing.T) {
 
 	e := newEnv(t, acmetest.Options{EABKeys: map[string]string{"kid-1": mac}})
 	e.extraEnv = []string{"PERSIST_ACCOUNT_KEY=" + string(keyPEM), "PERSIST_EAB_MAC=" + mac}
-	cfg := e.write("Caddyfile", e.globals("")+`
-secret.test {
-	tls {
-		`+e.issuerBlock("account_key {env.PERSIST_ACCOUNT_KEY}\n\t\teab kid-1 {env.PERSIST_EAB_MAC}")+`
-	}
-	respond "ok"
-}
-`)
+	cfg := e.persistSite("secret.test", "account_key {env.PERSIST_ACCOUNT_KEY}\n\t\teab kid-1 {env.PERSIST_EAB_MAC}", "ok")
 	var outputs []string
 	for _, args := range [][]string{
 		{"persist", "records", "--config", cfg},
