@@ -168,6 +168,9 @@ func (iss *Issuer) acmeClient() (*acmez.Client, error) {
 		ResponseHeaderTimeout: 30 * time.Second,
 		ExpectContinueTimeout: 2 * time.Second,
 		ForceAttemptHTTP2:     true,
+		// orders run side by side; over HTTP/1.1 the default of two idle
+		// connections per host meant a TLS handshake for most requests
+		MaxIdleConnsPerHost: 32,
 	}
 	if iss.rootPool != nil {
 		transport.TLSClientConfig = &tls.Config{RootCAs: iss.rootPool}

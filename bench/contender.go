@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -9,8 +10,8 @@ import (
 
 // contender is one way of obtaining certificates. Its long-lived parts
 // (ACME client, issuer, account, connections) are built once by WarmUp,
-// as a running Caddy already has them; every run then gets fresh storage
-// holding only the account, and fresh names.
+// as a running Caddy already has them; every run then gets fresh names,
+// and fresh storage holding only the account for those that use storage.
 type contender interface {
 	Name() string
 	// Names lists the certificates to obtain for the workload's bases.
@@ -52,4 +53,21 @@ func newMagic(storage certmagic.Storage, logger *zap.Logger) (*certmagic.Config,
 		Logger:  logger,
 	})
 	return cfg, cache
+}
+
+// warmUpObtain obtains the certificates of one throwaway base outside any
+// timing, in whatever storage the contender has now, so that connections,
+// caches and lazy set-up are warm. record, when set, is published first.
+func warmUpObtain(ctx context.Context, c contender, record string) error {
+	bases := []string{"warm-" + c.Name() + "." + benchZone}
+	if record != "" {
+		if err := publishRecords(bases, record); err != nil {
+			return err
+		}
+		defer unpublishRecords(bases)
+	}
+	if _, err := obtainAll(ctx, c, c.Names(bases), len(bases)*2); err != nil {
+		return fmt.Errorf("warm-up: %v", err)
+	}
+	return nil
 }

@@ -96,38 +96,3 @@ type noopSolver struct{}
 
 func (noopSolver) Present(context.Context, acme.Challenge) error { return nil }
 func (noopSolver) CleanUp(context.Context, acme.Challenge) error { return nil }
-
-// publishRecords puts the dns-persist-01 record value at every base.
-func publishRecords(bases []string, value string) error {
-	for _, b := range bases {
-		if err := acmetest.SetTXT(persist.RecordName(b), value); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func unpublishRecords(bases []string) {
-	for _, b := range bases {
-		acmetest.SetTXT(persist.RecordName(b))
-	}
-}
-
-// warmUpObtain obtains the certificates of one throwaway base outside any
-// timing, in whatever storage the contender has now, so that connections,
-// caches and lazy set-up are warm. record, when set, is published first.
-func warmUpObtain(ctx context.Context, c contender, record string) error {
-	bases := []string{"warm-" + c.Name() + "." + benchZone}
-	if record != "" {
-		if err := publishRecords(bases, record); err != nil {
-			return err
-		}
-		defer unpublishRecords(bases)
-	}
-	for _, name := range c.Names(bases) {
-		if err := c.Obtain(ctx, name); err != nil {
-			return fmt.Errorf("%s warm-up: %v", c.Name(), err)
-		}
-	}
-	return nil
-}
