@@ -57,21 +57,32 @@ func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	// admin modules are provisioned before apps, so the issuers of the
 	// running config are only known now
 	sets, err := servedNames(caddy.ActiveContext(), nil, r.URL.Query()["domain"])
-	if errors.Is(err, errNoPersistIssuer) {
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
-	}
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+		return apiError(err)
 	}
 	reports, err := inspectAll(r.Context(), sets, check)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
+		return apiError(err)
 	}
 	if reports == nil {
 		reports = []RecordReport{}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(reports)
+}
+
+// apiError gives an error the HTTP status that says whose problem it is.
+func apiError(err error) error {
+	var badInput *inputError
+	switch {
+	case errors.As(err, &badInput):
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	case errors.Is(err, errNoPersistIssuer):
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
+	case errors.Is(err, errNoAccountYet):
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: fmt.Errorf("%w; GET /persist/records creates it", err)}
+	}
+	return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
 }
 
 const adminHelp = `Persist admin API (read-only; GET only)

@@ -66,15 +66,22 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 
 		case "account_key":
-			if !d.AllArgs(&iss.AccountKey) {
-				return d.ArgErr()
+			// d.ArgErr would quote the neighbouring token: the secret
+			if d.CountRemainingArgs() != 1 {
+				return d.Err("account_key takes exactly one argument, the PEM key or a placeholder for it (value not shown)")
 			}
+			d.NextArg()
+			iss.AccountKey = d.Val()
 
 		case "eab":
-			iss.ExternalAccount = new(acme.EAB)
-			if !d.AllArgs(&iss.ExternalAccount.KeyID, &iss.ExternalAccount.MACKey) {
-				return d.ArgErr()
+			if d.CountRemainingArgs() != 2 {
+				return d.Err("eab takes exactly two arguments, <key_id> <mac_key> (values not shown)")
 			}
+			iss.ExternalAccount = new(acme.EAB)
+			d.NextArg()
+			iss.ExternalAccount.KeyID = d.Val()
+			d.NextArg()
+			iss.ExternalAccount.MACKey = d.Val()
 
 		case "profile":
 			if !d.AllArgs(&iss.Profile) {

@@ -216,9 +216,10 @@ func TestUnmarshalCaddyfileErrorsCarryLine(t *testing.T) {
 		// missing arguments
 		{"dir without arg", lines("dir"), 3, "wrong argument count or unexpected line ending after 'dir'"},
 		{"email without arg", []string{"persist {", "\tprofile default", "\temail", "}"}, 3, "wrong argument count or unexpected line ending after 'email'"},
-		{"account_key without arg", lines("account_key"), 3, "wrong argument count or unexpected line ending after 'account_key'"},
-		{"eab without args", lines("eab"), 3, "wrong argument count or unexpected line ending after 'eab'"},
-		{"eab with one arg", lines("eab kid-123"), 3, "wrong argument count or unexpected line ending after 'kid-123'"},
+		{"account_key without arg", lines("account_key"), 3, "account_key takes exactly one argument"},
+		{"account_key with two args", lines("account_key SECRET-PEM extra"), 3, "account_key takes exactly one argument, the PEM key or a placeholder for it (value not shown)"},
+		{"eab without args", lines("eab"), 3, "eab takes exactly two arguments"},
+		{"eab with one arg", lines("eab kid-123"), 3, "eab takes exactly two arguments"},
 		{"profile without arg", lines("profile"), 3, "wrong argument count or unexpected line ending after 'profile'"},
 		{"timeout without arg", lines("timeout"), 3, "wrong argument count or unexpected line ending after 'timeout'"},
 		{"trusted_roots without arg", lines("trusted_roots"), 3, "wrong argument count or unexpected line ending after 'trusted_roots'"},
@@ -231,7 +232,7 @@ func TestUnmarshalCaddyfileErrorsCarryLine(t *testing.T) {
 		// too many arguments
 		{"email with two args", []string{"persist {", "\tprofile default", "\temail a@example.test b@example.test", "}"}, 3, "wrong argument count"},
 		{"dir with two args", lines("dir https://a.test/dir https://b.test/dir"), 3, "wrong argument count"},
-		{"eab with three args", lines("eab kid mac extra"), 3, "wrong argument count"},
+		{"eab with three args", lines("eab kid SECRET-MAC extra"), 3, "eab takes exactly two arguments, <key_id> <mac_key> (values not shown)"},
 		{"profile with two args", lines("profile a b"), 3, "wrong argument count"},
 		{"timeout with two args", lines("timeout 1m 2m"), 3, "wrong argument count"},
 		{"issuer_domain_name with two args", lines("issuer_domain_name letsencrypt.org example.org"), 3, "wrong argument count"},
@@ -295,6 +296,10 @@ func TestUnmarshalCaddyfileErrorsCarryLine(t *testing.T) {
 			}
 			if !strings.Contains(msg, tc.wantMsg) {
 				t.Errorf("error %q does not contain %q", msg, tc.wantMsg)
+			}
+			// secrets in a bad line must not be echoed back
+			if strings.Contains(msg, "SECRET") {
+				t.Errorf("error %q repeats a secret", msg)
 			}
 		})
 	}

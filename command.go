@@ -100,7 +100,8 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 	reports, err := inspectAll(ctx, sets, check)
 	for _, set := range sets {
 		if url := set.Issuer.registeredAccount(); url != "" {
-			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nThe records below name this account.\n", set.Issuer.CA, url)
+			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
+				set.Issuer.CA, url, describeStorage(set.Issuer.getStorage()))
 		}
 	}
 	if err != nil {

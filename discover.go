@@ -2,6 +2,7 @@ package persist
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -80,6 +81,9 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 		}
 	}
 	for _, name := range normalizeNames(extra) {
+		if certmagic.SubjectIsIP(name) {
+			return nil, &inputError{fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)}
+		}
 		iss := persistIssuerOf(policyFor(policies.Policies, name))
 		if iss == nil {
 			iss = sets[0].Issuer

@@ -302,26 +302,36 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 				t.Errorf("registrations = %d, want 1", n)
 			}
 
-			// the deliberate way out
+			// the deliberate way out: a damaged registration beside a
+			// readable key is rebuilt from the CA, keeping the account; a
+			// damaged or lost key means a new account
 			repl := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
 			_, err = repl.Issue(context.Background(), newCSR(t, "unusable.test"))
 			var recErr *RecordError
 			if !errors.As(err, &recErr) || recErr.Status() != StatusMissing {
-				t.Fatalf("after replacement: %v, want the record for the new account missing", err)
+				t.Fatalf("after the repair: %v, want the record missing", err)
 			}
 			newURL := repl.accountURL(t)
-			entries := repl.logs.FilterMessageSnippet("republish these records").All()
-			if len(entries) != 1 {
-				t.Fatalf("%d 'republish' log entries", len(entries))
-			}
-			f := entries[0].ContextMap()
-			wantOld := oldURL
-			if c.name == "corrupt JSON" || c.name == "truncated JSON" {
-				wantOld = "unknown (the registration is unreadable)"
-			}
-			recs, _ := f["records"].([]any)
-			if f["old_account_url"] != wantOld || f["new_account_url"] != newURL || len(recs) != 1 || !strings.Contains(recs[0].(string), newURL) {
-				t.Errorf("log fields = %v", f)
+			if damaged == loc.Reg {
+				if newURL != oldURL {
+					t.Errorf("the account changed from %s to %s though the CA still knew its key", oldURL, newURL)
+				}
+				if n := len(repl.logs.FilterMessageSnippet("rebuilt an unusable account registration").All()); n != 1 {
+					t.Errorf("%d 'rebuilt' log entries", n)
+				}
+				if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+					t.Errorf("registrations = %d, want 1", n)
+				}
+			} else {
+				entries := repl.logs.FilterMessageSnippet("republish these records").All()
+				if len(entries) != 1 {
+					t.Fatalf("%d 'republish' log entries", len(entries))
+				}
+				f := entries[0].ContextMap()
+				recs, _ := f["records"].([]any)
+				if newURL == oldURL || f["old_account_url"] != oldURL || f["new_account_url"] != newURL || len(recs) != 1 || !strings.Contains(recs[0].(string), newURL) {
+					t.Errorf("log fields = %v", f)
+				}
 			}
 			set := 0
 			for _, name := range listFiles(t, filepath.Join(dir, filepath.Dir(loc.Key))) {

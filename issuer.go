@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
@@ -144,6 +145,11 @@ func (iss *Issuer) acmeClientAndDirectory(ctx context.Context) (*acmez.Client, c
 	}
 	dir, err := fetchDirectory(ctx, client.HTTPClient, iss.CA, iss.now())
 	if err != nil {
+		if iss.st.dir != nil {
+			// an old directory beats none: the CA's names rarely change
+			iss.logger.Warn("refreshing the ACME directory failed; using the one fetched before", zap.Error(err))
+			return client, *iss.st.dir, nil
+		}
 		return nil, caDirectory{}, err
 	}
 	iss.st.dir = &dir
@@ -171,6 +177,7 @@ func (iss *Issuer) acmeClient() (*acmez.Client, error) {
 		// orders run side by side; over HTTP/1.1 the default of two idle
 		// connections per host meant a TLS handshake for most requests
 		MaxIdleConnsPerHost: 32,
+		IdleConnTimeout:     90 * time.Second,
 	}
 	if iss.rootPool != nil {
 		transport.TLSClientConfig = &tls.Config{RootCAs: iss.rootPool}
@@ -190,6 +197,20 @@ func (iss *Issuer) acmeClient() (*acmez.Client, error) {
 		},
 	}
 	return iss.st.client, nil
+}
+
+// Cleanup closes the issuer's idle connections to the CA when its config
+// is unloaded.
+func (iss *Issuer) Cleanup() error {
+	if iss.st == nil {
+		return nil
+	}
+	iss.st.clientMu.Lock()
+	defer iss.st.clientMu.Unlock()
+	if iss.st.client != nil {
+		iss.st.client.HTTPClient.CloseIdleConnections()
+	}
+	return nil
 }
 
 // Revoke revokes cert with the issuer's account.
@@ -289,4 +310,5 @@ var (
 	_ certmagic.Revoker           = (*Issuer)(nil)
 	_ certmagic.RenewalInfoGetter = (*Issuer)(nil)
 	_ caddytls.ConfigSetter       = (*Issuer)(nil)
+	_ caddy.CleanerUpper          = (*Issuer)(nil)
 )

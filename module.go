@@ -199,15 +199,16 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		}
 	}
 	// secrets: the error must not echo the value
+	// ReplaceOrErr's errors name placeholders, never their values
 	if err := expand("account_key", &iss.AccountKey); err != nil {
-		return errors.New("expanding account_key failed (value redacted)")
+		return err
 	}
 	if iss.ExternalAccount != nil {
 		if err := expand("external_account key_id", &iss.ExternalAccount.KeyID); err != nil {
 			return err
 		}
 		if err := expand("external_account mac_key", &iss.ExternalAccount.MACKey); err != nil {
-			return errors.New("expanding external_account mac_key failed (value redacted)")
+			return err
 		}
 	}
 	for i := range iss.Resolvers {
@@ -241,6 +242,12 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 			return err
 		}
 		iss.persistUntil = t
+		// loading must still work, so that valid certificates keep being
+		// served and the commands can say what to republish
+		if iss.now().After(t) {
+			iss.logger.Error("persist_until has passed: CAs refuse records past their persistUntil, so no certificate can be obtained; publish records with a later persistUntil and update persist_until",
+				zap.Time("persist_until", t))
+		}
 	}
 	if len(iss.TrustedRootsPEMFiles) > 0 {
 		iss.rootPool = x509.NewCertPool()
@@ -285,9 +292,6 @@ func (iss *Issuer) Validate() error {
 	}
 	if iss.CertificateLifetime < 0 {
 		return fmt.Errorf("certificate_lifetime must not be negative: %s", time.Duration(iss.CertificateLifetime))
-	}
-	if !iss.persistUntil.IsZero() && iss.now().After(iss.persistUntil) {
-		return fmt.Errorf("persist_until %s has passed: CAs reject records past their persistUntil; publish records with a later persistUntil and update persist_until", iss.persistUntil.Format(time.RFC3339))
 	}
 	if iss.PreferredChains != nil && len(iss.PreferredChains.AnyCommonName) > 0 && len(iss.PreferredChains.RootCommonName) > 0 {
 		return errors.New("preferred_chains: set any_common_name or root_common_name, not both")

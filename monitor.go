@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 )
 
@@ -73,27 +72,4 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 		}
 		_, _ = iss.checkRecord(ctx, exp)
 	}
-}
-
-// existingAccount returns the account if it is loaded or in storage,
-// without registering one.
-func (iss *Issuer) existingAccount(ctx context.Context) (acme.Account, bool) {
-	iss.st.acctMu.Lock()
-	defer iss.st.acctMu.Unlock()
-	if iss.st.acct != nil {
-		return *iss.st.acct, true
-	}
-	storage := iss.getStorage()
-	if storage == nil {
-		return acme.Account{}, false
-	}
-	acct, err := loadStoredAccount(ctx, storage, locateAccount(iss.CA, iss.Email))
-	if err != nil || acct.Status != acme.StatusValid {
-		return acme.Account{}, false
-	}
-	if iss.accountKey != nil && !sameKey(acct.PrivateKey, iss.accountKey) {
-		return acme.Account{}, false
-	}
-	iss.st.acct = &acct
-	return acct, true
 }

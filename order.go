@@ -157,16 +157,8 @@ func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInput
 	if in.offered == nil {
 		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
 	}
-	if register {
-		in.acct, err = iss.getAccount(ctx)
-		return in, err
-	}
-	acct, ok := iss.existingAccount(ctx)
-	if !ok {
-		return in, errNoAccountYet
-	}
-	in.acct = acct
-	return in, nil
+	in.acct, err = iss.account(ctx, register)
+	return in, err
 }
 
 // offeredBeforeOrder returns the issuer domain names known without an

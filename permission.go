@@ -182,7 +182,7 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
 				zap.String("domain", name), zap.String("record_name", RecordName(base)), zap.Error(err))
 		}
-		return decision{err: fmt.Errorf("%w: %s: %v", caddytls.ErrPermissionDenied, RecordName(base), err), outcome: outcomeDNSError}
+		return decision{err: fmt.Errorf("%w: %s: %w", caddytls.ErrPermissionDenied, RecordName(base), err), outcome: outcomeDNSError}
 	}
 	v := Evaluate(exp, ans.Values, iss.now())
 	if v.Status == StatusOK {
@@ -192,7 +192,7 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	// a subdomain is also served when its parent's record grants the
 	// wildcard: the issuer then obtains the parent's wildcard certificate
 	if parent, ok := parentOf(name); ok {
-		if granted, err := iss.wildcardGrant(ctx, parent); err == nil && granted {
+		if granted, err := iss.wildcardGrant(ctx, parent, time.Duration(p.CacheTTL), time.Duration(p.NegativeTTL)); err == nil && granted {
 			return decision{outcome: outcomeAllowed}
 		}
 	}

@@ -44,16 +44,16 @@ const StatusExpiring Status = "expiring"
 
 // inspect builds a report for each record the names need. Issuer names come
 // from the directory (or issuer_domain_name), never from an order, so
-// nothing is spent at the CA. The account is loaded, or registered if there
-// is none. With check, the reports also carry the status of what is
-// published; without it, DNS is still read to keep the issuer name a
-// published record already uses.
+// nothing is spent at the CA. Showing records loads the account, or
+// registers it if there is none; a check never registers one. With check,
+// the reports also carry the status of what is published; without it, DNS
+// is still read to keep the issuer name a published record already uses.
 func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
 	plan, err := planNames(names)
 	if err != nil {
-		return nil, err
+		return nil, &inputError{err}
 	}
-	in, err := iss.recordInputs(ctx, true)
+	in, err := iss.recordInputs(ctx, !check)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +130,11 @@ func namesUnder(plan orderPlan, base string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// inputError is a report request about names that are not valid.
+type inputError struct{ error }
+
+func (e *inputError) Unwrap() error { return e.error }
 
 // identity is what makes two issuers use the same account and write the
 // same records; issuers sharing it are reported together, so the apex and

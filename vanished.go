@@ -1,9 +1,13 @@
 package persist
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 
 	"github.com/caddyserver/certmagic"
@@ -16,6 +20,14 @@ import (
 // the old URL; then the old files are set aside (never deleted), a new
 // account is registered, and the records to publish for it are logged.
 func (iss *Issuer) replaceVanishedAccount(ctx context.Context, old acme.Account, dir caDirectory, plan orderPlan) (acme.Account, error) {
+	// one answer could be a CA's hiccup: ask again, by key, before acting
+	if found, err := iss.lookUpAccount(ctx, old.PrivateKey); err == nil {
+		iss.logger.Warn("the CA said the ACME account does not exist, but it still knows the key; keeping the account",
+			zap.String("account_url", found.Location))
+		return found, nil
+	} else if !errors.Is(err, errAccountUnknown) {
+		return acme.Account{}, fmt.Errorf("the CA said ACME account %s does not exist, and confirming that failed: %w", old.Location, err)
+	}
 	iss.logger.Error("the CA says the ACME account no longer exists; every dns-persist-01 record naming it has stopped working",
 		zap.String("old_account_url", old.Location),
 		zap.String("ca", iss.CA))
@@ -24,31 +36,24 @@ func (iss *Issuer) replaceVanishedAccount(ctx context.Context, old acme.Account,
 	defer iss.st.acctMu.Unlock()
 	storage := iss.getStorage()
 	loc := locateAccount(iss.CA, iss.Email)
-	if err := storage.Lock(ctx, loc.LockKey); err != nil {
-		return acme.Account{}, fmt.Errorf("locking account registration: %v", err)
-	}
-	defer func() {
-		if err := storage.Unlock(context.WithoutCancel(ctx), loc.LockKey); err != nil {
-			iss.logger.Error("unlocking account registration", zap.String("lock", loc.LockKey), zap.Error(err))
+	acct, err := iss.withRegistrationLock(ctx, storage, loc, func() (acme.Account, error) {
+		stored, err := loadStoredAccount(ctx, storage, loc)
+		ours := err == nil && (iss.accountKey == nil || sameKey(stored.PrivateKey, iss.accountKey))
+		// another instance sharing the storage may have replaced it already
+		if ours && stored.Location != old.Location {
+			return stored, nil
 		}
-	}()
-
-	// another instance sharing the storage may have replaced it already
-	acct, err := loadStoredAccount(ctx, storage, loc)
-	if err != nil || acct.Location == old.Location {
-		if err := setAside(ctx, storage, loc, "vanished", iss.now().Unix()); err != nil {
-			return acme.Account{}, err
-		}
-		key := iss.accountKey
-		if key == nil {
-			if key, err = newAccountKey(); err != nil {
-				return acme.Account{}, fmt.Errorf("generating account key: %v", err)
+		// a pinned key may live only in the config, beside another
+		// account's files, which are not this one's to move
+		if ours || iss.accountKey == nil {
+			if err := setAside(ctx, storage, []string{loc.Key, loc.Reg}, "vanished", iss.now().Unix()); err != nil {
+				return acme.Account{}, err
 			}
 		}
-		acct, err = iss.registerAccount(ctx, storage, loc, key)
-		if err != nil {
-			return acme.Account{}, err
-		}
+		return iss.registerWithKeyOrNew(ctx, storage, loc)
+	})
+	if err != nil {
+		return acme.Account{}, err
 	}
 	iss.st.acct = &acct
 
@@ -59,20 +64,30 @@ func (iss *Issuer) replaceVanishedAccount(ctx context.Context, old acme.Account,
 	return acct, nil
 }
 
-// setAside moves the account files at loc to names ending in
-// ".<why>-<unix>", so the old key is kept but the place is free.
-func setAside(ctx context.Context, storage certmagic.Storage, loc accountLocation, why string, now int64) error {
+// setAside moves the given account files to names ending in
+// ".<why>-<unix>", so the old key is kept but the place is free. A file is
+// deleted only once its copy has been stored and read back intact; a file
+// that cannot be read stops everything, since it cannot be copied.
+func setAside(ctx context.Context, storage certmagic.Storage, keys []string, why string, now int64) error {
 	suffix := "." + why + "-" + strconv.FormatInt(now, 10)
-	for _, key := range []string{loc.Key, loc.Reg} {
+	var copied []string
+	for _, key := range keys {
 		data, err := storage.Load(ctx, key)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err := storage.Store(ctx, key+suffix, data); err != nil {
-			return fmt.Errorf("keeping a copy of %s before replacing the account: %w", key, err)
+		if err != nil {
+			return fmt.Errorf("reading %s to keep a copy before replacing the account: %w (nothing was changed)", key, err)
 		}
+		if err := storage.Store(ctx, key+suffix, data); err != nil {
+			return fmt.Errorf("keeping a copy of %s before replacing the account: %w (nothing was changed)", key, err)
+		}
+		if back, err := storage.Load(ctx, key+suffix); err != nil || !bytes.Equal(back, data) {
+			return fmt.Errorf("the copy %s of %s does not read back intact; nothing was deleted", key+suffix, key)
+		}
+		copied = append(copied, key)
 	}
-	for _, key := range []string{loc.Reg, loc.Key} {
+	for _, key := range copied {
 		if err := storage.Delete(ctx, key); err != nil && storage.Exists(ctx, key) {
 			return fmt.Errorf("moving %s aside: %w", key, err)
 		}
@@ -85,51 +100,66 @@ type replacement struct {
 	oldURL, newURL string
 }
 
-// replaceUnusableAccount registers a new account in place of one whose
-// stored files cannot be used, as new_account_if_missing allows. The
-// caller holds acctMu.
-func (iss *Issuer) replaceUnusableAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation, cause *StorageError) (acme.Account, error) {
-	if err := storage.Lock(ctx, loc.LockKey); err != nil {
-		return acme.Account{}, fmt.Errorf("locking account registration: %v", err)
-	}
-	defer func() {
-		if err := storage.Unlock(context.WithoutCancel(ctx), loc.LockKey); err != nil {
-			iss.logger.Error("unlocking account registration", zap.String("lock", loc.LockKey), zap.Error(err))
+// replaceUnusableAccount handles stored account files that cannot be used,
+// as new_account_if_missing allows. When only the registration is damaged
+// and the CA still knows the key, the registration is rebuilt and the
+// account kept; otherwise a new account is registered. The old files are
+// set aside either way. The caller holds acctMu.
+func (iss *Issuer) replaceUnusableAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation, cause *StorageError, storedKey crypto.Signer) (acme.Account, error) {
+	return iss.withRegistrationLock(ctx, storage, loc, func() (acme.Account, error) {
+		// another instance may have repaired it while we waited for the lock
+		if acct, err := loadStoredAccount(ctx, storage, loc); err == nil {
+			return acct, nil
 		}
-	}()
-	// another instance may have replaced it while we waited for the lock
-	if acct, err := loadStoredAccount(ctx, storage, loc); err == nil {
-		return acct, nil
-	}
+		now := iss.now().Unix()
+		if cause.Key == loc.Reg && storedKey != nil {
+			if acct, err := iss.lookUpAccount(ctx, storedKey); err == nil {
+				if err := setAside(ctx, storage, []string{loc.Reg}, "unusable", now); err != nil {
+					return acme.Account{}, err
+				}
+				if err := saveAccount(ctx, storage, loc, acct); err != nil {
+					return acme.Account{}, err
+				}
+				iss.logger.Warn("rebuilt an unusable account registration from the CA; the account is unchanged and the old file is kept",
+					zap.String("account_url", acct.Location), zap.String("unusable_file", cause.Key))
+				return acct, nil
+			}
+		}
 
-	oldURL := "unknown (the registration is unreadable)"
-	if reg, err := storage.Load(ctx, loc.Reg); err == nil {
-		var old acme.Account
-		if json.Unmarshal(reg, &old) == nil && old.Location != "" {
-			oldURL = old.Location
+		oldURL := "unknown (the registration is unreadable)"
+		if reg, err := storage.Load(ctx, loc.Reg); err == nil {
+			var old acme.Account
+			if json.Unmarshal(reg, &old) == nil && old.Location != "" {
+				oldURL = old.Location
+			}
 		}
-	}
-	if err := setAside(ctx, storage, loc, "unusable", iss.now().Unix()); err != nil {
-		return acme.Account{}, err
-	}
-	key := iss.accountKey
-	if key == nil {
-		var err error
-		if key, err = newAccountKey(); err != nil {
-			return acme.Account{}, fmt.Errorf("generating account key: %v", err)
+		if err := setAside(ctx, storage, []string{loc.Key, loc.Reg}, "unusable", now); err != nil {
+			return acme.Account{}, err
 		}
+		acct, err := iss.registerWithKeyOrNew(ctx, storage, loc)
+		if err != nil {
+			return acme.Account{}, err
+		}
+		iss.st.replaced = &replacement{oldURL: oldURL, newURL: acct.Location}
+		iss.logger.Error("replaced an unusable ACME account, as new_account_if_missing allows; every published record must be republished",
+			zap.String("old_account_url", oldURL),
+			zap.String("new_account_url", acct.Location),
+			zap.String("unusable_file", cause.Key),
+			zap.NamedError("cause", cause.Err))
+		return acct, nil
+	})
+}
+
+// registerWithKeyOrNew registers the pinned account_key, or a new key.
+func (iss *Issuer) registerWithKeyOrNew(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
+	if iss.accountKey != nil {
+		return iss.registerAccount(ctx, storage, loc, iss.accountKey, true)
 	}
-	acct, err := iss.registerAccount(ctx, storage, loc, key)
+	key, err := newAccountKey()
 	if err != nil {
-		return acme.Account{}, err
+		return acme.Account{}, fmt.Errorf("generating account key: %v", err)
 	}
-	iss.st.replaced = &replacement{oldURL: oldURL, newURL: acct.Location}
-	iss.logger.Error("replaced an unusable ACME account, as new_account_if_missing allows; every published record must be republished",
-		zap.String("old_account_url", oldURL),
-		zap.String("new_account_url", acct.Location),
-		zap.String("unusable_file", cause.Key),
-		zap.NamedError("cause", cause.Err))
-	return acct, nil
+	return iss.registerAccount(ctx, storage, loc, key, false)
 }
 
 // logReplacementRecords logs, once, the records an order's names need

@@ -10,13 +10,6 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// How long the answer to "does the record at this parent grant us its
-// wildcard?" is kept; the permission module's defaults.
-const (
-	grantTTL       = DefaultPermissionCacheTTL
-	grantDeniedTTL = DefaultPermissionNegativeTTL
-)
-
 // grants remembers which parent domains' records grant this account a
 // wildcard, so on-demand handshakes for many subdomains cost one lookup.
 type grants struct {
@@ -32,8 +25,10 @@ type grantEntry struct {
 
 // wildcardGrant reports whether the record at parent authorizes this
 // account for *.parent (policy=wildcard included). It never registers an
-// account.
-func (iss *Issuer) wildcardGrant(ctx context.Context, parent string) (bool, error) {
+// account. Answers are kept for ttl when granted, negTTL when not: the
+// permission module passes its own TTLs, so a removed or added parent
+// record takes effect as promised.
+func (iss *Issuer) wildcardGrant(ctx context.Context, parent string, ttl, negTTL time.Duration) (bool, error) {
 	g := &iss.st.grants
 	now := iss.now()
 	g.mu.Lock()
@@ -47,15 +42,15 @@ func (iss *Issuer) wildcardGrant(ctx context.Context, parent string) (bool, erro
 		if ctx.Err() != nil {
 			return granted, err
 		}
-		ttl := grantDeniedTTL
+		keep := negTTL
 		if granted {
-			ttl = grantTTL
+			keep = ttl
 		}
 		g.mu.Lock()
 		if g.entries == nil || len(g.entries) >= maxCachedDecisions {
 			g.entries = make(map[string]grantEntry)
 		}
-		g.entries[parent] = grantEntry{granted: granted, expires: iss.now().Add(ttl)}
+		g.entries[parent] = grantEntry{granted: granted, expires: iss.now().Add(keep)}
 		g.mu.Unlock()
 		return granted, err
 	})
@@ -100,7 +95,9 @@ func (iss *Issuer) onDemandSubject(ctx context.Context, name string) string {
 	if !ok {
 		return name
 	}
-	if granted, err := iss.wildcardGrant(ctx, parent); err != nil || !granted {
+	// the permission module has just looked, with its own TTLs; these
+	// defaults only apply when it has not
+	if granted, err := iss.wildcardGrant(ctx, parent, DefaultPermissionCacheTTL, DefaultPermissionNegativeTTL); err != nil || !granted {
 		return name
 	}
 	return "*." + parent

@@ -227,6 +227,9 @@ func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 			t.Errorf("%s /persist/records = %d, want 405", method, resp.StatusCode)
 		}
 	}
+	if code, body := get("/persist/records?domain=192.0.2.1"); code != http.StatusBadRequest || !strings.Contains(string(body), "IP address") {
+		t.Errorf("GET /persist/records?domain=<IP>: %d %s, want 400", code, body)
+	}
 	if code, body := get("/persist/"); code != 200 || !strings.Contains(string(body), "policy=wildcard") || !strings.Contains(string(body), "persistUntil") {
 		t.Errorf("GET /persist/ help: %d %s", code, body)
 	}

@@ -1,0 +1,176 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/certmagic"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// unreadableStorage is file storage whose Load fails for one key, as when
+// a file was restored with the wrong owner.
+type unreadableStorage struct {
+	*certmagic.FileStorage
+	key string
+}
+
+func (s unreadableStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if key == s.key {
+		return nil, os.ErrPermission
+	}
+	return s.FileStorage.Load(ctx, key)
+}
+
+func TestSetAsideNeverDeletesWhatItCannotCopy(t *testing.T) {
+	dir := t.TempDir()
+	fs := &certmagic.FileStorage{Path: dir}
+	loc := locateAccount("https://ca.example/dir", "a@example.test")
+	ctx := context.Background()
+	fs.Store(ctx, loc.Key, []byte("the only copy of the key"))
+	fs.Store(ctx, loc.Reg, []byte(`{"location":"https://ca.example/acct/1"}`))
+
+	err := setAside(ctx, unreadableStorage{fs, loc.Key}, []string{loc.Key, loc.Reg}, "unusable", 1)
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("error = %v", err)
+	}
+	for _, key := range []string{loc.Key, loc.Reg} {
+		if !fs.Exists(ctx, key) {
+			t.Errorf("%s was removed", key)
+		}
+	}
+
+	if err := setAside(ctx, fs, []string{loc.Key, loc.Reg}, "unusable", 1); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := fs.Load(ctx, loc.Key+".unusable-1")
+	if err != nil || string(kept) != "the only copy of the key" || fs.Exists(ctx, loc.Key) {
+		t.Errorf("the key was not moved aside intact: %q, %v", kept, err)
+	}
+}
+
+func TestInterruptedRegistrationRegistersTheStoredKey(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	dir := t.TempDir()
+	loc := locateAccount(ca.URL, "ops@example.test")
+	key, _ := newAccountKey()
+	// a registration that stored its key and then died before the CA answered
+	if err := storeKey(context.Background(), &certmagic.FileStorage{Path: dir}, loc, key); err != nil {
+		t.Fatal(err)
+	}
+	iss := newTestIssuer(t, ca, dir, nil)
+	acct, err := iss.getAccount(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameKey(acct.PrivateKey, key) {
+		t.Error("a new key was made instead of registering the stored one")
+	}
+	if n := len(iss.logs.FilterMessageSnippet("a registration was interrupted").All()); n != 1 {
+		t.Errorf("%d log entries about the interrupted registration", n)
+	}
+	if !iss.storage.Exists(context.Background(), loc.Reg) {
+		t.Error("the registration was not stored")
+	}
+}
+
+func TestPinnedKeyRepairsACorruptRegistration(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	dir := t.TempDir()
+	first := newTestIssuer(t, ca, dir, nil)
+	url := first.accountURL(t)
+	loc := locateAccount(ca.URL, first.Email)
+	keyPEM, _ := first.storage.Load(context.Background(), loc.Key)
+	os.WriteFile(filepath.Join(dir, loc.Reg), []byte("{trunc"), 0o600)
+
+	pinned := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.AccountKey = string(keyPEM) })
+	if got := pinned.accountURL(t); got != url {
+		t.Errorf("account %s, want %s", got, url)
+	}
+	kept := false
+	for _, name := range listFiles(t, filepath.Join(dir, filepath.Dir(loc.Reg))) {
+		if strings.Contains(name, ".json.corrupt-") {
+			kept = true
+		}
+	}
+	if !kept {
+		t.Error("the corrupt registration was not kept")
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("registrations = %d", n)
+	}
+}
+
+func TestCheckNeverRegistersAnAccount(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	_, err := iss.inspect(context.Background(), []string{"nocheck.test"}, true)
+	if !errors.Is(err, errNoAccountYet) || !strings.Contains(err.Error(), "file storage at") {
+		t.Fatalf("check without an account: %v", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
+		t.Errorf("the check sent %d newAccount requests", n)
+	}
+	if _, err := iss.inspect(context.Background(), []string{"nocheck.test"}, false); err != nil {
+		t.Fatalf("records: %v", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("records registered %d accounts, want 1", n)
+	}
+}
+
+func TestOneAccountDoesNotExistAnswerIsConfirmedFirst(t *testing.T) {
+	wrap, hits := failFirst(1, acmetest.KindNewOrder, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"type":"urn:ietf:params:acme:error:accountDoesNotExist","detail":"hiccup"}`))
+	})
+	ca := startCA(t, acmetest.Options{Wrap: wrap})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	url := iss.accountURL(t)
+	iss.publish(t, "hiccup.test", false)
+	if _, err := iss.Issue(context.Background(), newCSR(t, "hiccup.test")); err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() == 0 {
+		t.Fatal("the fault was not injected")
+	}
+	if got := iss.accountURL(t); got != url {
+		t.Errorf("account replaced: %s, then %s", url, got)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("registrations = %d, want 1", n)
+	}
+	if n := len(iss.logs.FilterMessageSnippet("still knows the key").All()); n != 1 {
+		t.Errorf("%d log entries about keeping the account", n)
+	}
+}
+
+func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	clock := &controlledClock{now: time.Now()}
+	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
+	value := "pebble.letsencrypt.org; accounturi=" + iss.accountURL(t) + "; policy=wildcard"
+	p, _, _ := newTestPermission(t, iss.Issuer, func(p *Permission) {
+		p.now = clock.Now
+		p.CacheTTL = caddy.Duration(30 * time.Second)
+	})
+	setTXT(t, RecordName("grant.test"), value)
+	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); err != nil {
+		t.Fatalf("subdomain of a wildcard grant: %v", err)
+	}
+	setTXT(t, RecordName("grant.test"))
+	clock.Advance(31 * time.Second)
+	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); !errors.Is(err, caddytls.ErrPermissionDenied) {
+		t.Errorf("31s after the parent record was removed, with cache_ttl 30s: %v", err)
+	}
+}
