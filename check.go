@@ -98,27 +98,21 @@ func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) erro
 		}
 		exps = append(exps, exp)
 	}
-	return iss.awaitRecords(ctx, exps, order.started.Add(time.Duration(iss.PropagationTimeout)), order)
+	return iss.awaitRecords(ctx, exps, order.started.Add(time.Duration(iss.PropagationTimeout)))
 }
 
 // awaitRecords looks up each expected record until all pass or the
-// deadline comes, and then reports every record that still fails. Passing
-// values are remembered in order, when there is one.
-func (iss *Issuer) awaitRecords(ctx context.Context, exps []Expectation, deadline time.Time, order *orderState) error {
+// deadline comes, and then reports every record that still fails.
+func (iss *Issuer) awaitRecords(ctx context.Context, exps []Expectation, deadline time.Time) error {
 	pending := exps
 	var failures []error
 	for {
 		failures = failures[:0]
 		var still []Expectation
 		for _, exp := range pending {
-			values, err := iss.checkRecord(ctx, exp)
-			if err != nil {
+			if err := iss.checkRecord(ctx, exp); err != nil {
 				failures = append(failures, err)
 				still = append(still, exp)
-				continue
-			}
-			if order != nil {
-				order.remember(exp.Domain, values)
 			}
 		}
 		if len(still) == 0 {
@@ -142,28 +136,27 @@ func (iss *Issuer) awaitRecords(ctx context.Context, exps []Expectation, deadlin
 // checkRecord looks up the record of exp once and evaluates it, logging
 // what the operator needs to know. A passing answer from a lookup moments
 // ago (an on-demand permission check, say) is used without asking again.
-func (iss *Issuer) checkRecord(ctx context.Context, exp Expectation) ([]string, error) {
+func (iss *Issuer) checkRecord(ctx context.Context, exp Expectation) error {
 	name := RecordName(exp.Domain)
+	var v Verdict
 	if ans, ok := iss.resolver.Recent(name); ok {
-		if v := Evaluate(exp, ans.Values, iss.now()); v.Status == StatusOK {
-			iss.noticeExpiry(exp.Domain, *v.Matched)
-			return ans.Values, nil
+		v = Evaluate(exp, ans.Values, iss.now())
+	}
+	if v.Status != StatusOK {
+		ans, err := iss.resolver.LookupTXT(ctx, name)
+		if err != nil {
+			recErr := newRecordError(exp, Verdict{}, err)
+			iss.noticeFailure(recErr)
+			return recErr
+		}
+		if v = Evaluate(exp, ans.Values, iss.now()); v.Status != StatusOK {
+			recErr := newRecordError(exp, v, nil)
+			iss.noticeFailure(recErr)
+			return recErr
 		}
 	}
-	ans, err := iss.resolver.LookupTXT(ctx, name)
-	if err != nil {
-		recErr := newRecordError(exp, Verdict{}, err)
-		iss.noticeFailure(recErr)
-		return nil, recErr
-	}
-	v := Evaluate(exp, ans.Values, iss.now())
-	if v.Status != StatusOK {
-		recErr := newRecordError(exp, v, nil)
-		iss.noticeFailure(recErr)
-		return nil, recErr
-	}
 	iss.noticeExpiry(exp.Domain, *v.Matched)
-	return ans.Values, nil
+	return nil
 }
 
 // noticeFailure logs the record to publish, at most once an hour for the

@@ -162,7 +162,7 @@ func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
 	}
 
 	check := func(e Expectation) {
-		if _, err := iss.checkRecord(context.Background(), e); err == nil {
+		if err := iss.checkRecord(context.Background(), e); err == nil {
 			t.Fatal("the record check passed without a record")
 		}
 	}
@@ -205,12 +205,12 @@ func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
 		return len(iss.logs.FilterMessageSnippet("expires soon").All())
 	}
 
-	if _, err := iss.checkRecord(context.Background(), exp); err != nil || expiring() != 0 {
+	if err := iss.checkRecord(context.Background(), exp); err != nil || expiring() != 0 {
 		t.Fatalf("40 days ahead: err %v, %d warnings", err, expiring())
 	}
 	clock.Advance(11 * 24 * time.Hour) // 29 days left
 	for i := 1; i <= 2; i++ {
-		if _, err := iss.checkRecord(context.Background(), exp); err != nil {
+		if err := iss.checkRecord(context.Background(), exp); err != nil {
 			t.Fatal(err)
 		}
 		if expiring() != i {
@@ -222,7 +222,7 @@ func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
 		t.Errorf("warning fields = %v", entry)
 	}
 	clock.Advance(30 * 24 * time.Hour) // passed
-	if _, err := iss.checkRecord(context.Background(), exp); err == nil {
+	if err := iss.checkRecord(context.Background(), exp); err == nil {
 		t.Error("a record past its persistUntil passed the check")
 	}
 }

@@ -70,6 +70,6 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 			iss.logger.Warn("daily record check skipped", zap.String("domain", base), zap.Error(err))
 			continue
 		}
-		_, _ = iss.checkRecord(ctx, exp)
+		_ = iss.checkRecord(ctx, exp)
 	}
 }

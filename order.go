@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/mholt/acmez/v3"
@@ -51,33 +50,14 @@ func planNames(names []string) (orderPlan, error) {
 }
 
 // orderState travels with one order through acmez to the solver, in the
-// context, since acmez gives the solver only the challenge.
+// context, since acmez gives the solver only the challenge. What the check
+// before the order found reaches the solver through the resolver's recent
+// answers, so the solver does not ask DNS again.
 type orderState struct {
 	plan    orderPlan
 	account acme.Account
 	dir     caDirectory
 	started time.Time
-
-	mu sync.Mutex
-	// seen holds what the check before the order found, per base domain,
-	// so the solver need not ask DNS again.
-	seen map[string][]string
-}
-
-func (o *orderState) remember(base string, values []string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.seen == nil {
-		o.seen = make(map[string][]string)
-	}
-	o.seen[base] = values
-}
-
-func (o *orderState) recall(base string) ([]string, bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	values, ok := o.seen[base]
-	return values, ok
 }
 
 type orderKey struct{}

@@ -39,11 +39,8 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	if err != nil {
 		return err
 	}
-	if values, ok := order.recall(base); ok && Evaluate(exp, values, s.iss.now()).Status == StatusOK {
-		return nil
-	}
 	deadline := order.started.Add(time.Duration(s.iss.PropagationTimeout))
-	return s.iss.awaitRecords(ctx, []Expectation{exp}, deadline, order)
+	return s.iss.awaitRecords(ctx, []Expectation{exp}, deadline)
 }
 
 // CleanUp does nothing: the record belongs to the operator and stays.
