@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"strings"
 
@@ -30,18 +29,10 @@ import (
 // emptyEmail stands in for the email in storage keys when none is set.
 const emptyEmail = "default"
 
-// issuerKeyFor is certmagic's issuer key for a CA URL: its host, plus its
-// path with slashes turned into hyphens.
+// issuerKeyFor is certmagic's issuer key for a CA URL, which names the
+// CA's folder in storage; certmagic computes it from the URL alone.
 func issuerKeyFor(ca string) string {
-	key := ca
-	if u, err := url.Parse(ca); err == nil {
-		key = u.Host
-		p := strings.Trim(strings.NewReplacer("/", "-", `\`, "-").Replace(u.Path), "-")
-		if p != "" {
-			key += "-" + p
-		}
-	}
-	return key
+	return (&certmagic.ACMEIssuer{CA: ca}).IssuerKey()
 }
 
 // accountLocation names the storage keys of one account.

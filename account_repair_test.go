@@ -174,3 +174,34 @@ func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
 		t.Errorf("31s after the parent record was removed, with cache_ttl 30s: %v", err)
 	}
 }
+
+// The `acme` issuer finds the account where this issuer stored it: the
+// storage layout and issuer key are certmagic's own.
+func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	url := iss.accountURL(t)
+	keyPEM, err := iss.storage.Load(context.Background(), locateAccount(ca.URL, iss.Email).Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ca.Counts.Get(acmetest.KindNewAccount)
+
+	acmeIssuer := certmagic.NewACMEIssuer(iss.magic, certmagic.ACMEIssuer{CA: ca.URL, Email: iss.Email, Agreed: true})
+	if err := acmeIssuer.PreCheck(context.Background(), []string{"shared.test"}, false); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := acmeIssuer.GetAccount(context.Background(), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.Location != url {
+		t.Errorf("the acme issuer found %s, want %s", acct.Location, url)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount) - before; n != 0 {
+		t.Errorf("the acme issuer asked the CA %d times: it did not find the account in storage", n)
+	}
+	if acmeIssuer.IssuerKey() != iss.IssuerKey() {
+		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), iss.IssuerKey())
+	}
+}
