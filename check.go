@@ -64,9 +64,6 @@ func (e *RecordError) Unwrap() error { return e.DNSErr }
 // newRecordError describes a failed check of exp.
 func newRecordError(exp Expectation, v Verdict, dnsErr error) *RecordError {
 	e := &RecordError{Domain: exp.Domain, Verdict: v, DNSErr: dnsErr}
-	if v.Issuer == "" {
-		v.Issuer = chooseIssuer(exp, nil)
-	}
 	if value, err := exp.Want(v).Value(); err == nil {
 		e.Publish = value
 		e.ZoneLine = ZoneLine(exp.Domain, value)

@@ -71,11 +71,12 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 			return nil, err
 		}
 		ans, lookupErr := iss.resolver.LookupTXT(ctx, RecordName(base))
-		v := Verdict{Issuer: chooseIssuer(exp, nil)}
+		var v Verdict
 		if lookupErr == nil {
 			v = Evaluate(exp, ans.Values, iss.now())
 		}
-		value, err := exp.Want(v).Value()
+		want := exp.Want(v)
+		value, err := want.Value()
 		if err != nil {
 			return nil, fmt.Errorf("building the record for %s: %v", base, err)
 		}
@@ -85,7 +86,7 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 			RecordName:       RecordName(base),
 			Value:            value,
 			ZoneLine:         ZoneLine(base, value),
-			IssuerDomainName: v.Issuer,
+			IssuerDomainName: want.IssuerDomainName,
 			AccountURL:       acct.Location,
 			CADirectory:      iss.CA,
 			Draft:            dir.Draft.String(),

@@ -191,7 +191,7 @@ func (iss *Issuer) zoneLines(plan orderPlan, acct acme.Account, dir caDirectory)
 		if err != nil {
 			continue
 		}
-		rec := exp.Want(Verdict{Issuer: chooseIssuer(exp, nil)})
+		rec := exp.Want(Verdict{})
 		if value, err := rec.Value(); err == nil {
 			lines = append(lines, ZoneLine(base, value))
 		}

@@ -164,8 +164,13 @@ func chooseIssuer(exp Expectation, values []string) string {
 	return ""
 }
 
-// Want returns the record to publish for exp, with the issuer of verdict v.
+// Want returns the record to publish for exp, with the issuer of verdict v,
+// or, when v chose none (no lookup was possible), the issuer chosen without
+// published records.
 func (exp Expectation) Want(v Verdict) Record {
+	if v.Issuer == "" {
+		v.Issuer = chooseIssuer(exp, nil)
+	}
 	rec := Record{
 		IssuerDomainName: v.Issuer,
 		Wildcard:         exp.Wildcard,
