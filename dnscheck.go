@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -26,6 +25,7 @@ const (
 	// permission check of the same name.
 	recentTTL  = 10 * time.Second
 	maxRecents = 10000
+	maxZones   = 10000
 )
 
 // DNSError is a lookup that failed, as opposed to one that found nothing.
@@ -67,23 +67,18 @@ type recordResolver struct {
 	recursive []string
 	nsPort    string
 
-	mu      sync.Mutex
-	nsCache map[string]nsCacheEntry
-	recent  map[string]recentAnswer
-}
-
-type recentAnswer struct {
-	ans txtAnswer
-	at  time.Time
-}
-
-type nsCacheEntry struct {
-	servers []string
-	expires time.Time
+	nsCache *expiring[[]string]
+	recent  *expiring[txtAnswer]
 }
 
 func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.Time) *recordResolver {
-	r := &recordResolver{logger: logger, now: now, nsPort: "53", nsCache: make(map[string]nsCacheEntry), recent: make(map[string]recentAnswer)}
+	r := &recordResolver{
+		logger:  logger,
+		now:     now,
+		nsPort:  "53",
+		nsCache: newExpiring[[]string](maxZones),
+		recent:  newExpiring[txtAnswer](maxRecents),
+	}
 	if len(resolvers) > 0 {
 		r.resolvers = certmagic.RecursiveNameservers(resolvers)
 	}
@@ -93,30 +88,7 @@ func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.T
 // Recent returns what a lookup of name found within the last recentTTL,
 // if it found records. A caller must look again if they do not pass.
 func (r *recordResolver) Recent(name string) (txtAnswer, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.recent[name]
-	if !ok || r.now().Sub(e.at) >= recentTTL {
-		return txtAnswer{}, false
-	}
-	return e.ans, true
-}
-
-func (r *recordResolver) remember(name string, ans txtAnswer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := r.now()
-	if len(r.recent) >= maxRecents {
-		for k, e := range r.recent {
-			if now.Sub(e.at) >= recentTTL {
-				delete(r.recent, k)
-			}
-		}
-		if len(r.recent) >= maxRecents {
-			return
-		}
-	}
-	r.recent[name] = recentAnswer{ans: ans, at: now}
+	return r.recent.get(name, r.now())
 }
 
 // LookupTXT returns the TXT records at name, following CNAMEs. A name that
@@ -124,7 +96,8 @@ func (r *recordResolver) remember(name string, ans txtAnswer) {
 func (r *recordResolver) LookupTXT(ctx context.Context, name string) (txtAnswer, error) {
 	ans, err := r.lookupTXT(ctx, name)
 	if err == nil && len(ans.Values) > 0 {
-		r.remember(name, ans)
+		now := r.now()
+		r.recent.put(name, ans, now, now.Add(recentTTL))
 	}
 	return ans, err
 }
@@ -212,20 +185,15 @@ func (r *recordResolver) serversFor(ctx context.Context, name string) ([]string,
 		return nil, false, fmt.Errorf("finding the zone of %s: %v", name, err)
 	}
 
-	r.mu.Lock()
-	entry, ok := r.nsCache[zone]
-	r.mu.Unlock()
-	if ok && r.now().Before(entry.expires) {
-		return entry.servers, false, nil
+	if servers, ok := r.nsCache.get(zone, r.now()); ok {
+		return servers, false, nil
 	}
-
 	servers, err := authoritativeServers(ctx, zone, recursive, r.nsPort)
 	if err != nil {
 		return nil, false, err
 	}
-	r.mu.Lock()
-	r.nsCache[zone] = nsCacheEntry{servers: servers, expires: r.now().Add(nsCacheTTL)}
-	r.mu.Unlock()
+	now := r.now()
+	r.nsCache.put(zone, servers, now, now.Add(nsCacheTTL))
 	return servers, false, nil
 }
 

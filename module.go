@@ -167,7 +167,7 @@ func (Issuer) CaddyModule() caddy.ModuleInfo {
 // and loads the files and keys the configuration names.
 func (iss *Issuer) Provision(ctx caddy.Context) error {
 	iss.logger = ctx.Logger()
-	iss.st = new(issuerState)
+	iss.st = &issuerState{grants: grants{granted: newExpiring[bool](maxCachedDecisions)}}
 	if iss.now == nil {
 		iss.now = time.Now
 	}

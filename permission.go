@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -58,7 +57,7 @@ type Permission struct {
 	now     func() time.Time
 	lookups chan struct{}
 	flight  *singleflight.Group
-	cache   *decisionCache
+	cache   *expiring[decision]
 
 	// issuerFor finds the persist issuer that serves a name; tests
 	// replace it.
@@ -93,7 +92,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 		return errors.New("cache_ttl, negative_ttl and max_concurrent_lookups must not be negative")
 	}
 	p.lookups = make(chan struct{}, p.MaxConcurrentLookups)
-	p.cache = newDecisionCache()
+	p.cache = newExpiring[decision](maxCachedDecisions)
 	p.flight = new(singleflight.Group)
 	p.notices = newNoticeBoard(p.now)
 	p.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
@@ -219,50 +218,8 @@ func (p *Permission) servingIssuer(name string) (*Issuer, error) {
 	return nil, fmt.Errorf("no persist issuer serves %s: `permission persist` checks records against the account of the site's `issuer persist` (or `cert_issuer persist`)", name)
 }
 
-// decisionCache remembers decisions until they expire.
-type decisionCache struct {
-	mu      sync.Mutex
-	entries map[string]cachedDecision
-}
-
-type cachedDecision struct {
-	decision
-	expires time.Time
-}
-
-// maxCachedDecisions bounds the cache against a flood of random names;
-// expired entries are dropped first, then the cache stops growing.
+// maxCachedDecisions bounds the cache against a flood of random names.
 const maxCachedDecisions = 1 << 20
-
-func newDecisionCache() *decisionCache {
-	return &decisionCache{entries: make(map[string]cachedDecision)}
-}
-
-func (c *decisionCache) get(name string, now time.Time) (decision, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[name]
-	if !ok || !now.Before(e.expires) {
-		return decision{}, false
-	}
-	return e.decision, true
-}
-
-func (c *decisionCache) put(name string, d decision, now, expires time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= maxCachedDecisions {
-		for k, e := range c.entries {
-			if !now.Before(e.expires) {
-				delete(c.entries, k)
-			}
-		}
-		if len(c.entries) >= maxCachedDecisions {
-			return
-		}
-	}
-	c.entries[name] = cachedDecision{decision: d, expires: expires}
-}
 
 // Interface guards
 var (

@@ -76,7 +76,7 @@ func BenchmarkPermissionCache10k(b *testing.B) {
 	}
 	var heapMB float64
 	for range b.N {
-		p.cache = newDecisionCache()
+		p.cache = newExpiring[decision](maxCachedDecisions)
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)

@@ -217,7 +217,7 @@ func TestPermissionWithoutAccountOrIssuerIsAnErrorNotADenial(t *testing.T) {
 		t.Errorf("the permission check registered an account (%d newAccount requests)", n)
 	}
 	p.issuerFor = func(name string) (*Issuer, error) { return nil, errors.New("no persist issuer serves " + name) }
-	p.cache = newDecisionCache()
+	p.cache = newExpiring[decision](maxCachedDecisions)
 	if err := p.CertificateAllowed(context.Background(), "lost.test"); err == nil || errors.Is(err, caddytls.ErrPermissionDenied) {
 		t.Errorf("no issuer: %v", err)
 	}

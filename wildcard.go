@@ -3,7 +3,6 @@ package persist
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -13,14 +12,8 @@ import (
 // grants remembers which parent domains' records grant this account a
 // wildcard, so on-demand handshakes for many subdomains cost one lookup.
 type grants struct {
-	mu      sync.Mutex
-	entries map[string]grantEntry
+	granted *expiring[bool]
 	flight  singleflight.Group
-}
-
-type grantEntry struct {
-	granted bool
-	expires time.Time
 }
 
 // wildcardGrant reports whether the record at parent authorizes this
@@ -30,12 +23,8 @@ type grantEntry struct {
 // record takes effect as promised.
 func (iss *Issuer) wildcardGrant(ctx context.Context, parent string, ttl, negTTL time.Duration) (bool, error) {
 	g := &iss.st.grants
-	now := iss.now()
-	g.mu.Lock()
-	e, ok := g.entries[parent]
-	g.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.granted, nil
+	if granted, ok := g.granted.get(parent, iss.now()); ok {
+		return granted, nil
 	}
 	v, err, _ := g.flight.Do(parent, func() (any, error) {
 		granted, err := iss.lookUpGrant(ctx, parent)
@@ -46,12 +35,8 @@ func (iss *Issuer) wildcardGrant(ctx context.Context, parent string, ttl, negTTL
 		if granted {
 			keep = ttl
 		}
-		g.mu.Lock()
-		if g.entries == nil || len(g.entries) >= maxCachedDecisions {
-			g.entries = make(map[string]grantEntry)
-		}
-		g.entries[parent] = grantEntry{granted: granted, expires: iss.now().Add(keep)}
-		g.mu.Unlock()
+		now := iss.now()
+		g.granted.put(parent, granted, now, now.Add(keep))
 		return granted, err
 	})
 	return v.(bool), err
