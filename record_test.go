@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 func TestRecordValueRoundTrip(t *testing.T) {
@@ -184,5 +186,24 @@ func TestCheckIssuerNames(t *testing.T) {
 	}
 	if err := checkIssuerNames([]string{"Bad.Example"}); err == nil {
 		t.Error("an uppercase name passed")
+	}
+}
+
+// A zone line must read back, in a DNS server's parser, as the value,
+// split strings included. (miekg/dns keeps escapes in its parsed strings,
+// so quotes and backslashes are covered by TestSplitStringsAndZoneLine.)
+func TestZoneLineParsesBackToTheValue(t *testing.T) {
+	for _, value := range []string{
+		"letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1; policy=wildcard",
+		"ca.example; accounturi=https://ca.example/acct/" + strings.Repeat("7", 400),
+	} {
+		rr, err := dns.NewRR(ZoneLine("example.com", value))
+		if err != nil {
+			t.Fatalf("ZoneLine for %q does not parse: %v", value, err)
+		}
+		txt := rr.(*dns.TXT)
+		if got := strings.Join(txt.Txt, ""); got != value || txt.Hdr.Name != "_validation-persist.example.com." {
+			t.Errorf("parsed back %q at %s, want %q", got, txt.Hdr.Name, value)
+		}
 	}
 }
