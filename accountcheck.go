@@ -64,7 +64,7 @@ func (iss *Issuer) confirmAccountValid(ctx context.Context, client *http.Client,
 		}
 		return fmt.Errorf("the CA refused to show ACME account %s (HTTP %d: %s %s); records naming it will not work until the account is usable", acct.Location, resp.StatusCode, problem.Type, problem.Detail)
 	}
-	return fmt.Errorf("the CA kept rejecting nonces while asking about account %s", acct.Location)
+	return fmt.Errorf("the CA kept rejecting nonces while asking about account %s; try again later", acct.Location)
 }
 
 func fetchNonce(ctx context.Context, client *http.Client, url string) (string, error) {
@@ -127,5 +127,5 @@ func signatureAlgorithm(key crypto.Signer) (jose.SignatureAlgorithm, error) {
 	case ed25519.PrivateKey:
 		return jose.EdDSA, nil
 	}
-	return "", fmt.Errorf("unsupported account key type %T", key)
+	return "", fmt.Errorf("unsupported account key type %T; use an ECDSA (P-256, P-384, P-521), RSA or Ed25519 key", key)
 }

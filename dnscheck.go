@@ -128,7 +128,7 @@ func (r *recordResolver) lookupTXT(ctx context.Context, name string) (txtAnswer,
 		// target may live in another zone, so ask about it from scratch
 		qname = target
 	}
-	return ans, &DNSError{Name: name, Err: fmt.Errorf("more than %d CNAMEs", maxCNAMEHops)}
+	return ans, &DNSError{Name: name, Err: fmt.Errorf("more than %d CNAMEs; shorten or fix the alias chain at the record name", maxCNAMEHops)}
 }
 
 // readTXTAnswer follows the CNAME chain inside one response and returns the

@@ -100,7 +100,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 		return nil, err
 	}
 	if len(chains) == 0 {
-		return nil, fmt.Errorf("%v: the CA returned no certificate chain", plan.names)
+		return nil, fmt.Errorf("%v: the CA returned no certificate chain; Caddy will retry, and the CA should be told if it persists", plan.names)
 	}
 	chain := iss.selectPreferredChain(chains)
 	return &certmagic.IssuedCertificate{Certificate: chain.ChainPEM, Metadata: chain}, nil
