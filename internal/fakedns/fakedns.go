@@ -224,44 +224,47 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 	s.inFlight++
 	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.inFlight--
-		s.mu.Unlock()
-	}()
 	if delay > 0 {
 		time.Sleep(delay)
 	}
+	m := s.reply(r, name, fault, udp)
+	// the query leaves the count before its answer is sent: a client that
+	// has its answer may send the next query at once
+	s.mu.Lock()
+	s.inFlight--
+	s.mu.Unlock()
+	if m != nil {
+		w.WriteMsg(m)
+	}
+}
 
+// reply builds the answer to r, nil for none.
+func (s *Server) reply(r *dns.Msg, name string, fault Fault, udp bool) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Authoritative = true
 	m.Compress = true
 	switch fault {
 	case Silent:
-		return
+		return nil
 	case ServFail:
 		m.Rcode = dns.RcodeServerFailure
-		w.WriteMsg(m)
-		return
+		return m
 	case Refused:
 		m.Rcode = dns.RcodeRefused
-		w.WriteMsg(m)
-		return
+		return m
 	case TruncateAlways:
 		m.Truncated = true
-		w.WriteMsg(m)
-		return
+		return m
 	case TruncateUDP:
 		if udp {
 			m.Truncated = true
-			w.WriteMsg(m)
-			return
+			return m
 		}
 	}
 
 	s.mu.Lock()
-	s.answer(m, name, q.Qtype)
+	s.answer(m, name, r.Question[0].Qtype)
 	s.mu.Unlock()
 	if udp {
 		size := 512
@@ -270,7 +273,7 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 		}
 		m.Truncate(size)
 	}
-	w.WriteMsg(m)
+	return m
 }
 
 // answer fills m for name and qtype; s.mu is held.
