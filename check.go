@@ -160,7 +160,7 @@ func (iss *Issuer) checkRecord(ctx context.Context, exp Expectation) error {
 // same name, status and value.
 func (iss *Issuer) noticeFailure(e *RecordError) {
 	key := strings.Join([]string{RecordName(e.Domain), string(e.Status()), e.ZoneLine}, "|")
-	if !iss.notices.due(key, time.Hour) {
+	if !iss.notices.Due(key, time.Hour) {
 		return
 	}
 	msg := "dns-persist-01 record missing; publish it once and certificates follow"

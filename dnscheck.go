@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
 const (
@@ -67,8 +69,8 @@ type recordResolver struct {
 	recursive []string
 	nsPort    string
 
-	nsCache *expiring[[]string]
-	recent  *expiring[txtAnswer]
+	nsCache *cache.Expiring[[]string]
+	recent  *cache.Expiring[txtAnswer]
 }
 
 func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.Time) *recordResolver {
@@ -76,8 +78,8 @@ func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.T
 		logger:  logger,
 		now:     now,
 		nsPort:  "53",
-		nsCache: newExpiring[[]string](maxZones),
-		recent:  newExpiring[txtAnswer](maxRecents),
+		nsCache: cache.NewExpiring[[]string](maxZones),
+		recent:  cache.NewExpiring[txtAnswer](maxRecents),
 	}
 	if len(resolvers) > 0 {
 		r.resolvers = certmagic.RecursiveNameservers(resolvers)
@@ -88,7 +90,7 @@ func newRecordResolver(resolvers []string, logger *zap.Logger, now func() time.T
 // Recent returns what a lookup of name found within the last recentTTL,
 // if it found records. A caller must look again if they do not pass.
 func (r *recordResolver) Recent(name string) (txtAnswer, bool) {
-	return r.recent.get(name, r.now())
+	return r.recent.Get(name, r.now())
 }
 
 // LookupTXT returns the TXT records at name, following CNAMEs. A name that
@@ -97,7 +99,7 @@ func (r *recordResolver) LookupTXT(ctx context.Context, name string) (txtAnswer,
 	ans, err := r.lookupTXT(ctx, name)
 	if err == nil && len(ans.Values) > 0 {
 		now := r.now()
-		r.recent.put(name, ans, now, now.Add(recentTTL))
+		r.recent.Put(name, ans, now, now.Add(recentTTL))
 	}
 	return ans, err
 }
@@ -185,7 +187,7 @@ func (r *recordResolver) serversFor(ctx context.Context, name string) ([]string,
 		return nil, false, fmt.Errorf("finding the zone of %s: %v", name, err)
 	}
 
-	if servers, ok := r.nsCache.get(zone, r.now()); ok {
+	if servers, ok := r.nsCache.Get(zone, r.now()); ok {
 		return servers, false, nil
 	}
 	servers, err := authoritativeServers(ctx, zone, recursive, r.nsPort)
@@ -193,7 +195,7 @@ func (r *recordResolver) serversFor(ctx context.Context, name string) ([]string,
 		return nil, false, err
 	}
 	now := r.now()
-	r.nsCache.put(zone, servers, now, now.Add(nsCacheTTL))
+	r.nsCache.Put(zone, servers, now, now.Add(nsCacheTTL))
 	return servers, false, nil
 }
 

@@ -23,6 +23,8 @@ import (
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
 func init() {
@@ -124,7 +126,7 @@ type Issuer struct {
 	accountKey   crypto.Signer
 	persistUntil time.Time
 	resolver     *recordResolver
-	notices      *noticeBoard
+	notices      *cache.NoticeBoard
 	metrics      *persistMetrics
 	now          func() time.Time
 
@@ -167,7 +169,7 @@ func (Issuer) CaddyModule() caddy.ModuleInfo {
 // and loads the files and keys the configuration names.
 func (iss *Issuer) Provision(ctx caddy.Context) error {
 	iss.logger = ctx.Logger()
-	iss.st = &issuerState{grants: grants{granted: newExpiring[bool](maxCachedDecisions)}}
+	iss.st = &issuerState{grants: grants{granted: cache.NewExpiring[bool](maxCachedDecisions)}}
 	if iss.now == nil {
 		iss.now = time.Now
 	}
@@ -263,7 +265,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 	}
 
 	iss.resolver = newRecordResolver(iss.Resolvers, iss.logger.Named("dns"), iss.now)
-	iss.notices = newNoticeBoard(iss.now)
+	iss.notices = cache.NewNoticeBoard(iss.now)
 	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
 	iss.startMonitor(ctx)
 	return nil

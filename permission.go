@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
 func init() {
@@ -50,14 +52,14 @@ type Permission struct {
 	// The most DNS lookups in flight at once; further checks wait. Default: 32.
 	MaxConcurrentLookups int `json:"max_concurrent_lookups,omitempty"`
 
-	ctx     caddy.Context
-	logger  *zap.Logger
-	metrics *persistMetrics
-	notices *noticeBoard
-	now     func() time.Time
-	lookups chan struct{}
-	flight  *singleflight.Group
-	cache   *expiring[decision]
+	ctx       caddy.Context
+	logger    *zap.Logger
+	metrics   *persistMetrics
+	notices   *cache.NoticeBoard
+	now       func() time.Time
+	lookups   chan struct{}
+	flight    *singleflight.Group
+	decisions *cache.Expiring[decision]
 
 	// issuerFor finds the persist issuer that serves a name; tests
 	// replace it.
@@ -92,9 +94,9 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 		return errors.New("cache_ttl, negative_ttl and max_concurrent_lookups must not be negative")
 	}
 	p.lookups = make(chan struct{}, p.MaxConcurrentLookups)
-	p.cache = newExpiring[decision](maxCachedDecisions)
+	p.decisions = cache.NewExpiring[decision](maxCachedDecisions)
 	p.flight = new(singleflight.Group)
-	p.notices = newNoticeBoard(p.now)
+	p.notices = cache.NewNoticeBoard(p.now)
 	p.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
 	if p.issuerFor == nil {
 		p.issuerFor = p.servingIssuer
@@ -107,13 +109,13 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 // could not be made.
 func (p *Permission) CertificateAllowed(ctx context.Context, name string) error {
 	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
-	if d, ok := p.cache.get(name, p.now()); ok {
+	if d, ok := p.decisions.Get(name, p.now()); ok {
 		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit).Inc()
 		return d.err
 	}
 	var decided bool
 	result, _, _ := p.flight.Do(name, func() (any, error) {
-		if d, ok := p.cache.get(name, p.now()); ok {
+		if d, ok := p.decisions.Get(name, p.now()); ok {
 			return d, nil
 		}
 		decided = true
@@ -128,7 +130,7 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 		// an aborted wait says nothing about the name
 		if !errors.Is(d.err, context.Canceled) && !errors.Is(d.err, context.DeadlineExceeded) {
 			now := p.now()
-			p.cache.put(name, d, now, now.Add(ttl))
+			p.decisions.Put(name, d, now, now.Add(ttl))
 		}
 		return d, nil
 	})
@@ -177,7 +179,7 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	ans, err := iss.resolver.LookupTXT(ctx, RecordName(base))
 
 	if err != nil {
-		if p.notices.due("dns|"+base, time.Hour) {
+		if p.notices.Due("dns|"+base, time.Hour) {
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
 				zap.String("domain", name), zap.String("record_name", RecordName(base)), zap.Error(err))
 		}

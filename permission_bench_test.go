@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
 // benchPermission sets up a permission whose issuer asks a local fake DNS
@@ -76,7 +77,7 @@ func BenchmarkPermissionCache10k(b *testing.B) {
 	}
 	var heapMB float64
 	for range b.N {
-		p.cache = newExpiring[decision](maxCachedDecisions)
+		p.decisions = cache.NewExpiring[decision](maxCachedDecisions)
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
 // newTestPermission provisions a permission whose names are served by iss.
@@ -217,7 +218,7 @@ func TestPermissionWithoutAccountOrIssuerIsAnErrorNotADenial(t *testing.T) {
 		t.Errorf("the permission check registered an account (%d newAccount requests)", n)
 	}
 	p.issuerFor = func(name string) (*Issuer, error) { return nil, errors.New("no persist issuer serves " + name) }
-	p.cache = newExpiring[decision](maxCachedDecisions)
+	p.decisions = cache.NewExpiring[decision](maxCachedDecisions)
 	if err := p.CertificateAllowed(context.Background(), "lost.test"); err == nil || errors.Is(err, caddytls.ErrPermissionDenied) {
 		t.Errorf("no issuer: %v", err)
 	}

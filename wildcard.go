@@ -7,12 +7,14 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
 // grants remembers which parent domains' records grant this account a
 // wildcard, so on-demand handshakes for many subdomains cost one lookup.
 type grants struct {
-	granted *expiring[bool]
+	granted *cache.Expiring[bool]
 	flight  singleflight.Group
 }
 
@@ -23,7 +25,7 @@ type grants struct {
 // record takes effect as promised.
 func (iss *Issuer) wildcardGrant(ctx context.Context, parent string, ttl, negTTL time.Duration) (bool, error) {
 	g := &iss.st.grants
-	if granted, ok := g.granted.get(parent, iss.now()); ok {
+	if granted, ok := g.granted.Get(parent, iss.now()); ok {
 		return granted, nil
 	}
 	v, err, _ := g.flight.Do(parent, func() (any, error) {
@@ -36,7 +38,7 @@ func (iss *Issuer) wildcardGrant(ctx context.Context, parent string, ttl, negTTL
 			keep = ttl
 		}
 		now := iss.now()
-		g.granted.put(parent, granted, now, now.Add(keep))
+		g.granted.Put(parent, granted, now, now.Add(keep))
 		return granted, err
 	})
 	return v.(bool), err
