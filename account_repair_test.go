@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // unreadableStorage is file storage whose Load fails for one key, as when
@@ -164,11 +165,11 @@ func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
 		p.now = clock.Now
 		p.CacheTTL = caddy.Duration(30 * time.Second)
 	})
-	setTXT(t, RecordName("grant.test"), value)
+	setTXT(t, record.Name("grant.test"), value)
 	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); err != nil {
 		t.Fatalf("subdomain of a wildcard grant: %v", err)
 	}
-	setTXT(t, RecordName("grant.test"))
+	setTXT(t, record.Name("grant.test"))
 	clock.Advance(31 * time.Second)
 	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); !errors.Is(err, caddytls.ErrPermissionDenied) {
 		t.Errorf("31s after the parent record was removed, with cache_ttl 30s: %v", err)

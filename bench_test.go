@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // Micro-benchmarks of the record check. They report figures and never
@@ -24,8 +26,8 @@ const (
 	benchOtherCA = "ca.example.net; accounturi=https://ca.example.net/acct/42"
 )
 
-func benchExpectation(domain string) Expectation {
-	return Expectation{
+func benchExpectation(domain string) record.Expectation {
+	return record.Expectation{
 		Domain:      domain,
 		Offered:     []string{benchIssuer},
 		AccountURIs: []string{benchAccountURL},
@@ -36,26 +38,6 @@ func benchExpectation(domain string) Expectation {
 // benchNow is before benchValue's persistUntil (2028-01-01).
 var benchNow = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func BenchmarkParseRecord(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ParseRecord(benchValue); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkEvaluate(b *testing.B) {
-	exp := benchExpectation("example.com")
-	values := []string{benchOtherCA, benchValue}
-	b.ReportAllocs()
-	for b.Loop() {
-		if v := Evaluate(exp, values, benchNow); v.Status != StatusOK {
-			b.Fatalf("verdict %s: %s", v.Status, v.Reason())
-		}
-	}
-}
-
 // BenchmarkCheckWarm is one check of a record (one lookup and its
 // evaluation) by a resolver that finds the zone's authoritative servers
 // itself and has found them already, as every check after the first. It
@@ -63,7 +45,7 @@ func BenchmarkEvaluate(b *testing.B) {
 func BenchmarkCheckWarm(b *testing.B) {
 	srv := startFakeDNS(b)
 	srv.AddZone("warm.test")
-	name := RecordName("www.warm.test")
+	name := record.Name("www.warm.test")
 	srv.SetTXT(name, benchOtherCA, benchValue)
 	r := authoritativeResolver(b, srv)
 	exp := benchExpectation("www.warm.test")
@@ -96,7 +78,7 @@ func BenchmarkCheckCold(b *testing.B) {
 	names := make([]string, b.N)
 	for i := range names {
 		names[i] = fmt.Sprintf("c%d-%d.cold.test", run, i)
-		srv.SetTXT(RecordName(names[i]), benchOtherCA, benchValue)
+		srv.SetTXT(record.Name(names[i]), benchOtherCA, benchValue)
 	}
 	ctx := context.Background()
 	srv.ResetCounts()
@@ -105,18 +87,18 @@ func BenchmarkCheckCold(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		r := authoritativeResolver(b, srv)
-		checkOnce(b, ctx, r, RecordName(names[i]), benchExpectation(names[i]))
+		checkOnce(b, ctx, r, record.Name(names[i]), benchExpectation(names[i]))
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(srv.Queries())/float64(b.N), "queries/op")
 }
 
-func checkOnce(b *testing.B, ctx context.Context, r *recordResolver, name string, exp Expectation) {
+func checkOnce(b *testing.B, ctx context.Context, r *recordResolver, name string, exp record.Expectation) {
 	ans, err := r.LookupTXT(ctx, name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if v := Evaluate(exp, ans.Values, benchNow); v.Status != StatusOK {
+	if v := record.Evaluate(exp, ans.Values, benchNow); v.Status != record.StatusOK {
 		b.Fatalf("verdict %s: %s", v.Status, v.Reason())
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // UnmarshalCaddyfile sets up the issuer from Caddyfile tokens. Syntax:
@@ -120,7 +122,7 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			if !hasPlaceholder(iss.IssuerDomainName) {
-				if err := checkIssuerDomainName(iss.IssuerDomainName); err != nil {
+				if err := record.CheckIssuerDomainName(iss.IssuerDomainName); err != nil {
 					return d.Errf("issuer_domain_name: %v", err)
 				}
 			}

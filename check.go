@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-)
 
-// expiryWarning is how close persistUntil may come before every check
-// warns about it.
-const expiryWarning = 30 * 24 * time.Hour
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
 
 // RecordError says that a record does not authorize the account, and what
 // to publish instead. It is returned before the CA is asked to validate.
@@ -20,7 +18,7 @@ type RecordError struct {
 	// Domain is the base domain the record sits under.
 	Domain string
 	// Verdict is the outcome of the check; its Status is never "ok".
-	Verdict Verdict
+	Verdict record.Verdict
 	// Publish is the value to publish, and ZoneLine the same as a zone
 	// file line; empty when the CA's issuer domain name is unknown.
 	Publish  string
@@ -30,9 +28,9 @@ type RecordError struct {
 }
 
 // Status is the kind of failure: missing, mismatch or dns-error.
-func (e *RecordError) Status() Status {
+func (e *RecordError) Status() record.Status {
 	if e.DNSErr != nil {
-		return StatusDNSError
+		return record.StatusDNSError
 	}
 	return e.Verdict.Status
 }
@@ -47,9 +45,9 @@ func (e *RecordError) Reason() string {
 
 func (e *RecordError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: %s", RecordName(e.Domain), e.Status(), e.Reason())
+	fmt.Fprintf(&b, "%s: %s: %s", record.Name(e.Domain), e.Status(), e.Reason())
 	if e.ZoneLine != "" {
-		if e.Status() == StatusDNSError {
+		if e.Status() == record.StatusDNSError {
 			b.WriteString("; the record could not be checked; it must read: ")
 		} else {
 			b.WriteString("; publish: ")
@@ -62,11 +60,11 @@ func (e *RecordError) Error() string {
 func (e *RecordError) Unwrap() error { return e.DNSErr }
 
 // newRecordError describes a failed check of exp.
-func newRecordError(exp Expectation, v Verdict, dnsErr error) *RecordError {
+func newRecordError(exp record.Expectation, v record.Verdict, dnsErr error) *RecordError {
 	e := &RecordError{Domain: exp.Domain, Verdict: v, DNSErr: dnsErr}
 	if value, err := exp.Want(v).Value(); err == nil {
 		e.Publish = value
-		e.ZoneLine = ZoneLine(exp.Domain, value)
+		e.ZoneLine = record.ZoneLine(exp.Domain, value)
 	}
 	return e
 }
@@ -87,7 +85,7 @@ func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) erro
 	if offered == nil {
 		return nil
 	}
-	exps := make([]Expectation, 0, len(order.plan.bases))
+	exps := make([]record.Expectation, 0, len(order.plan.bases))
 	for _, base := range order.plan.bases {
 		exp, err := iss.expectation(base, order.plan.wildcard[base], offered, order.account, order.dir)
 		if err != nil {
@@ -100,12 +98,12 @@ func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) erro
 
 // awaitRecords looks up each expected record until all pass or the
 // deadline comes, and then reports every record that still fails.
-func (iss *Issuer) awaitRecords(ctx context.Context, exps []Expectation, deadline time.Time) error {
+func (iss *Issuer) awaitRecords(ctx context.Context, exps []record.Expectation, deadline time.Time) error {
 	pending := exps
 	var failures []error
 	for {
 		failures = failures[:0]
-		var still []Expectation
+		var still []record.Expectation
 		for _, exp := range pending {
 			if err := iss.checkRecord(ctx, exp); err != nil {
 				failures = append(failures, err)
@@ -133,20 +131,20 @@ func (iss *Issuer) awaitRecords(ctx context.Context, exps []Expectation, deadlin
 // checkRecord looks up the record of exp once and evaluates it, logging
 // what the operator needs to know. A passing answer from a lookup moments
 // ago (an on-demand permission check, say) is used without asking again.
-func (iss *Issuer) checkRecord(ctx context.Context, exp Expectation) error {
-	name := RecordName(exp.Domain)
-	var v Verdict
+func (iss *Issuer) checkRecord(ctx context.Context, exp record.Expectation) error {
+	name := record.Name(exp.Domain)
+	var v record.Verdict
 	if ans, ok := iss.resolver.Recent(name); ok {
-		v = Evaluate(exp, ans.Values, iss.now())
+		v = record.Evaluate(exp, ans.Values, iss.now())
 	}
-	if v.Status != StatusOK {
+	if v.Status != record.StatusOK {
 		ans, err := iss.resolver.LookupTXT(ctx, name)
 		if err != nil {
-			recErr := newRecordError(exp, Verdict{}, err)
+			recErr := newRecordError(exp, record.Verdict{}, err)
 			iss.noticeFailure(recErr)
 			return recErr
 		}
-		if v = Evaluate(exp, ans.Values, iss.now()); v.Status != StatusOK {
+		if v = record.Evaluate(exp, ans.Values, iss.now()); v.Status != record.StatusOK {
 			recErr := newRecordError(exp, v, nil)
 			iss.noticeFailure(recErr)
 			return recErr
@@ -159,19 +157,19 @@ func (iss *Issuer) checkRecord(ctx context.Context, exp Expectation) error {
 // noticeFailure logs the record to publish, at most once an hour for the
 // same name, status and value.
 func (iss *Issuer) noticeFailure(e *RecordError) {
-	key := strings.Join([]string{RecordName(e.Domain), string(e.Status()), e.ZoneLine}, "|")
+	key := strings.Join([]string{record.Name(e.Domain), string(e.Status()), e.ZoneLine}, "|")
 	if !iss.notices.Due(key, time.Hour) {
 		return
 	}
 	msg := "dns-persist-01 record missing; publish it once and certificates follow"
 	switch e.Status() {
-	case StatusMismatch:
+	case record.StatusMismatch:
 		msg = "dns-persist-01 record does not authorize this account; publish the record below"
-	case StatusDNSError:
+	case record.StatusDNSError:
 		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
 	}
 	iss.logger.Warn(msg,
-		zap.String("record_name", RecordName(e.Domain)),
+		zap.String("record_name", record.Name(e.Domain)),
 		zap.String("record_value", e.Publish),
 		zap.String("zone_line", e.ZoneLine),
 		zap.String("status", string(e.Status())),
@@ -180,19 +178,16 @@ func (iss *Issuer) noticeFailure(e *RecordError) {
 
 // noticeExpiry warns at each check when the passing record's persistUntil
 // is near, since after it the CA refuses the record.
-func (iss *Issuer) noticeExpiry(base string, rec Record) {
-	if rec.PersistUntil.IsZero() {
-		return
-	}
-	left := rec.PersistUntil.Sub(iss.now())
-	if left >= expiryWarning {
+func (iss *Issuer) noticeExpiry(base string, rec record.Record) {
+	left, soon := rec.ExpiresSoon(iss.now())
+	if !soon {
 		return
 	}
 	if iss.metrics != nil {
 		iss.metrics.recordsExpiring.Inc()
 	}
 	iss.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
-		zap.String("record_name", RecordName(base)),
+		zap.String("record_name", record.Name(base)),
 		zap.Time("persist_until", rec.PersistUntil),
 		zap.Int("days_left", int(left.Hours()/24)))
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func init() {
@@ -129,7 +131,7 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 	if check {
 		notOK := 0
 		for _, r := range reports {
-			if r.Status != string(StatusOK) {
+			if r.Status != record.StatusOK {
 				notOK++
 			}
 		}
@@ -142,11 +144,11 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 
 // checkLine is the one-line form of a checked record.
 func checkLine(r RecordReport) string {
-	line := r.RecordName + ": " + r.Status
+	line := r.RecordName + ": " + string(r.Status)
 	if r.Reason != "" {
 		line += ": " + r.Reason
 	}
-	if r.Status != string(StatusOK) {
+	if r.Status != record.StatusOK {
 		line += "; publish: " + r.ZoneLine
 	}
 	return line

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // directoryTTL is how long a fetched directory is trusted, as acmez does.
@@ -18,7 +20,7 @@ const maxDirectoryOctets = 1 << 20
 // caDirectory is what this plugin needs from a CA's directory beyond what
 // acmez parses: the draft spoken and the issuer domain names offered.
 type caDirectory struct {
-	Draft Draft
+	Draft record.Draft
 	// IssuerNames are the names a record may use, known before any order:
 	// meta.issuerDomainNames (-02) or meta.caaIdentities (-01). Empty when
 	// the directory names none; -01 challenges then carry the list.
@@ -71,19 +73,19 @@ func parseDirectory(url string, body []byte, now time.Time) (caDirectory, error)
 	if raw.NewAccount == "" || raw.NewNonce == "" || raw.NewOrder == "" {
 		return caDirectory{}, fmt.Errorf("%s is not an ACME directory: newAccount, newNonce or newOrder is missing", url)
 	}
-	dir := caDirectory{Draft: Draft01, NewNonce: raw.NewNonce, fetched: now}
+	dir := caDirectory{Draft: record.Draft01, NewNonce: raw.NewNonce, fetched: now}
 	m := raw.Meta
 	if m.IssuerDomainNames != nil && m.AccountHashPrefix != nil {
-		if err := checkIssuerNames(m.IssuerDomainNames); err != nil {
+		if err := record.CheckIssuerNames(m.IssuerDomainNames); err != nil {
 			return caDirectory{}, fmt.Errorf("ACME directory %s: meta.issuerDomainNames: %v", url, err)
 		}
-		dir.Draft = Draft02
+		dir.Draft = record.Draft02
 		dir.IssuerNames = m.IssuerDomainNames
 		dir.HashPrefix = *m.AccountHashPrefix
 		return dir, nil
 	}
 	if len(m.CAAIdentities) > 0 {
-		if err := checkIssuerNames(m.CAAIdentities); err != nil {
+		if err := record.CheckIssuerNames(m.CAAIdentities); err != nil {
 			return caDirectory{}, fmt.Errorf("ACME directory %s: meta.caaIdentities: %v", url, err)
 		}
 		dir.IssuerNames = m.CAAIdentities

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 const dirEndpoints = `"newNonce":"https://ca/n","newAccount":"https://ca/a","newOrder":"https://ca/o"`
@@ -17,16 +19,16 @@ func TestParseDirectoryDetectsDraft(t *testing.T) {
 	cases := []struct {
 		name    string
 		body    string
-		draft   Draft
+		draft   record.Draft
 		names   []string
 		prefix  string
 		wantErr string
 	}{
-		{name: "draft-01 with caaIdentities", body: `{` + dirEndpoints + `,"meta":{"caaIdentities":["letsencrypt.org"]}}`, draft: Draft01, names: []string{"letsencrypt.org"}},
-		{name: "draft-01 without names", body: `{` + dirEndpoints + `}`, draft: Draft01},
+		{name: "draft-01 with caaIdentities", body: `{` + dirEndpoints + `,"meta":{"caaIdentities":["letsencrypt.org"]}}`, draft: record.Draft01, names: []string{"letsencrypt.org"}},
+		{name: "draft-01 without names", body: `{` + dirEndpoints + `}`, draft: record.Draft01},
 		{name: "draft-02", body: `{` + dirEndpoints + `,"meta":{"caaIdentities":["x.example"],"issuerDomainNames":["ca.example","ca2.example"],"accountHashPrefix":"https://ca/h/"}}`,
-			draft: Draft02, names: []string{"ca.example", "ca2.example"}, prefix: "https://ca/h/"},
-		{name: "issuerDomainNames alone is not -02", body: `{` + dirEndpoints + `,"meta":{"issuerDomainNames":["ca.example"]}}`, draft: Draft01},
+			draft: record.Draft02, names: []string{"ca.example", "ca2.example"}, prefix: "https://ca/h/"},
+		{name: "issuerDomainNames alone is not -02", body: `{` + dirEndpoints + `,"meta":{"issuerDomainNames":["ca.example"]}}`, draft: record.Draft01},
 		{name: "draft-02 with no names", body: `{` + dirEndpoints + `,"meta":{"issuerDomainNames":[],"accountHashPrefix":""}}`, wantErr: "no issuer domain names"},
 		{name: "draft-02 with eleven names", body: `{` + dirEndpoints + `,"meta":{"issuerDomainNames":["a","b","c","d","e","f","g","h","i","j","k"],"accountHashPrefix":""}}`, wantErr: "more than 10"},
 		{name: "not JSON", body: `<html>`, wantErr: "not valid JSON"},
@@ -62,7 +64,7 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dir.Draft != Draft02 {
+	if dir.Draft != record.Draft02 {
 		t.Fatalf("draft = %v", dir.Draft)
 	}
 	key, err := newAccountKey()
@@ -78,12 +80,12 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perDomain, _ := HashedAccountURI("https://ca.example/h/", "example.com", thumb, acct.Location)
-	anyDomain, _ := HashedAccountURI("https://ca.example/h/", AnyDomain, thumb, acct.Location)
+	perDomain, _ := record.HashedAccountURI("https://ca.example/h/", "example.com", thumb, acct.Location)
+	anyDomain, _ := record.HashedAccountURI("https://ca.example/h/", record.AnyDomain, thumb, acct.Location)
 	if len(exp.AccountURIs) != 2 || exp.AccountURIs[0] != perDomain || exp.AccountURIs[1] != anyDomain {
 		t.Fatalf("AccountURIs = %v", exp.AccountURIs)
 	}
-	want, err := exp.Want(Evaluate(exp, nil, time.Now())).Value()
+	want, err := exp.Want(record.Evaluate(exp, nil, time.Now())).Value()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +93,8 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 		t.Errorf("record to publish = %q", want)
 	}
 	// a published record using the second name keeps that name
-	v := Evaluate(exp, []string{"alt.example; accounturi=" + anyDomain + "; policy=wildcard"}, time.Now())
-	if v.Status != StatusOK || v.Issuer != "alt.example" {
+	v := record.Evaluate(exp, []string{"alt.example; accounturi=" + anyDomain + "; policy=wildcard"}, time.Now())
+	if v.Status != record.StatusOK || v.IssuerDomainName != "alt.example" {
 		t.Errorf("verdict = %+v", v)
 	}
 	// a configured issuer name the CA does not offer is refused
@@ -101,7 +103,7 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 		t.Errorf("unoffered issuer_domain_name: %v", err)
 	}
 	// the plain account URL is what -01 publishes
-	uris, _ := accountURIs(caDirectory{Draft: Draft01}, acct, "example.com")
+	uris, _ := accountURIs(caDirectory{Draft: record.Draft01}, acct, "example.com")
 	if len(uris) != 1 || uris[0] != acct.Location {
 		t.Errorf("-01 accounturi = %v", uris)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // provisionCaddyfile adapts and provisions a Caddyfile the way the
@@ -152,16 +153,16 @@ func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp, err := iss.expectation("hourly.test", true, []string{acmetest.DefaultIssuerName}, acct, caDirectory{Draft: Draft01})
+	exp, err := iss.expectation("hourly.test", true, []string{acmetest.DefaultIssuerName}, acct, caDirectory{Draft: record.Draft01})
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := iss.expectation("other-hourly.test", false, []string{acmetest.DefaultIssuerName}, acct, caDirectory{Draft: Draft01})
+	other, _ := iss.expectation("other-hourly.test", false, []string{acmetest.DefaultIssuerName}, acct, caDirectory{Draft: record.Draft01})
 	warnings := func() []observer.LoggedEntry {
 		return iss.logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet("record missing").All()
 	}
 
-	check := func(e Expectation) {
+	check := func(e record.Expectation) {
 		if err := iss.checkRecord(context.Background(), e); err == nil {
 			t.Fatal("the record check passed without a record")
 		}
@@ -173,7 +174,7 @@ func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
 	}
 	fields := warnings()[0].ContextMap()
 	wantValue := "pebble.letsencrypt.org; accounturi=" + acct.Location + "; policy=wildcard"
-	if fields["record_name"] != "_validation-persist.hourly.test" || fields["record_value"] != wantValue || fields["zone_line"] != ZoneLine("hourly.test", wantValue) {
+	if fields["record_name"] != "_validation-persist.hourly.test" || fields["record_value"] != wantValue || fields["zone_line"] != record.ZoneLine("hourly.test", wantValue) {
 		t.Errorf("warning fields = %v", fields)
 	}
 	check(other)
@@ -197,10 +198,10 @@ func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
 	clock := &controlledClock{now: time.Now().Truncate(time.Second)}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
 	acct, _ := iss.getAccount(context.Background())
-	exp, _ := iss.expectation("until.test", false, []string{acmetest.DefaultIssuerName}, acct, caDirectory{Draft: Draft01})
+	exp, _ := iss.expectation("until.test", false, []string{acmetest.DefaultIssuerName}, acct, caDirectory{Draft: record.Draft01})
 	until := clock.Now().Add(40 * 24 * time.Hour).Truncate(time.Second)
-	value, _ := Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: acct.Location, PersistUntil: until}.Value()
-	setTXT(t, RecordName("until.test"), value)
+	value, _ := record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: acct.Location, PersistUntil: until}.Value()
+	setTXT(t, record.Name("until.test"), value)
 	expiring := func() int {
 		return len(iss.logs.FilterMessageSnippet("expires soon").All())
 	}

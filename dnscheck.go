@@ -20,8 +20,9 @@ const (
 	maxCNAMEHops    = 8
 	// A real record is a few hundred octets; this bounds what a hostile or
 	// broken zone can make us hold and print.
-	maxAnswerOctets = 16 * 1024
-	nsCacheTTL      = 10 * time.Minute
+	maxAnswerOctets   = 16 * 1024
+	maxRecordsPerName = 100
+	nsCacheTTL        = 10 * time.Minute
 	// recentTTL is how long an answer stays reusable by a check that
 	// follows closely, such as an issuance right after an on-demand
 	// permission check of the same name.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/fakedns"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func TestIssueSurvivesHalfTheNoncesRejected(t *testing.T) {
@@ -176,11 +177,11 @@ func TestDNSFaultsDuringTheCheckPostNoChallenge(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			base := c.name + ".dnsfault.test"
-			c.setup(RecordName(base))
+			c.setup(record.Name(base))
 			start := time.Now()
 			_, err := iss.Issue(context.Background(), newCSR(t, base))
 			var recErr *RecordError
-			if !errors.As(err, &recErr) || recErr.Status() != StatusDNSError || !strings.Contains(err.Error(), c.want) {
+			if !errors.As(err, &recErr) || recErr.Status() != record.StatusDNSError || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error = %v, want a dns-error saying %q", err, c.want)
 			}
 			if took := time.Since(start); took > 4*dnsQueryTimeout {
@@ -204,7 +205,7 @@ func TestTwoInstancesOnOneStorageRegisterOnceAndOrderOncePerName(t *testing.T) {
 	url := a.accountURL(t)
 	a.forgetAccount()
 	for _, n := range names {
-		setTXT(t, RecordName(n), "pebble.letsencrypt.org; accounturi="+url)
+		setTXT(t, record.Name(n), "pebble.letsencrypt.org; accounturi="+url)
 	}
 	// a second storage-sharing pair starting from nothing
 	fresh := t.TempDir()
@@ -308,7 +309,7 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 			repl := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
 			_, err = repl.Issue(context.Background(), newCSR(t, "unusable.test"))
 			var recErr *RecordError
-			if !errors.As(err, &recErr) || recErr.Status() != StatusMissing {
+			if !errors.As(err, &recErr) || recErr.Status() != record.StatusMissing {
 				t.Fatalf("after the repair: %v, want the record missing", err)
 			}
 			newURL := repl.accountURL(t)

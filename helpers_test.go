@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 var testDNSAddr string
@@ -101,11 +102,11 @@ func (ti *testIssuer) accountURL(t testing.TB) string {
 // publish puts the record the issuer needs for names into the test DNS.
 func (ti *testIssuer) publish(t testing.TB, base string, wildcard bool) string {
 	t.Helper()
-	value, err := Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: ti.accountURL(t), Wildcard: wildcard}.Value()
+	value, err := record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: ti.accountURL(t), Wildcard: wildcard}.Value()
 	if err != nil {
 		t.Fatal(err)
 	}
-	setTXT(t, RecordName(base), value)
+	setTXT(t, record.Name(base), value)
 	return value
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // SetConfig receives the certmagic config the issuer serves, for its
@@ -62,7 +64,7 @@ func (iss *Issuer) PreCheck(_ context.Context, names []string, _ bool) error {
 		if !certmagic.SubjectQualifiesForCert(name) {
 			return fmt.Errorf("%q is not a name a certificate can be issued for", name)
 		}
-		if _, _, err := BaseDomain(name); err != nil {
+		if _, _, err := record.BaseDomain(name); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func TestIssueSANsAcrossTwoDomains(t *testing.T) {
@@ -65,28 +66,28 @@ func TestIssueRefusesEachKindOfMismatch(t *testing.T) {
 	cases := []struct {
 		name   string
 		value  string
-		kind   MismatchKind
+		kind   record.MismatchKind
 		reason string
 	}{
-		{"accounturi", "pebble.letsencrypt.org; accounturi=https://elsewhere.example/acct/1; policy=wildcard", MismatchAccount, "accounturi is"},
-		{"issuer", "letsencrypt.org; accounturi=" + acctURL + "; policy=wildcard", MismatchIssuer, "not one this CA offers"},
-		{"policy", ours, MismatchPolicy, "policy=wildcard is absent"},
-		{"expired", ours + "; policy=wildcard; persistUntil=1000000000", MismatchExpired, "has passed"},
-		{"malformed", ours + "; policy=wildcard;", MismatchMalformed, "trailing"},
+		{"accounturi", "pebble.letsencrypt.org; accounturi=https://elsewhere.example/acct/1; policy=wildcard", record.MismatchAccount, "accounturi is"},
+		{"issuer", "letsencrypt.org; accounturi=" + acctURL + "; policy=wildcard", record.MismatchIssuer, "not one this CA offers"},
+		{"policy", ours, record.MismatchPolicy, "policy=wildcard is absent"},
+		{"expired", ours + "; policy=wildcard; persistUntil=1000000000", record.MismatchExpired, "has passed"},
+		{"malformed", ours + "; policy=wildcard;", record.MismatchMalformed, "trailing"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			base := "mismatch-" + c.name + ".test"
-			setTXT(t, RecordName(base), c.value)
+			setTXT(t, record.Name(base), c.value)
 			_, err := iss.Issue(context.Background(), newCSR(t, "*."+base))
 			var recErr *RecordError
 			if !errors.As(err, &recErr) {
 				t.Fatalf("error = %v, want a RecordError", err)
 			}
-			if recErr.Status() != StatusMismatch || !recErr.Verdict.Has(c.kind) || len(recErr.Verdict.Mismatches) != 1 {
+			if recErr.Status() != record.StatusMismatch || !recErr.Verdict.Has(c.kind) || len(recErr.Verdict.Mismatches) != 1 {
 				t.Fatalf("verdict = %+v, want only a %s mismatch", recErr.Verdict, c.kind)
 			}
-			if !strings.Contains(err.Error(), c.reason) || !strings.Contains(err.Error(), "publish: "+ZoneLine(base, ours+"; policy=wildcard")) {
+			if !strings.Contains(err.Error(), c.reason) || !strings.Contains(err.Error(), "publish: "+record.ZoneLine(base, ours+"; policy=wildcard")) {
 				t.Errorf("error %q lacks the reason %q or the record to publish", err, c.reason)
 			}
 		})
@@ -105,8 +106,8 @@ func TestIssueAcceptsPublishedForms(t *testing.T) {
 		// an unknown tag makes the value longer than one 255-octet string;
 		// the test DNS server then serves it as two
 		long := ours + "; note=" + strings.Repeat("x", 260)
-		setTXT(t, RecordName("split.test"), long)
-		ans, err := iss.resolver.LookupTXT(context.Background(), RecordName("split.test"))
+		setTXT(t, record.Name("split.test"), long)
+		ans, err := iss.resolver.LookupTXT(context.Background(), record.Name("split.test"))
 		if err != nil || len(ans.Values) != 1 || ans.Values[0] != long {
 			t.Fatalf("lookup = %+v, %v", ans, err)
 		}
@@ -115,17 +116,17 @@ func TestIssueAcceptsPublishedForms(t *testing.T) {
 		}
 	})
 	t.Run("another CA's record beside ours", func(t *testing.T) {
-		setTXT(t, RecordName("two.test"), "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1", ours)
+		setTXT(t, record.Name("two.test"), "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1", ours)
 		if _, err := iss.Issue(context.Background(), newCSR(t, "two.test")); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("CNAME at the record name", func(t *testing.T) {
 		dns, _, _ := acmetest.DNS()
-		dns.AddDNSCNAMERecord(RecordName("alias.test"), "persist-target.delegated.test.")
-		t.Cleanup(func() { dns.DeleteDNSCNAMERecord(RecordName("alias.test")) })
+		dns.AddDNSCNAMERecord(record.Name("alias.test"), "persist-target.delegated.test.")
+		t.Cleanup(func() { dns.DeleteDNSCNAMERecord(record.Name("alias.test")) })
 		setTXT(t, "persist-target.delegated.test", ours+"; policy=wildcard")
-		ans, err := iss.resolver.LookupTXT(context.Background(), RecordName("alias.test"))
+		ans, err := iss.resolver.LookupTXT(context.Background(), record.Name("alias.test"))
 		if err != nil || len(ans.CNAMEs) != 1 || ans.CNAMEs[0] != "persist-target.delegated.test" || len(ans.Values) != 1 {
 			t.Fatalf("lookup = %+v, %v", ans, err)
 		}
@@ -139,12 +140,12 @@ func TestIssueServfailIsADNSError(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	dns, _, _ := acmetest.DNS()
-	dns.AddDNSServFailRecord(RecordName("servfail.test"))
-	t.Cleanup(func() { dns.DeleteDNSServFailRecord(RecordName("servfail.test")) })
+	dns.AddDNSServFailRecord(record.Name("servfail.test"))
+	t.Cleanup(func() { dns.DeleteDNSServFailRecord(record.Name("servfail.test")) })
 
 	_, err := iss.Issue(context.Background(), newCSR(t, "servfail.test"))
 	var recErr *RecordError
-	if !errors.As(err, &recErr) || recErr.Status() != StatusDNSError {
+	if !errors.As(err, &recErr) || recErr.Status() != record.StatusDNSError {
 		t.Fatalf("error = %v, want a dns-error RecordError", err)
 	}
 	var dnsErr *DNSError
@@ -278,7 +279,7 @@ func TestSolverChecksAgainstTheChallengesIssuerNames(t *testing.T) {
 
 	_, err := iss.Issue(context.Background(), newCSR(t, "solver.test"))
 	var recErr *RecordError
-	if !errors.As(err, &recErr) || recErr.Status() != StatusMissing {
+	if !errors.As(err, &recErr) || recErr.Status() != record.StatusMissing {
 		t.Fatalf("error = %v, want a missing RecordError", err)
 	}
 	if !strings.Contains(err.Error(), "pebble.letsencrypt.org; accounturi="+acctURL) {
@@ -311,7 +312,7 @@ func TestVanishedAccountIsReplacedLoudlyAndKept(t *testing.T) {
 	ca.Reset() // the CA forgets every account
 	_, err := iss.Issue(context.Background(), newCSR(t, "vanish.test"))
 	var recErr *RecordError
-	if !errors.As(err, &recErr) || !recErr.Verdict.Has(MismatchAccount) {
+	if !errors.As(err, &recErr) || !recErr.Verdict.Has(record.MismatchAccount) {
 		t.Fatalf("error = %v, want an accounturi mismatch for the old record", err)
 	}
 	newURL := iss.accountURL(t)

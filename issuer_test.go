@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func TestIssueWildcardAndApexWithOneRecord(t *testing.T) {
@@ -37,7 +38,7 @@ func TestIssueRecordAbsentPostsNoChallenge(t *testing.T) {
 	if !errors.As(err, &recErr) {
 		t.Fatalf("error = %v, want a RecordError", err)
 	}
-	if recErr.Status() != StatusMissing {
+	if recErr.Status() != record.StatusMissing {
 		t.Errorf("status = %s", recErr.Status())
 	}
 	want := `_validation-persist.absent.test. IN TXT "pebble.letsencrypt.org; accounturi=` + acctURL + `; policy=wildcard"`

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func init() {
@@ -277,7 +278,7 @@ func (iss *Issuer) Validate() error {
 		return err
 	}
 	if iss.IssuerDomainName != "" {
-		if err := checkIssuerDomainName(iss.IssuerDomainName); err != nil {
+		if err := record.CheckIssuerDomainName(iss.IssuerDomainName); err != nil {
 			return fmt.Errorf("issuer_domain_name: %v", err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/letsencrypt/challtestsrv"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func freeTCPPort(t *testing.T) int {
@@ -143,11 +144,11 @@ func TestOnDemandPlatformIssuesOnlyForAuthorizedTenants(t *testing.T) {
 		names[i] = fmt.Sprintf("t%04d.tenant.test", i)
 		switch kind(i) {
 		case "authorized":
-			setTXT(t, RecordName(names[i]), "pebble.letsencrypt.org; accounturi="+ours.AccountURL)
+			setTXT(t, record.Name(names[i]), "pebble.letsencrypt.org; accounturi="+ours.AccountURL)
 		case "foreign":
-			setTXT(t, RecordName(names[i]), "pebble.letsencrypt.org; accounturi=https://elsewhere.example/acct/"+strconv.Itoa(i))
+			setTXT(t, record.Name(names[i]), "pebble.letsencrypt.org; accounturi=https://elsewhere.example/acct/"+strconv.Itoa(i))
 		}
-		dnsSrv.ClearRequestHistory(RecordName(names[i]), challtestsrv.DNSRequestEventType)
+		dnsSrv.ClearRequestHistory(record.Name(names[i]), challtestsrv.DNSRequestEventType)
 	}
 
 	results := make([]error, tenants)
@@ -171,7 +172,7 @@ func TestOnDemandPlatformIssuesOnlyForAuthorizedTenants(t *testing.T) {
 	ordered := platform.ca.Counts.Ordered()
 	issued, totalQueries := 0, 0
 	for i, name := range names {
-		queries := txtQueries(dnsSrv, RecordName(name))
+		queries := txtQueries(dnsSrv, record.Name(name))
 		totalQueries += queries
 		switch kind(i) {
 		case "authorized":
@@ -209,8 +210,8 @@ func TestOnDemandPlatformIssuesOnlyForAuthorizedTenants(t *testing.T) {
 
 	// concurrent handshakes for one new name: one lookup and one order
 	burst := "burst.tenant.test"
-	setTXT(t, RecordName(burst), "pebble.letsencrypt.org; accounturi="+ours.AccountURL)
-	dnsSrv.ClearRequestHistory(RecordName(burst), challtestsrv.DNSRequestEventType)
+	setTXT(t, record.Name(burst), "pebble.letsencrypt.org; accounturi="+ours.AccountURL)
+	dnsSrv.ClearRequestHistory(record.Name(burst), challtestsrv.DNSRequestEventType)
 	errs := make([]error, 20)
 	var burstWG sync.WaitGroup
 	for i := range errs {
@@ -229,7 +230,7 @@ func TestOnDemandPlatformIssuesOnlyForAuthorizedTenants(t *testing.T) {
 	if n := platform.ca.Counts.Ordered()[burst]; n != 1 {
 		t.Errorf("%d orders for %s, want 1", n, burst)
 	}
-	if n := txtQueries(dnsSrv, RecordName(burst)) - pebbleLookups; n != 1 {
+	if n := txtQueries(dnsSrv, record.Name(burst)) - pebbleLookups; n != 1 {
 		t.Errorf("Caddy made %d TXT queries for %s, want 1", n, burst)
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // orderPlan is what an order needs from the records: one base domain per
@@ -36,7 +38,7 @@ func planNames(names []string) (orderPlan, error) {
 		return plan, errors.New("no domain names to obtain a certificate for")
 	}
 	for _, name := range names {
-		base, wildcard, err := BaseDomain(name)
+		base, wildcard, err := record.BaseDomain(name)
 		if err != nil {
 			return plan, err
 		}
@@ -73,8 +75,8 @@ func orderFrom(ctx context.Context) *orderState {
 
 // expectation builds what the record at base must say for this account,
 // given the issuer domain names the CA offers.
-func (iss *Issuer) expectation(base string, wildcard bool, offered []string, acct acme.Account, dir caDirectory) (Expectation, error) {
-	exp := Expectation{
+func (iss *Issuer) expectation(base string, wildcard bool, offered []string, acct acme.Account, dir caDirectory) (record.Expectation, error) {
+	exp := record.Expectation{
 		Domain:       base,
 		Offered:      offered,
 		Preferred:    iss.IssuerDomainName,
@@ -96,18 +98,18 @@ func (iss *Issuer) expectation(base string, wildcard bool, offered []string, acc
 // the one to publish first. Draft -02 also accepts the hash made for every
 // domain.
 func accountURIs(dir caDirectory, acct acme.Account, base string) ([]string, error) {
-	if dir.Draft != Draft02 {
+	if dir.Draft != record.Draft02 {
 		return []string{acct.Location}, nil
 	}
 	thumbprint, err := acct.Thumbprint()
 	if err != nil {
 		return nil, fmt.Errorf("computing the account key thumbprint: %v", err)
 	}
-	perDomain, err := HashedAccountURI(dir.HashPrefix, base, thumbprint, acct.Location)
+	perDomain, err := record.HashedAccountURI(dir.HashPrefix, base, thumbprint, acct.Location)
 	if err != nil {
 		return nil, err
 	}
-	anyDomain, err := HashedAccountURI(dir.HashPrefix, AnyDomain, thumbprint, acct.Location)
+	anyDomain, err := record.HashedAccountURI(dir.HashPrefix, record.AnyDomain, thumbprint, acct.Location)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func init() {
@@ -153,7 +154,7 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	if certmagic.SubjectIsIP(name) {
 		return decision{err: fmt.Errorf("%w: %s is an IP address; dns-persist-01 validates domain names only", caddytls.ErrPermissionDenied, name), outcome: outcomeDeniedMismatch}
 	}
-	base, wildcard, err := BaseDomain(name)
+	base, wildcard, err := record.BaseDomain(name)
 	if err != nil {
 		return decision{err: fmt.Errorf("%w: %v", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
 	}
@@ -176,17 +177,17 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 		return decision{err: ctx.Err()}
 	}
 	defer func() { <-p.lookups }()
-	ans, err := iss.resolver.LookupTXT(ctx, RecordName(base))
+	ans, err := iss.resolver.LookupTXT(ctx, record.Name(base))
 
 	if err != nil {
 		if p.notices.Due("dns|"+base, time.Hour) {
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
-				zap.String("domain", name), zap.String("record_name", RecordName(base)), zap.Error(err))
+				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(err))
 		}
-		return decision{err: fmt.Errorf("%w: %s: %w", caddytls.ErrPermissionDenied, RecordName(base), err), outcome: outcomeDNSError}
+		return decision{err: fmt.Errorf("%w: %s: %w", caddytls.ErrPermissionDenied, record.Name(base), err), outcome: outcomeDNSError}
 	}
-	v := Evaluate(exp, ans.Values, iss.now())
-	if v.Status == StatusOK {
+	v := record.Evaluate(exp, ans.Values, iss.now())
+	if v.Status == record.StatusOK {
 		iss.noticeExpiry(base, *v.Matched)
 		return decision{outcome: outcomeAllowed}
 	}
@@ -198,10 +199,10 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 		}
 	}
 	switch v.Status {
-	case StatusMissing:
-		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s", caddytls.ErrPermissionDenied, RecordName(base)), outcome: outcomeDeniedMissing}
+	case record.StatusMissing:
+		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s", caddytls.ErrPermissionDenied, record.Name(base)), outcome: outcomeDeniedMissing}
 	}
-	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s", caddytls.ErrPermissionDenied, RecordName(base), v.Reason()), outcome: outcomeDeniedMismatch}
+	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s", caddytls.ErrPermissionDenied, record.Name(base), v.Reason()), outcome: outcomeDeniedMismatch}
 }
 
 // servingIssuer finds, in the running TLS app, the persist issuer of the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // benchPermission sets up a permission whose issuer asks a local fake DNS
@@ -22,7 +23,7 @@ func benchPermission(b *testing.B) (*Permission, func(name string)) {
 	p, _, _ := newTestPermission(b, iss.Issuer, nil)
 	// warm the directory and account
 	p.CertificateAllowed(context.Background(), "warmup.bench.test")
-	return p, func(name string) { fake.SetTXT(RecordName(name), value) }
+	return p, func(name string) { fake.SetTXT(record.Name(name), value) }
 }
 
 // BenchmarkPermissionCached measures checks answered from the cache.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // newTestPermission provisions a permission whose names are served by iss.
@@ -58,7 +59,7 @@ func TestPermissionHonoursTTLsWithAControlledClock(t *testing.T) {
 	if err := p.CertificateAllowed(ctx, "later.perm.test"); !errors.Is(err, caddytls.ErrPermissionDenied) {
 		t.Fatalf("no record: %v", err)
 	}
-	setTXT(t, RecordName("later.perm.test"), ours)
+	setTXT(t, record.Name("later.perm.test"), ours)
 	clock.Advance(29 * time.Second)
 	if err := p.CertificateAllowed(ctx, "later.perm.test"); !errors.Is(err, caddytls.ErrPermissionDenied) {
 		t.Errorf("within the negative TTL the cached denial must hold: %v", err)
@@ -69,11 +70,11 @@ func TestPermissionHonoursTTLsWithAControlledClock(t *testing.T) {
 	}
 
 	// removed: new issuance stops once the positive TTL has passed
-	setTXT(t, RecordName("removed.perm.test"), ours)
+	setTXT(t, record.Name("removed.perm.test"), ours)
 	if err := p.CertificateAllowed(ctx, "removed.perm.test"); err != nil {
 		t.Fatal(err)
 	}
-	setTXT(t, RecordName("removed.perm.test"))
+	setTXT(t, record.Name("removed.perm.test"))
 	clock.Advance(4*time.Minute + 59*time.Second)
 	if err := p.CertificateAllowed(ctx, "removed.perm.test"); err != nil {
 		t.Errorf("within the positive TTL the cached allowance must hold: %v", err)
@@ -91,11 +92,11 @@ func TestPermissionOutcomesAndMetrics(t *testing.T) {
 	p, reg, logs := newTestPermission(t, iss.Issuer, nil)
 	ctx := context.Background()
 
-	setTXT(t, RecordName("ok.outcome.test"), "pebble.letsencrypt.org; accounturi="+acctURL)
-	setTXT(t, RecordName("other.outcome.test"), "pebble.letsencrypt.org; accounturi=https://other.example/acct/1")
+	setTXT(t, record.Name("ok.outcome.test"), "pebble.letsencrypt.org; accounturi="+acctURL)
+	setTXT(t, record.Name("other.outcome.test"), "pebble.letsencrypt.org; accounturi=https://other.example/acct/1")
 	dns, _, _ := acmetest.DNS()
-	dns.AddDNSServFailRecord(RecordName("broken.outcome.test"))
-	t.Cleanup(func() { dns.DeleteDNSServFailRecord(RecordName("broken.outcome.test")) })
+	dns.AddDNSServFailRecord(record.Name("broken.outcome.test"))
+	t.Cleanup(func() { dns.DeleteDNSServFailRecord(record.Name("broken.outcome.test")) })
 
 	if err := p.CertificateAllowed(ctx, "ok.outcome.test"); err != nil {
 		t.Errorf("authorized name denied: %v", err)
@@ -180,7 +181,7 @@ func TestPermissionSharesOneLookupPerName(t *testing.T) {
 	fake.SetDelay(50 * time.Millisecond)
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.Resolvers = []string{fake.Addr} })
 	acctURL := iss.accountURL(t)
-	fake.SetTXT(RecordName("same.shared.test"), "pebble.letsencrypt.org; accounturi="+acctURL)
+	fake.SetTXT(record.Name("same.shared.test"), "pebble.letsencrypt.org; accounturi="+acctURL)
 	p, _, _ := newTestPermission(t, iss.Issuer, nil)
 
 	var wg sync.WaitGroup

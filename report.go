@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // RecordReport is one record to publish and, after a check, what is
@@ -33,14 +35,10 @@ type RecordReport struct {
 	PersistUntil string `json:"persist_until,omitempty"`
 
 	// Status, Reason and Published are filled in by a check.
-	Status    string   `json:"status,omitempty"`
-	Reason    string   `json:"reason,omitempty"`
-	Published []string `json:"published,omitempty"`
+	Status    record.Status `json:"status,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+	Published []string      `json:"published,omitempty"`
 }
-
-// StatusExpiring is a check's status for a passing record whose
-// persistUntil is less than 30 days away.
-const StatusExpiring Status = "expiring"
 
 // inspect builds a report for each record the names need. Issuer names come
 // from the directory (or issuer_domain_name), never from an order, so
@@ -58,7 +56,7 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 		return nil, err
 	}
 	acct, dir := in.acct, in.dir
-	if dir.Draft == Draft02 {
+	if dir.Draft == record.Draft02 {
 		if err := iss.confirmAccountValid(ctx, in.client.HTTPClient, dir, acct); err != nil {
 			return nil, err
 		}
@@ -70,10 +68,10 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 		if err != nil {
 			return nil, err
 		}
-		ans, lookupErr := iss.resolver.LookupTXT(ctx, RecordName(base))
-		var v Verdict
+		ans, lookupErr := iss.resolver.LookupTXT(ctx, record.Name(base))
+		var v record.Verdict
 		if lookupErr == nil {
-			v = Evaluate(exp, ans.Values, iss.now())
+			v = record.Evaluate(exp, ans.Values, iss.now())
 		}
 		want := exp.Want(v)
 		value, err := want.Value()
@@ -83,9 +81,9 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 		r := RecordReport{
 			Domain:           base,
 			Names:            namesUnder(plan, base),
-			RecordName:       RecordName(base),
+			RecordName:       record.Name(base),
 			Value:            value,
-			ZoneLine:         ZoneLine(base, value),
+			ZoneLine:         record.ZoneLine(base, value),
 			IssuerDomainName: want.IssuerDomainName,
 			AccountURL:       acct.Location,
 			CADirectory:      iss.CA,
@@ -98,7 +96,7 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 		if check {
 			r.Published = ans.Values
 			r.Status, r.Reason = checkStatus(v, lookupErr, iss.now())
-			if v.Status == StatusOK {
+			if v.Status == record.StatusOK {
 				iss.noticeExpiry(base, *v.Matched)
 			}
 		}
@@ -108,23 +106,23 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 }
 
 // checkStatus turns a verdict into a report's status and reason.
-func checkStatus(v Verdict, lookupErr error, now time.Time) (string, string) {
+func checkStatus(v record.Verdict, lookupErr error, now time.Time) (record.Status, string) {
 	if lookupErr != nil {
-		return string(StatusDNSError), lookupErr.Error()
+		return record.StatusDNSError, lookupErr.Error()
 	}
-	if v.Status == StatusOK {
-		if until := v.Matched.PersistUntil; !until.IsZero() && until.Sub(now) < expiryWarning {
-			return string(StatusExpiring), fmt.Sprintf("persistUntil in %d days (%s)", int(until.Sub(now).Hours()/24), until.Format(time.RFC3339))
+	if v.Status == record.StatusOK {
+		if left, soon := v.Matched.ExpiresSoon(now); soon {
+			return record.StatusExpiring, fmt.Sprintf("persistUntil in %d days (%s)", int(left.Hours()/24), v.Matched.PersistUntil.Format(time.RFC3339))
 		}
-		return string(StatusOK), ""
+		return record.StatusOK, ""
 	}
-	return string(v.Status), v.Reason()
+	return v.Status, v.Reason()
 }
 
 func namesUnder(plan orderPlan, base string) []string {
 	var out []string
 	for _, n := range plan.names {
-		if b, _, err := BaseDomain(n); err == nil && b == base {
+		if b, _, err := record.BaseDomain(n); err == nil && b == base {
 			out = append(out, strings.ToLower(n))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func TestInspectDraft01NeedsNoOrder(t *testing.T) {
@@ -62,7 +63,7 @@ func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
 	}
 	acct, _ := iss.getAccount(context.Background())
 	thumb, _ := acct.Thumbprint()
-	want, _ := HashedAccountURI("https://ca.example/h/", "hash.test", thumb, acct.Location)
+	want, _ := record.HashedAccountURI("https://ca.example/h/", "hash.test", thumb, acct.Location)
 	if r := reports[0]; r.Draft != "draft-02" || r.IssuerDomainName != "ca.example" || r.Value != "ca.example; accounturi="+want {
 		t.Errorf("report = %+v", r)
 	}

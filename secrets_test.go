@@ -15,6 +15,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // secretPieces returns the strings that must never be seen: the MAC key
@@ -52,7 +53,7 @@ func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
 		iss.ExternalAccount = &acme.EAB{KeyID: "kid-1", MACKey: mac}
 	})
 	var seen []string
-	record := func(s string) { seen = append(seen, s) }
+	see := func(s string) { seen = append(seen, s) }
 
 	acctURL := iss.accountURL(t) // registers, with EAB, under the pinned key
 	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
@@ -62,8 +63,8 @@ func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
 	if err == nil {
 		t.Fatal("issued without a record")
 	}
-	record(err.Error())
-	setTXT(t, RecordName("secret.test"), "pebble.letsencrypt.org; accounturi="+acctURL)
+	see(err.Error())
+	setTXT(t, record.Name("secret.test"), "pebble.letsencrypt.org; accounturi="+acctURL)
 	if _, err := iss.Issue(context.Background(), newCSR(t, "secret.test")); err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +74,11 @@ func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, _ := json.Marshal(reports)
-		record(string(out))
+		see(string(out))
 	}
 	for _, entry := range iss.logs.All() {
 		fields, _ := json.Marshal(entry.ContextMap())
-		record(entry.Message + " " + string(fields))
+		see(entry.Message + " " + string(fields))
 	}
 
 	// a CA that refuses the binding, and bad configuration, must not echo them
@@ -87,11 +88,11 @@ func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
 	if _, err := bad.getAccount(context.Background()); err == nil {
 		t.Error("an unknown EAB key ID was accepted")
 	} else {
-		record(err.Error())
+		see(err.Error())
 	}
 	for _, entry := range bad.logs.All() {
 		fields, _ := json.Marshal(entry.ContextMap())
-		record(entry.Message + " " + string(fields))
+		see(entry.Message + " " + string(fields))
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -99,7 +100,7 @@ func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
 	if err := broken.Provision(ctx); err == nil {
 		t.Error("a broken account_key was accepted")
 	} else {
-		record(err.Error())
+		see(err.Error())
 	}
 	badMAC := &Issuer{CA: "https://ca.example/dir", ExternalAccount: &acme.EAB{KeyID: "k", MACKey: mac + "+/="}}
 	if err := badMAC.Provision(ctx); err != nil {
@@ -108,7 +109,7 @@ func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
 	if err := badMAC.Validate(); err == nil {
 		t.Error("a MAC key that is not base64url was accepted")
 	} else {
-		record(err.Error())
+		see(err.Error())
 	}
 
 	if len(seen) < 10 {

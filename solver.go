@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // persistSolver is the issuer's only acmez solver. Nothing is created in
@@ -31,7 +33,7 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	if err != nil {
 		return err
 	}
-	base, _, err := BaseDomain(chal.Identifier.Value)
+	base, _, err := record.BaseDomain(chal.Identifier.Value)
 	if err != nil {
 		return err
 	}
@@ -40,7 +42,7 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 		return err
 	}
 	deadline := order.started.Add(time.Duration(s.iss.PropagationTimeout))
-	return s.iss.awaitRecords(ctx, []Expectation{exp}, deadline)
+	return s.iss.awaitRecords(ctx, []record.Expectation{exp}, deadline)
 }
 
 // CleanUp does nothing: the record belongs to the operator and stays.
@@ -50,10 +52,10 @@ func (persistSolver) CleanUp(context.Context, acme.Challenge) error { return nil
 // the directory's for draft -02, where every one is always accepted, else
 // the challenge's own list.
 func offeredInChallenge(chal acme.Challenge, dir caDirectory) ([]string, error) {
-	if dir.Draft == Draft02 {
+	if dir.Draft == record.Draft02 {
 		return dir.IssuerNames, nil
 	}
-	if err := checkIssuerNames(chal.IssuerDomainNames); err != nil {
+	if err := record.CheckIssuerNames(chal.IssuerDomainNames); err != nil {
 		return nil, fmt.Errorf("dns-persist-01 challenge for %s from the CA is malformed: %v", chal.Identifier.Value, err)
 	}
 	return chal.IssuerDomainNames, nil

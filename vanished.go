@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // replaceVanishedAccount handles a CA that no longer knows the account:
@@ -191,9 +193,9 @@ func (iss *Issuer) zoneLines(plan orderPlan, acct acme.Account, dir caDirectory)
 		if err != nil {
 			continue
 		}
-		rec := exp.Want(Verdict{})
+		rec := exp.Want(record.Verdict{})
 		if value, err := rec.Value(); err == nil {
-			lines = append(lines, ZoneLine(base, value))
+			lines = append(lines, record.ZoneLine(base, value))
 		}
 	}
 	return lines

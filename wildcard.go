@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // grants remembers which parent domains' records grant this account a
@@ -53,11 +54,11 @@ func (iss *Issuer) lookUpGrant(ctx context.Context, parent string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	ans, err := iss.resolver.LookupTXT(ctx, RecordName(parent))
+	ans, err := iss.resolver.LookupTXT(ctx, record.Name(parent))
 	if err != nil {
 		return false, err
 	}
-	return Evaluate(exp, ans.Values, iss.now()).Status == StatusOK, nil
+	return record.Evaluate(exp, ans.Values, iss.now()).Status == record.StatusOK, nil
 }
 
 // parentOf returns the domain one label up from name, if that is still a

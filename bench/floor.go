@@ -11,8 +11,8 @@ import (
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
-	persist "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // floorContender is acmez alone, answering dns-persist-01 with a solver
@@ -50,7 +50,7 @@ func (f *floorContender) WarmUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering the floor's account: %v", err)
 	}
-	f.record, err = persist.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: f.account.Location, Wildcard: true}.Value()
+	f.record, err = record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: f.account.Location, Wildcard: true}.Value()
 	if err != nil {
 		return err
 	}

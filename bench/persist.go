@@ -15,6 +15,7 @@ import (
 
 	persist "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // persistContender is this plugin's issuer, driven through certmagic as
@@ -66,7 +67,7 @@ func (p *persistContender) WarmUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.record, err = persist.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: accountURL, Wildcard: true}.Value()
+	p.record, err = record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: accountURL, Wildcard: true}.Value()
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func (p *persistContender) learnAccountURL(ctx context.Context) (string, error) 
 	if n := p.env.ca.Counts.Get(acmetest.KindNewOrder) - ordersBefore; n != 0 {
 		return "", fmt.Errorf("the issuer placed %d orders for a name without a record", n)
 	}
-	rec, err := persist.ParseRecord(recErr.Publish)
+	rec, err := record.Parse(recErr.Publish)
 	if err != nil {
 		return "", fmt.Errorf("the record the issuer asks for does not parse: %v", err)
 	}

@@ -1,14 +1,14 @@
 package main
 
 import (
-	persist "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // publishRecords puts the dns-persist-01 record value at every base.
 func publishRecords(bases []string, value string) error {
 	for _, b := range bases {
-		if err := acmetest.SetTXT(persist.RecordName(b), value); err != nil {
+		if err := acmetest.SetTXT(record.Name(b), value); err != nil {
 			return err
 		}
 	}
@@ -18,6 +18,6 @@ func publishRecords(bases []string, value string) error {
 // unpublishRecords removes what publishRecords put, after a run.
 func unpublishRecords(bases []string) {
 	for _, b := range bases {
-		acmetest.SetTXT(persist.RecordName(b))
+		acmetest.SetTXT(record.Name(b))
 	}
 }

@@ -154,7 +154,7 @@ func TestCheckReportsEachStatusAndGatesOnIt(t *testing.T) {
 	// json carries the same statuses
 	statuses := map[string]string{}
 	for _, r := range decodeRecords(t, e.caddy("persist", "check", "--config", cfg, "--format", "json").stdout) {
-		statuses[r.Domain] = r.Status
+		statuses[r.Domain] = string(r.Status)
 	}
 	wantStatus := map[string]string{"ok.check.test": "ok", "missing.check.test": "missing", "mismatch.check.test": "mismatch", "servfail.check.test": "dns-error", "expiring.check.test": "expiring"}
 	for d, s := range wantStatus {
@@ -225,7 +225,7 @@ func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 	recs = decodeRecords(t, string(body))
 	statuses := map[string]string{}
 	for _, r := range recs {
-		statuses[r.Domain] = r.Status
+		statuses[r.Domain] = string(r.Status)
 	}
 	if code != 200 || statuses["customer.example"] != "missing" || statuses["admin-site.test"] != "missing" {
 		t.Errorf("check: %d %s", code, body)

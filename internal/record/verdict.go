@@ -1,4 +1,4 @@
-package persist
+package record
 
 import (
 	"fmt"
@@ -16,6 +16,9 @@ const (
 	StatusMissing  Status = "missing"
 	StatusMismatch Status = "mismatch"
 	StatusDNSError Status = "dns-error"
+	// StatusExpiring is a passing record whose persistUntil is less than
+	// ExpiryWarning away.
+	StatusExpiring Status = "expiring"
 )
 
 // MismatchKind says why a published record does not authorize us.
@@ -61,10 +64,10 @@ type Verdict struct {
 	Matched *Record
 	// Mismatches explain a StatusMismatch, most relevant first.
 	Mismatches []Mismatch
-	// Issuer is the issuer domain name to publish: the configured one,
-	// else the first offered name a published record already uses, else
-	// the first offered name.
-	Issuer string
+	// IssuerDomainName is the issuer domain name to publish: the
+	// configured one, else the first offered name a published record
+	// already uses, else the first offered name.
+	IssuerDomainName string
 }
 
 // Reason is a one-line explanation a person can act on.
@@ -92,7 +95,7 @@ func (v Verdict) Has(kind MismatchKind) bool {
 // Records naming an issuer the CA does not offer are skipped, as the CA
 // skips them; the order of checks after that follows the CA's own.
 func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
-	v := Verdict{Issuer: chooseIssuer(exp, values)}
+	v := Verdict{IssuerDomainName: chooseIssuer(exp, values)}
 	if len(values) == 0 {
 		v.Status = StatusMissing
 		return v
@@ -103,7 +106,7 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 		byRelevance[rank] = append(byRelevance[rank], Mismatch{Kind: kind, Detail: fmt.Sprintf(format, args...)})
 	}
 	for _, value := range values {
-		issuer := IssuerOf(value)
+		issuer := issuerOf(value)
 		if !slices.Contains(exp.Offered, issuer) {
 			if slices.Contains(exp.Offered, strings.ToLower(issuer)) {
 				add(5, MismatchIssuer, "issuer domain name %q must be lowercase", issuer)
@@ -112,7 +115,7 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 			}
 			continue
 		}
-		rec, err := ParseRecord(value)
+		rec, err := Parse(value)
 		if err != nil {
 			add(0, MismatchMalformed, "%v", err)
 			continue
@@ -153,7 +156,7 @@ func chooseIssuer(exp Expectation, values []string) string {
 	}
 	for _, offered := range exp.Offered {
 		for _, value := range values {
-			if IssuerOf(value) == offered {
+			if issuerOf(value) == offered {
 				return offered
 			}
 		}
@@ -164,15 +167,16 @@ func chooseIssuer(exp Expectation, values []string) string {
 	return ""
 }
 
-// Want returns the record to publish for exp, with the issuer of verdict v,
-// or, when v chose none (no lookup was possible), the issuer chosen without
-// published records.
+// Want returns the record to publish for exp, with the issuer domain name
+// of verdict v, or, when v chose none (no lookup was possible), the one
+// chosen without published records.
 func (exp Expectation) Want(v Verdict) Record {
-	if v.Issuer == "" {
-		v.Issuer = chooseIssuer(exp, nil)
+	issuer := v.IssuerDomainName
+	if issuer == "" {
+		issuer = chooseIssuer(exp, nil)
 	}
 	rec := Record{
-		IssuerDomainName: v.Issuer,
+		IssuerDomainName: issuer,
 		Wildcard:         exp.Wildcard,
 		PersistUntil:     exp.PersistUntil.Truncate(time.Second),
 	}

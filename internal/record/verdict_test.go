@@ -1,4 +1,4 @@
-package persist
+package record
 
 import (
 	"strings"
@@ -77,15 +77,15 @@ func TestEvaluateOrdersMismatchesByRelevance(t *testing.T) {
 
 func TestChooseIssuer(t *testing.T) {
 	exp := testExpectation()
-	if got := Evaluate(exp, nil, time.Now()).Issuer; got != "letsencrypt.org" {
+	if got := Evaluate(exp, nil, time.Now()).IssuerDomainName; got != "letsencrypt.org" {
 		t.Errorf("no records: issuer %q, want the first offered", got)
 	}
 	published := []string{"ca.example; accounturi=https://ca/acct/7"}
-	if got := Evaluate(exp, published, time.Now()).Issuer; got != "ca.example" {
+	if got := Evaluate(exp, published, time.Now()).IssuerDomainName; got != "ca.example" {
 		t.Errorf("a record uses ca.example: issuer %q", got)
 	}
 	exp.Preferred = "letsencrypt.org"
-	if got := Evaluate(exp, published, time.Now()).Issuer; got != "letsencrypt.org" {
+	if got := Evaluate(exp, published, time.Now()).IssuerDomainName; got != "letsencrypt.org" {
 		t.Errorf("configured: issuer %q", got)
 	}
 }
