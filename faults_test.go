@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/fakedns"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
@@ -153,7 +154,7 @@ func TestCAFaultsGiveClearErrorsAndLeaveStorageIntact(t *testing.T) {
 
 func TestDNSFaultsDuringTheCheckPostNoChallenge(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
-	fake := startFakeDNS(t)
+	fake := fakedns.StartForTest(t)
 	fake.AddZone("dnsfault.test")
 	huge := make([]string, 100)
 	for i := range huge {
@@ -184,7 +185,7 @@ func TestDNSFaultsDuringTheCheckPostNoChallenge(t *testing.T) {
 			if !errors.As(err, &recErr) || recErr.Status() != record.StatusDNSError || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error = %v, want a dns-error saying %q", err, c.want)
 			}
-			if took := time.Since(start); took > 4*dnsQueryTimeout {
+			if took := time.Since(start); took > 4*dnslookup.QueryTimeout {
 				t.Errorf("took %s", took)
 			}
 		})

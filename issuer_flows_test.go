@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -148,7 +149,7 @@ func TestIssueServfailIsADNSError(t *testing.T) {
 	if !errors.As(err, &recErr) || recErr.Status() != record.StatusDNSError {
 		t.Fatalf("error = %v, want a dns-error RecordError", err)
 	}
-	var dnsErr *DNSError
+	var dnsErr *dnslookup.Error
 	if !errors.As(err, &dnsErr) || !strings.Contains(err.Error(), "SERVFAIL") {
 		t.Errorf("error %q does not carry the DNS failure", err)
 	}

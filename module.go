@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -126,7 +127,7 @@ type Issuer struct {
 	rootPool     *x509.CertPool
 	accountKey   crypto.Signer
 	persistUntil time.Time
-	resolver     *recordResolver
+	resolver     *dnslookup.Resolver
 	notices      *cache.NoticeBoard
 	metrics      *persistMetrics
 	now          func() time.Time
@@ -265,7 +266,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	iss.resolver = newRecordResolver(iss.Resolvers, iss.logger.Named("dns"), iss.now)
+	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, Logger: iss.logger.Named("dns"), Now: iss.now})
 	iss.notices = cache.NewNoticeBoard(iss.now)
 	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
 	iss.startMonitor(ctx)

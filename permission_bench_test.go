@@ -8,6 +8,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/fakedns"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -16,7 +17,7 @@ import (
 func benchPermission(b *testing.B) (*Permission, func(name string)) {
 	b.Helper()
 	ca := startCA(b, acmetest.Options{})
-	fake := startFakeDNS(b)
+	fake := fakedns.StartForTest(b)
 	fake.AddZone("bench.test")
 	iss := newTestIssuer(b, ca, b.TempDir(), func(iss *Issuer) { iss.Resolvers = []string{fake.Addr} })
 	value := "pebble.letsencrypt.org; accounturi=" + iss.accountURL(b)

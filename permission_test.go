@@ -18,6 +18,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/fakedns"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -148,7 +149,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestPermissionBoundsLookupsInFlight(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
-	fake := startFakeDNS(t)
+	fake := fakedns.StartForTest(t)
 	fake.AddZone("bound.test")
 	fake.SetDelay(100 * time.Millisecond)
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.Resolvers = []string{fake.Addr} })
@@ -176,7 +177,7 @@ func TestPermissionBoundsLookupsInFlight(t *testing.T) {
 
 func TestPermissionSharesOneLookupPerName(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
-	fake := startFakeDNS(t)
+	fake := fakedns.StartForTest(t)
 	fake.AddZone("shared.test")
 	fake.SetDelay(50 * time.Millisecond)
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.Resolvers = []string{fake.Addr} })

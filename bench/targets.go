@@ -68,5 +68,5 @@ func printTargets(w io.Writer, ns []int, results map[int]map[string]summary) {
 		fmt.Fprintf(w, "  persist client DNS queries per certificate at N=%d, one record check each (resolvers configured): %.2f (target <= %.0f per check with a warm cache) %s\n",
 			n, p.dnsClientPerCert, warmCheckDNSQueries, verdict(p.dnsClientPerCert <= warmCheckDNSQueries))
 	}
-	fmt.Fprintln(w, "  (DNS queries per check in authoritative-discovery mode: go test -run '^$' -bench 'Check(Warm|Cold)' .)")
+	fmt.Fprintln(w, "  (DNS queries per check in authoritative-discovery mode: go test -run '^$' -bench 'Check(Warm|Cold)' ./internal/dnslookup)")
 }

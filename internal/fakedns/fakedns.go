@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/miekg/dns"
@@ -88,6 +89,17 @@ func Start() (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// StartForTest starts a server that closes when t's test ends.
+func StartForTest(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // listenBoth finds a loopback port free for both UDP and TCP.

@@ -1,4 +1,4 @@
-package persist
+package dnslookup
 
 import (
 	"context"
@@ -7,46 +7,42 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dnspersist/caddy-persist/internal/fakedns"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
-// Micro-benchmarks of the record check. They report figures and never
-// assert timings; `go run ./bench` measures whole issuances.
+// Micro-benchmarks of the record check: one lookup and its evaluation.
+// They report figures, the DNS queries each check costs among them, and
+// never assert timings; `go run ./bench` measures whole issuances.
 //
-//	go test -run '^$' -bench . -benchmem .
+//	go test -run '^$' -bench . -benchmem ./internal/dnslookup
 
-const (
-	benchAccountURL = "https://acme-v02.api.letsencrypt.org/acme/acct/1234567890"
-	benchIssuer     = "letsencrypt.org"
-	// benchValue is a typical published record: wildcard policy and a
-	// persistUntil, the longest common form.
-	benchValue = benchIssuer + "; accounturi=" + benchAccountURL + "; policy=wildcard; persistUntil=1830297600"
-	// benchOtherCA is a record for another CA sharing the name, which
-	// the check skips as a CA does.
-	benchOtherCA = "ca.example.net; accounturi=https://ca.example.net/acct/42"
-)
+// benchRecords are what a checked name holds: another CA's record, which
+// the check skips as a CA does, then ours in its longest common form
+// (wildcard policy and a persistUntil in 2028).
+var benchRecords = []string{
+	"ca.example.net; accounturi=https://ca.example.net/acct/42",
+	"letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1234567890; policy=wildcard; persistUntil=1830297600",
+}
 
 func benchExpectation(domain string) record.Expectation {
 	return record.Expectation{
 		Domain:      domain,
-		Offered:     []string{benchIssuer},
-		AccountURIs: []string{benchAccountURL},
+		Offered:     []string{"letsencrypt.org"},
+		AccountURIs: []string{"https://acme-v02.api.letsencrypt.org/acme/acct/1234567890"},
 		Wildcard:    true,
 	}
 }
-
-// benchNow is before benchValue's persistUntil (2028-01-01).
-var benchNow = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // BenchmarkCheckWarm is one check of a record (one lookup and its
 // evaluation) by a resolver that finds the zone's authoritative servers
 // itself and has found them already, as every check after the first. It
 // reports the DNS queries each check costs.
 func BenchmarkCheckWarm(b *testing.B) {
-	srv := startFakeDNS(b)
+	srv := fakedns.StartForTest(b)
 	srv.AddZone("warm.test")
 	name := record.Name("www.warm.test")
-	srv.SetTXT(name, benchOtherCA, benchValue)
+	srv.SetTXT(name, benchRecords...)
 	r := authoritativeResolver(b, srv)
 	exp := benchExpectation("www.warm.test")
 	ctx := context.Background()
@@ -72,13 +68,13 @@ var coldRun atomic.Int64
 // never looked up before, so neither the resolver's nameserver cache nor
 // certmagic's process-wide zone cache helps.
 func BenchmarkCheckCold(b *testing.B) {
-	srv := startFakeDNS(b)
+	srv := fakedns.StartForTest(b)
 	srv.AddZone("cold.test")
 	run := coldRun.Add(1)
 	names := make([]string, b.N)
 	for i := range names {
 		names[i] = fmt.Sprintf("c%d-%d.cold.test", run, i)
-		srv.SetTXT(record.Name(names[i]), benchOtherCA, benchValue)
+		srv.SetTXT(record.Name(names[i]), benchRecords...)
 	}
 	ctx := context.Background()
 	srv.ResetCounts()
@@ -93,12 +89,15 @@ func BenchmarkCheckCold(b *testing.B) {
 	b.ReportMetric(float64(srv.Queries())/float64(b.N), "queries/op")
 }
 
-func checkOnce(b *testing.B, ctx context.Context, r *recordResolver, name string, exp record.Expectation) {
+// checkOnce looks name up and judges it in 2027, before the record's
+// persistUntil.
+func checkOnce(b *testing.B, ctx context.Context, r *Resolver, name string, exp record.Expectation) {
 	ans, err := r.LookupTXT(ctx, name)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if v := record.Evaluate(exp, ans.Values, benchNow); v.Status != record.StatusOK {
+	in2027 := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	if v := record.Evaluate(exp, ans.Values, in2027); v.Status != record.StatusOK {
 		b.Fatalf("verdict %s: %s", v.Status, v.Reason())
 	}
 }

@@ -1,4 +1,4 @@
-package persist
+package dnslookup
 
 import (
 	"context"
@@ -9,34 +9,20 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/fakedns"
 )
 
 // authoritativeResolver returns a resolver that discovers zones and
 // nameservers through srv, as it does through the system's resolvers.
-func authoritativeResolver(t testing.TB, srv *fakedns.Server) *recordResolver {
+func authoritativeResolver(t testing.TB, srv *fakedns.Server) *Resolver {
 	t.Helper()
-	r := newRecordResolver(nil, zap.NewNop(), time.Now)
 	_, port, _ := net.SplitHostPort(srv.Addr)
-	r.recursive = []string{srv.Addr}
-	r.nsPort = port
-	return r
-}
-
-func startFakeDNS(t testing.TB) *fakedns.Server {
-	t.Helper()
-	srv, err := fakedns.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
+	return New(Options{Recursive: []string{srv.Addr}, NameserverPort: port})
 }
 
 func TestLookupAsksTheAuthoritativeServersOncePerCheckWhenWarm(t *testing.T) {
-	srv := startFakeDNS(t)
+	srv := fakedns.StartForTest(t)
 	srv.AddZone("auth.test")
 	srv.SetTXT("_validation-persist.www.auth.test", "ca.example; accounturi=https://ca/1")
 	r := authoritativeResolver(t, srv)
@@ -64,7 +50,7 @@ func TestLookupAsksTheAuthoritativeServersOncePerCheckWhenWarm(t *testing.T) {
 }
 
 func TestLookupFollowsCNAMEIntoAnotherZone(t *testing.T) {
-	srv := startFakeDNS(t)
+	srv := fakedns.StartForTest(t)
 	srv.AddZone("customer.test")
 	srv.AddZone("delegate.test")
 	srv.SetFollowCNAME(false)
@@ -82,9 +68,9 @@ func TestLookupFollowsCNAMEIntoAnotherZone(t *testing.T) {
 }
 
 func TestLookupMissingIsNotAnError(t *testing.T) {
-	srv := startFakeDNS(t)
+	srv := fakedns.StartForTest(t)
 	srv.AddZone("empty.test")
-	r := newRecordResolver([]string{srv.Addr}, zap.NewNop(), time.Now)
+	r := New(Options{Resolvers: []string{srv.Addr}})
 	ans, err := r.LookupTXT(context.Background(), "_validation-persist.nowhere.empty.test")
 	if err != nil || len(ans.Values) != 0 {
 		t.Errorf("NXDOMAIN gave %+v, %v; want no records and no error", ans, err)
@@ -92,9 +78,9 @@ func TestLookupMissingIsNotAnError(t *testing.T) {
 }
 
 func TestLookupFaultsAreBoundedDNSErrors(t *testing.T) {
-	srv := startFakeDNS(t)
+	srv := fakedns.StartForTest(t)
 	srv.AddZone("fault.test")
-	r := newRecordResolver([]string{srv.Addr}, zap.NewNop(), time.Now)
+	r := New(Options{Resolvers: []string{srv.Addr}})
 	hundredAndOne := make([]string, 101)
 	for i := range hundredAndOne {
 		hundredAndOne[i] = "other.example; accounturi=https://x/" + strings.Repeat("n", i%10)
@@ -113,7 +99,7 @@ func TestLookupFaultsAreBoundedDNSErrors(t *testing.T) {
 	}{
 		{"servfail", func(n string) { srv.SetFault(n, fakedns.ServFail) }, "SERVFAIL", 2 * time.Second},
 		{"refused", func(n string) { srv.SetFault(n, fakedns.Refused) }, "REFUSED", 2 * time.Second},
-		{"timeout", func(n string) { srv.SetFault(n, fakedns.Silent) }, "no answer over tcp within", 4 * dnsQueryTimeout},
+		{"timeout", func(n string) { srv.SetFault(n, fakedns.Silent) }, "no answer over tcp within", 4 * QueryTimeout},
 		{"truncated", func(n string) { srv.SetFault(n, fakedns.TruncateAlways) }, "truncated even over TCP", 2 * time.Second},
 		{"too many records", func(n string) { srv.SetTXT(n, hundredAndOne...) }, "101 TXT records", 2 * time.Second},
 		{"64 KiB answer", func(n string) { srv.SetTXT(n, huge...) }, "refusing more than 16384", 2 * time.Second},
@@ -124,9 +110,9 @@ func TestLookupFaultsAreBoundedDNSErrors(t *testing.T) {
 			c.setup(name)
 			start := time.Now()
 			_, err := r.LookupTXT(context.Background(), name)
-			var dnsErr *DNSError
+			var dnsErr *Error
 			if !errors.As(err, &dnsErr) || !strings.Contains(err.Error(), c.contains) {
-				t.Fatalf("error = %v, want a DNSError containing %q", err, c.contains)
+				t.Fatalf("error = %v, want an Error containing %q", err, c.contains)
 			}
 			if took := time.Since(start); took > c.maxTime {
 				t.Errorf("took %s, more than %s", took, c.maxTime)
@@ -136,16 +122,39 @@ func TestLookupFaultsAreBoundedDNSErrors(t *testing.T) {
 }
 
 func TestLookupRetriesTruncatedUDPOverTCP(t *testing.T) {
-	srv := startFakeDNS(t)
+	srv := fakedns.StartForTest(t)
 	srv.AddZone("tc.test")
 	srv.SetTXT("_validation-persist.tc.test", "ca.example; accounturi=https://ca/1")
 	srv.SetFault("_validation-persist.tc.test", fakedns.TruncateUDP)
-	r := newRecordResolver([]string{srv.Addr}, zap.NewNop(), time.Now)
+	r := New(Options{Resolvers: []string{srv.Addr}})
 	ans, err := r.LookupTXT(context.Background(), "_validation-persist.tc.test")
 	if err != nil || len(ans.Values) != 1 {
 		t.Fatalf("lookup = %+v, %v", ans, err)
 	}
 	if n := srv.QueriesFor("_validation-persist.tc.test", dns.TypeTXT); n != 2 {
 		t.Errorf("queries = %d, want 2 (UDP, then TCP)", n)
+	}
+}
+
+func TestRecentKeepsOnlyAnswersWithRecordsForAFewSeconds(t *testing.T) {
+	srv := fakedns.StartForTest(t)
+	srv.AddZone("recent.test")
+	srv.SetTXT("_validation-persist.found.recent.test", "ca.example; accounturi=https://ca/1")
+	now := time.Unix(1800000000, 0)
+	r := New(Options{Resolvers: []string{srv.Addr}, Now: func() time.Time { return now }})
+	for _, name := range []string{"_validation-persist.found.recent.test", "_validation-persist.absent.recent.test"} {
+		if _, err := r.LookupTXT(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ans, ok := r.Recent("_validation-persist.found.recent.test"); !ok || len(ans.Values) != 1 {
+		t.Errorf("the answer with a record is not recent: %+v, %v", ans, ok)
+	}
+	if _, ok := r.Recent("_validation-persist.absent.recent.test"); ok {
+		t.Error("an answer without records is kept as recent")
+	}
+	now = now.Add(recentTTL)
+	if _, ok := r.Recent("_validation-persist.found.recent.test"); ok {
+		t.Errorf("the answer is still recent after %s", recentTTL)
 	}
 }

@@ -1,0 +1,94 @@
+package dnslookup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// QueryTimeout bounds each try of a query, over UDP and then over TCP.
+const QueryTimeout = 3 * time.Second
+
+// Error is a lookup that failed, as opposed to one that found nothing.
+type Error struct {
+	Name   string
+	Server string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Server == "" {
+		return fmt.Sprintf("looking up %s: %v", e.Name, e.Err)
+	}
+	return fmt.Sprintf("looking up %s at %s: %v", e.Name, e.Server, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// exchangeFirst asks each server in turn and returns the first answer that
+// is not a server failure. NXDOMAIN counts as an answer.
+func exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.RecursionDesired = recursive
+	q.SetEdns0(1232, false)
+
+	var errs []error
+	for _, server := range servers {
+		msg, err := exchange(ctx, q, server)
+		if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
+			err = fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
+		}
+		if err == nil {
+			return msg, server, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	last := ""
+	if len(servers) > 0 {
+		last = servers[len(servers)-1]
+	}
+	return nil, last, errors.Join(errs...)
+}
+
+// exchange sends q over UDP and retries over TCP when the answer is
+// truncated or does not come, as resolvers do. Each try has its own bound.
+func exchange(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
+	msg, err := exchangeOver(ctx, "udp", q, server)
+	if err == nil && !msg.Truncated {
+		return msg, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	msg, err = exchangeOver(ctx, "tcp", q, server)
+	if err != nil {
+		return nil, err
+	}
+	if msg.Truncated {
+		return nil, errors.New("answer truncated even over TCP")
+	}
+	return msg, nil
+}
+
+func exchangeOver(ctx context.Context, network string, q *dns.Msg, server string) (*dns.Msg, error) {
+	tryCtx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
+	client := &dns.Client{Net: network, Timeout: QueryTimeout}
+	msg, _, err := client.ExchangeContext(tryCtx, q, server)
+	if err != nil {
+		var netErr net.Error
+		if tryCtx.Err() != nil && ctx.Err() == nil || errors.As(err, &netErr) && netErr.Timeout() {
+			return nil, fmt.Errorf("no answer over %s within %s", network, QueryTimeout)
+		}
+		return nil, err
+	}
+	return msg, nil
+}
