@@ -251,9 +251,3 @@ func (p *Permission) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
-
-// Interface guards
-var (
-	_ caddyfile.Unmarshaler = (*Issuer)(nil)
-	_ caddyfile.Unmarshaler = (*Permission)(nil)
-)

@@ -1,316 +1,356 @@
+// Package persist is a Caddy issuer module that obtains certificates with
+// the ACME dns-persist-01 challenge: the domain owner publishes one static
+// TXT record naming a CA and an ACME account, and Caddy obtains and renews
+// certificates for the domain, wildcards included, with no DNS credentials.
 package persist
 
 import (
-	"context"
-	"crypto/tls"
+	"crypto"
 	"crypto/x509"
-	"encoding/pem"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
-	"slices"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
-// SetConfig receives the certmagic config the issuer serves, for its
-// storage. Caddy may call it more than once; a change of storage means the
-// account must be looked up again. On an on-demand policy, the issuer also
-// has subdomains served by their parent's wildcard certificate when the
-// parent's record grants it (see onDemandSubject).
-func (iss *Issuer) SetConfig(cfg *certmagic.Config) {
-	if cfg.OnDemand != nil && cfg.SubjectTransformer == nil {
-		cfg.SubjectTransformer = iss.onDemandSubject
+func init() {
+	caddy.RegisterModule(Issuer{})
+}
+
+// Defaults for an issuer with nothing configured.
+const (
+	DefaultCA                 = certmagic.LetsEncryptProductionCA
+	DefaultPropagationTimeout = 2 * time.Minute
+	defaultCheckInterval      = 2 * time.Second
+)
+
+// Issuer obtains certificates with the ACME dns-persist-01 challenge. The
+// domain owner publishes one TXT record, `_validation-persist.<domain>`,
+// naming the CA and this issuer's ACME account; from then on the issuer
+// obtains and renews certificates for the domain, wildcards included,
+// without any DNS credentials. Before asking the CA to validate, it checks
+// that the record is published and logs the exact record to publish when
+// it is not.
+//
+// The account is kept in Caddy's storage where the `acme` issuer keeps
+// its accounts, so both issuers share the account for a CA and email, and
+// every instance sharing the storage uses the same account URL.
+type Issuer struct {
+	// The URL of the CA's ACME directory. Default:
+	// https://acme-v02.api.letsencrypt.org/directory
+	//
+	// There is no fallback to a test CA: a staging account is a different
+	// account, so records naming it do not work in production.
+	CA string `json:"ca,omitempty"`
+
+	// Your email address, so the CA can contact you if necessary. It also
+	// names the account in storage: changing it means another account,
+	// with another URL, and every published record would have to change.
+	Email string `json:"email,omitempty"`
+
+	// The PEM-encoded private key of an existing ACME account to use. A
+	// fresh machine given this key finds the same account (and URL) at
+	// the CA, so published records keep working. Placeholders such as
+	// {env.ACCOUNT_KEY} or {file./path/key.pem} are expanded.
+	AccountKey string `json:"account_key,omitempty"`
+
+	// The external account binding credentials, if the CA requires them.
+	ExternalAccount *acme.EAB `json:"external_account,omitempty"`
+
+	// The ACME profile to request certificates with, if the CA offers
+	// profiles.
+	Profile string `json:"profile,omitempty"`
+
+	// How long to wait for the CA to validate and issue before giving up
+	// on an attempt. Default: 5m.
+	ACMETimeout caddy.Duration `json:"acme_timeout,omitempty"`
+
+	// PEM files of root certificates to trust when connecting to the CA,
+	// for a private or test CA.
+	TrustedRootsPEMFiles []string `json:"trusted_roots_pem_files,omitempty"`
+
+	// Preferences for choosing among alternate certificate chains, if the
+	// CA offers several. By default the first chain is used.
+	PreferredChains *caddytls.ChainPreference `json:"preferred_chains,omitempty"`
+
+	// The validity period to request (sets the order's notAfter). Not all
+	// CAs allow it. Default: 0, the CA chooses.
+	CertificateLifetime caddy.Duration `json:"certificate_lifetime,omitempty"`
+
+	// The issuer domain name to put in records, chosen among those the CA
+	// offers (Let's Encrypt: "letsencrypt.org"). By default the issuer
+	// uses the first offered name that a published record already uses,
+	// else the first offered name.
+	IssuerDomainName string `json:"issuer_domain_name,omitempty"`
+
+	// A moment after which the published records stop being valid, as an
+	// RFC 3339 date ("2027-06-30T00:00:00Z") or UNIX seconds. It is written
+	// into the records shown to you as persistUntil, and the check
+	// requires published records to carry the same value.
+	PersistUntil string `json:"persist_until,omitempty"`
+
+	// DNS servers (host or host:port) to ask for the record. By default
+	// the issuer finds the zone's authoritative nameservers through the
+	// system resolvers and asks them, which sees a new record first.
+	Resolvers []string `json:"resolvers,omitempty"`
+
+	// Register a new account when the stored one is unusable (its JSON
+	// corrupt, its key unreadable or lost). Off by default: every
+	// published record names the account, so a replacement breaks them
+	// all. With it on, the unusable files are set aside (never deleted)
+	// and the log gives the old and new account URLs and the records to
+	// republish.
+	NewAccountIfMissing bool `json:"new_account_if_missing,omitempty"`
+
+	// How long an attempt waits for the record to appear before giving up.
+	// Default: 2m. A negative value (-1) skips the check and leaves the
+	// decision to the CA, at the risk of failed validations.
+	PropagationTimeout caddy.Duration `json:"propagation_timeout,omitempty"`
+
+	logger       *zap.Logger
+	rootPool     *x509.CertPool
+	accountKey   crypto.Signer
+	persistUntil time.Time
+	resolver     *dnslookup.Resolver
+	notices      *cache.NoticeBoard
+	metrics      *persistMetrics
+	now          func() time.Time
+
+	// checkInterval is the pause between two looks at a record.
+	checkInterval time.Duration
+
+	st *issuerState
+}
+
+// issuerState is what the issuer learns while it runs. It sits behind a
+// pointer so the module value can be copied by Caddy's registration.
+type issuerState struct {
+	storageMu sync.RWMutex
+	storage   certmagic.Storage
+
+	clientMu sync.Mutex
+	client   *acmez.Client
+	dir      *caDirectory
+
+	acctMu sync.Mutex
+	acct   *acme.Account
+	// registered is the URL of an account this issuer registered.
+	registered string
+	// replaced, when set, is an account replacement whose records have not
+	// been logged yet.
+	replaced *replacement
+
+	grants grants
+}
+
+// CaddyModule returns the Caddy module information.
+func (Issuer) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "tls.issuance.persist",
+		New: func() caddy.Module { return new(Issuer) },
 	}
-	iss.st.storageMu.Lock()
-	changed := iss.st.storage != cfg.Storage
-	iss.st.storage = cfg.Storage
-	iss.st.storageMu.Unlock()
-	if changed {
-		iss.forgetAccount()
+}
+
+// Provision sets up the issuer: it expands placeholders, fills in defaults
+// and loads the files and keys the configuration names.
+func (iss *Issuer) Provision(ctx caddy.Context) error {
+	iss.logger = ctx.Logger()
+	iss.st = &issuerState{grants: grants{granted: cache.NewExpiring[bool](maxCachedDecisions)}}
+	if iss.now == nil {
+		iss.now = time.Now
 	}
-}
+	if iss.checkInterval == 0 {
+		iss.checkInterval = defaultCheckInterval
+	}
 
-func (iss *Issuer) getStorage() certmagic.Storage {
-	iss.st.storageMu.RLock()
-	defer iss.st.storageMu.RUnlock()
-	return iss.st.storage
-}
-
-// IssuerKey returns certmagic's key for the CA, so certificates in storage
-// are shared with an `acme` issuer for the same CA.
-func (iss *Issuer) IssuerKey() string {
-	return issuerKeyFor(iss.CA)
-}
-
-// PreCheck refuses names dns-persist-01 cannot validate, so that Caddy
-// moves on to the next configured issuer for them.
-func (iss *Issuer) PreCheck(_ context.Context, names []string, _ bool) error {
-	for _, name := range names {
-		if certmagic.SubjectIsIP(name) {
-			return fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)
+	repl := caddy.NewReplacer()
+	expand := func(field string, val *string) error {
+		if *val == "" {
+			return nil
 		}
-		if !certmagic.SubjectQualifiesForCert(name) {
-			return fmt.Errorf("%q is not a name a certificate can be issued for", name)
+		out, err := repl.ReplaceOrErr(*val, true, true)
+		if err != nil {
+			return fmt.Errorf("expanding %s: %v", field, err)
 		}
-		if _, _, err := record.BaseDomain(name); err != nil {
+		*val = strings.TrimSpace(out)
+		return nil
+	}
+	for field, val := range map[string]*string{
+		"ca":                 &iss.CA,
+		"email":              &iss.Email,
+		"profile":            &iss.Profile,
+		"issuer_domain_name": &iss.IssuerDomainName,
+		"persist_until":      &iss.PersistUntil,
+	} {
+		if err := expand(field, val); err != nil {
 			return err
 		}
 	}
-	return nil
-}
+	// secrets: the error must not echo the value
+	// ReplaceOrErr's errors name placeholders, never their values
+	if err := expand("account_key", &iss.AccountKey); err != nil {
+		return err
+	}
+	if iss.ExternalAccount != nil {
+		if err := expand("external_account key_id", &iss.ExternalAccount.KeyID); err != nil {
+			return err
+		}
+		if err := expand("external_account mac_key", &iss.ExternalAccount.MACKey); err != nil {
+			return err
+		}
+	}
+	for i := range iss.Resolvers {
+		if err := expand("resolvers", &iss.Resolvers[i]); err != nil {
+			return err
+		}
+	}
+	for i := range iss.TrustedRootsPEMFiles {
+		if err := expand("trusted_roots_pem_files", &iss.TrustedRootsPEMFiles[i]); err != nil {
+			return err
+		}
+	}
 
-// Issue obtains a certificate for csr. It confirms the records are
-// published before placing the order, so a missing record costs neither an
-// order nor a failed validation.
-func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
-	plan, err := planOrder(csr)
-	if err != nil {
-		return nil, err
+	if iss.CA == "" {
+		iss.CA = DefaultCA
 	}
-	client, dir, err := iss.acmeClientAndDirectory(ctx)
-	if err != nil {
-		return nil, err
+	if iss.PropagationTimeout == 0 {
+		iss.PropagationTimeout = caddy.Duration(DefaultPropagationTimeout)
 	}
-	acct, err := iss.getAccount(ctx)
-	if err != nil {
-		return nil, err
-	}
-	iss.logReplacementRecords(plan, acct, dir)
 
-	chains, err := iss.obtain(ctx, client, dir, acct, plan, csr)
-	var problem acme.Problem
-	if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
-		acct, err = iss.replaceVanishedAccount(ctx, acct, dir, plan)
+	if iss.AccountKey != "" {
+		key, err := certmagic.PEMDecodePrivateKey([]byte(iss.AccountKey))
 		if err != nil {
-			return nil, err
+			return errors.New("account_key is not a PEM-encoded private key (value redacted)")
 		}
-		chains, err = iss.obtain(ctx, client, dir, acct, plan, csr)
+		iss.accountKey = key
 	}
-	if err != nil {
-		return nil, err
-	}
-	if len(chains) == 0 {
-		return nil, fmt.Errorf("%v: the CA returned no certificate chain; Caddy will retry, and the CA should be told if it persists", plan.names)
-	}
-	chain := iss.selectPreferredChain(chains)
-	return &certmagic.IssuedCertificate{Certificate: chain.ChainPEM, Metadata: chain}, nil
-}
-
-func (iss *Issuer) obtain(ctx context.Context, client *acmez.Client, dir caDirectory, acct acme.Account, plan orderPlan, csr *x509.CertificateRequest) ([]acme.Certificate, error) {
-	order := &orderState{plan: plan, account: acct, dir: dir, started: time.Now()}
-	if err := iss.checkBeforeOrder(ctx, order); err != nil {
-		return nil, err
-	}
-
-	params, err := acmez.OrderParametersFromCSR(acct, csr)
-	if err != nil {
-		return nil, fmt.Errorf("preparing the order: %v", err)
-	}
-	params.Profile = iss.Profile
-	if iss.CertificateLifetime > 0 {
-		params.NotAfter = iss.now().Add(time.Duration(iss.CertificateLifetime))
-	}
-	iss.logger.Info("placing ACME order",
-		zap.Strings("identifiers", plan.names),
-		zap.String("account_url", acct.Location),
-		zap.String("ca", iss.CA))
-	chains, err := client.ObtainCertificate(withOrder(ctx, order), params)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.names, err, iss.CA)
-	}
-	return chains, nil
-}
-
-// acmeClientAndDirectory returns the issuer's one ACME client and what the
-// directory says, fetching the directory once per directoryTTL.
-func (iss *Issuer) acmeClientAndDirectory(ctx context.Context) (*acmez.Client, caDirectory, error) {
-	client, err := iss.acmeClient()
-	if err != nil {
-		return nil, caDirectory{}, err
-	}
-	iss.st.clientMu.Lock()
-	defer iss.st.clientMu.Unlock()
-	if iss.st.dir != nil && iss.now().Sub(iss.st.dir.fetched) < directoryTTL {
-		return client, *iss.st.dir, nil
-	}
-	dir, err := fetchDirectory(ctx, client.HTTPClient, iss.CA, iss.now())
-	if err != nil {
-		if iss.st.dir != nil {
-			// an old directory beats none: the CA's names rarely change
-			iss.logger.Warn("refreshing the ACME directory failed; using the one fetched before", zap.Error(err))
-			return client, *iss.st.dir, nil
+	if iss.PersistUntil != "" {
+		t, err := parsePersistUntil(iss.PersistUntil)
+		if err != nil {
+			return err
 		}
-		return nil, caDirectory{}, err
+		iss.persistUntil = t
+		// loading must still work, so that valid certificates keep being
+		// served and the commands can say what to republish
+		if iss.now().After(t) {
+			iss.logger.Error("persist_until has passed: CAs refuse records past their persistUntil, so no certificate can be obtained; publish records with a later persistUntil and update persist_until",
+				zap.Time("persist_until", t))
+		}
 	}
-	iss.st.dir = &dir
-	return client, dir, nil
+	if len(iss.TrustedRootsPEMFiles) > 0 {
+		iss.rootPool = x509.NewCertPool()
+		for _, file := range iss.TrustedRootsPEMFiles {
+			pemData, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("loading trusted root PEM file: %v", err)
+			}
+			if !iss.rootPool.AppendCertsFromPEM(pemData) {
+				return fmt.Errorf("trusted root file %s holds no PEM certificate", file)
+			}
+		}
+	}
+
+	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, Logger: iss.logger.Named("dns"), Now: iss.now})
+	iss.notices = cache.NewNoticeBoard(iss.now)
+	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
+	iss.startMonitor(ctx)
+	return nil
 }
 
-// acmeClient returns the issuer's ACME client, built on first use and
-// reused so nonces and the directory are not fetched again per order.
-func (iss *Issuer) acmeClient() (*acmez.Client, error) {
-	iss.st.clientMu.Lock()
-	defer iss.st.clientMu.Unlock()
-	if iss.st.client != nil {
-		return iss.st.client, nil
-	}
+// Validate checks the configuration once it is provisioned.
+func (iss *Issuer) Validate() error {
 	if err := checkCAURL(iss.CA); err != nil {
-		return nil, err
+		return err
 	}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 2 * time.Minute}).DialContext,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: 2 * time.Second,
-		ForceAttemptHTTP2:     true,
-		// orders run side by side; over HTTP/1.1 the default of two idle
-		// connections per host meant a TLS handshake for most requests
-		MaxIdleConnsPerHost: 32,
-		IdleConnTimeout:     90 * time.Second,
+	if iss.IssuerDomainName != "" {
+		if err := record.CheckIssuerDomainName(iss.IssuerDomainName); err != nil {
+			return fmt.Errorf("issuer_domain_name: %v", err)
+		}
 	}
-	if iss.rootPool != nil {
-		transport.TLSClientConfig = &tls.Config{RootCAs: iss.rootPool}
+	if eab := iss.ExternalAccount; eab != nil {
+		if eab.KeyID == "" || eab.MACKey == "" {
+			return errors.New("external_account needs both key_id and mac_key")
+		}
+		if _, err := base64.RawURLEncoding.DecodeString(eab.MACKey); err != nil {
+			return errors.New("external_account mac_key is not base64url without padding (value redacted)")
+		}
 	}
-	iss.st.client = &acmez.Client{
-		Client: &acme.Client{
-			Directory:   iss.CA,
-			HTTPClient:  &http.Client{Transport: transport, Timeout: certmagic.HTTPTimeout},
-			UserAgent:   "caddy-persist " + certmagic.UserAgent,
-			PollTimeout: time.Duration(iss.ACMETimeout),
-			Logger: slog.New(zapslog.NewHandler(iss.logger.Core(),
-				zapslog.WithName(iss.logger.Name()+".acme_client"),
-				zapslog.AddStacktraceAt(slog.Level(127)))),
-		},
-		ChallengeSolvers: map[string]acmez.Solver{
-			acme.ChallengeTypeDNSPersist01: persistSolver{iss: iss},
-		},
+	if iss.ACMETimeout < 0 {
+		return fmt.Errorf("acme_timeout must not be negative: %s", time.Duration(iss.ACMETimeout))
 	}
-	return iss.st.client, nil
-}
-
-// Cleanup closes the issuer's idle connections to the CA when its config
-// is unloaded.
-func (iss *Issuer) Cleanup() error {
-	if iss.st == nil {
-		return nil
+	if iss.CertificateLifetime < 0 {
+		return fmt.Errorf("certificate_lifetime must not be negative: %s", time.Duration(iss.CertificateLifetime))
 	}
-	iss.st.clientMu.Lock()
-	defer iss.st.clientMu.Unlock()
-	if iss.st.client != nil {
-		iss.st.client.HTTPClient.CloseIdleConnections()
+	if iss.PreferredChains != nil && len(iss.PreferredChains.AnyCommonName) > 0 && len(iss.PreferredChains.RootCommonName) > 0 {
+		return errors.New("preferred_chains: set any_common_name or root_common_name, not both")
 	}
 	return nil
 }
 
-// Revoke revokes cert with the issuer's account.
-func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResource, reason int) error {
-	leaf, err := firstCertificate(cert.CertificatePEM)
-	if err != nil {
-		return err
+// parsePersistUntil accepts an RFC 3339 date or UNIX seconds.
+func parsePersistUntil(s string) (time.Time, error) {
+	if strings.Trim(s, "0123456789") == "" {
+		secs, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("persist_until %q: %v", s, err)
+		}
+		return time.Unix(secs, 0).UTC(), nil
 	}
-	client, err := iss.acmeClient()
+	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return err
+		return time.Time{}, fmt.Errorf("persist_until %q is neither an RFC 3339 date (2027-06-30T00:00:00Z) nor UNIX seconds", s)
 	}
-	acct, err := iss.getAccount(ctx)
-	if err != nil {
-		return err
-	}
-	return client.RevokeCertificate(ctx, acct, leaf, acct.PrivateKey, reason)
+	return t.Truncate(time.Second).UTC(), nil
 }
 
-// GetRenewalInfo fetches the CA's ACME Renewal Information for cert.
-func (iss *Issuer) GetRenewalInfo(ctx context.Context, cert certmagic.Certificate) (acme.RenewalInfo, error) {
-	client, err := iss.acmeClient()
+// checkCAURL refuses a directory that is not HTTPS, unless the host is
+// loopback or internal, where plain HTTP cannot be intercepted in transit.
+func checkCAURL(ca string) error {
+	u, err := url.Parse(ca)
 	if err != nil {
-		return acme.RenewalInfo{}, err
+		return fmt.Errorf("ca %q is not a URL: %v", ca, err)
 	}
-	return client.GetRenewalInfo(ctx, cert.Leaf)
-}
-
-func firstCertificate(bundle []byte) (*x509.Certificate, error) {
-	for {
-		var block *pem.Block
-		block, bundle = pem.Decode(bundle)
-		if block == nil {
-			return nil, errors.New("no certificate in PEM bundle")
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !certmagic.SubjectIsInternal(u.Host) {
+			return fmt.Errorf("ca %q uses plain http on a public host; use https (plain http is allowed only for loopback and internal hosts)", ca)
 		}
-		if block.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(block.Bytes)
-		}
+	default:
+		return fmt.Errorf("ca %q must be an https:// URL of an ACME directory", ca)
 	}
-}
-
-// selectPreferredChain applies preferred_chains the way the `acme` issuer
-// does: optionally sort by size, then take the first chain with a matching
-// issuer or root common name, else the first chain.
-func (iss *Issuer) selectPreferredChain(chains []acme.Certificate) acme.Certificate {
-	pref := iss.PreferredChains
-	if len(chains) == 1 || pref == nil {
-		return chains[0]
+	if u.Host == "" {
+		return fmt.Errorf("ca %q has no host", ca)
 	}
-	if pref.Smallest != nil {
-		slices.SortStableFunc(chains, func(a, b acme.Certificate) int {
-			if *pref.Smallest {
-				return len(a.ChainPEM) - len(b.ChainPEM)
-			}
-			return len(b.ChainPEM) - len(a.ChainPEM)
-		})
-	}
-	for _, want := range pref.AnyCommonName {
-		for _, chain := range chains {
-			if slices.ContainsFunc(parseChain(chain.ChainPEM), func(c *x509.Certificate) bool { return c.Issuer.CommonName == want }) {
-				return chain
-			}
-		}
-	}
-	for _, want := range pref.RootCommonName {
-		for _, chain := range chains {
-			certs := parseChain(chain.ChainPEM)
-			if len(certs) > 0 && certs[len(certs)-1].Issuer.CommonName == want {
-				return chain
-			}
-		}
-	}
-	if len(pref.AnyCommonName) > 0 || len(pref.RootCommonName) > 0 {
-		iss.logger.Warn("no certificate chain matches preferred_chains; using the first")
-	}
-	return chains[0]
-}
-
-func parseChain(bundle []byte) []*x509.Certificate {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, bundle = pem.Decode(bundle)
-		if block == nil {
-			return certs
-		}
-		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
-			certs = append(certs, c)
-		}
-	}
+	return nil
 }
 
 // Interface guards
 var (
+	_ caddy.Provisioner           = (*Issuer)(nil)
+	_ caddy.Validator             = (*Issuer)(nil)
+	_ caddy.CleanerUpper          = (*Issuer)(nil)
+	_ caddyfile.Unmarshaler       = (*Issuer)(nil)
+	_ caddytls.ConfigSetter       = (*Issuer)(nil)
 	_ certmagic.Issuer            = (*Issuer)(nil)
 	_ certmagic.PreChecker        = (*Issuer)(nil)
 	_ certmagic.Revoker           = (*Issuer)(nil)
 	_ certmagic.RenewalInfoGetter = (*Issuer)(nil)
-	_ caddytls.ConfigSetter       = (*Issuer)(nil)
-	_ caddy.CleanerUpper          = (*Issuer)(nil)
 )

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -227,5 +228,6 @@ const maxCachedDecisions = 1 << 20
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Permission)(nil)
+	_ caddyfile.Unmarshaler       = (*Permission)(nil)
 	_ caddytls.OnDemandPermission = (*Permission)(nil)
 )

@@ -57,7 +57,7 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 	}
 	acct, dir := in.acct, in.dir
 	if dir.Draft == record.Draft02 {
-		if err := iss.confirmAccountValid(ctx, in.client.HTTPClient, dir, acct); err != nil {
+		if err := confirmAccountValid(ctx, in.client.HTTPClient, dir, acct); err != nil {
 			return nil, err
 		}
 	}

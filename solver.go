@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/record"
@@ -60,3 +61,6 @@ func offeredInChallenge(chal acme.Challenge, dir caDirectory) ([]string, error) 
 	}
 	return chal.IssuerDomainNames, nil
 }
+
+// Interface guard
+var _ acmez.Solver = persistSolver{}

@@ -22,7 +22,7 @@ import (
 // to do this before handing record inputs to anyone: a record naming a
 // deactivated account would never work. acmez sends only non-empty account
 // payloads, hence this request of our own.
-func (iss *Issuer) confirmAccountValid(ctx context.Context, client *http.Client, dir caDirectory, acct acme.Account) error {
+func confirmAccountValid(ctx context.Context, client *http.Client, dir caDirectory, acct acme.Account) error {
 	nonce, err := fetchNonce(ctx, client, dir.NewNonce)
 	if err != nil {
 		return err

@@ -1,0 +1,179 @@
+package persist
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
+
+// The issuer talks to its CA through one acmez client, built on first use
+// and reused, so that connections, nonces and the directory are not
+// fetched again per order. acmez parses the directory for its own needs;
+// what dns-persist-01 needs beyond that (the draft spoken, the issuer
+// domain names) is read here from the same document.
+
+const (
+	// directoryTTL is how long a fetched directory is trusted, as acmez
+	// does.
+	directoryTTL = 12 * time.Hour
+	// maxDirectoryOctets bounds how much of a directory response is read.
+	maxDirectoryOctets = 1 << 20
+)
+
+// acmeClient returns the issuer's ACME client.
+func (iss *Issuer) acmeClient() (*acmez.Client, error) {
+	iss.st.clientMu.Lock()
+	defer iss.st.clientMu.Unlock()
+	if iss.st.client != nil {
+		return iss.st.client, nil
+	}
+	if err := checkCAURL(iss.CA); err != nil {
+		return nil, err
+	}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 2 * time.Minute}).DialContext,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: 2 * time.Second,
+		ForceAttemptHTTP2:     true,
+		// orders run side by side; over HTTP/1.1 the default of two idle
+		// connections per host meant a TLS handshake for most requests
+		MaxIdleConnsPerHost: 32,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	if iss.rootPool != nil {
+		transport.TLSClientConfig = &tls.Config{RootCAs: iss.rootPool}
+	}
+	iss.st.client = &acmez.Client{
+		Client: &acme.Client{
+			Directory:   iss.CA,
+			HTTPClient:  &http.Client{Transport: transport, Timeout: certmagic.HTTPTimeout},
+			UserAgent:   "caddy-persist " + certmagic.UserAgent,
+			PollTimeout: time.Duration(iss.ACMETimeout),
+			Logger: slog.New(zapslog.NewHandler(iss.logger.Core(),
+				zapslog.WithName(iss.logger.Name()+".acme_client"),
+				zapslog.AddStacktraceAt(slog.Level(127)))),
+		},
+		ChallengeSolvers: map[string]acmez.Solver{
+			acme.ChallengeTypeDNSPersist01: persistSolver{iss: iss},
+		},
+	}
+	return iss.st.client, nil
+}
+
+// acmeClientAndDirectory returns the issuer's ACME client and what the
+// directory says, fetching the directory once per directoryTTL.
+func (iss *Issuer) acmeClientAndDirectory(ctx context.Context) (*acmez.Client, caDirectory, error) {
+	client, err := iss.acmeClient()
+	if err != nil {
+		return nil, caDirectory{}, err
+	}
+	iss.st.clientMu.Lock()
+	defer iss.st.clientMu.Unlock()
+	if iss.st.dir != nil && iss.now().Sub(iss.st.dir.fetched) < directoryTTL {
+		return client, *iss.st.dir, nil
+	}
+	dir, err := fetchDirectory(ctx, client.HTTPClient, iss.CA, iss.now())
+	if err != nil {
+		if iss.st.dir != nil {
+			// an old directory beats none: the CA's names rarely change
+			iss.logger.Warn("refreshing the ACME directory failed; using the one fetched before", zap.Error(err))
+			return client, *iss.st.dir, nil
+		}
+		return nil, caDirectory{}, err
+	}
+	iss.st.dir = &dir
+	return client, dir, nil
+}
+
+// caDirectory is what this plugin needs from a CA's directory beyond what
+// acmez parses: the draft spoken and the issuer domain names offered.
+type caDirectory struct {
+	Draft record.Draft
+	// IssuerNames are the names a record may use, known before any order:
+	// meta.issuerDomainNames (-02) or meta.caaIdentities (-01). Empty when
+	// the directory names none; -01 challenges then carry the list.
+	IssuerNames []string
+	// HashPrefix is meta.accountHashPrefix (-02 only).
+	HashPrefix string
+	// NewNonce is the URL to get a fresh anti-replay nonce from.
+	NewNonce string
+	fetched  time.Time
+}
+
+type rawDirectory struct {
+	NewAccount string `json:"newAccount"`
+	NewNonce   string `json:"newNonce"`
+	NewOrder   string `json:"newOrder"`
+	Meta       struct {
+		CAAIdentities     []string `json:"caaIdentities"`
+		IssuerDomainNames []string `json:"issuerDomainNames"`
+		AccountHashPrefix *string  `json:"accountHashPrefix"`
+	} `json:"meta"`
+}
+
+// fetchDirectory GETs and interprets the directory at url.
+func fetchDirectory(ctx context.Context, client *http.Client, url string, now time.Time) (caDirectory, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return caDirectory{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return caDirectory{}, fmt.Errorf("fetching ACME directory %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDirectoryOctets))
+	if err != nil {
+		return caDirectory{}, fmt.Errorf("reading ACME directory %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return caDirectory{}, fmt.Errorf("fetching ACME directory %s: HTTP %d", url, resp.StatusCode)
+	}
+	return parseDirectory(url, body, now)
+}
+
+// parseDirectory reads a directory document. A -02 CA is one whose meta
+// carries both issuerDomainNames and accountHashPrefix.
+func parseDirectory(url string, body []byte, now time.Time) (caDirectory, error) {
+	var raw rawDirectory
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return caDirectory{}, fmt.Errorf("ACME directory %s is not valid JSON: %v", url, err)
+	}
+	if raw.NewAccount == "" || raw.NewNonce == "" || raw.NewOrder == "" {
+		return caDirectory{}, fmt.Errorf("%s is not an ACME directory: newAccount, newNonce or newOrder is missing", url)
+	}
+	dir := caDirectory{Draft: record.Draft01, NewNonce: raw.NewNonce, fetched: now}
+	m := raw.Meta
+	if m.IssuerDomainNames != nil && m.AccountHashPrefix != nil {
+		if err := record.CheckIssuerNames(m.IssuerDomainNames); err != nil {
+			return caDirectory{}, fmt.Errorf("ACME directory %s: meta.issuerDomainNames: %v", url, err)
+		}
+		dir.Draft = record.Draft02
+		dir.IssuerNames = m.IssuerDomainNames
+		dir.HashPrefix = *m.AccountHashPrefix
+		return dir, nil
+	}
+	if len(m.CAAIdentities) > 0 {
+		if err := record.CheckIssuerNames(m.CAAIdentities); err != nil {
+			return caDirectory{}, fmt.Errorf("ACME directory %s: meta.caaIdentities: %v", url, err)
+		}
+		dir.IssuerNames = m.CAAIdentities
+	}
+	return dir, nil
+}

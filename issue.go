@@ -1,0 +1,231 @@
+package persist
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
+
+// SetConfig receives the certmagic config the issuer serves, for its
+// storage. Caddy may call it more than once; a change of storage means the
+// account must be looked up again. On an on-demand policy, the issuer also
+// has subdomains served by their parent's wildcard certificate when the
+// parent's record grants it (see onDemandSubject).
+func (iss *Issuer) SetConfig(cfg *certmagic.Config) {
+	if cfg.OnDemand != nil && cfg.SubjectTransformer == nil {
+		cfg.SubjectTransformer = iss.onDemandSubject
+	}
+	iss.st.storageMu.Lock()
+	changed := iss.st.storage != cfg.Storage
+	iss.st.storage = cfg.Storage
+	iss.st.storageMu.Unlock()
+	if changed {
+		iss.forgetAccount()
+	}
+}
+
+func (iss *Issuer) getStorage() certmagic.Storage {
+	iss.st.storageMu.RLock()
+	defer iss.st.storageMu.RUnlock()
+	return iss.st.storage
+}
+
+// IssuerKey returns certmagic's key for the CA, so certificates in storage
+// are shared with an `acme` issuer for the same CA.
+func (iss *Issuer) IssuerKey() string {
+	return issuerKeyFor(iss.CA)
+}
+
+// PreCheck refuses names dns-persist-01 cannot validate, so that Caddy
+// moves on to the next configured issuer for them.
+func (iss *Issuer) PreCheck(_ context.Context, names []string, _ bool) error {
+	for _, name := range names {
+		if certmagic.SubjectIsIP(name) {
+			return fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)
+		}
+		if !certmagic.SubjectQualifiesForCert(name) {
+			return fmt.Errorf("%q is not a name a certificate can be issued for", name)
+		}
+		if _, _, err := record.BaseDomain(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Issue obtains a certificate for csr. It confirms the records are
+// published before placing the order, so a missing record costs neither an
+// order nor a failed validation.
+func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	plan, err := planOrder(csr)
+	if err != nil {
+		return nil, err
+	}
+	client, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := iss.getAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	iss.logReplacementRecords(plan, acct, dir)
+
+	chains, err := iss.obtain(ctx, client, dir, acct, plan, csr)
+	var problem acme.Problem
+	if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
+		acct, err = iss.replaceVanishedAccount(ctx, acct, dir, plan)
+		if err != nil {
+			return nil, err
+		}
+		chains, err = iss.obtain(ctx, client, dir, acct, plan, csr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(chains) == 0 {
+		return nil, fmt.Errorf("%v: the CA returned no certificate chain; Caddy will retry, and the CA should be told if it persists", plan.names)
+	}
+	chain := preferredChain(chains, iss.PreferredChains, iss.logger)
+	return &certmagic.IssuedCertificate{Certificate: chain.ChainPEM, Metadata: chain}, nil
+}
+
+func (iss *Issuer) obtain(ctx context.Context, client *acmez.Client, dir caDirectory, acct acme.Account, plan orderPlan, csr *x509.CertificateRequest) ([]acme.Certificate, error) {
+	order := &orderState{plan: plan, account: acct, dir: dir, started: time.Now()}
+	if err := iss.checkBeforeOrder(ctx, order); err != nil {
+		return nil, err
+	}
+
+	params, err := acmez.OrderParametersFromCSR(acct, csr)
+	if err != nil {
+		return nil, fmt.Errorf("preparing the order: %v", err)
+	}
+	params.Profile = iss.Profile
+	if iss.CertificateLifetime > 0 {
+		params.NotAfter = iss.now().Add(time.Duration(iss.CertificateLifetime))
+	}
+	iss.logger.Info("placing ACME order",
+		zap.Strings("identifiers", plan.names),
+		zap.String("account_url", acct.Location),
+		zap.String("ca", iss.CA))
+	chains, err := client.ObtainCertificate(withOrder(ctx, order), params)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.names, err, iss.CA)
+	}
+	return chains, nil
+}
+
+// Cleanup closes the issuer's idle connections to the CA when its config
+// is unloaded.
+func (iss *Issuer) Cleanup() error {
+	if iss.st == nil {
+		return nil
+	}
+	iss.st.clientMu.Lock()
+	defer iss.st.clientMu.Unlock()
+	if iss.st.client != nil {
+		iss.st.client.HTTPClient.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Revoke revokes cert with the issuer's account.
+func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResource, reason int) error {
+	leaf, err := firstCertificate(cert.CertificatePEM)
+	if err != nil {
+		return err
+	}
+	client, err := iss.acmeClient()
+	if err != nil {
+		return err
+	}
+	acct, err := iss.getAccount(ctx)
+	if err != nil {
+		return err
+	}
+	return client.RevokeCertificate(ctx, acct, leaf, acct.PrivateKey, reason)
+}
+
+// GetRenewalInfo fetches the CA's ACME Renewal Information for cert.
+func (iss *Issuer) GetRenewalInfo(ctx context.Context, cert certmagic.Certificate) (acme.RenewalInfo, error) {
+	client, err := iss.acmeClient()
+	if err != nil {
+		return acme.RenewalInfo{}, err
+	}
+	return client.GetRenewalInfo(ctx, cert.Leaf)
+}
+
+func firstCertificate(bundle []byte) (*x509.Certificate, error) {
+	for {
+		var block *pem.Block
+		block, bundle = pem.Decode(bundle)
+		if block == nil {
+			return nil, errors.New("no certificate in PEM bundle")
+		}
+		if block.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(block.Bytes)
+		}
+	}
+}
+
+// preferredChain applies preferred_chains the way the `acme` issuer does:
+// optionally sort by size, then take the first chain with a matching
+// issuer or root common name, else the first chain.
+func preferredChain(chains []acme.Certificate, pref *caddytls.ChainPreference, logger *zap.Logger) acme.Certificate {
+	if len(chains) == 1 || pref == nil {
+		return chains[0]
+	}
+	if pref.Smallest != nil {
+		slices.SortStableFunc(chains, func(a, b acme.Certificate) int {
+			if *pref.Smallest {
+				return len(a.ChainPEM) - len(b.ChainPEM)
+			}
+			return len(b.ChainPEM) - len(a.ChainPEM)
+		})
+	}
+	for _, want := range pref.AnyCommonName {
+		for _, chain := range chains {
+			if slices.ContainsFunc(parseChain(chain.ChainPEM), func(c *x509.Certificate) bool { return c.Issuer.CommonName == want }) {
+				return chain
+			}
+		}
+	}
+	for _, want := range pref.RootCommonName {
+		for _, chain := range chains {
+			certs := parseChain(chain.ChainPEM)
+			if len(certs) > 0 && certs[len(certs)-1].Issuer.CommonName == want {
+				return chain
+			}
+		}
+	}
+	if len(pref.AnyCommonName) > 0 || len(pref.RootCommonName) > 0 {
+		logger.Warn("no certificate chain matches preferred_chains; using the first")
+	}
+	return chains[0]
+}
+
+func parseChain(bundle []byte) []*x509.Certificate {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, bundle = pem.Decode(bundle)
+		if block == nil {
+			return certs
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			certs = append(certs, c)
+		}
+	}
+}
