@@ -1,206 +1,218 @@
 package persist
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"strings"
+	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
 )
 
-// Accounts are kept exactly where certmagic keeps them, so that the `acme`
-// issuer and this one share the account for a CA and email:
+// accounts keeps the one ACME account an issuer uses. Every published
+// record names it, so it is loaded from storage where certmagic keeps
+// accounts, found at the CA by a pinned key, or registered once under
+// certmagic's lock, and never silently replaced.
 //
-//	acme/<issuer key>/users/<email>/<username>.json
-//	acme/<issuer key>/users/<email>/<username>.key
-//
-// and registration takes certmagic's lock of the same name.
+// This file decides which way to go. account_storage.go reads and writes
+// the files, account_registration.go asks the CA for an account or creates
+// one, and account_repair.go rebuilds or replaces an account whose files
+// or CA entry are gone. Repair uses registration, registration uses
+// storage, and never the other way round.
+type accounts struct {
+	ca           string
+	email        string
+	pinnedKey    crypto.Signer // account_key, if configured
+	eab          *acme.EAB
+	newIfMissing bool
+	secrets      []string
+	client       func() (*acmez.Client, error)
+	logger       *zap.Logger
+	now          func() time.Time
 
-// emptyEmail stands in for the email in storage keys when none is set.
-const emptyEmail = "default"
+	storeMu sync.RWMutex
+	store   certmagic.Storage
 
-// issuerKeyFor is certmagic's issuer key for a CA URL, which names the
-// CA's folder in storage; certmagic computes it from the URL alone.
-func issuerKeyFor(ca string) string {
-	return (&certmagic.ACMEIssuer{CA: ca}).IssuerKey()
+	mu      sync.Mutex
+	current *acme.Account
+	// registered is the URL of an account registered by this value.
+	registered string
+	// replaced, when set, is an account replacement whose records have
+	// not been logged yet.
+	replaced *replacement
 }
 
-// accountLocation names the storage keys of one account.
-type accountLocation struct {
-	Reg     string
-	Key     string
-	Users   string
-	LockKey string
-}
+var errNoAccountYet = errors.New("no ACME account yet, so no record can name it; run `caddy persist records` or GET /persist/records to create it")
 
-func locateAccount(ca, email string) accountLocation {
-	email = strings.ToLower(email)
-	folder := email
-	if folder == "" {
-		folder = emptyEmail
+// get returns the account to use, loading it from storage, finding it at
+// the CA by its pinned key, or, with register, registering it, in that
+// order. Without register a missing account is errNoAccountYet. The
+// result is remembered until forget or a change of storage.
+func (a *accounts) get(ctx context.Context, register bool) (acme.Account, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.current != nil {
+		return *a.current, nil
 	}
-	user := folder
-	if at := strings.Index(folder, "@"); at > 0 {
-		user = folder[:at]
-	} else if at == 0 {
-		user = folder[1:]
-	}
-	if user == "" {
-		user = emptyEmail
-	}
-	users := path.Join("acme", certmagic.StorageKeys.Safe(issuerKeyFor(ca)), "users")
-	dir := path.Join(users, certmagic.StorageKeys.Safe(folder))
-	lock := "register_acme_account"
-	if email != "" {
-		lock += "_" + email
-	}
-	return accountLocation{
-		Reg:     path.Join(dir, certmagic.StorageKeys.Safe(user)+".json"),
-		Key:     path.Join(dir, certmagic.StorageKeys.Safe(user)+".key"),
-		Users:   users,
-		LockKey: lock,
-	}
-}
-
-// StorageError is stored account data that cannot be used. Issuance for the
-// CA stops until a person repairs it; the plugin never overwrites it.
-type StorageError struct {
-	Key string
-	Err error
-}
-
-func (e *StorageError) Error() string {
-	return fmt.Sprintf("ACME account file %s: %v (issuance for this CA is stopped; nothing was overwritten; see \"Recovering an account\" in the README)", e.Key, e.Err)
-}
-
-func (e *StorageError) Unwrap() error { return e.Err }
-
-// loadStoredAccount reads the account at loc. It returns fs.ErrNotExist only
-// when neither file exists.
-func loadStoredAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
-	regBytes, regErr := storage.Load(ctx, loc.Reg)
-	keyBytes, keyErr := storage.Load(ctx, loc.Key)
-	switch {
-	case errors.Is(regErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
-		return acme.Account{}, fs.ErrNotExist
-	case keyErr != nil && errors.Is(keyErr, fs.ErrNotExist):
-		return acme.Account{}, &StorageError{Key: loc.Key, Err: errors.New("the account key is missing while its registration exists; restore the key from a backup")}
-	case keyErr != nil:
-		return acme.Account{}, &StorageError{Key: loc.Key, Err: keyErr}
-	case regErr != nil && !errors.Is(regErr, fs.ErrNotExist):
-		return acme.Account{}, &StorageError{Key: loc.Reg, Err: regErr}
-	}
-
-	key, err := certmagic.PEMDecodePrivateKey(keyBytes)
+	acct, err := a.loadOrRegister(ctx, register)
 	if err != nil {
-		return acme.Account{}, &StorageError{Key: loc.Key, Err: fmt.Errorf("unreadable private key: %v", err)}
+		return acme.Account{}, err
 	}
-	if regErr != nil {
-		// the key survived but its registration did not; the CA can tell
-		// us the account URL for the key, which loses nothing
-		return acme.Account{PrivateKey: key}, errRegistrationMissing
+	if acct.Status != acme.StatusValid {
+		return acme.Account{}, fmt.Errorf("ACME account %s has status %q at %s; it cannot be used to obtain certificates, and records naming it no longer work", acct.Location, acct.Status, a.ca)
 	}
-	// with an unusable registration the readable key is returned too, so
-	// that a deliberate repair can ask the CA for the account's URL
-	var acct acme.Account
-	if err := json.Unmarshal(regBytes, &acct); err != nil {
-		return acme.Account{PrivateKey: key}, &StorageError{Key: loc.Reg, Err: fmt.Errorf("corrupt account JSON: %v", err)}
-	}
-	if acct.Location == "" {
-		return acme.Account{PrivateKey: key}, &StorageError{Key: loc.Reg, Err: errors.New("the account JSON has no location (account URL)")}
-	}
-	acct.PrivateKey = key
+	a.current = &acct
 	return acct, nil
 }
 
-var errRegistrationMissing = errors.New("account registration missing")
-
-// storeKey stores an account key at loc unless that very key is there
-// already. It never replaces a different key.
-func storeKey(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer) error {
-	keyPEM, err := certmagic.PEMEncodePrivateKey(key)
-	if err != nil {
-		return err
-	}
-	existing, err := storage.Load(ctx, loc.Key)
-	switch {
-	case err == nil && !equalPEM(existing, keyPEM):
-		return &StorageError{Key: loc.Key, Err: errDifferentKey}
-	case err == nil:
-		return nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return &StorageError{Key: loc.Key, Err: err}
-	}
-	if err := storage.Store(ctx, loc.Key, keyPEM); err != nil {
-		return fmt.Errorf("storing account key %s: %w", loc.Key, err)
-	}
-	return nil
+// forget drops the remembered account, so the next get looks again.
+func (a *accounts) forget() {
+	a.mu.Lock()
+	a.current = nil
+	a.mu.Unlock()
 }
 
-var errDifferentKey = errors.New("a different account key is stored here; refusing to overwrite it")
-
-// saveAccount stores the key, then the registration, so that a crash in
-// between leaves a key the CA can still find. It never replaces a different
-// key already stored at the location.
-func saveAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation, acct acme.Account) error {
-	if err := storeKey(ctx, storage, loc, acct.PrivateKey); err != nil {
-		return err
-	}
-	regBytes, err := json.MarshalIndent(acct, "", "\t")
-	if err != nil {
-		return err
-	}
-	if err := storage.Store(ctx, loc.Reg, regBytes); err != nil {
-		return fmt.Errorf("storing account %s: %w", loc.Reg, err)
-	}
-	return nil
+// registeredURL returns the URL of the account registered here, if any.
+func (a *accounts) registeredURL() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.registered
 }
 
-// findAccountByKey scans the CA's accounts in storage for one whose key
-// equals keyPEM, as certmagic does for a pinned key without an email.
-func findAccountByKey(ctx context.Context, storage certmagic.Storage, ca string, keyPEM []byte) (acme.Account, accountLocation, error) {
-	users := locateAccount(ca, "").Users
-	folders, err := storage.List(ctx, users, false)
-	if err != nil {
-		return acme.Account{}, accountLocation{}, fs.ErrNotExist
+// useStorage sets the storage accounts live in. Another storage may hold
+// another account, so the remembered one is forgotten.
+func (a *accounts) useStorage(storage certmagic.Storage) {
+	a.storeMu.Lock()
+	changed := a.store != storage
+	a.store = storage
+	a.storeMu.Unlock()
+	if changed {
+		a.forget()
 	}
-	for _, folder := range folders {
-		email := path.Base(folder)
-		if email == emptyEmail {
-			email = ""
-		}
-		loc := locateAccount(ca, email)
-		stored, err := storage.Load(ctx, loc.Key)
-		if err != nil || !equalPEM(stored, keyPEM) {
-			continue
-		}
+}
+
+func (a *accounts) storage() certmagic.Storage {
+	a.storeMu.RLock()
+	defer a.storeMu.RUnlock()
+	return a.store
+}
+
+func (a *accounts) loadOrRegister(ctx context.Context, register bool) (acme.Account, error) {
+	storage := a.storage()
+	if storage == nil {
+		return acme.Account{}, errors.New("no storage configured (the issuer was not given a certmagic config)")
+	}
+	loc := locateAccount(a.ca, a.email)
+
+	if a.pinnedKey != nil {
+		return a.pinned(ctx, storage, loc, register)
+	}
+
+	acct, err := loadStoredAccount(ctx, storage, loc)
+	if err == nil {
+		return acct, nil
+	}
+	if errors.Is(err, errRegistrationMissing) {
+		return a.recoverRegistration(ctx, storage, loc, acct.PrivateKey, register)
+	}
+	var unusable *StorageError
+	if errors.As(err, &unusable) && a.newIfMissing && register {
+		return a.replaceUnusable(ctx, storage, loc, unusable, acct.PrivateKey)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return acme.Account{}, err
+	}
+	if !register {
+		return acme.Account{}, noAccountYet(storage, loc)
+	}
+
+	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
 		acct, err := loadStoredAccount(ctx, storage, loc)
-		return acct, loc, err
+		if err == nil {
+			a.logger.Info("using the ACME account another instance registered", zap.String("account_url", acct.Location))
+			return acct, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return acme.Account{}, err
+		}
+		return a.registerNew(ctx, storage, loc)
+	})
+}
+
+// pinned returns the account of the configured account_key: from storage
+// if it is there, else from the CA (rebuilding a lost or corrupt
+// registration file on the way), registering it only if the CA has never
+// seen the key and register allows.
+func (a *accounts) pinned(ctx context.Context, storage certmagic.Storage, loc accountLocation, register bool) (acme.Account, error) {
+	keyPEM, err := certmagic.PEMEncodePrivateKey(a.pinnedKey)
+	if err != nil {
+		return acme.Account{}, err
 	}
-	return acme.Account{}, accountLocation{}, fs.ErrNotExist
+	corruptReg := false
+	if stored, err := storage.Load(ctx, loc.Key); err == nil && equalPEM(stored, keyPEM) {
+		acct, err := loadStoredAccount(ctx, storage, loc)
+		var unusable *StorageError
+		switch {
+		case err == nil:
+			return acct, nil
+		case errors.As(err, &unusable) && unusable.Key == loc.Reg:
+			corruptReg = true
+		case !errors.Is(err, errRegistrationMissing):
+			return acme.Account{}, err
+		}
+	} else if a.email == "" {
+		acct, foundAt, err := findAccountByKey(ctx, storage, a.ca, keyPEM)
+		switch {
+		case err == nil:
+			return acct, nil
+		case errors.Is(err, errRegistrationMissing):
+			loc = foundAt
+		case !errors.Is(err, fs.ErrNotExist):
+			return acme.Account{}, err
+		}
+	}
+
+	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		var acct acme.Account
+		var err error
+		if corruptReg {
+			acct, err = a.restoreFromCA(ctx, storage, loc, a.pinnedKey, "corrupt",
+				"rebuilt a corrupt account registration from the CA for the configured account_key; the corrupt file is kept")
+		} else {
+			acct, err = a.lookUp(ctx, a.pinnedKey)
+			if err == nil {
+				a.keepPinnedCopy(ctx, storage, loc, acct)
+			}
+		}
+		if errors.Is(err, errAccountUnknown) {
+			if !register {
+				return acme.Account{}, fmt.Errorf("%w: the CA knows no account for the configured account_key", errNoAccountYet)
+			}
+			a.logger.Info("the CA has no account for the configured account_key; registering it")
+			return a.register(ctx, storage, loc, a.pinnedKey, true)
+		}
+		return acct, err
+	})
 }
 
-func newAccountKey() (crypto.Signer, error) {
-	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// keepPinnedCopy keeps a copy of a pinned account in storage when the
+// location is free, so that `acme` issuers and later runs find it. The
+// account is used either way: its key lives in the config.
+func (a *accounts) keepPinnedCopy(ctx context.Context, storage certmagic.Storage, loc accountLocation, acct acme.Account) {
+	if err := saveAccount(ctx, storage, loc, acct); err != nil {
+		a.logger.Warn("using the account of the configured account_key without storing it",
+			zap.String("account_url", acct.Location), zap.Error(err))
+	}
 }
 
-// equalPEM compares two PEM encodings, ignoring surrounding whitespace.
-func equalPEM(a, b []byte) bool {
-	return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b))
-}
-
-// sameKey reports whether two private keys have the same public key.
-func sameKey(a, b crypto.Signer) bool {
-	pa, ok := a.Public().(interface{ Equal(crypto.PublicKey) bool })
-	return ok && pa.Equal(b.Public())
+// noAccountYet says where the account was looked for, since the commands
+// may run with another storage than the server.
+func noAccountYet(storage certmagic.Storage, loc accountLocation) error {
+	return fmt.Errorf("%w (looked for %s in %s)", errNoAccountYet, loc.Reg, describeStorage(storage))
 }

@@ -69,7 +69,7 @@ func TestInterruptedRegistrationRegistersTheStoredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	iss := newTestIssuer(t, ca, dir, nil)
-	acct, err := iss.getAccount(context.Background())
+	acct, err := iss.accounts.get(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,9 +101,9 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 
 	reports, err := inspectAll(ctx, sets, check)
 	for _, set := range sets {
-		if url := set.Issuer.registeredAccount(); url != "" {
+		if url := set.Issuer.accounts.registeredURL(); url != "" {
 			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
-				set.Issuer.CA, url, describeStorage(set.Issuer.getStorage()))
+				set.Issuer.CA, url, describeStorage(set.Issuer.accounts.storage()))
 		}
 	}
 	if err != nil {

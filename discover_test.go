@@ -149,7 +149,7 @@ func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now()}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
-	acct, err := iss.getAccount(context.Background())
+	acct, err := iss.accounts.get(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now().Truncate(time.Second)}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
-	acct, _ := iss.getAccount(context.Background())
+	acct, _ := iss.accounts.get(context.Background(), true)
 	exp, _ := iss.expectation("until.test", false, []string{acmetest.DefaultIssuerName}, acct, caDirectory{Draft: record.Draft01})
 	until := clock.Now().Add(40 * 24 * time.Hour).Truncate(time.Second)
 	value, _ := record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: acct.Location, PersistUntil: until}.Value()
@@ -252,15 +252,14 @@ daily.test, *.daily.test {
 		t.Fatalf("sets %v, %v", sets, err)
 	}
 	iss := sets[0].Issuer
-	core, logs := observer.New(zap.DebugLevel)
-	iss.logger = zap.New(core)
+	logs := observeLogs(iss)
 
 	// no account yet: the daily check registers nothing
 	iss.checkServedRecords(context.Background(), running)
 	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
 		t.Fatalf("the daily check contacted newAccount %d times", n)
 	}
-	if _, err := iss.getAccount(context.Background()); err != nil {
+	if _, err := iss.accounts.get(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 	iss.checkServedRecords(context.Background(), running)

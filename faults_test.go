@@ -204,7 +204,7 @@ func TestTwoInstancesOnOneStorageRegisterOnceAndOrderOncePerName(t *testing.T) {
 	// the record needs the account URL, which neither instance has yet;
 	// publish after the first registration, as an operator would
 	url := a.accountURL(t)
-	a.forgetAccount()
+	a.accounts.forget()
 	for _, n := range names {
 		setTXT(t, record.Name(n), "pebble.letsencrypt.org; accounturi="+url)
 	}
@@ -230,7 +230,7 @@ func TestTwoInstancesOnOneStorageRegisterOnceAndOrderOncePerName(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acct, err := inst.getAccount(context.Background())
+			acct, err := inst.accounts.get(context.Background(), true)
 			if err != nil {
 				t.Error(err)
 				return

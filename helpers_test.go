@@ -73,8 +73,7 @@ func newTestIssuer(t testing.TB, ca *acmetest.CA, storageDir string, configure f
 	if err := iss.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	core, logs := observer.New(zap.DebugLevel)
-	iss.logger = zap.New(core)
+	logs := observeLogs(iss)
 	iss.checkInterval = 50 * time.Millisecond
 
 	storage := &certmagic.FileStorage{Path: storageDir}
@@ -89,10 +88,19 @@ func newTestIssuer(t testing.TB, ca *acmetest.CA, storageDir string, configure f
 	return &testIssuer{Issuer: iss, logs: logs, storage: storage, magic: magic}
 }
 
+// observeLogs captures what iss logs from now on, its account keeping
+// included.
+func observeLogs(iss *Issuer) *observer.ObservedLogs {
+	core, logs := observer.New(zap.DebugLevel)
+	iss.logger = zap.New(core)
+	iss.accounts.logger = iss.logger
+	return logs
+}
+
 // accountURL loads or registers the issuer's account and returns its URL.
 func (ti *testIssuer) accountURL(t testing.TB) string {
 	t.Helper()
-	acct, err := ti.getAccount(context.Background())
+	acct, err := ti.accounts.get(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,19 +27,7 @@ func (iss *Issuer) SetConfig(cfg *certmagic.Config) {
 	if cfg.OnDemand != nil && cfg.SubjectTransformer == nil {
 		cfg.SubjectTransformer = iss.onDemandSubject
 	}
-	iss.st.storageMu.Lock()
-	changed := iss.st.storage != cfg.Storage
-	iss.st.storage = cfg.Storage
-	iss.st.storageMu.Unlock()
-	if changed {
-		iss.forgetAccount()
-	}
-}
-
-func (iss *Issuer) getStorage() certmagic.Storage {
-	iss.st.storageMu.RLock()
-	defer iss.st.storageMu.RUnlock()
-	return iss.st.storage
+	iss.accounts.useStorage(cfg.Storage)
 }
 
 // IssuerKey returns certmagic's key for the CA, so certificates in storage
@@ -77,7 +65,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	if err != nil {
 		return nil, err
 	}
-	acct, err := iss.getAccount(ctx)
+	acct, err := iss.accounts.get(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +74,15 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	chains, err := iss.obtain(ctx, client, dir, acct, plan, csr)
 	var problem acme.Problem
 	if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
-		acct, err = iss.replaceVanishedAccount(ctx, acct, dir, plan)
-		if err != nil {
+		old := acct
+		if acct, err = iss.accounts.replaceVanished(ctx, old); err != nil {
 			return nil, err
+		}
+		if acct.Location != old.Location {
+			iss.logger.Error("replaced the vanished ACME account; publish the new records, or no certificate can be obtained",
+				zap.String("old_account_url", old.Location),
+				zap.String("new_account_url", acct.Location),
+				zap.Strings("records", iss.zoneLines(plan, acct, dir)))
 		}
 		chains, err = iss.obtain(ctx, client, dir, acct, plan, csr)
 	}
@@ -141,6 +135,19 @@ func (iss *Issuer) Cleanup() error {
 	return nil
 }
 
+// logReplacementRecords logs, once, the records an order's names need
+// after new_account_if_missing replaced the account.
+func (iss *Issuer) logReplacementRecords(plan orderPlan, acct acme.Account, dir caDirectory) {
+	r := iss.accounts.takeReplacement()
+	if r == nil {
+		return
+	}
+	iss.logger.Error("republish these records for the new ACME account",
+		zap.String("old_account_url", r.oldURL),
+		zap.String("new_account_url", r.newURL),
+		zap.Strings("records", iss.zoneLines(plan, acct, dir)))
+}
+
 // Revoke revokes cert with the issuer's account.
 func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResource, reason int) error {
 	leaf, err := firstCertificate(cert.CertificatePEM)
@@ -151,7 +158,7 @@ func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResourc
 	if err != nil {
 		return err
 	}
-	acct, err := iss.getAccount(ctx)
+	acct, err := iss.accounts.get(ctx, true)
 	if err != nil {
 		return err
 	}

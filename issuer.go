@@ -128,6 +128,7 @@ type Issuer struct {
 	rootPool     *x509.CertPool
 	accountKey   crypto.Signer
 	persistUntil time.Time
+	accounts     *accounts
 	resolver     *dnslookup.Resolver
 	notices      *cache.NoticeBoard
 	metrics      *persistMetrics
@@ -142,20 +143,9 @@ type Issuer struct {
 // issuerState is what the issuer learns while it runs. It sits behind a
 // pointer so the module value can be copied by Caddy's registration.
 type issuerState struct {
-	storageMu sync.RWMutex
-	storage   certmagic.Storage
-
 	clientMu sync.Mutex
 	client   *acmez.Client
 	dir      *caDirectory
-
-	acctMu sync.Mutex
-	acct   *acme.Account
-	// registered is the URL of an account this issuer registered.
-	registered string
-	// replaced, when set, is an account replacement whose records have not
-	// been logged yet.
-	replaced *replacement
 
 	grants grants
 }
@@ -267,6 +257,17 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	iss.accounts = &accounts{
+		ca:           iss.CA,
+		email:        iss.Email,
+		pinnedKey:    iss.accountKey,
+		eab:          iss.ExternalAccount,
+		newIfMissing: iss.NewAccountIfMissing,
+		secrets:      iss.secrets(),
+		client:       iss.acmeClient,
+		logger:       iss.logger,
+		now:          iss.now,
+	}
 	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, Logger: iss.logger.Named("dns"), Now: iss.now})
 	iss.notices = cache.NewNoticeBoard(iss.now)
 	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())

@@ -205,7 +205,7 @@ func TestInstancesSharingStorageRegisterOneAccount(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acct, err := iss.getAccount(context.Background())
+			acct, err := iss.accounts.get(context.Background(), true)
 			if err != nil {
 				t.Error(err)
 				return

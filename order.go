@@ -125,8 +125,6 @@ type recordInputs struct {
 	acct    acme.Account
 }
 
-var errNoAccountYet = errors.New("no ACME account yet, so no record can name it; run `caddy persist records` or GET /persist/records to create it")
-
 // recordInputs gathers the directory, the issuer names it offers, and the
 // account. With register, an account is registered if there is none;
 // without, a missing account is errNoAccountYet.
@@ -139,7 +137,7 @@ func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInput
 	if in.offered == nil {
 		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
 	}
-	in.acct, err = iss.account(ctx, register)
+	in.acct, err = iss.accounts.get(ctx, register)
 	return in, err
 }
 
@@ -154,4 +152,25 @@ func (iss *Issuer) offeredBeforeOrder(dir caDirectory) []string {
 		return []string{iss.IssuerDomainName}
 	}
 	return nil
+}
+
+// zoneLines renders the records an order's names need, as zone file lines.
+// They need the issuer domain names; without them the list is empty.
+func (iss *Issuer) zoneLines(plan orderPlan, acct acme.Account, dir caDirectory) []string {
+	offered := iss.offeredBeforeOrder(dir)
+	if offered == nil {
+		return nil
+	}
+	var lines []string
+	for _, base := range plan.bases {
+		exp, err := iss.expectation(base, plan.wildcard[base], offered, acct, dir)
+		if err != nil {
+			continue
+		}
+		rec := exp.Want(record.Verdict{})
+		if value, err := rec.Value(); err == nil {
+			lines = append(lines, record.ZoneLine(base, value))
+		}
+	}
+	return lines
 }

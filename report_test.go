@@ -61,7 +61,7 @@ func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acct, _ := iss.getAccount(context.Background())
+	acct, _ := iss.accounts.get(context.Background(), true)
 	thumb, _ := acct.Thumbprint()
 	want, _ := record.HashedAccountURI("https://ca.example/h/", "hash.test", thumb, acct.Location)
 	if r := reports[0]; r.Draft != "draft-02" || r.IssuerDomainName != "ca.example" || r.Value != "ca.example; accounturi="+want {

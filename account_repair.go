@@ -1,0 +1,165 @@
+package persist
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+)
+
+// restoreFromCA is the way back for an account whose key survives while
+// its registration file is lost or damaged: the CA knows the account by
+// its key, so asking it loses nothing. A damaged file is first set aside
+// as <file>.<damage>-<unix>; damage is empty for a lost one. done is what
+// the log says afterwards. errAccountUnknown means the CA has never seen
+// the key.
+func (a *accounts) restoreFromCA(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, damage, done string) (acme.Account, error) {
+	acct, err := a.lookUp(ctx, key)
+	if err != nil {
+		return acme.Account{}, err
+	}
+	if damage != "" {
+		if err := setAside(ctx, storage, []string{loc.Reg}, damage, a.now().Unix()); err != nil {
+			return acme.Account{}, err
+		}
+	}
+	if a.pinnedKey != nil {
+		a.keepPinnedCopy(ctx, storage, loc, acct)
+	} else if err := saveAccount(ctx, storage, loc, acct); err != nil {
+		return acme.Account{}, err
+	}
+	a.logger.Warn(done, zap.String("account_url", acct.Location), zap.String("stored_at", loc.Reg))
+	return acct, nil
+}
+
+// recoverRegistration rebuilds a lost registration file from the CA. A
+// stored key the CA has never seen is what a registration interrupted
+// before the CA answered leaves behind; with register, that key is
+// registered now.
+func (a *accounts) recoverRegistration(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, register bool) (acme.Account, error) {
+	acct, err := a.restoreFromCA(ctx, storage, loc, key, "", "restored a missing account registration from the CA")
+	if !errors.Is(err, errAccountUnknown) {
+		return acct, err
+	}
+	if !register {
+		return acme.Account{}, noAccountYet(storage, loc)
+	}
+	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		acct, err := loadStoredAccount(ctx, storage, loc)
+		if err == nil {
+			return acct, nil
+		}
+		if !errors.Is(err, errRegistrationMissing) {
+			return acme.Account{}, err
+		}
+		a.logger.Warn("the stored account key has no account at the CA (a registration was interrupted); registering it")
+		return a.register(ctx, storage, loc, acct.PrivateKey, false)
+	})
+}
+
+// replacement is an account replaced by new_account_if_missing.
+type replacement struct {
+	oldURL, newURL string
+}
+
+// replaceUnusable handles stored account files that cannot be used, as
+// new_account_if_missing allows. When only the registration is damaged and
+// the CA still knows the key, the registration is rebuilt and the account
+// kept; when the CA has never seen the key, or the key itself is damaged,
+// a new account is registered. The old files are set aside either way.
+// The caller holds a.mu.
+func (a *accounts) replaceUnusable(ctx context.Context, storage certmagic.Storage, loc accountLocation, cause *StorageError, storedKey crypto.Signer) (acme.Account, error) {
+	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		// another instance may have repaired it while we waited for the lock
+		if acct, err := loadStoredAccount(ctx, storage, loc); err == nil {
+			return acct, nil
+		}
+		if cause.Key == loc.Reg && storedKey != nil {
+			if acct, err := a.lookUp(ctx, storedKey); err == nil {
+				if err := setAside(ctx, storage, []string{loc.Reg}, "unusable", a.now().Unix()); err != nil {
+					return acme.Account{}, err
+				}
+				if err := saveAccount(ctx, storage, loc, acct); err != nil {
+					return acme.Account{}, err
+				}
+				a.logger.Warn("rebuilt an unusable account registration from the CA; the account is unchanged and the old file is kept",
+					zap.String("account_url", acct.Location), zap.String("unusable_file", cause.Key))
+				return acct, nil
+			}
+		}
+
+		oldURL := storedURL(ctx, storage, loc)
+		if err := setAside(ctx, storage, []string{loc.Key, loc.Reg}, "unusable", a.now().Unix()); err != nil {
+			return acme.Account{}, err
+		}
+		acct, err := a.registerNew(ctx, storage, loc)
+		if err != nil {
+			return acme.Account{}, err
+		}
+		a.replaced = &replacement{oldURL: oldURL, newURL: acct.Location}
+		a.logger.Error("replaced an unusable ACME account, as new_account_if_missing allows; every published record must be republished",
+			zap.String("old_account_url", oldURL),
+			zap.String("new_account_url", acct.Location),
+			zap.String("unusable_file", cause.Key),
+			zap.NamedError("cause", cause.Err))
+		return acct, nil
+	})
+}
+
+// takeReplacement returns, once, the replacement whose records have not
+// been logged yet.
+func (a *accounts) takeReplacement() *replacement {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.replaced
+	a.replaced = nil
+	return r
+}
+
+// replaceVanished handles a CA that says it no longer knows the account:
+// every record naming it is useless, so the operator is told first, with
+// the old URL; then the old files are set aside (never deleted) and a new
+// account is registered. The caller logs the records to publish for it.
+func (a *accounts) replaceVanished(ctx context.Context, old acme.Account) (acme.Account, error) {
+	// one answer could be a CA's hiccup: ask again, by key, before acting
+	if found, err := a.lookUp(ctx, old.PrivateKey); err == nil {
+		a.logger.Warn("the CA said the ACME account does not exist, but it still knows the key; keeping the account",
+			zap.String("account_url", found.Location))
+		return found, nil
+	} else if !errors.Is(err, errAccountUnknown) {
+		return acme.Account{}, fmt.Errorf("the CA said ACME account %s does not exist, and confirming that failed: %w", old.Location, err)
+	}
+	a.logger.Error("the CA says the ACME account no longer exists; every dns-persist-01 record naming it has stopped working",
+		zap.String("old_account_url", old.Location),
+		zap.String("ca", a.ca))
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	storage := a.storage()
+	loc := locateAccount(a.ca, a.email)
+	acct, err := a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		stored, err := loadStoredAccount(ctx, storage, loc)
+		ours := err == nil && (a.pinnedKey == nil || sameKey(stored.PrivateKey, a.pinnedKey))
+		// another instance sharing the storage may have replaced it already
+		if ours && stored.Location != old.Location {
+			return stored, nil
+		}
+		// a pinned key may live only in the config, beside another
+		// account's files, which are not this one's to move
+		if ours || a.pinnedKey == nil {
+			if err := setAside(ctx, storage, []string{loc.Key, loc.Reg}, "vanished", a.now().Unix()); err != nil {
+				return acme.Account{}, err
+			}
+		}
+		return a.registerNew(ctx, storage, loc)
+	})
+	if err != nil {
+		return acme.Account{}, err
+	}
+	a.current = &acct
+	return acct, nil
+}

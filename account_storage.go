@@ -1,0 +1,261 @@
+package persist
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// Accounts are kept exactly where certmagic keeps them, so that the `acme`
+// issuer and this one share the account for a CA and email:
+//
+//	acme/<issuer key>/users/<email>/<username>.json
+//	acme/<issuer key>/users/<email>/<username>.key
+//
+// and registration takes certmagic's lock of the same name. The functions
+// here only read and write those files; they never ask the CA.
+
+// emptyEmail stands in for the email in storage keys when none is set.
+const emptyEmail = "default"
+
+// issuerKeyFor is certmagic's issuer key for a CA URL, which names the
+// CA's folder in storage; certmagic computes it from the URL alone.
+func issuerKeyFor(ca string) string {
+	return (&certmagic.ACMEIssuer{CA: ca}).IssuerKey()
+}
+
+// accountLocation names the storage keys of one account.
+type accountLocation struct {
+	Reg     string
+	Key     string
+	Users   string
+	LockKey string
+}
+
+func locateAccount(ca, email string) accountLocation {
+	email = strings.ToLower(email)
+	folder := email
+	if folder == "" {
+		folder = emptyEmail
+	}
+	user := folder
+	if at := strings.Index(folder, "@"); at > 0 {
+		user = folder[:at]
+	} else if at == 0 {
+		user = folder[1:]
+	}
+	if user == "" {
+		user = emptyEmail
+	}
+	users := path.Join("acme", certmagic.StorageKeys.Safe(issuerKeyFor(ca)), "users")
+	dir := path.Join(users, certmagic.StorageKeys.Safe(folder))
+	lock := "register_acme_account"
+	if email != "" {
+		lock += "_" + email
+	}
+	return accountLocation{
+		Reg:     path.Join(dir, certmagic.StorageKeys.Safe(user)+".json"),
+		Key:     path.Join(dir, certmagic.StorageKeys.Safe(user)+".key"),
+		Users:   users,
+		LockKey: lock,
+	}
+}
+
+// StorageError is stored account data that cannot be used. Issuance for the
+// CA stops until a person repairs it; the plugin never overwrites it.
+type StorageError struct {
+	Key string
+	Err error
+}
+
+func (e *StorageError) Error() string {
+	return fmt.Sprintf("ACME account file %s: %v (issuance for this CA is stopped; nothing was overwritten; see \"Recovering an account\" in the README)", e.Key, e.Err)
+}
+
+func (e *StorageError) Unwrap() error { return e.Err }
+
+var (
+	errRegistrationMissing = errors.New("account registration missing")
+	errDifferentKey        = errors.New("a different account key is stored here; refusing to overwrite it")
+)
+
+// loadStoredAccount reads the account at loc. It returns fs.ErrNotExist only
+// when neither file exists, and errRegistrationMissing, with the key, when
+// only the key does.
+func loadStoredAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
+	regBytes, regErr := storage.Load(ctx, loc.Reg)
+	keyBytes, keyErr := storage.Load(ctx, loc.Key)
+	switch {
+	case errors.Is(regErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+		return acme.Account{}, fs.ErrNotExist
+	case keyErr != nil && errors.Is(keyErr, fs.ErrNotExist):
+		return acme.Account{}, &StorageError{Key: loc.Key, Err: errors.New("the account key is missing while its registration exists; restore the key from a backup")}
+	case keyErr != nil:
+		return acme.Account{}, &StorageError{Key: loc.Key, Err: keyErr}
+	case regErr != nil && !errors.Is(regErr, fs.ErrNotExist):
+		return acme.Account{}, &StorageError{Key: loc.Reg, Err: regErr}
+	}
+
+	key, err := certmagic.PEMDecodePrivateKey(keyBytes)
+	if err != nil {
+		return acme.Account{}, &StorageError{Key: loc.Key, Err: fmt.Errorf("unreadable private key: %v", err)}
+	}
+	if regErr != nil {
+		// the key survived but its registration did not; the CA can tell
+		// us the account URL for the key, which loses nothing
+		return acme.Account{PrivateKey: key}, errRegistrationMissing
+	}
+	// with an unusable registration the readable key is returned too, so
+	// that a deliberate repair can ask the CA for the account's URL
+	var acct acme.Account
+	if err := json.Unmarshal(regBytes, &acct); err != nil {
+		return acme.Account{PrivateKey: key}, &StorageError{Key: loc.Reg, Err: fmt.Errorf("corrupt account JSON: %v", err)}
+	}
+	if acct.Location == "" {
+		return acme.Account{PrivateKey: key}, &StorageError{Key: loc.Reg, Err: errors.New("the account JSON has no location (account URL)")}
+	}
+	acct.PrivateKey = key
+	return acct, nil
+}
+
+// storedURL returns the account URL the registration at loc names, or a
+// note that it cannot be read.
+func storedURL(ctx context.Context, storage certmagic.Storage, loc accountLocation) string {
+	if reg, err := storage.Load(ctx, loc.Reg); err == nil {
+		var old acme.Account
+		if json.Unmarshal(reg, &old) == nil && old.Location != "" {
+			return old.Location
+		}
+	}
+	return "unknown (the registration is unreadable)"
+}
+
+// storeKey stores an account key at loc unless that very key is there
+// already. It never replaces a different key.
+func storeKey(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer) error {
+	keyPEM, err := certmagic.PEMEncodePrivateKey(key)
+	if err != nil {
+		return err
+	}
+	existing, err := storage.Load(ctx, loc.Key)
+	switch {
+	case err == nil && !equalPEM(existing, keyPEM):
+		return &StorageError{Key: loc.Key, Err: errDifferentKey}
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return &StorageError{Key: loc.Key, Err: err}
+	}
+	if err := storage.Store(ctx, loc.Key, keyPEM); err != nil {
+		return fmt.Errorf("storing account key %s: %w", loc.Key, err)
+	}
+	return nil
+}
+
+// saveAccount stores the key, then the registration, so that a crash in
+// between leaves a key the CA can still find. It never replaces a different
+// key already stored at the location.
+func saveAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation, acct acme.Account) error {
+	if err := storeKey(ctx, storage, loc, acct.PrivateKey); err != nil {
+		return err
+	}
+	regBytes, err := json.MarshalIndent(acct, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := storage.Store(ctx, loc.Reg, regBytes); err != nil {
+		return fmt.Errorf("storing account %s: %w", loc.Reg, err)
+	}
+	return nil
+}
+
+// findAccountByKey scans the CA's accounts in storage for one whose key
+// equals keyPEM, as certmagic does for a pinned key without an email.
+func findAccountByKey(ctx context.Context, storage certmagic.Storage, ca string, keyPEM []byte) (acme.Account, accountLocation, error) {
+	users := locateAccount(ca, "").Users
+	folders, err := storage.List(ctx, users, false)
+	if err != nil {
+		return acme.Account{}, accountLocation{}, fs.ErrNotExist
+	}
+	for _, folder := range folders {
+		email := path.Base(folder)
+		if email == emptyEmail {
+			email = ""
+		}
+		loc := locateAccount(ca, email)
+		stored, err := storage.Load(ctx, loc.Key)
+		if err != nil || !equalPEM(stored, keyPEM) {
+			continue
+		}
+		acct, err := loadStoredAccount(ctx, storage, loc)
+		return acct, loc, err
+	}
+	return acme.Account{}, accountLocation{}, fs.ErrNotExist
+}
+
+// setAside moves the given account files to names ending in
+// ".<why>-<unix>", so the old key is kept but the place is free. A file is
+// deleted only once its copy has been stored and read back intact; a file
+// that cannot be read stops everything, since it cannot be copied.
+func setAside(ctx context.Context, storage certmagic.Storage, keys []string, why string, now int64) error {
+	suffix := "." + why + "-" + strconv.FormatInt(now, 10)
+	var copied []string
+	for _, key := range keys {
+		data, err := storage.Load(ctx, key)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s to keep a copy before replacing the account: %w (nothing was changed)", key, err)
+		}
+		if err := storage.Store(ctx, key+suffix, data); err != nil {
+			return fmt.Errorf("keeping a copy of %s before replacing the account: %w (nothing was changed)", key, err)
+		}
+		if back, err := storage.Load(ctx, key+suffix); err != nil || !bytes.Equal(back, data) {
+			return fmt.Errorf("the copy %s of %s does not read back intact; nothing was deleted", key+suffix, key)
+		}
+		copied = append(copied, key)
+	}
+	for _, key := range copied {
+		if err := storage.Delete(ctx, key); err != nil && storage.Exists(ctx, key) {
+			return fmt.Errorf("moving %s aside: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// describeStorage names a storage for people: the folder of file storage.
+func describeStorage(storage certmagic.Storage) string {
+	if fs, ok := storage.(*certmagic.FileStorage); ok {
+		return "file storage at " + fs.Path
+	}
+	return fmt.Sprintf("%T", storage)
+}
+
+func newAccountKey() (crypto.Signer, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// equalPEM compares two PEM encodings, ignoring surrounding whitespace.
+func equalPEM(a, b []byte) bool {
+	return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b))
+}
+
+// sameKey reports whether two private keys have the same public key.
+func sameKey(a, b crypto.Signer) bool {
+	pa, ok := a.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pa.Equal(b.Public())
+}
