@@ -79,16 +79,12 @@ func (a *accounts) replaceUnusable(ctx context.Context, storage certmagic.Storag
 			return acct, nil
 		}
 		if cause.Key == loc.Reg && storedKey != nil {
-			if acct, err := a.lookUp(ctx, storedKey); err == nil {
-				if err := setAside(ctx, storage, []string{loc.Reg}, "unusable", a.now().Unix()); err != nil {
-					return acme.Account{}, err
-				}
-				if err := saveAccount(ctx, storage, loc, acct); err != nil {
-					return acme.Account{}, err
-				}
-				a.logger.Warn("rebuilt an unusable account registration from the CA; the account is unchanged and the old file is kept",
-					zap.String("account_url", acct.Location), zap.String("unusable_file", cause.Key))
-				return acct, nil
+			acct, err := a.restoreFromCA(ctx, storage, loc, storedKey, "unusable",
+				"rebuilt an unusable account registration from the CA; the account is unchanged and the old file is kept")
+			if !errors.Is(err, errAccountUnknown) {
+				// a CA that cannot answer now is no reason to give up an
+				// account it may still know
+				return acct, err
 			}
 		}
 

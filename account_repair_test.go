@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +205,54 @@ func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
 	}
 	if acmeIssuer.IssuerKey() != iss.IssuerKey() {
 		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), iss.IssuerKey())
+	}
+}
+
+// With new_account_if_missing, a damaged registration beside a readable
+// key is rebuilt from the CA. A CA that cannot answer at that moment is no
+// reason to replace the account: nothing is moved, and the next attempt
+// asks again and keeps the account.
+func TestRepairWaitsForACAThatCannotAnswer(t *testing.T) {
+	var refusing atomic.Bool
+	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if refusing.Load() && acmetest.KindOf(r) == acmetest.KindNewAccount {
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusInternalServerError)
+				w.Write([]byte(`{"type":"urn:ietf:params:acme:error:serverInternal","detail":"accounts database offline"}`))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	dir := t.TempDir()
+	oldURL := newTestIssuer(t, ca, dir, nil).accountURL(t)
+	loc := locateAccount(ca.URL, "ops@example.test")
+	if err := os.WriteFile(filepath.Join(dir, loc.Reg), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+
+	refusing.Store(true)
+	repl := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
+	_, err := repl.Issue(context.Background(), newCSR(t, "repair.test"))
+	if err == nil || !strings.Contains(err.Error(), "accounts database offline") {
+		t.Fatalf("error = %v, want the CA's", err)
+	}
+	if after := snapshot(t, dir); after != before {
+		t.Errorf("storage changed while the CA could not answer:\nbefore %s\nafter  %s", before, after)
+	}
+
+	refusing.Store(false)
+	_, err = repl.Issue(context.Background(), newCSR(t, "repair.test"))
+	var recErr *RecordError
+	if !errors.As(err, &recErr) || recErr.Status() != record.StatusMissing {
+		t.Fatalf("once the CA answers: %v, want the record missing", err)
+	}
+	if got := repl.accountURL(t); got != oldURL {
+		t.Errorf("the account changed from %s to %s", oldURL, got)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("registrations = %d, want 1", n)
 	}
 }
