@@ -69,45 +69,34 @@ func newRecordError(exp record.Expectation, v record.Verdict, dnsErr error) *Rec
 	return e
 }
 
-// checkDisabled reports whether propagation_timeout turned the check off.
-func (iss *Issuer) checkDisabled() bool {
-	return iss.PropagationTimeout < 0
-}
-
 // checkBeforeOrder confirms every record of the order is published, when
 // the issuer domain names are known before an order. Otherwise the solver
-// checks, with the names the challenge offers.
+// checks, with the names the challenge offers. A negative
+// propagation_timeout turns the check off.
 func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) error {
-	if iss.checkDisabled() {
+	if iss.PropagationTimeout < 0 || order.in.offered == nil {
 		return nil
 	}
-	offered := iss.offeredBeforeOrder(order.dir)
-	if offered == nil {
-		return nil
-	}
-	exps := make([]record.Expectation, 0, len(order.plan.bases))
-	for _, base := range order.plan.bases {
-		exp, err := iss.expectation(base, order.plan.wildcard[base], offered, order.account, order.dir)
-		if err != nil {
-			return err
-		}
-		exps = append(exps, exp)
-	}
-	return iss.awaitRecords(ctx, exps, order.started.Add(time.Duration(iss.PropagationTimeout)))
+	return iss.awaitRecords(ctx, order.in, order.plan.bases, order.plan.wildcard, order.started.Add(time.Duration(iss.PropagationTimeout)))
 }
 
-// awaitRecords looks up each expected record until all pass or the
+// awaitRecords checks the record of each base until all pass or the
 // deadline comes, and then reports every record that still fails.
-func (iss *Issuer) awaitRecords(ctx context.Context, exps []record.Expectation, deadline time.Time) error {
-	pending := exps
+func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []string, wildcard map[string]bool, deadline time.Time) error {
+	pending := bases
 	var failures []error
 	for {
 		failures = failures[:0]
-		var still []record.Expectation
-		for _, exp := range pending {
-			if err := iss.checkRecord(ctx, exp); err != nil {
+		var still []string
+		for _, base := range pending {
+			err := iss.checkRecord(ctx, in, base, wildcard[base])
+			var recErr *RecordError
+			if err != nil && !errors.As(err, &recErr) {
+				return err
+			}
+			if err != nil {
 				failures = append(failures, err)
-				still = append(still, exp)
+				still = append(still, base)
 			}
 		}
 		if len(still) == 0 {
@@ -128,29 +117,20 @@ func (iss *Issuer) awaitRecords(ctx context.Context, exps []record.Expectation, 
 	}
 }
 
-// checkRecord looks up the record of exp once and evaluates it, logging
-// what the operator needs to know. A passing answer from a lookup moments
-// ago (an on-demand permission check, say) is used without asking again.
-func (iss *Issuer) checkRecord(ctx context.Context, exp record.Expectation) error {
-	name := record.Name(exp.Domain)
-	var v record.Verdict
-	if ans, ok := iss.resolver.Recent(name); ok {
-		v = record.Evaluate(exp, ans.Values, iss.now())
+// checkRecord judges the record at base once, reusing a passing answer of
+// the last few seconds, and logs what the operator needs to know. A
+// record that does not pass is a *RecordError.
+func (iss *Issuer) checkRecord(ctx context.Context, in recordInputs, base string, wildcard bool) error {
+	j, err := iss.judge(ctx, in, base, wildcard, true)
+	if err != nil {
+		return err
 	}
-	if v.Status != record.StatusOK {
-		ans, err := iss.resolver.LookupTXT(ctx, name)
-		if err != nil {
-			recErr := newRecordError(exp, record.Verdict{}, err)
-			iss.noticeFailure(recErr)
-			return recErr
-		}
-		if v = record.Evaluate(exp, ans.Values, iss.now()); v.Status != record.StatusOK {
-			recErr := newRecordError(exp, v, nil)
-			iss.noticeFailure(recErr)
-			return recErr
-		}
+	if !j.passed() {
+		recErr := j.failure()
+		iss.noticeFailure(recErr)
+		return recErr
 	}
-	iss.noticeExpiry(exp.Domain, *v.Matched)
+	iss.noticeExpiry(base, *j.verdict.Matched)
 	return nil
 }
 

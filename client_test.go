@@ -75,8 +75,8 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 	thumb, _ := acct.Thumbprint()
 
 	iss := &Issuer{CA: srv.URL}
-	offered := iss.offeredBeforeOrder(dir)
-	exp, err := iss.expectation("example.com", true, offered, acct, dir)
+	in := recordInputs{dir: dir, offered: iss.offeredBeforeOrder(dir), acct: acct}
+	exp, err := iss.expectation(in, "example.com", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 	}
 	// a configured issuer name the CA does not offer is refused
 	iss.IssuerDomainName = "letsencrypt.org"
-	if _, err := iss.expectation("example.com", false, offered, acct, dir); err == nil || !strings.Contains(err.Error(), "not offered") {
+	if _, err := iss.expectation(in, "example.com", false); err == nil || !strings.Contains(err.Error(), "not offered") {
 		t.Errorf("unoffered issuer_domain_name: %v", err)
 	}
 	// the plain account URL is what -01 publishes

@@ -69,22 +69,25 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	if err != nil {
 		return nil, err
 	}
-	iss.logReplacementRecords(plan, acct, dir)
+	// issuer names the directory does not give are learnt from the
+	// challenges, so unlike other callers an order goes ahead without them
+	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir), acct: acct}
+	iss.logReplacementRecords(plan, in)
 
-	chains, err := iss.obtain(ctx, client, dir, acct, plan, csr)
+	chains, err := iss.obtain(ctx, plan, in, csr)
 	var problem acme.Problem
 	if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
-		old := acct
-		if acct, err = iss.accounts.replaceVanished(ctx, old); err != nil {
+		old := in.acct
+		if in.acct, err = iss.accounts.replaceVanished(ctx, old); err != nil {
 			return nil, err
 		}
-		if acct.Location != old.Location {
+		if in.acct.Location != old.Location {
 			iss.logger.Error("replaced the vanished ACME account; publish the new records, or no certificate can be obtained",
 				zap.String("old_account_url", old.Location),
-				zap.String("new_account_url", acct.Location),
-				zap.Strings("records", iss.zoneLines(plan, acct, dir)))
+				zap.String("new_account_url", in.acct.Location),
+				zap.Strings("records", iss.zoneLines(plan, in)))
 		}
-		chains, err = iss.obtain(ctx, client, dir, acct, plan, csr)
+		chains, err = iss.obtain(ctx, plan, in, csr)
 	}
 	if err != nil {
 		return nil, err
@@ -96,13 +99,13 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	return &certmagic.IssuedCertificate{Certificate: chain.ChainPEM, Metadata: chain}, nil
 }
 
-func (iss *Issuer) obtain(ctx context.Context, client *acmez.Client, dir caDirectory, acct acme.Account, plan orderPlan, csr *x509.CertificateRequest) ([]acme.Certificate, error) {
-	order := &orderState{plan: plan, account: acct, dir: dir, started: time.Now()}
+func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, csr *x509.CertificateRequest) ([]acme.Certificate, error) {
+	order := &orderState{plan: plan, in: in, started: time.Now()}
 	if err := iss.checkBeforeOrder(ctx, order); err != nil {
 		return nil, err
 	}
 
-	params, err := acmez.OrderParametersFromCSR(acct, csr)
+	params, err := acmez.OrderParametersFromCSR(in.acct, csr)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the order: %v", err)
 	}
@@ -112,32 +115,18 @@ func (iss *Issuer) obtain(ctx context.Context, client *acmez.Client, dir caDirec
 	}
 	iss.logger.Info("placing ACME order",
 		zap.Strings("identifiers", plan.names),
-		zap.String("account_url", acct.Location),
+		zap.String("account_url", in.acct.Location),
 		zap.String("ca", iss.CA))
-	chains, err := client.ObtainCertificate(withOrder(ctx, order), params)
+	chains, err := in.client.ObtainCertificate(withOrder(ctx, order), params)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.names, err, iss.CA)
 	}
 	return chains, nil
 }
 
-// Cleanup closes the issuer's idle connections to the CA when its config
-// is unloaded.
-func (iss *Issuer) Cleanup() error {
-	if iss.st == nil {
-		return nil
-	}
-	iss.st.clientMu.Lock()
-	defer iss.st.clientMu.Unlock()
-	if iss.st.client != nil {
-		iss.st.client.HTTPClient.CloseIdleConnections()
-	}
-	return nil
-}
-
 // logReplacementRecords logs, once, the records an order's names need
 // after new_account_if_missing replaced the account.
-func (iss *Issuer) logReplacementRecords(plan orderPlan, acct acme.Account, dir caDirectory) {
+func (iss *Issuer) logReplacementRecords(plan orderPlan, in recordInputs) {
 	r := iss.accounts.takeReplacement()
 	if r == nil {
 		return
@@ -145,7 +134,7 @@ func (iss *Issuer) logReplacementRecords(plan orderPlan, acct acme.Account, dir 
 	iss.logger.Error("republish these records for the new ACME account",
 		zap.String("old_account_url", r.oldURL),
 		zap.String("new_account_url", r.newURL),
-		zap.Strings("records", iss.zoneLines(plan, acct, dir)))
+		zap.Strings("records", iss.zoneLines(plan, in)))
 }
 
 // Revoke revokes cert with the issuer's account.
@@ -172,6 +161,20 @@ func (iss *Issuer) GetRenewalInfo(ctx context.Context, cert certmagic.Certificat
 		return acme.RenewalInfo{}, err
 	}
 	return client.GetRenewalInfo(ctx, cert.Leaf)
+}
+
+// Cleanup closes the issuer's idle connections to the CA when its config
+// is unloaded.
+func (iss *Issuer) Cleanup() error {
+	if iss.st == nil {
+		return nil
+	}
+	iss.st.clientMu.Lock()
+	defer iss.st.clientMu.Unlock()
+	if iss.st.client != nil {
+		iss.st.client.HTTPClient.CloseIdleConnections()
+	}
+	return nil
 }
 
 func firstCertificate(bundle []byte) (*x509.Certificate, error) {

@@ -65,11 +65,11 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 		return
 	}
 	for _, base := range plan.bases {
-		exp, err := iss.expectation(base, plan.wildcard[base], in.offered, in.acct, in.dir)
-		if err != nil {
+		// a record that fails is logged by checkRecord itself
+		err := iss.checkRecord(ctx, in, base, plan.wildcard[base])
+		var recErr *RecordError
+		if err != nil && !errors.As(err, &recErr) {
 			iss.logger.Warn("daily record check skipped", zap.String("domain", base), zap.Error(err))
-			continue
 		}
-		_ = iss.checkRecord(ctx, exp)
 	}
 }

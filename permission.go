@@ -149,8 +149,8 @@ type decision struct {
 	outcome string
 }
 
-// decide looks up the record of name once and judges it the way the
-// issuer will when it obtains the certificate.
+// decide judges the record of name once, the way the issuer will when it
+// obtains the certificate.
 func (p *Permission) decide(ctx context.Context, name string) decision {
 	if certmagic.SubjectIsIP(name) {
 		return decision{err: fmt.Errorf("%w: %s is an IP address; dns-persist-01 validates domain names only", caddytls.ErrPermissionDenied, name), outcome: outcomeDeniedMismatch}
@@ -167,10 +167,6 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	if err != nil {
 		return decision{err: fmt.Errorf("the persist issuer for %s: %w", name, err)}
 	}
-	exp, err := iss.expectation(base, wildcard, in.offered, in.acct, in.dir)
-	if err != nil {
-		return decision{err: err}
-	}
 
 	select {
 	case p.lookups <- struct{}{}:
@@ -178,18 +174,20 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 		return decision{err: ctx.Err()}
 	}
 	defer func() { <-p.lookups }()
-	ans, err := iss.resolver.LookupTXT(ctx, record.Name(base))
-
+	j, err := iss.judge(ctx, in, base, wildcard, false)
 	if err != nil {
+		return decision{err: err}
+	}
+
+	if j.lookupErr != nil {
 		if p.notices.Due("dns|"+base, time.Hour) {
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
-				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(err))
+				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(j.lookupErr))
 		}
-		return decision{err: fmt.Errorf("%w: %s: %w", caddytls.ErrPermissionDenied, record.Name(base), err), outcome: outcomeDNSError}
+		return decision{err: fmt.Errorf("%w: %s: %w", caddytls.ErrPermissionDenied, record.Name(base), j.lookupErr), outcome: outcomeDNSError}
 	}
-	v := record.Evaluate(exp, ans.Values, iss.now())
-	if v.Status == record.StatusOK {
-		iss.noticeExpiry(base, *v.Matched)
+	if j.passed() {
+		iss.noticeExpiry(base, *j.verdict.Matched)
 		return decision{outcome: outcomeAllowed}
 	}
 	// a subdomain is also served when its parent's record grants the
@@ -199,11 +197,10 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 			return decision{outcome: outcomeAllowed}
 		}
 	}
-	switch v.Status {
-	case record.StatusMissing:
+	if j.verdict.Status == record.StatusMissing {
 		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s", caddytls.ErrPermissionDenied, record.Name(base)), outcome: outcomeDeniedMissing}
 	}
-	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s", caddytls.ErrPermissionDenied, record.Name(base), v.Reason()), outcome: outcomeDeniedMismatch}
+	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s", caddytls.ErrPermissionDenied, record.Name(base), j.verdict.Reason()), outcome: outcomeDeniedMismatch}
 }
 
 // servingIssuer finds, in the running TLS app, the persist issuer of the

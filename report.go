@@ -55,25 +55,19 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 	if err != nil {
 		return nil, err
 	}
-	acct, dir := in.acct, in.dir
-	if dir.Draft == record.Draft02 {
-		if err := confirmAccountValid(ctx, in.client.HTTPClient, dir, acct); err != nil {
+	if in.dir.Draft == record.Draft02 {
+		if err := confirmAccountValid(ctx, in.client.HTTPClient, in.dir, in.acct); err != nil {
 			return nil, err
 		}
 	}
 
 	reports := make([]RecordReport, 0, len(plan.bases))
 	for _, base := range plan.bases {
-		exp, err := iss.expectation(base, plan.wildcard[base], in.offered, acct, dir)
+		j, err := iss.judge(ctx, in, base, plan.wildcard[base], false)
 		if err != nil {
 			return nil, err
 		}
-		ans, lookupErr := iss.resolver.LookupTXT(ctx, record.Name(base))
-		var v record.Verdict
-		if lookupErr == nil {
-			v = record.Evaluate(exp, ans.Values, iss.now())
-		}
-		want := exp.Want(v)
+		want := j.exp.Want(j.verdict)
 		value, err := want.Value()
 		if err != nil {
 			return nil, fmt.Errorf("building the record for %s: %v", base, err)
@@ -85,19 +79,19 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 			Value:            value,
 			ZoneLine:         record.ZoneLine(base, value),
 			IssuerDomainName: want.IssuerDomainName,
-			AccountURL:       acct.Location,
+			AccountURL:       in.acct.Location,
 			CADirectory:      iss.CA,
-			Draft:            dir.Draft.String(),
-			Wildcard:         exp.Wildcard,
+			Draft:            in.dir.Draft.String(),
+			Wildcard:         j.exp.Wildcard,
 		}
 		if !iss.persistUntil.IsZero() {
 			r.PersistUntil = iss.persistUntil.Format(time.RFC3339)
 		}
 		if check {
-			r.Published = ans.Values
-			r.Status, r.Reason = checkStatus(v, lookupErr, iss.now())
-			if v.Status == record.StatusOK {
-				iss.noticeExpiry(base, *v.Matched)
+			r.Published = j.answer.Values
+			r.Status, r.Reason = checkStatus(j, iss.now())
+			if j.passed() {
+				iss.noticeExpiry(base, *j.verdict.Matched)
 			}
 		}
 		reports = append(reports, r)
@@ -105,18 +99,16 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 	return reports, nil
 }
 
-// checkStatus turns a verdict into a report's status and reason.
-func checkStatus(v record.Verdict, lookupErr error, now time.Time) (record.Status, string) {
-	if lookupErr != nil {
-		return record.StatusDNSError, lookupErr.Error()
+// checkStatus turns a judgement into a report's status and reason.
+func checkStatus(j judgement, now time.Time) (record.Status, string) {
+	if !j.passed() {
+		failure := j.failure()
+		return failure.Status(), failure.Reason()
 	}
-	if v.Status == record.StatusOK {
-		if left, soon := v.Matched.ExpiresSoon(now); soon {
-			return record.StatusExpiring, fmt.Sprintf("persistUntil in %d days (%s)", int(left.Hours()/24), v.Matched.PersistUntil.Format(time.RFC3339))
-		}
-		return record.StatusOK, ""
+	if left, soon := j.verdict.Matched.ExpiresSoon(now); soon {
+		return record.StatusExpiring, fmt.Sprintf("persistUntil in %d days (%s)", int(left.Hours()/24), j.verdict.Matched.PersistUntil.Format(time.RFC3339))
 	}
-	return v.Status, v.Reason()
+	return record.StatusOK, ""
 }
 
 func namesUnder(plan orderPlan, base string) []string {

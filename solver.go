@@ -27,23 +27,20 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	if order == nil {
 		return errors.New("dns-persist-01 challenge outside an order of this issuer")
 	}
-	if s.iss.checkDisabled() {
+	if s.iss.PropagationTimeout < 0 {
 		return nil
 	}
-	offered, err := offeredInChallenge(chal, order.dir)
-	if err != nil {
+	in := order.in
+	var err error
+	if in.offered, err = offeredInChallenge(chal, in.dir); err != nil {
 		return err
 	}
 	base, _, err := record.BaseDomain(chal.Identifier.Value)
 	if err != nil {
 		return err
 	}
-	exp, err := s.iss.expectation(base, order.plan.wildcard[base], offered, order.account, order.dir)
-	if err != nil {
-		return err
-	}
 	deadline := order.started.Add(time.Duration(s.iss.PropagationTimeout))
-	return s.iss.awaitRecords(ctx, []record.Expectation{exp}, deadline)
+	return s.iss.awaitRecords(ctx, in, []string{base}, order.plan.wildcard, deadline)
 }
 
 // CleanUp does nothing: the record belongs to the operator and stays.

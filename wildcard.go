@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
-	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // grants remembers which parent domains' records grant this account a
@@ -50,15 +49,11 @@ func (iss *Issuer) lookUpGrant(ctx context.Context, parent string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	exp, err := iss.expectation(parent, true, in.offered, in.acct, in.dir)
+	j, err := iss.judge(ctx, in, parent, true, false)
 	if err != nil {
 		return false, err
 	}
-	ans, err := iss.resolver.LookupTXT(ctx, record.Name(parent))
-	if err != nil {
-		return false, err
-	}
-	return record.Evaluate(exp, ans.Values, iss.now()).Status == record.StatusOK, nil
+	return j.passed(), j.lookupErr
 }
 
 // parentOf returns the domain one label up from name, if that is still a

@@ -1,0 +1,171 @@
+package persist
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/mholt/acmez/v3"
+	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
+
+// Every decision about a record takes one road: the inputs (directory,
+// issuer names, account), then the expectation for a base domain, then
+// the published values (a lookup, or a passing answer from moments ago),
+// then the verdict. Issuance, the solver, the on-demand permission,
+// wildcard grants, reports and the daily check all go through judge.
+
+// recordInputs is what writing or checking a record needs besides its
+// domain.
+type recordInputs struct {
+	client *acmez.Client
+	dir    caDirectory
+	// offered are the issuer domain names records may use.
+	offered []string
+	acct    acme.Account
+}
+
+// recordInputs gathers the inputs known without placing an order: the
+// directory, the issuer names it offers (or issuer_domain_name), and the
+// account. With register, an account is registered if there is none;
+// without, a missing account is errNoAccountYet.
+func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInputs, error) {
+	client, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		return recordInputs{}, err
+	}
+	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir)}
+	if in.offered == nil {
+		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
+	}
+	in.acct, err = iss.accounts.get(ctx, register)
+	return in, err
+}
+
+// offeredBeforeOrder returns the issuer domain names known without an
+// order: the directory's, else the configured one. Nil means only the
+// challenge will tell.
+func (iss *Issuer) offeredBeforeOrder(dir caDirectory) []string {
+	if len(dir.IssuerNames) > 0 {
+		return dir.IssuerNames
+	}
+	if iss.IssuerDomainName != "" {
+		return []string{iss.IssuerDomainName}
+	}
+	return nil
+}
+
+// expectation builds what the record at base must say for the account of
+// in, given the issuer domain names it offers.
+func (iss *Issuer) expectation(in recordInputs, base string, wildcard bool) (record.Expectation, error) {
+	exp := record.Expectation{
+		Domain:       base,
+		Offered:      in.offered,
+		Preferred:    iss.IssuerDomainName,
+		Wildcard:     wildcard,
+		PersistUntil: iss.persistUntil,
+	}
+	if exp.Preferred != "" && !slices.Contains(in.offered, exp.Preferred) {
+		return exp, fmt.Errorf("issuer_domain_name %q is not offered by %s, which offers %v; set one of those or remove issuer_domain_name", exp.Preferred, iss.CA, in.offered)
+	}
+	uris, err := accountURIs(in.dir, in.acct, base)
+	if err != nil {
+		return exp, err
+	}
+	exp.AccountURIs = uris
+	return exp, nil
+}
+
+// accountURIs lists the accounturi values the CA accepts for acct at base,
+// the one to publish first. Draft -02 also accepts the hash made for every
+// domain.
+func accountURIs(dir caDirectory, acct acme.Account, base string) ([]string, error) {
+	if dir.Draft != record.Draft02 {
+		return []string{acct.Location}, nil
+	}
+	thumbprint, err := acct.Thumbprint()
+	if err != nil {
+		return nil, fmt.Errorf("computing the account key thumbprint: %v", err)
+	}
+	perDomain, err := record.HashedAccountURI(dir.HashPrefix, base, thumbprint, acct.Location)
+	if err != nil {
+		return nil, err
+	}
+	anyDomain, err := record.HashedAccountURI(dir.HashPrefix, record.AnyDomain, thumbprint, acct.Location)
+	if err != nil {
+		return nil, err
+	}
+	return []string{perDomain, anyDomain}, nil
+}
+
+// judgement is the verdict on one base domain's record and what it rests
+// on.
+type judgement struct {
+	exp     record.Expectation
+	answer  dnslookup.Answer
+	verdict record.Verdict
+	// lookupErr is set when DNS could not be asked; verdict is then empty.
+	lookupErr error
+}
+
+func (j judgement) passed() bool {
+	return j.lookupErr == nil && j.verdict.Status == record.StatusOK
+}
+
+// failure describes a judgement that did not pass, with the record to
+// publish.
+func (j judgement) failure() *RecordError {
+	return newRecordError(j.exp, j.verdict, j.lookupErr)
+}
+
+// judge decides whether the record at base authorizes the account of in,
+// for the names under base (wildcard when *.base is among them). With
+// reuseRecent, a passing answer from the last few seconds is used without
+// asking DNS again, so that an issuance right after an on-demand check
+// costs one lookup. The error is for an expectation that cannot be built
+// (a configuration the CA does not fit); a failed lookup is part of the
+// judgement.
+func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wildcard, reuseRecent bool) (judgement, error) {
+	exp, err := iss.expectation(in, base, wildcard)
+	if err != nil {
+		return judgement{}, err
+	}
+	j := judgement{exp: exp}
+	name := record.Name(base)
+	if reuseRecent {
+		if ans, ok := iss.resolver.Recent(name); ok {
+			if v := record.Evaluate(exp, ans.Values, iss.now()); v.Status == record.StatusOK {
+				j.answer, j.verdict = ans, v
+				return j, nil
+			}
+		}
+	}
+	j.answer, j.lookupErr = iss.resolver.LookupTXT(ctx, name)
+	if j.lookupErr == nil {
+		j.verdict = record.Evaluate(exp, j.answer.Values, iss.now())
+	}
+	return j, nil
+}
+
+// zoneLines renders, without looking anything up, the records an order's
+// names need, as zone file lines. They need the issuer domain names;
+// without them the list is empty.
+func (iss *Issuer) zoneLines(plan orderPlan, in recordInputs) []string {
+	if in.offered == nil {
+		return nil
+	}
+	var lines []string
+	for _, base := range plan.bases {
+		exp, err := iss.expectation(in, base, plan.wildcard[base])
+		if err != nil {
+			continue
+		}
+		if value, err := exp.Want(record.Verdict{}).Value(); err == nil {
+			lines = append(lines, record.ZoneLine(base, value))
+		}
+	}
+	return lines
+}
