@@ -103,7 +103,7 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []st
 			return nil
 		}
 		pending = still
-		wait := min(iss.checkInterval, time.Until(deadline))
+		wait := min(iss.checkInterval, deadline.Sub(iss.now()))
 		if wait <= 0 {
 			return errors.Join(failures...)
 		}

@@ -100,7 +100,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 }
 
 func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, csr *x509.CertificateRequest) ([]acme.Certificate, error) {
-	order := &orderState{plan: plan, in: in, started: time.Now()}
+	order := &orderState{plan: plan, in: in, started: iss.now()}
 	if err := iss.checkBeforeOrder(ctx, order); err != nil {
 		return nil, err
 	}

@@ -420,3 +420,43 @@ func TestRevokeAndRenewalInfoUseTheAccount(t *testing.T) {
 		t.Errorf("revocations = %d", n)
 	}
 }
+
+// The wait for a record ends by the issuer's clock, so the propagation
+// deadline moves with a controlled clock as every other time does.
+func TestPropagationDeadlineFollowsTheIssuersClock(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	clock := &controlledClock{now: time.Now()}
+	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) {
+		iss.now = clock.Now
+		iss.PropagationTimeout = caddy.Duration(time.Hour)
+	})
+	iss.accountURL(t)
+	csr := newCSR(t, "deadline.test")
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := iss.Issue(context.Background(), csr)
+		done <- err
+	}()
+	// the first look finds nothing and logs the record to publish
+	for len(iss.logs.FilterMessageSnippet("record missing").All()) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("Issue returned before the hour passed: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	clock.Advance(time.Hour)
+	select {
+	case err := <-done:
+		var recErr *RecordError
+		if !errors.As(err, &recErr) || recErr.Status() != record.StatusMissing {
+			t.Errorf("error = %v, want the record missing", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("an hour passed on the issuer's clock, and the wait went on")
+	}
+	if n := ca.Counts.Get(acmetest.KindNewOrder); n != 0 {
+		t.Errorf("%d orders without a record", n)
+	}
+}
