@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -9,54 +10,30 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
-// unreadableStorage is file storage whose Load fails for one key, as when
-// a file was restored with the wrong owner.
-type unreadableStorage struct {
-	*certmagic.FileStorage
-	key string
-}
-
-func (s unreadableStorage) Load(ctx context.Context, key string) ([]byte, error) {
-	if key == s.key {
-		return nil, os.ErrPermission
-	}
-	return s.FileStorage.Load(ctx, key)
-}
-
-func TestSetAsideNeverDeletesWhatItCannotCopy(t *testing.T) {
+func TestLostRegistrationIsRebuiltFromTheCA(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
-	fs := &certmagic.FileStorage{Path: dir}
-	loc := locateAccount("https://ca.example/dir", "a@example.test")
-	ctx := context.Background()
-	fs.Store(ctx, loc.Key, []byte("the only copy of the key"))
-	fs.Store(ctx, loc.Reg, []byte(`{"location":"https://ca.example/acct/1"}`))
-
-	err := setAside(ctx, unreadableStorage{fs, loc.Key}, []string{loc.Key, loc.Reg}, "unusable", 1)
-	if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
-		t.Fatalf("error = %v", err)
-	}
-	for _, key := range []string{loc.Key, loc.Reg} {
-		if !fs.Exists(ctx, key) {
-			t.Errorf("%s was removed", key)
-		}
-	}
-
-	if err := setAside(ctx, fs, []string{loc.Key, loc.Reg}, "unusable", 1); err != nil {
+	url := newTestIssuer(t, ca, dir, nil).accountURL(t)
+	loc := locateAccount(ca.URL, "ops@example.test")
+	if err := os.Remove(filepath.Join(dir, loc.Reg)); err != nil {
 		t.Fatal(err)
 	}
-	kept, err := fs.Load(ctx, loc.Key+".unusable-1")
-	if err != nil || string(kept) != "the only copy of the key" || fs.Exists(ctx, loc.Key) {
-		t.Errorf("the key was not moved aside intact: %q, %v", kept, err)
+	iss := newTestIssuer(t, ca, dir, nil)
+	if got := iss.accountURL(t); got != url {
+		t.Errorf("account %s after losing the registration, want %s", got, url)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("registrations = %d, want 1", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, loc.Reg)); err != nil {
+		t.Errorf("the registration was not rebuilt: %v", err)
 	}
 }
 
@@ -112,21 +89,97 @@ func TestPinnedKeyRepairsACorruptRegistration(t *testing.T) {
 	}
 }
 
-func TestCheckNeverRegistersAnAccount(t *testing.T) {
-	ca := startCA(t, acmetest.Options{})
-	iss := newTestIssuer(t, ca, t.TempDir(), nil)
-	_, err := iss.inspect(context.Background(), []string{"nocheck.test"}, true)
-	if !errors.Is(err, errNoAccountYet) || !strings.Contains(err.Error(), "file storage at") {
-		t.Fatalf("check without an account: %v", err)
+func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
+	cases := []struct {
+		name    string
+		damage  func(loc accountLocation, dir string) string
+		wantKey string
+	}{
+		{"corrupt JSON", func(loc accountLocation, dir string) string {
+			os.WriteFile(filepath.Join(dir, loc.Reg), []byte("{not json"), 0o600)
+			return loc.Reg
+		}, "corrupt account JSON"},
+		{"truncated JSON", func(loc accountLocation, dir string) string {
+			data, _ := os.ReadFile(filepath.Join(dir, loc.Reg))
+			os.WriteFile(filepath.Join(dir, loc.Reg), data[:len(data)/2], 0o600)
+			return loc.Reg
+		}, "corrupt account JSON"},
+		{"unreadable key", func(loc accountLocation, dir string) string {
+			os.WriteFile(filepath.Join(dir, loc.Key), []byte("-----BEGIN EC PRIVATE KEY-----\ngarbage\n-----END EC PRIVATE KEY-----\n"), 0o600)
+			return loc.Key
+		}, "unreadable private key"},
+		{"lost key", func(loc accountLocation, dir string) string {
+			os.Remove(filepath.Join(dir, loc.Key))
+			return loc.Key
+		}, "account key is missing"},
 	}
-	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
-		t.Errorf("the check sent %d newAccount requests", n)
-	}
-	if _, err := iss.inspect(context.Background(), []string{"nocheck.test"}, false); err != nil {
-		t.Fatalf("records: %v", err)
-	}
-	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
-		t.Errorf("records registered %d accounts, want 1", n)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ca := startCA(t, acmetest.Options{})
+			dir := t.TempDir()
+			first := newTestIssuer(t, ca, dir, nil)
+			oldURL := first.accountURL(t)
+			loc := locateAccount(ca.URL, first.Email)
+			damaged := c.damage(loc, dir)
+			before := snapshot(t, dir)
+
+			iss := newTestIssuer(t, ca, dir, nil)
+			_, err := iss.Issue(context.Background(), newCSR(t, "unusable.test"))
+			var serr *StorageError
+			if !errors.As(err, &serr) || serr.Key != damaged || !strings.Contains(err.Error(), damaged) || !strings.Contains(err.Error(), c.wantKey) {
+				t.Fatalf("error = %v, want a StorageError naming %s", err, damaged)
+			}
+			if !strings.Contains(err.Error(), "README") {
+				t.Errorf("the error does not point to the recovery steps: %v", err)
+			}
+			if after := snapshot(t, dir); after != before {
+				t.Errorf("storage changed:\nbefore %s\nafter  %s", before, after)
+			}
+			if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+				t.Errorf("registrations = %d, want 1", n)
+			}
+
+			// the deliberate way out: a damaged registration beside a
+			// readable key is rebuilt from the CA, keeping the account; a
+			// damaged or lost key means a new account
+			repl := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
+			_, err = repl.Issue(context.Background(), newCSR(t, "unusable.test"))
+			var recErr *RecordError
+			if !errors.As(err, &recErr) || recErr.Status() != record.StatusMissing {
+				t.Fatalf("after the repair: %v, want the record missing", err)
+			}
+			newURL := repl.accountURL(t)
+			if damaged == loc.Reg {
+				if newURL != oldURL {
+					t.Errorf("the account changed from %s to %s though the CA still knew its key", oldURL, newURL)
+				}
+				if n := len(repl.logs.FilterMessageSnippet("rebuilt an unusable account registration").All()); n != 1 {
+					t.Errorf("%d 'rebuilt' log entries", n)
+				}
+				if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+					t.Errorf("registrations = %d, want 1", n)
+				}
+			} else {
+				entries := repl.logs.FilterMessageSnippet("republish these records").All()
+				if len(entries) != 1 {
+					t.Fatalf("%d 'republish' log entries", len(entries))
+				}
+				f := entries[0].ContextMap()
+				recs, _ := f["records"].([]any)
+				if newURL == oldURL || f["old_account_url"] != oldURL || f["new_account_url"] != newURL || len(recs) != 1 || !strings.Contains(recs[0].(string), newURL) {
+					t.Errorf("log fields = %v", f)
+				}
+			}
+			set := 0
+			for _, name := range listFiles(t, filepath.Join(dir, filepath.Dir(loc.Key))) {
+				if strings.Contains(name, ".unusable-") {
+					set++
+				}
+			}
+			if set == 0 {
+				t.Error("the unusable files were not kept")
+			}
+		})
 	}
 }
 
@@ -157,54 +210,60 @@ func TestOneAccountDoesNotExistAnswerIsConfirmedFirst(t *testing.T) {
 	}
 }
 
-func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
-	ca := startCA(t, acmetest.Options{})
-	clock := &controlledClock{now: time.Now()}
-	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
-	value := "pebble.letsencrypt.org; accounturi=" + iss.accountURL(t) + "; policy=wildcard"
-	p, _, _ := newTestPermission(t, iss.Issuer, func(p *Permission) {
-		p.now = clock.Now
-		p.CacheTTL = caddy.Duration(30 * time.Second)
-	})
-	setTXT(t, record.Name("grant.test"), value)
-	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); err != nil {
-		t.Fatalf("subdomain of a wildcard grant: %v", err)
-	}
-	setTXT(t, record.Name("grant.test"))
-	clock.Advance(31 * time.Second)
-	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); !errors.Is(err, caddytls.ErrPermissionDenied) {
-		t.Errorf("31s after the parent record was removed, with cache_ttl 30s: %v", err)
-	}
-}
-
-// The `acme` issuer finds the account where this issuer stored it: the
-// storage layout and issuer key are certmagic's own.
-func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
+func TestVanishedAccountIsReplacedLoudlyAndKept(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
-	url := iss.accountURL(t)
-	keyPEM, err := iss.storage.Load(context.Background(), locateAccount(ca.URL, iss.Email).Key)
-	if err != nil {
+	oldURL := iss.accountURL(t)
+	iss.publish(t, "vanish.test", false)
+	if _, err := iss.Issue(context.Background(), newCSR(t, "vanish.test")); err != nil {
 		t.Fatal(err)
 	}
-	before := ca.Counts.Get(acmetest.KindNewAccount)
+	loc := locateAccount(ca.URL, iss.Email)
+	oldKey, _ := iss.storage.Load(context.Background(), loc.Key)
 
-	acmeIssuer := certmagic.NewACMEIssuer(iss.magic, certmagic.ACMEIssuer{CA: ca.URL, Email: iss.Email, Agreed: true})
-	if err := acmeIssuer.PreCheck(context.Background(), []string{"shared.test"}, false); err != nil {
-		t.Fatal(err)
+	ca.Reset() // the CA forgets every account
+	_, err := iss.Issue(context.Background(), newCSR(t, "vanish.test"))
+	var recErr *RecordError
+	if !errors.As(err, &recErr) || !recErr.Verdict.Has(record.MismatchAccount) {
+		t.Fatalf("error = %v, want an accounturi mismatch for the old record", err)
 	}
-	acct, err := acmeIssuer.GetAccount(context.Background(), keyPEM)
+	newURL := iss.accountURL(t)
+	if newURL == oldURL {
+		t.Fatal("the account was not replaced")
+	}
+
+	first := iss.logs.FilterMessageSnippet("no longer exists").All()
+	replaced := iss.logs.FilterMessageSnippet("replaced the vanished").All()
+	if len(first) != 1 || len(replaced) != 1 {
+		t.Fatalf("logs: %d 'no longer exists', %d 'replaced'", len(first), len(replaced))
+	}
+	fields := replaced[0].ContextMap()
+	if fields["old_account_url"] != oldURL || fields["new_account_url"] != newURL {
+		t.Errorf("log fields = %v", fields)
+	}
+	if recs, _ := fields["records"].([]any); len(recs) != 1 || !strings.Contains(recs[0].(string), newURL) {
+		t.Errorf("logged records = %v", fields["records"])
+	}
+
+	// the old key is set aside, not lost
+	keys, err := iss.storage.List(context.Background(), filepath.Dir(loc.Key), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acct.Location != url {
-		t.Errorf("the acme issuer found %s, want %s", acct.Location, url)
+	var kept bool
+	for _, k := range keys {
+		if strings.Contains(k, ".key.vanished-") {
+			data, _ := iss.storage.Load(context.Background(), k)
+			kept = bytes.Equal(data, oldKey)
+		}
 	}
-	if n := ca.Counts.Get(acmetest.KindNewAccount) - before; n != 0 {
-		t.Errorf("the acme issuer asked the CA %d times: it did not find the account in storage", n)
+	if !kept {
+		t.Errorf("the old key is not kept among %v", keys)
 	}
-	if acmeIssuer.IssuerKey() != iss.IssuerKey() {
-		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), iss.IssuerKey())
+
+	iss.publish(t, "vanish.test", false)
+	if _, err := iss.Issue(context.Background(), newCSR(t, "vanish.test")); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,14 +2,11 @@ package persist
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mholt/acmez/v3/acme"
-
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -53,58 +50,15 @@ func TestParseDirectoryDetectsDraft(t *testing.T) {
 	}
 }
 
-// A fake -02 CA: the issuer detects the draft from its directory, offers
-// its issuerDomainNames, and publishes the hashed accounturi.
-func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`{` + dirEndpoints + `,"meta":{"issuerDomainNames":["ca.example","alt.example"],"accountHashPrefix":"https://ca.example/h/"}}`))
-	}))
-	defer srv.Close()
-	dir, err := fetchDirectory(context.Background(), srv.Client(), srv.URL, time.Now())
-	if err != nil {
-		t.Fatal(err)
+func TestCAOfferingTooManyIssuerNamesIsRefused(t *testing.T) {
+	names := []string{"a.example", "b.example", "c.example", "d.example", "e.example", "f.example", "g.example", "h.example", "i.example", "j.example", "k.example"}
+	ca := startCA(t, acmetest.Options{IssuerNames: names})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	_, err := iss.Issue(context.Background(), newCSR(t, "many.test"))
+	if err == nil || !strings.Contains(err.Error(), "11 issuer domain names") {
+		t.Fatalf("error = %v", err)
 	}
-	if dir.Draft != record.Draft02 {
-		t.Fatalf("draft = %v", dir.Draft)
-	}
-	key, err := newAccountKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct := acme.Account{Location: "https://ca.example/acct/7", PrivateKey: key}
-	thumb, _ := acct.Thumbprint()
-
-	iss := &Issuer{CA: srv.URL}
-	in := recordInputs{dir: dir, offered: iss.offeredBeforeOrder(dir), acct: acct}
-	exp, err := iss.expectation(in, "example.com", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perDomain, _ := record.HashedAccountURI("https://ca.example/h/", "example.com", thumb, acct.Location)
-	anyDomain, _ := record.HashedAccountURI("https://ca.example/h/", record.AnyDomain, thumb, acct.Location)
-	if len(exp.AccountURIs) != 2 || exp.AccountURIs[0] != perDomain || exp.AccountURIs[1] != anyDomain {
-		t.Fatalf("AccountURIs = %v", exp.AccountURIs)
-	}
-	want, err := exp.Want(record.Evaluate(exp, nil, time.Now())).Value()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want != "ca.example; accounturi="+perDomain+"; policy=wildcard" {
-		t.Errorf("record to publish = %q", want)
-	}
-	// a published record using the second name keeps that name
-	v := record.Evaluate(exp, []string{"alt.example; accounturi=" + anyDomain + "; policy=wildcard"}, time.Now())
-	if v.Status != record.StatusOK || v.IssuerDomainName != "alt.example" {
-		t.Errorf("verdict = %+v", v)
-	}
-	// a configured issuer name the CA does not offer is refused
-	iss.IssuerDomainName = "letsencrypt.org"
-	if _, err := iss.expectation(in, "example.com", false); err == nil || !strings.Contains(err.Error(), "not offered") {
-		t.Errorf("unoffered issuer_domain_name: %v", err)
-	}
-	// the plain account URL is what -01 publishes
-	uris, _ := accountURIs(caDirectory{Draft: record.Draft01}, acct, "example.com")
-	if len(uris) != 1 || uris[0] != acct.Location {
-		t.Errorf("-01 accounturi = %v", uris)
+	if n := ca.Counts.Get(acmetest.KindNewOrder); n != 0 {
+		t.Errorf("%d orders", n)
 	}
 }

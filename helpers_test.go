@@ -1,19 +1,28 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -180,4 +189,140 @@ func verifyIssued(t testing.TB, ca *acmetest.CA, chainPEM []byte, names ...strin
 		}
 	}
 	return leaf
+}
+
+// controlledClock is a clock tests move by hand.
+type controlledClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *controlledClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *controlledClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// provisionCaddyfile adapts and provisions a Caddyfile the way the
+// commands do, without starting anything.
+func provisionCaddyfile(t *testing.T, body string) caddy.Context {
+	t.Helper()
+	cfgJSON, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil)
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	for _, w := range warnings {
+		t.Logf("adapt warning: %s", w)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, err := caddy.ProvisionContext(&cfg)
+	if err != nil {
+		t.Fatalf("provisioning: %v", err)
+	}
+	return ctx
+}
+
+// rewriteDirectory returns a wrapper that edits the directory's meta.
+func rewriteDirectory(edit func(meta map[string]any)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/dir" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := &bufferedResponse{header: http.Header{}}
+			next.ServeHTTP(rec, r)
+			var dir map[string]any
+			if err := json.Unmarshal(rec.body.Bytes(), &dir); err == nil {
+				meta, _ := dir["meta"].(map[string]any)
+				if meta == nil {
+					meta = map[string]any{}
+				}
+				edit(meta)
+				dir["meta"] = meta
+			}
+			body, _ := json.Marshal(dir)
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			w.WriteHeader(rec.status)
+			w.Write(body)
+		})
+	}
+}
+
+// stripIssuerNames removes caaIdentities from the directory, so issuer
+// names are known only from challenges and the solver must check.
+var stripIssuerNames = rewriteDirectory(func(meta map[string]any) { delete(meta, "caaIdentities") })
+
+type bufferedResponse struct {
+	header http.Header
+	body   bytes.Buffer
+	status int
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedResponse) WriteHeader(code int) { b.status = code }
+
+var _ io.Writer = (*bufferedResponse)(nil)
+
+// failFirst answers the first n requests of a kind with a fault, then
+// lets the CA answer.
+func failFirst(n int32, kind string, fault func(w http.ResponseWriter)) (func(http.Handler) http.Handler, *atomic.Int32) {
+	var hits atomic.Int32
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if acmetest.KindOf(r) == kind && hits.Add(1) <= n {
+				fault(w)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, &hits
+}
+
+// snapshot describes every file under dir, with its contents.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || strings.Contains(path, "/locks/") {
+			return nil
+		}
+		data, _ := os.ReadFile(path)
+		b.WriteString(path + "=" + string(data) + ";")
+		return nil
+	})
+	return b.String()
+}
+
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }

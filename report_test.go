@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -78,5 +79,23 @@ func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
 	}
 	if _, err := iss.inspect(context.Background(), []string{"hash.test"}, false); err == nil || !strings.Contains(err.Error(), acct.Location) {
 		t.Errorf("inspect with a deactivated account: %v", err)
+	}
+}
+
+func TestCheckNeverRegistersAnAccount(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	_, err := iss.inspect(context.Background(), []string{"nocheck.test"}, true)
+	if !errors.Is(err, errNoAccountYet) || !strings.Contains(err.Error(), "file storage at") {
+		t.Fatalf("check without an account: %v", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
+		t.Errorf("the check sent %d newAccount requests", n)
+	}
+	if _, err := iss.inspect(context.Background(), []string{"nocheck.test"}, false); err != nil {
+		t.Fatalf("records: %v", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("records registered %d accounts, want 1", n)
 	}
 }

@@ -1,0 +1,99 @@
+package persist
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// unreadableStorage is file storage whose Load fails for one key, as when
+// a file was restored with the wrong owner.
+type unreadableStorage struct {
+	*certmagic.FileStorage
+	key string
+}
+
+func (s unreadableStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if key == s.key {
+		return nil, os.ErrPermission
+	}
+	return s.FileStorage.Load(ctx, key)
+}
+
+func TestSetAsideNeverDeletesWhatItCannotCopy(t *testing.T) {
+	dir := t.TempDir()
+	fs := &certmagic.FileStorage{Path: dir}
+	loc := locateAccount("https://ca.example/dir", "a@example.test")
+	ctx := context.Background()
+	fs.Store(ctx, loc.Key, []byte("the only copy of the key"))
+	fs.Store(ctx, loc.Reg, []byte(`{"location":"https://ca.example/acct/1"}`))
+
+	err := setAside(ctx, unreadableStorage{fs, loc.Key}, []string{loc.Key, loc.Reg}, "unusable", 1)
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("error = %v", err)
+	}
+	for _, key := range []string{loc.Key, loc.Reg} {
+		if !fs.Exists(ctx, key) {
+			t.Errorf("%s was removed", key)
+		}
+	}
+
+	if err := setAside(ctx, fs, []string{loc.Key, loc.Reg}, "unusable", 1); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := fs.Load(ctx, loc.Key+".unusable-1")
+	if err != nil || string(kept) != "the only copy of the key" || fs.Exists(ctx, loc.Key) {
+		t.Errorf("the key was not moved aside intact: %q, %v", kept, err)
+	}
+}
+
+func TestAccountKeyIsStoredPrivately(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	dir := t.TempDir()
+	iss := newTestIssuer(t, ca, dir, nil)
+	iss.accountURL(t)
+	info, err := os.Stat(filepath.Join(dir, locateAccount(ca.URL, iss.Email).Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := info.Mode().Perm(); mode != 0o600 {
+		t.Errorf("account key mode = %o, want 600", mode)
+	}
+}
+
+// The `acme` issuer finds the account where this issuer stored it: the
+// storage layout and issuer key are certmagic's own.
+func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	url := iss.accountURL(t)
+	keyPEM, err := iss.storage.Load(context.Background(), locateAccount(ca.URL, iss.Email).Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ca.Counts.Get(acmetest.KindNewAccount)
+
+	acmeIssuer := certmagic.NewACMEIssuer(iss.magic, certmagic.ACMEIssuer{CA: ca.URL, Email: iss.Email, Agreed: true})
+	if err := acmeIssuer.PreCheck(context.Background(), []string{"shared.test"}, false); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := acmeIssuer.GetAccount(context.Background(), keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.Location != url {
+		t.Errorf("the acme issuer found %s, want %s", acct.Location, url)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount) - before; n != 0 {
+		t.Errorf("the acme issuer asked the CA %d times: it did not find the account in storage", n)
+	}
+	if acmeIssuer.IssuerKey() != iss.IssuerKey() {
+		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), iss.IssuerKey())
+	}
+}

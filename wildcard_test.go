@@ -1,0 +1,34 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
+
+func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	clock := &controlledClock{now: time.Now()}
+	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
+	value := "pebble.letsencrypt.org; accounturi=" + iss.accountURL(t) + "; policy=wildcard"
+	p, _, _ := newTestPermission(t, iss.Issuer, func(p *Permission) {
+		p.now = clock.Now
+		p.CacheTTL = caddy.Duration(30 * time.Second)
+	})
+	setTXT(t, record.Name("grant.test"), value)
+	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); err != nil {
+		t.Fatalf("subdomain of a wildcard grant: %v", err)
+	}
+	setTXT(t, record.Name("grant.test"))
+	clock.Advance(31 * time.Second)
+	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); !errors.Is(err, caddytls.ErrPermissionDenied) {
+		t.Errorf("31s after the parent record was removed, with cache_ttl 30s: %v", err)
+	}
+}
