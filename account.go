@@ -15,16 +15,17 @@ import (
 	"go.uber.org/zap"
 )
 
+// The account code is split by what it touches. This file decides which
+// way to the account: stored, pinned or registered. account_storage.go
+// reads and writes the files, account_registration.go asks the CA for an
+// account or creates one, and account_repair.go rebuilds or replaces an
+// account whose files or CA entry are gone. Repair uses registration,
+// registration uses storage, and never the other way round.
+
 // accounts keeps the one ACME account an issuer uses. Every published
 // record names it, so it is loaded from storage where certmagic keeps
 // accounts, found at the CA by a pinned key, or registered once under
 // certmagic's lock, and never silently replaced.
-//
-// This file decides which way to go. account_storage.go reads and writes
-// the files, account_registration.go asks the CA for an account or creates
-// one, and account_repair.go rebuilds or replaces an account whose files
-// or CA entry are gone. Repair uses registration, registration uses
-// storage, and never the other way round.
 type accounts struct {
 	ca           string
 	email        string
@@ -182,8 +183,11 @@ func (a *accounts) pinned(ctx context.Context, storage certmagic.Storage, loc ac
 		var acct acme.Account
 		var err error
 		if corruptReg {
-			acct, err = a.restoreFromCA(ctx, storage, loc, a.pinnedKey, "corrupt",
-				"rebuilt a corrupt account registration from the CA for the configured account_key; the corrupt file is kept")
+			acct, err = a.restoreFromCA(ctx, storage, loc, a.pinnedKey, "corrupt")
+			if err == nil {
+				a.logger.Warn("rebuilt a corrupt account registration from the CA for the configured account_key; the corrupt file is kept",
+					zap.String("account_url", acct.Location), zap.String("stored_at", loc.Reg))
+			}
 		} else {
 			acct, err = a.lookUp(ctx, a.pinnedKey)
 			if err == nil {

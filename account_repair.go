@@ -13,17 +13,17 @@ import (
 
 // restoreFromCA is the way back for an account whose key survives while
 // its registration file is lost or damaged: the CA knows the account by
-// its key, so asking it loses nothing. A damaged file is first set aside
-// as <file>.<damage>-<unix>; damage is empty for a lost one. done is what
-// the log says afterwards. errAccountUnknown means the CA has never seen
-// the key.
-func (a *accounts) restoreFromCA(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, damage, done string) (acme.Account, error) {
+// its key, so asking it loses nothing. A damaged registration is kept as
+// <file>.<setAsideAs>-<unix> before the rebuilt one is stored; setAsideAs
+// is empty when the file is lost. errAccountUnknown means the CA has never
+// seen the key, and nothing was changed.
+func (a *accounts) restoreFromCA(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, setAsideAs string) (acme.Account, error) {
 	acct, err := a.lookUp(ctx, key)
 	if err != nil {
 		return acme.Account{}, err
 	}
-	if damage != "" {
-		if err := setAside(ctx, storage, []string{loc.Reg}, damage, a.now().Unix()); err != nil {
+	if setAsideAs != "" {
+		if err := setAside(ctx, storage, []string{loc.Reg}, setAsideAs, a.now().Unix()); err != nil {
 			return acme.Account{}, err
 		}
 	}
@@ -32,7 +32,6 @@ func (a *accounts) restoreFromCA(ctx context.Context, storage certmagic.Storage,
 	} else if err := saveAccount(ctx, storage, loc, acct); err != nil {
 		return acme.Account{}, err
 	}
-	a.logger.Warn(done, zap.String("account_url", acct.Location), zap.String("stored_at", loc.Reg))
 	return acct, nil
 }
 
@@ -41,7 +40,11 @@ func (a *accounts) restoreFromCA(ctx context.Context, storage certmagic.Storage,
 // before the CA answered leaves behind; with register, that key is
 // registered now.
 func (a *accounts) recoverRegistration(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, register bool) (acme.Account, error) {
-	acct, err := a.restoreFromCA(ctx, storage, loc, key, "", "restored a missing account registration from the CA")
+	acct, err := a.restoreFromCA(ctx, storage, loc, key, "")
+	if err == nil {
+		a.logger.Warn("restored a missing account registration from the CA",
+			zap.String("account_url", acct.Location), zap.String("stored_at", loc.Reg))
+	}
 	if !errors.Is(err, errAccountUnknown) {
 		return acct, err
 	}
@@ -79,8 +82,11 @@ func (a *accounts) replaceUnusable(ctx context.Context, storage certmagic.Storag
 			return acct, nil
 		}
 		if cause.Key == loc.Reg && storedKey != nil {
-			acct, err := a.restoreFromCA(ctx, storage, loc, storedKey, "unusable",
-				"rebuilt an unusable account registration from the CA; the account is unchanged and the old file is kept")
+			acct, err := a.restoreFromCA(ctx, storage, loc, storedKey, "unusable")
+			if err == nil {
+				a.logger.Warn("rebuilt an unusable account registration from the CA; the account is unchanged and the old file is kept",
+					zap.String("account_url", acct.Location), zap.String("unusable_file", cause.Key))
+			}
 			if !errors.Is(err, errAccountUnknown) {
 				// a CA that cannot answer now is no reason to give up an
 				// account it may still know
@@ -119,15 +125,16 @@ func (a *accounts) takeReplacement() *replacement {
 // replaceVanished handles a CA that says it no longer knows the account:
 // every record naming it is useless, so the operator is told first, with
 // the old URL; then the old files are set aside (never deleted) and a new
-// account is registered. The caller logs the records to publish for it.
-func (a *accounts) replaceVanished(ctx context.Context, old acme.Account) (acme.Account, error) {
+// account is registered, or the one another instance registered is used.
+// replaced says which; the caller then logs the records to publish.
+func (a *accounts) replaceVanished(ctx context.Context, old acme.Account) (acct acme.Account, replaced bool, err error) {
 	// one answer could be a CA's hiccup: ask again, by key, before acting
 	if found, err := a.lookUp(ctx, old.PrivateKey); err == nil {
 		a.logger.Warn("the CA said the ACME account does not exist, but it still knows the key; keeping the account",
 			zap.String("account_url", found.Location))
-		return found, nil
+		return found, false, nil
 	} else if !errors.Is(err, errAccountUnknown) {
-		return acme.Account{}, fmt.Errorf("the CA said ACME account %s does not exist, and confirming that failed: %w", old.Location, err)
+		return acme.Account{}, false, fmt.Errorf("the CA said ACME account %s does not exist, and confirming that failed: %w", old.Location, err)
 	}
 	a.logger.Error("the CA says the ACME account no longer exists; every dns-persist-01 record naming it has stopped working",
 		zap.String("old_account_url", old.Location),
@@ -137,7 +144,7 @@ func (a *accounts) replaceVanished(ctx context.Context, old acme.Account) (acme.
 	defer a.mu.Unlock()
 	storage := a.storage()
 	loc := locateAccount(a.ca, a.email)
-	acct, err := a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+	acct, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
 		stored, err := loadStoredAccount(ctx, storage, loc)
 		ours := err == nil && (a.pinnedKey == nil || sameKey(stored.PrivateKey, a.pinnedKey))
 		// another instance sharing the storage may have replaced it already
@@ -154,8 +161,8 @@ func (a *accounts) replaceVanished(ctx context.Context, old acme.Account) (acme.
 		return a.registerNew(ctx, storage, loc)
 	})
 	if err != nil {
-		return acme.Account{}, err
+		return acme.Account{}, false, err
 	}
 	a.current = &acct
-	return acct, nil
+	return acct, true, nil
 }

@@ -119,9 +119,10 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []st
 
 // checkRecord judges the record at base once, reusing a passing answer of
 // the last few seconds, and logs what the operator needs to know. A
-// record that does not pass is a *RecordError.
+// record that does not pass is a *RecordError; any other error means the
+// expectation could not be built, and waiting will not change it.
 func (iss *Issuer) checkRecord(ctx context.Context, in recordInputs, base string, wildcard bool) error {
-	j, err := iss.judge(ctx, in, base, wildcard, true)
+	j, err := iss.judge(ctx, in, base, wildcard, recentPassWillDo)
 	if err != nil {
 		return err
 	}

@@ -78,10 +78,11 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	var problem acme.Problem
 	if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
 		old := in.acct
-		if in.acct, err = iss.accounts.replaceVanished(ctx, old); err != nil {
+		var replaced bool
+		if in.acct, replaced, err = iss.accounts.replaceVanished(ctx, old); err != nil {
 			return nil, err
 		}
-		if in.acct.Location != old.Location {
+		if replaced {
 			iss.logger.Error("replaced the vanished ACME account; publish the new records, or no certificate can be obtained",
 				zap.String("old_account_url", old.Location),
 				zap.String("new_account_url", in.acct.Location),

@@ -16,7 +16,8 @@ import (
 // issuer names, account), then the expectation for a base domain, then
 // the published values (a lookup, or a passing answer from moments ago),
 // then the verdict. Issuance, the solver, the on-demand permission,
-// wildcard grants, reports and the daily check all go through judge.
+// wildcard grants, reports and the daily check all decide through judge;
+// zoneLines only renders the records to publish.
 
 // recordInputs is what writing or checking a record needs besides its
 // domain.
@@ -121,21 +122,32 @@ func (j judgement) failure() *RecordError {
 	return newRecordError(j.exp, j.verdict, j.lookupErr)
 }
 
+// answerAge says whether judge may decide on an answer it already has.
+type answerAge int
+
+const (
+	// freshAnswer always asks DNS: for the on-demand permission, grants
+	// and reports, which have their own caches or must show what is
+	// published now.
+	freshAnswer answerAge = iota
+	// recentPassWillDo uses a passing answer from the last few seconds
+	// without asking DNS again, so that an issuance right after an
+	// on-demand check costs one lookup, not two.
+	recentPassWillDo
+)
+
 // judge decides whether the record at base authorizes the account of in,
-// for the names under base (wildcard when *.base is among them). With
-// reuseRecent, a passing answer from the last few seconds is used without
-// asking DNS again, so that an issuance right after an on-demand check
-// costs one lookup. The error is for an expectation that cannot be built
-// (a configuration the CA does not fit); a failed lookup is part of the
-// judgement.
-func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wildcard, reuseRecent bool) (judgement, error) {
+// for the names under base (wildcard when *.base is among them). The error
+// is for an expectation that cannot be built (a configuration the CA does
+// not fit); a failed lookup is part of the judgement.
+func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wildcard bool, age answerAge) (judgement, error) {
 	exp, err := iss.expectation(in, base, wildcard)
 	if err != nil {
 		return judgement{}, err
 	}
 	j := judgement{exp: exp}
 	name := record.Name(base)
-	if reuseRecent {
+	if age == recentPassWillDo {
 		if ans, ok := iss.resolver.Recent(name); ok {
 			if v := record.Evaluate(exp, ans.Values, iss.now()); v.Status == record.StatusOK {
 				j.answer, j.verdict = ans, v

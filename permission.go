@@ -174,7 +174,7 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 		return decision{err: ctx.Err()}
 	}
 	defer func() { <-p.lookups }()
-	j, err := iss.judge(ctx, in, base, wildcard, false)
+	j, err := iss.judge(ctx, in, base, wildcard, freshAnswer)
 	if err != nil {
 		return decision{err: err}
 	}

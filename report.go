@@ -34,7 +34,8 @@ type RecordReport struct {
 	// PersistUntil is the configured persist_until (RFC 3339), if any.
 	PersistUntil string `json:"persist_until,omitempty"`
 
-	// Status, Reason and Published are filled in by a check.
+	// Status, Reason and Published are filled in by a check. Status is
+	// "ok", "missing", "mismatch", "dns-error" or "expiring".
 	Status    record.Status `json:"status,omitempty"`
 	Reason    string        `json:"reason,omitempty"`
 	Published []string      `json:"published,omitempty"`
@@ -63,7 +64,7 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 
 	reports := make([]RecordReport, 0, len(plan.bases))
 	for _, base := range plan.bases {
-		j, err := iss.judge(ctx, in, base, plan.wildcard[base], false)
+		j, err := iss.judge(ctx, in, base, plan.wildcard[base], freshAnswer)
 		if err != nil {
 			return nil, err
 		}

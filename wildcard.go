@@ -49,7 +49,8 @@ func (iss *Issuer) lookUpGrant(ctx context.Context, parent string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	j, err := iss.judge(ctx, in, parent, true, false)
+	// the grant is for *.parent, so the record needs policy=wildcard
+	j, err := iss.judge(ctx, in, parent, true, freshAnswer)
 	if err != nil {
 		return false, err
 	}
