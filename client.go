@@ -2,12 +2,10 @@ package persist
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/dnspersist/caddy-persist/internal/acmehttp"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -44,25 +43,10 @@ func (iss *Issuer) acmeClient() (*acmez.Client, error) {
 	if err := checkCAURL(iss.CA); err != nil {
 		return nil, err
 	}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 2 * time.Minute}).DialContext,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: 2 * time.Second,
-		ForceAttemptHTTP2:     true,
-		// orders run side by side; over HTTP/1.1 the default of two idle
-		// connections per host meant a TLS handshake for most requests
-		MaxIdleConnsPerHost: 32,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	if iss.rootPool != nil {
-		transport.TLSClientConfig = &tls.Config{RootCAs: iss.rootPool}
-	}
 	iss.st.client = &acmez.Client{
 		Client: &acme.Client{
 			Directory:   iss.CA,
-			HTTPClient:  &http.Client{Transport: transport, Timeout: certmagic.HTTPTimeout},
+			HTTPClient:  acmehttp.NewClient(iss.rootPool),
 			UserAgent:   "caddy-persist " + certmagic.UserAgent,
 			PollTimeout: time.Duration(iss.ACMETimeout),
 			Logger: slog.New(zapslog.NewHandler(iss.logger.Core(),

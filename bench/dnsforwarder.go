@@ -96,9 +96,7 @@ func (f *dnsForwarder) Close() {
 
 func (f *dnsForwarder) serve(s side, w dns.ResponseWriter, r *dns.Msg) {
 	if len(r.Question) != 1 {
-		m := new(dns.Msg)
-		m.SetRcode(r, dns.RcodeFormatError)
-		w.WriteMsg(m)
+		w.WriteMsg(new(dns.Msg).SetRcodeFormatError(r))
 		return
 	}
 	q := r.Question[0]

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"time"
 
 	"github.com/letsencrypt/challtestsrv"
 
@@ -47,7 +42,7 @@ func startEnv(tmp string) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freeTCPPort()
+	httpPort, err := acmetest.FreePort()
 	if err != nil {
 		fwd.Close()
 		return nil, err
@@ -91,28 +86,4 @@ func (e *env) Close() {
 func (e *env) resetCounts() {
 	e.ca.Counts.Reset()
 	e.fwd.resetCounts()
-}
-
-// acmeHTTPClient is configured as the persist issuer and certmagic
-// configure theirs, so that the floor pays the same transport costs.
-func (e *env) acmeHTTPClient() *http.Client {
-	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 2 * time.Minute}).DialContext,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: 2 * time.Second,
-		ForceAttemptHTTP2:     true,
-		TLSClientConfig:       &tls.Config{RootCAs: e.roots},
-	}
-	return &http.Client{Transport: transport, Timeout: 30 * time.Second}
-}
-
-// freeTCPPort finds a loopback port nobody listens on.
-func freeTCPPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

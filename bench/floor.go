@@ -11,6 +11,7 @@ import (
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
+	"github.com/dnspersist/caddy-persist/internal/acmehttp"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
@@ -33,7 +34,7 @@ func (f *floorContender) Names(bases []string) []string { return apexAndWildcard
 
 func (f *floorContender) WarmUp(ctx context.Context) error {
 	f.client = &acmez.Client{
-		Client: &acme.Client{Directory: f.env.ca.URL, HTTPClient: f.env.acmeHTTPClient()},
+		Client: &acme.Client{Directory: f.env.ca.URL, HTTPClient: acmehttp.NewClient(f.env.roots)},
 		ChallengeSolvers: map[string]acmez.Solver{
 			acme.ChallengeTypeDNSPersist01: noopSolver{},
 		},

@@ -120,9 +120,14 @@ func printTable(w io.Writer, n, concurrency int, order []string, sums map[string
 			}
 			return fmt.Sprintf("%.2f", float64(a)/float64(b))
 		}
+		// whole workloads compare only when they hold the same certificates
+		wallRatio := "-"
+		if s.certs == floor.certs {
+			wallRatio = ratio(s.wall, floor.wall)
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t(%.2f+%.2f)\t%.2f\t%.1f\t\n",
 			name, s.certs, s.reps,
-			roundDuration(s.wall), ratio(s.wall, floor.wall),
+			roundDuration(s.wall), wallRatio,
 			roundDuration(s.perCert), ratio(s.perCert, floor.perCert),
 			roundDuration(s.latencyP50), roundDuration(s.latencyP90),
 			s.acmePerCert, s.dnsPerCert, s.dnsClientPerCert, s.dnsCAPerCert,

@@ -220,9 +220,7 @@ func (s *Server) serveTCP(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, fals
 
 func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 	if len(r.Question) != 1 {
-		m := new(dns.Msg)
-		m.SetRcode(r, dns.RcodeFormatError)
-		w.WriteMsg(m)
+		w.WriteMsg(new(dns.Msg).SetRcodeFormatError(r))
 		return
 	}
 	q := r.Question[0]
