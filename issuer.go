@@ -162,7 +162,7 @@ func (Issuer) CaddyModule() caddy.ModuleInfo {
 // and loads the files and keys the configuration names.
 func (iss *Issuer) Provision(ctx caddy.Context) error {
 	iss.logger = ctx.Logger()
-	iss.st = &issuerState{grants: grants{granted: cache.NewExpiring[bool](maxCachedDecisions)}}
+	iss.st = &issuerState{grants: grants{answers: cache.NewExpiring[grantAnswer](maxCachedDecisions)}}
 	if iss.now == nil {
 		iss.now = time.Now
 	}

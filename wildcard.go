@@ -14,31 +14,43 @@ import (
 // grants remembers which parent domains' records grant this account a
 // wildcard, so on-demand handshakes for many subdomains cost one lookup.
 type grants struct {
-	granted *cache.Expiring[bool]
+	answers *cache.Expiring[grantAnswer]
 	flight  singleflight.Group
+}
+
+// grantAnswer is one lookup of a parent's grant and when it was made.
+type grantAnswer struct {
+	granted bool
+	at      time.Time
 }
 
 // wildcardGrant reports whether the record at parent authorizes this
 // account for *.parent (policy=wildcard included). It never registers an
-// account. Answers are kept for ttl when granted, negTTL when not: the
-// permission module passes its own TTLs, so a removed or added parent
-// record takes effect as promised.
+// account. An answer is used while it is younger than ttl when granted,
+// negTTL when not. Callers keep answers for different times (the
+// permission its cache_ttl and negative_ttl, the subject transformer
+// Caddy's defaults), so each judges an answer's age by its own TTLs: a
+// removed or added parent record takes effect as each promised,
+// whichever of them looked last.
 func (iss *Issuer) wildcardGrant(ctx context.Context, parent string, ttl, negTTL time.Duration) (bool, error) {
+	keepFor := func(granted bool) time.Duration {
+		if granted {
+			return ttl
+		}
+		return negTTL
+	}
 	g := &iss.st.grants
-	if granted, ok := g.granted.Get(parent, iss.now()); ok {
-		return granted, nil
+	now := iss.now()
+	if a, ok := g.answers.Get(parent, now); ok && now.Sub(a.at) < keepFor(a.granted) {
+		return a.granted, nil
 	}
 	v, err, _ := g.flight.Do(parent, func() (any, error) {
 		granted, err := iss.lookUpGrant(ctx, parent)
 		if ctx.Err() != nil {
 			return granted, err
 		}
-		keep := negTTL
-		if granted {
-			keep = ttl
-		}
 		now := iss.now()
-		g.granted.Put(parent, granted, now, now.Add(keep))
+		g.answers.Put(parent, grantAnswer{granted: granted, at: now}, now, now.Add(keepFor(granted)))
 		return granted, err
 	})
 	return v.(bool), err

@@ -32,3 +32,26 @@ func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
 		t.Errorf("31s after the parent record was removed, with cache_ttl 30s: %v", err)
 	}
 }
+
+// The subject transformer may look at a parent's grant before the
+// permission does, keeping it for Caddy's default five minutes; the
+// permission still applies its own cache_ttl to that answer.
+func TestPermissionTTLHoldsWhenTheSubjectTransformerLookedFirst(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	clock := &controlledClock{now: time.Now()}
+	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
+	value := "pebble.letsencrypt.org; accounturi=" + iss.accountURL(t) + "; policy=wildcard"
+	p, _, _ := newTestPermission(t, iss.Issuer, func(p *Permission) {
+		p.now = clock.Now
+		p.CacheTTL = caddy.Duration(30 * time.Second)
+	})
+	setTXT(t, record.Name("first.test"), value)
+	if got := iss.onDemandSubject(context.Background(), "shop.first.test"); got != "*.first.test" {
+		t.Fatalf("subject = %q, want the wildcard", got)
+	}
+	setTXT(t, record.Name("first.test"))
+	clock.Advance(31 * time.Second)
+	if err := p.CertificateAllowed(context.Background(), "blog.first.test"); !errors.Is(err, caddytls.ErrPermissionDenied) {
+		t.Errorf("31s after the parent record was removed, with cache_ttl 30s: %v", err)
+	}
+}
