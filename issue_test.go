@@ -166,8 +166,11 @@ func TestRevokeAndRenewalInfoUseTheAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.SuggestedWindow.Start.Before(leaf.NotAfter) {
+	if w := info.SuggestedWindow; w.Start.IsZero() || !w.End.After(w.Start) || !w.Start.Before(leaf.NotAfter) {
 		t.Errorf("renewal window %+v", info.SuggestedWindow)
+	}
+	if n := ca.Counts.Get(acmetest.KindRenewal + " 200"); n == 0 {
+		t.Error("no renewal information was fetched from the CA")
 	}
 	if err := iss.Revoke(context.Background(), certmagic.CertificateResource{CertificatePEM: cert.Certificate}, 0); err != nil {
 		t.Fatal(err)

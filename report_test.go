@@ -77,7 +77,8 @@ func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
 	if _, err := client.UpdateAccount(context.Background(), acme.Account{Status: acme.StatusDeactivated, Location: acct.Location, PrivateKey: acct.PrivateKey}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := iss.inspect(context.Background(), []string{"hash.test"}, false); err == nil || !strings.Contains(err.Error(), acct.Location) {
+	_, err = iss.inspect(context.Background(), []string{"hash.test"}, false)
+	if err == nil || !strings.Contains(err.Error(), acct.Location) || !strings.Contains(err.Error(), "records naming it will not work") {
 		t.Errorf("inspect with a deactivated account: %v", err)
 	}
 }

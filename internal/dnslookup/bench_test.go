@@ -43,7 +43,7 @@ func BenchmarkCheckWarm(b *testing.B) {
 	srv.AddZone("warm.test")
 	name := record.Name("www.warm.test")
 	srv.SetTXT(name, benchRecords...)
-	r := authoritativeResolver(b, srv)
+	r := authoritativeResolver(b, srv, srv)
 	exp := benchExpectation("www.warm.test")
 	ctx := context.Background()
 	if _, err := r.LookupTXT(ctx, name); err != nil {
@@ -82,7 +82,7 @@ func BenchmarkCheckCold(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		r := authoritativeResolver(b, srv)
+		r := authoritativeResolver(b, srv, srv)
 		checkOnce(b, ctx, r, record.Name(names[i]), benchExpectation(names[i]))
 	}
 	b.StopTimer()

@@ -14,30 +14,37 @@ import (
 )
 
 // authoritativeResolver returns a resolver that discovers zones and
-// nameservers through srv, as it does through the system's resolvers.
-func authoritativeResolver(t testing.TB, srv *fakedns.Server) *Resolver {
+// nameservers through recursive and asks the nameservers at authoritative's
+// port: the two roles of DNS servers, kept on two servers so that a test
+// sees which one was asked for the record.
+func authoritativeResolver(t testing.TB, recursive, authoritative *fakedns.Server) *Resolver {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(srv.Addr)
-	return New(Options{Recursive: []string{srv.Addr}, NameserverPort: port})
+	_, port, _ := net.SplitHostPort(authoritative.Addr)
+	return New(Options{Recursive: []string{recursive.Addr}, NameserverPort: port})
 }
 
 func TestLookupAsksTheAuthoritativeServersOncePerCheckWhenWarm(t *testing.T) {
-	srv := fakedns.StartForTest(t)
+	recursive, srv := fakedns.StartForTest(t), fakedns.StartForTest(t)
+	recursive.AddZone("auth.test")
 	srv.AddZone("auth.test")
 	srv.SetTXT("_validation-persist.www.auth.test", "ca.example; accounturi=https://ca/1")
-	r := authoritativeResolver(t, srv)
+	r := authoritativeResolver(t, recursive, srv)
 
 	ans, err := r.LookupTXT(context.Background(), "_validation-persist.www.auth.test")
 	if err != nil || len(ans.Values) != 1 {
 		t.Fatalf("lookup = %+v, %v", ans, err)
 	}
 	// found through the zone's SOA, its NS record and the NS glue
-	if srv.QueriesFor("_validation-persist.www.auth.test", dns.TypeSOA) != 1 || srv.QueriesFor("ns1.auth.test", dns.TypeA) != 0 {
+	if recursive.QueriesFor("_validation-persist.www.auth.test", dns.TypeSOA) != 1 || recursive.QueriesFor("ns1.auth.test", dns.TypeA) != 0 {
 		t.Errorf("discovery did not go through SOA and NS glue")
 	}
-	if srv.QueriesFor("auth.test", dns.TypeNS) != 1 {
-		t.Errorf("NS queries = %d, want 1", srv.QueriesFor("auth.test", dns.TypeNS))
+	if recursive.QueriesFor("auth.test", dns.TypeNS) != 1 {
+		t.Errorf("NS queries = %d, want 1", recursive.QueriesFor("auth.test", dns.TypeNS))
 	}
+	if n := recursive.QueriesFor("_validation-persist.www.auth.test", dns.TypeTXT); n != 0 {
+		t.Errorf("the recursive server was asked for the record %d times; the authoritative one must be", n)
+	}
+	recursive.ResetCounts()
 	srv.ResetCounts()
 	for range 3 {
 		if _, err := r.LookupTXT(context.Background(), "_validation-persist.www.auth.test"); err != nil {
@@ -47,16 +54,21 @@ func TestLookupAsksTheAuthoritativeServersOncePerCheckWhenWarm(t *testing.T) {
 	if n := srv.Queries(); n != 3 {
 		t.Errorf("three warm checks made %d queries, want 3", n)
 	}
+	if n := recursive.Queries(); n != 0 {
+		t.Errorf("three warm checks asked the recursive server %d times, want 0", n)
+	}
 }
 
 func TestLookupFollowsCNAMEIntoAnotherZone(t *testing.T) {
-	srv := fakedns.StartForTest(t)
-	srv.AddZone("customer.test")
-	srv.AddZone("delegate.test")
+	recursive, srv := fakedns.StartForTest(t), fakedns.StartForTest(t)
+	for _, zone := range []string{"customer.test", "delegate.test"} {
+		recursive.AddZone(zone)
+		srv.AddZone(zone)
+	}
 	srv.SetFollowCNAME(false)
 	srv.SetCNAME("_validation-persist.customer.test", "customer.records.delegate.test")
 	srv.SetTXT("customer.records.delegate.test", "ca.example; accounturi=https://ca/1")
-	r := authoritativeResolver(t, srv)
+	r := authoritativeResolver(t, recursive, srv)
 
 	ans, err := r.LookupTXT(context.Background(), "_validation-persist.customer.test")
 	if err != nil {
