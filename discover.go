@@ -163,12 +163,18 @@ func coveredByWildcard(name string, names []string) bool {
 	return ok && slices.Contains(names, "*."+parent)
 }
 
+// normalizeName lowercases and trims a name as TLS handshakes and configs
+// may spell it.
+func normalizeName(name string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
+}
+
 // normalizeNames lowercases, trims and deduplicates names, dropping ones
 // with placeholders, which only a request can fill in.
 func normalizeNames(names []string) []string {
 	var out []string
 	for _, n := range names {
-		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
+		n = normalizeName(n)
 		if n == "" || strings.Contains(n, "{") || slices.Contains(out, n) {
 			continue
 		}

@@ -179,16 +179,11 @@ func (iss *Issuer) Cleanup() error {
 }
 
 func firstCertificate(bundle []byte) (*x509.Certificate, error) {
-	for {
-		var block *pem.Block
-		block, bundle = pem.Decode(bundle)
-		if block == nil {
-			return nil, errors.New("no certificate in PEM bundle")
-		}
-		if block.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(block.Bytes)
-		}
+	certs := parseChain(bundle)
+	if len(certs) == 0 {
+		return nil, errors.New("no certificate in PEM bundle")
 	}
+	return certs[0], nil
 }
 
 // preferredChain applies preferred_chains the way the `acme` issuer does:

@@ -28,7 +28,7 @@ func (iss *Issuer) startMonitor(ctx caddy.Context) {
 			case <-ctx.Done():
 				return
 			case <-timer.C:
-				iss.checkServedRecords(ctx, caddy.ActiveContext())
+				iss.checkServedRecords(ctx, ctx)
 				timer.Reset(monitorInterval)
 			}
 		}
@@ -41,6 +41,7 @@ func (iss *Issuer) startMonitor(ctx caddy.Context) {
 func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context) {
 	sets, err := servedNames(running, nil, nil)
 	if err != nil {
+		iss.logger.Warn("daily record check skipped: the names this issuer serves could not be listed", zap.Error(err))
 		return
 	}
 	var names []string
@@ -62,6 +63,7 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 	}
 	plan, err := planNames(names)
 	if err != nil {
+		iss.logger.Warn("daily record check skipped: fix the name in the config", zap.Error(err))
 		return
 	}
 	for _, base := range plan.bases {
