@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -110,7 +109,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 // wraps caddytls.ErrPermissionDenied; any other error means the decision
 // could not be made.
 func (p *Permission) CertificateAllowed(ctx context.Context, name string) error {
-	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
+	name = normalizeName(name)
 	if d, ok := p.decisions.Get(name, p.now()); ok {
 		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit).Inc()
 		return d.err
@@ -197,10 +196,16 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 			return decision{outcome: outcomeAllowed}
 		}
 	}
-	if j.verdict.Status == record.StatusMissing {
-		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s", caddytls.ErrPermissionDenied, record.Name(base)), outcome: outcomeDeniedMissing}
+	// the log that carries a denial is where the operator learns what the
+	// tenant must publish
+	publish := ""
+	if line := j.failure().ZoneLine; line != "" {
+		publish = "; publish: " + line
 	}
-	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s", caddytls.ErrPermissionDenied, record.Name(base), j.verdict.Reason()), outcome: outcomeDeniedMismatch}
+	if j.verdict.Status == record.StatusMissing {
+		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s%s", caddytls.ErrPermissionDenied, record.Name(base), publish), outcome: outcomeDeniedMissing}
+	}
+	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s%s", caddytls.ErrPermissionDenied, record.Name(base), j.verdict.Reason(), publish), outcome: outcomeDeniedMismatch}
 }
 
 // servingIssuer finds, in the running TLS app, the persist issuer of the

@@ -114,8 +114,15 @@ func TestPermissionOutcomesAndMetrics(t *testing.T) {
 		}
 	}
 	p.CertificateAllowed(ctx, "broken.outcome.test") // cached
+	// a denial names the record the tenant must publish (from the cache)
+	for _, name := range []string{"none.outcome.test", "other.outcome.test"} {
+		wantLine := record.ZoneLine(name, "pebble.letsencrypt.org; accounturi="+acctURL)
+		if err := p.CertificateAllowed(ctx, name); err == nil || !contains(err.Error(), "publish: "+wantLine) {
+			t.Errorf("%s: %v does not name the record to publish", name, err)
+		}
+	}
 
-	want := map[string]int{outcomeAllowed: 1, outcomeCacheHit: 2, outcomeDeniedMissing: 1, outcomeDeniedMismatch: 2, outcomeDNSError: 1}
+	want := map[string]int{outcomeAllowed: 1, outcomeCacheHit: 4, outcomeDeniedMissing: 1, outcomeDeniedMismatch: 2, outcomeDNSError: 1}
 	for outcome, n := range want {
 		if got := checkCount(p, outcome); got != n {
 			t.Errorf("outcome %s counted %d, want %d", outcome, got, n)
