@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"fmt"
 
 	"github.com/mholt/acmez/v3"
@@ -67,19 +66,7 @@ func (f *floorContender) Obtain(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{name}}, key)
-	if err != nil {
-		return err
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return err
-	}
-	params, err := acmez.OrderParametersFromCSR(f.account, csr)
-	if err != nil {
-		return err
-	}
-	chains, err := f.client.ObtainCertificate(ctx, params)
+	chains, err := f.client.ObtainCertificateForSANs(ctx, f.account, key, []string{name})
 	if err != nil {
 		return err
 	}

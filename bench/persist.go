@@ -5,13 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
 
 	persist "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
@@ -83,11 +83,7 @@ func (p *persistContender) learnAccountURL(ctx context.Context) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{"unpublished." + benchZone}}, key)
-	if err != nil {
-		return "", err
-	}
-	csr, err := x509.ParseCertificateRequest(der)
+	csr, err := acmez.NewCSR(key, []string{"unpublished." + benchZone})
 	if err != nil {
 		return "", err
 	}
