@@ -46,13 +46,7 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 
-	seen := make(onceEach)
-	for d.NextBlock(0) {
-		directive := d.Val()
-		if err := seen.check(d); err != nil {
-			return err
-		}
-
+	return eachSubdirective(d, func(directive string) error {
 		switch directive {
 		case "dir":
 			if iss.CA != "" {
@@ -91,11 +85,7 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 
 		case "timeout":
-			dur, err := durationArg(d, false)
-			if err != nil {
-				return err
-			}
-			iss.ACMETimeout = dur
+			return durationArg(d, &iss.ACMETimeout, false)
 
 		case "trusted_roots":
 			iss.TrustedRootsPEMFiles = d.RemainingArgs()
@@ -111,11 +101,7 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			iss.PreferredChains = pref
 
 		case "lifetime":
-			dur, err := durationArg(d, false)
-			if err != nil {
-				return err
-			}
-			iss.CertificateLifetime = dur
+			return durationArg(d, &iss.CertificateLifetime, false)
 
 		case "issuer_domain_name":
 			if !d.AllArgs(&iss.IssuerDomainName) {
@@ -144,11 +130,7 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 
 		case "propagation_timeout":
-			dur, err := durationArg(d, true)
-			if err != nil {
-				return err
-			}
-			iss.PropagationTimeout = dur
+			return durationArg(d, &iss.PropagationTimeout, true)
 
 		case "new_account_if_missing":
 			if d.NextArg() {
@@ -159,43 +141,51 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized persist issuer property: %s", directive)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-// durationArg reads the one duration argument of the current directive.
-// With allowOff, "-1" turns the feature off.
-func durationArg(d *caddyfile.Dispenser, allowOff bool) (caddy.Duration, error) {
+// durationArg reads the one duration argument of the current directive
+// into dst. With allowOff, "-1" turns the feature off.
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration, allowOff bool) error {
 	directive := d.Val()
 	var s string
 	if !d.AllArgs(&s) {
-		return 0, d.ArgErr()
+		return d.ArgErr()
 	}
 	if allowOff && s == "-1" {
-		return caddy.Duration(-1), nil
+		*dst = caddy.Duration(-1)
+		return nil
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
-		return 0, d.Errf("invalid %s duration %s: %v", directive, s, err)
+		return d.Errf("invalid %s duration %s: %v", directive, s, err)
 	}
 	if dur <= 0 {
 		if allowOff {
-			return 0, d.Errf("%s must be positive, or -1 to turn the check off: %s", directive, s)
+			return d.Errf("%s must be positive, or -1 to turn the check off: %s", directive, s)
 		}
-		return 0, d.Errf("%s must be positive: %s", directive, s)
+		return d.Errf("%s must be positive: %s", directive, s)
 	}
-	return caddy.Duration(dur), nil
+	*dst = caddy.Duration(dur)
+	return nil
 }
 
-// onceEach refuses a subdirective given twice, which would silently
-// override the first.
-type onceEach map[string]bool
-
-func (o onceEach) check(d *caddyfile.Dispenser) error {
-	if o[d.Val()] {
-		return d.Errf("%s is given more than once", d.Val())
+// eachSubdirective calls parse for each subdirective of the block at d. A
+// subdirective given twice is refused: it would silently override the
+// first.
+func eachSubdirective(d *caddyfile.Dispenser, parse func(directive string) error) error {
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		directive := d.Val()
+		if seen[directive] {
+			return d.Errf("%s is given more than once", directive)
+		}
+		seen[directive] = true
+		if err := parse(directive); err != nil {
+			return err
+		}
 	}
-	o[d.Val()] = true
 	return nil
 }
 
@@ -216,25 +206,12 @@ func (p *Permission) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := make(onceEach)
-	for d.NextBlock(0) {
-		directive := d.Val()
-		if err := seen.check(d); err != nil {
-			return err
-		}
+	return eachSubdirective(d, func(directive string) error {
 		switch directive {
 		case "cache_ttl":
-			dur, err := durationArg(d, false)
-			if err != nil {
-				return err
-			}
-			p.CacheTTL = dur
+			return durationArg(d, &p.CacheTTL, false)
 		case "negative_ttl":
-			dur, err := durationArg(d, false)
-			if err != nil {
-				return err
-			}
-			p.NegativeTTL = dur
+			return durationArg(d, &p.NegativeTTL, false)
 		case "max_concurrent_lookups":
 			var s string
 			if !d.AllArgs(&s) {
@@ -248,6 +225,6 @@ func (p *Permission) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized persist permission property: %s", directive)
 		}
-	}
-	return nil
+		return nil
+	})
 }

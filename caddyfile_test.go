@@ -474,3 +474,33 @@ func TestCaddyfileAdaptErrorCarriesLine(t *testing.T) {
 		t.Errorf("error %q should name the problem and Caddyfile:5", msg)
 	}
 }
+
+func TestUnmarshalPermissionCaddyfile(t *testing.T) {
+	parse := func(input string) (Permission, error) {
+		var p Permission
+		err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		return p, err
+	}
+	p, err := parse("persist {\n\tcache_ttl 10m\n\tnegative_ttl 45s\n\tmax_concurrent_lookups 8\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CacheTTL != caddy.Duration(10*time.Minute) || p.NegativeTTL != caddy.Duration(45*time.Second) || p.MaxConcurrentLookups != 8 {
+		t.Errorf("parsed %+v", p)
+	}
+	for input, want := range map[string]string{
+		"persist extra": "wrong argument count",
+		"persist {\n\tcache_ttl 1m\n\tcache_ttl 2m\n}":              "cache_ttl is given more than once",
+		"persist {\n\tnegative_ttl 0s\n}":                           "negative_ttl must be positive",
+		"persist {\n\tmax_concurrent_lookups 0\n}":                  "max_concurrent_lookups must be a positive whole number",
+		"persist {\n\tcache_tll 1m\n}":                              "unrecognized persist permission property: cache_tll",
+		"persist {\n\tnegative_ttl soon\n}":                         "invalid negative_ttl duration soon",
+		"persist {\n\tmax_concurrent_lookups 4 5\n}":                "wrong argument count",
+		"persist {\n\tcache_ttl\n}":                                 "wrong argument count",
+		"persist {\n\tmax_concurrent_lookups 3\n\tcache_ttl -1s\n}": "cache_ttl must be positive",
+	} {
+		if _, err := parse(input); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", input, err, want)
+		}
+	}
+}
