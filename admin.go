@@ -51,7 +51,7 @@ func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	case "/persist/check":
 		check = true
 	default:
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such resource: %s", r.URL.Path)}
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no such resource: %s; the persist API serves GET /persist/records and /persist/check, and its help at /persist/", r.URL.Path)}
 	}
 
 	// admin modules are provisioned before apps, so the issuers of the

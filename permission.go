@@ -213,7 +213,7 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 func (p *Permission) servingIssuer(name string) (*Issuer, error) {
 	app, err := p.ctx.AppIfConfigured("tls")
 	if err != nil {
-		return nil, fmt.Errorf("finding the TLS app: %v", err)
+		return nil, fmt.Errorf("finding the TLS app: %v; `permission persist` needs the tls app with a site using `issuer persist`", err)
 	}
 	tlsApp := app.(*caddytls.TLS)
 	if tlsApp.Automation != nil {

@@ -249,5 +249,8 @@ func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 	if code, body := get("/persist/"); code != 200 || !strings.Contains(string(body), "policy=wildcard") || !strings.Contains(string(body), "persistUntil") {
 		t.Errorf("GET /persist/ help: %d %s", code, body)
 	}
+	if code, body := get("/persist/nope"); code != http.StatusNotFound || !strings.Contains(string(body), "GET /persist/records and /persist/check") {
+		t.Errorf("GET /persist/nope: %d %s, want 404 naming the endpoints", code, body)
+	}
 	_ = srv
 }
