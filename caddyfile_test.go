@@ -504,3 +504,46 @@ func TestUnmarshalPermissionCaddyfile(t *testing.T) {
 		}
 	}
 }
+
+// The examples README points to load as they are: each adapts without a
+// warning, provisions, and has a persist issuer serving its names.
+func TestExamplesLoad(t *testing.T) {
+	files, err := filepath.Glob("examples/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := 0
+	for _, file := range files {
+		var cfgJSON []byte
+		switch filepath.Ext(file) {
+		case ".Caddyfile":
+			body, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfgJSON = adaptCaddyfile(t, body)
+		case ".json":
+			if cfgJSON, err = os.ReadFile(file); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			continue
+		}
+		var cfg caddy.Config
+		if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		ctx, err := caddy.ProvisionContext(&cfg)
+		if err != nil {
+			t.Errorf("%s does not load: %v", file, err)
+			continue
+		}
+		if _, err := servedNames(ctx, nil, nil); err != nil {
+			t.Errorf("%s: %v", file, err)
+		}
+		loaded++
+	}
+	if loaded < 6 {
+		t.Errorf("loaded %d examples, want the 6 Caddyfiles and JSON configs", loaded)
+	}
+}
