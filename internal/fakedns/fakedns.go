@@ -7,6 +7,7 @@
 package fakedns
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -42,13 +43,16 @@ type Server struct {
 
 	udp, tcp *dns.Server
 
-	mu      sync.Mutex
-	zones   map[string]bool
-	txt     map[string][]string
-	cname   map[string]string
-	faults  map[string]Fault
-	queries map[string]int
-	total   int
+	mu    sync.Mutex
+	zones map[string]bool
+	// nameservers holds the addresses of a zone's nameservers, ns1.<zone>
+	// onward; a zone without an entry has ns1 at 127.0.0.1.
+	nameservers map[string][]net.IP
+	txt         map[string][]string
+	cname       map[string]string
+	faults      map[string]Fault
+	queries     map[string]int
+	total       int
 	// delay holds every answer back, to make lookups overlap.
 	delay       time.Duration
 	inFlight    int
@@ -60,15 +64,23 @@ type Server struct {
 
 // Start listens on a free loopback port.
 func Start() (*Server, error) {
+	return StartOn("127.0.0.1:0")
+}
+
+// StartOn listens on addr over UDP and TCP; port 0 picks a port free for
+// both. Any 127.0.0.0/8 address works on Linux, so several servers can
+// share a port, as the nameservers of one zone do.
+func StartOn(addr string) (*Server, error) {
 	s := &Server{
 		zones:       make(map[string]bool),
+		nameservers: make(map[string][]net.IP),
 		txt:         make(map[string][]string),
 		cname:       make(map[string]string),
 		faults:      make(map[string]Fault),
 		queries:     make(map[string]int),
 		followCNAME: true,
 	}
-	pc, l, err := listenBoth()
+	pc, l, err := listenBoth(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -102,11 +114,52 @@ func StartForTest(t testing.TB) *Server {
 	return s
 }
 
-// listenBoth finds a loopback port free for both UDP and TCP.
-func listenBoth() (net.PacketConn, net.Listener, error) {
+// StartGroupForTest starts n servers on one port, at 127.0.0.1,
+// 127.0.0.2 and so on, as the nameservers of a zone are: a resolver told
+// that port reaches each at its own address. They close when t's test ends.
+func StartGroupForTest(t testing.TB, n int) []*Server {
+	t.Helper()
+	var lastErr error
+	for range 10 {
+		group, err := startGroup(n)
+		if err == nil {
+			for _, s := range group {
+				t.Cleanup(s.Close)
+			}
+			return group
+		}
+		lastErr = err
+	}
+	t.Fatalf("starting %d nameservers on one port: %v", n, lastErr)
+	return nil
+}
+
+func startGroup(n int) ([]*Server, error) {
+	first, err := StartOn("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(first.Addr)
+	group := []*Server{first}
+	for i := 2; i <= n; i++ {
+		s, err := StartOn(net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), port))
+		if err != nil {
+			for _, started := range group {
+				started.Close()
+			}
+			return nil, err
+		}
+		group = append(group, s)
+	}
+	return group, nil
+}
+
+// listenBoth listens on addr over UDP and TCP, trying ports until one is
+// free for both when addr has port 0.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 	var lastErr error
 	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -127,11 +180,33 @@ func (s *Server) Close() {
 }
 
 // AddZone makes the server authoritative for zone: it answers SOA at the
-// apex and NS ns1.<zone>, whose address is 127.0.0.1.
+// apex and NS ns1.<zone>, whose address is 127.0.0.1 unless
+// SetNameservers says otherwise.
 func (s *Server) AddZone(zone string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.zones[dns.Fqdn(strings.ToLower(zone))] = true
+}
+
+// SetNameservers makes zone's NS records ns1.<zone>, ns2.<zone> and so on,
+// one per address, with the addresses as glue.
+func (s *Server) SetNameservers(zone string, addrs ...net.IP) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nameservers[dns.Fqdn(strings.ToLower(zone))] = addrs
+}
+
+// ServeZone makes servers authoritative for zone and has directory, the
+// server a resolver discovers zones through, name them as its nameservers.
+func ServeZone(directory *Server, zone string, servers ...*Server) {
+	directory.AddZone(zone)
+	var ips []net.IP
+	for _, s := range servers {
+		s.AddZone(zone)
+		host, _, _ := net.SplitHostPort(s.Addr)
+		ips = append(ips, net.ParseIP(host))
+	}
+	directory.SetNameservers(zone, ips...)
 }
 
 // SetTXT replaces the TXT records at name with one record per value; values
@@ -313,14 +388,21 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 		}
 	case dns.TypeNS:
 		if s.zones[owner] {
-			ns := "ns1." + owner
-			m.Answer = append(m.Answer, &dns.NS{Hdr: hdr(owner, dns.TypeNS), Ns: ns})
-			m.Extra = append(m.Extra, &dns.A{Hdr: hdr(ns, dns.TypeA), A: net.IPv4(127, 0, 0, 1)})
+			for i, ip := range s.nameserversOf(owner) {
+				ns := fmt.Sprintf("ns%d.%s", i+1, owner)
+				m.Answer = append(m.Answer, &dns.NS{Hdr: hdr(owner, dns.TypeNS), Ns: ns})
+				m.Extra = append(m.Extra, addressRR(hdr, ns, ip))
+			}
 			return
 		}
-	case dns.TypeA:
-		if strings.HasPrefix(owner, "ns1.") && s.zones[strings.TrimPrefix(owner, "ns1.")] {
-			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(owner, dns.TypeA), A: net.IPv4(127, 0, 0, 1)})
+	case dns.TypeA, dns.TypeAAAA:
+		label, zone, _ := strings.Cut(owner, ".")
+		var i int
+		if _, err := fmt.Sscanf(label, "ns%d", &i); err == nil && s.zones[zone] && i >= 1 && i <= len(s.nameserversOf(zone)) {
+			ip := s.nameserversOf(zone)[i-1]
+			if (ip.To4() != nil) == (qtype == dns.TypeA) {
+				m.Answer = append(m.Answer, addressRR(hdr, owner, ip))
+			}
 			return
 		}
 	case dns.TypeTXT:
@@ -340,6 +422,21 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 	if zone != "" {
 		m.Ns = append(m.Ns, s.soa(zone))
 	}
+}
+
+// nameserversOf returns the addresses of zone's nameservers; s.mu is held.
+func (s *Server) nameserversOf(zone string) []net.IP {
+	if addrs := s.nameservers[zone]; len(addrs) > 0 {
+		return addrs
+	}
+	return []net.IP{net.IPv4(127, 0, 0, 1)}
+}
+
+func addressRR(hdr func(string, uint16) dns.RR_Header, owner string, ip net.IP) dns.RR {
+	if ip4 := ip.To4(); ip4 != nil {
+		return &dns.A{Hdr: hdr(owner, dns.TypeA), A: ip4}
+	}
+	return &dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA), AAAA: ip}
 }
 
 func (s *Server) zoneOf(name string) string {
