@@ -25,6 +25,10 @@ type RecordError struct {
 	ZoneLine string
 	// DNSErr is set when the lookup itself failed.
 	DNSErr error
+	// Servers, when set, are the nameservers or resolvers that fail while
+	// others serve a passing record or fail otherwise; the Verdict is on
+	// the first of them.
+	Servers []string
 }
 
 // Status is the kind of failure: missing, mismatch or dns-error.
@@ -39,6 +43,9 @@ func (e *RecordError) Status() record.Status {
 func (e *RecordError) Reason() string {
 	if e.DNSErr != nil {
 		return e.DNSErr.Error()
+	}
+	if len(e.Servers) > 0 {
+		return fmt.Sprintf("at %s: %s (the CA may reach any of them, so each must serve a passing record)", strings.Join(e.Servers, ", "), e.Verdict.Reason())
 	}
 	return e.Verdict.Reason()
 }
@@ -138,15 +145,17 @@ func (iss *Issuer) checkRecord(ctx context.Context, in recordInputs, base string
 // noticeFailure logs the record to publish, at most once an hour for the
 // same name, status and value.
 func (iss *Issuer) noticeFailure(e *RecordError) {
-	key := strings.Join([]string{record.Name(e.Domain), string(e.Status()), e.ZoneLine}, "|")
+	key := strings.Join([]string{record.Name(e.Domain), string(e.Status()), e.ZoneLine, strings.Join(e.Servers, ",")}, "|")
 	if !iss.notices.Due(key, time.Hour) {
 		return
 	}
 	msg := "dns-persist-01 record missing; publish it once and certificates follow"
-	switch e.Status() {
-	case record.StatusMismatch:
+	switch {
+	case len(e.Servers) > 0:
+		msg = "dns-persist-01 record not yet served by every nameserver; waiting for them before asking the CA"
+	case e.Status() == record.StatusMismatch:
 		msg = "dns-persist-01 record does not authorize this account; publish the record below"
-	case record.StatusDNSError:
+	case e.Status() == record.StatusDNSError:
 		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
 	}
 	iss.logger.Warn(msg,
@@ -154,7 +163,8 @@ func (iss *Issuer) noticeFailure(e *RecordError) {
 		zap.String("record_value", e.Publish),
 		zap.String("zone_line", e.ZoneLine),
 		zap.String("status", string(e.Status())),
-		zap.String("reason", e.Reason()))
+		zap.String("reason", e.Reason()),
+		zap.Strings("servers_behind", e.Servers))
 }
 
 // noticeExpiry warns at each check when the passing record's persistUntil

@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func TestIssueAcceptsPublishedForms(t *testing.T) {
 		long := ours + "; note=" + strings.Repeat("x", 260)
 		setTXT(t, record.Name("split.test"), long)
 		ans, err := iss.resolver.LookupTXT(context.Background(), record.Name("split.test"))
-		if err != nil || len(ans.Values) != 1 || ans.Values[0] != long {
+		if err != nil || len(ans.Views) != 1 || !slices.Equal(ans.Views[0].Values, []string{long}) {
 			t.Fatalf("lookup = %+v, %v", ans, err)
 		}
 		if _, err := iss.Issue(context.Background(), newCSR(t, "split.test")); err != nil {
@@ -87,7 +88,7 @@ func TestIssueAcceptsPublishedForms(t *testing.T) {
 		t.Cleanup(func() { dns.DeleteDNSCNAMERecord(record.Name("alias.test")) })
 		setTXT(t, "persist-target.delegated.test", ours+"; policy=wildcard")
 		ans, err := iss.resolver.LookupTXT(context.Background(), record.Name("alias.test"))
-		if err != nil || len(ans.CNAMEs) != 1 || ans.CNAMEs[0] != "persist-target.delegated.test" || len(ans.Values) != 1 {
+		if err != nil || len(ans.Views) != 1 || !slices.Equal(ans.Views[0].CNAMEs, []string{"persist-target.delegated.test"}) || len(ans.Views[0].Values) != 1 {
 			t.Fatalf("lookup = %+v, %v", ans, err)
 		}
 		if _, err := iss.Issue(context.Background(), newCSR(t, "*.alias.test", "alias.test")); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
@@ -105,9 +106,15 @@ func accountURIs(dir caDirectory, acct acme.Account, base string) ([]string, err
 // judgement is the verdict on one base domain's record and what it rests
 // on.
 type judgement struct {
-	exp     record.Expectation
-	answer  dnslookup.Answer
+	exp    record.Expectation
+	answer dnslookup.Answer
+	// verdict is on what every server serves: when they differ, on the
+	// first view that does not pass, whose servers are behind.
 	verdict record.Verdict
+	// published are the values the verdict is on.
+	published []string
+	// behind names the servers that fail while others pass.
+	behind []string
 	// lookupErr is set when DNS could not be asked; verdict is then empty.
 	lookupErr error
 }
@@ -119,7 +126,9 @@ func (j judgement) passed() bool {
 // failure describes a judgement that did not pass, with the record to
 // publish.
 func (j judgement) failure() *RecordError {
-	return newRecordError(j.exp, j.verdict, j.lookupErr)
+	e := newRecordError(j.exp, j.verdict, j.lookupErr)
+	e.Servers = j.behind
+	return e
 }
 
 // answerAge says whether judge may decide on an answer it already has.
@@ -149,17 +158,50 @@ func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wild
 	name := record.Name(base)
 	if age == recentPassWillDo {
 		if ans, ok := iss.resolver.Recent(name); ok {
-			if v := record.Evaluate(exp, ans.Values, iss.now()); v.Status == record.StatusOK {
-				j.answer, j.verdict = ans, v
+			if j.answer = ans; j.evaluate(iss.now()) {
 				return j, nil
 			}
 		}
 	}
 	j.answer, j.lookupErr = iss.resolver.LookupTXT(ctx, name)
 	if j.lookupErr == nil {
-		j.verdict = record.Evaluate(exp, j.answer.Values, iss.now())
+		j.evaluate(iss.now())
 	}
 	return j, nil
+}
+
+// evaluate judges what each server serves, and passes only when every
+// server that answered serves a passing record: the CA's resolver may
+// reach any of them, so a server that lags behind the others fails the
+// check until it catches up. The verdict is then the first failing one.
+func (j *judgement) evaluate(now time.Time) bool {
+	views := j.answer.Views
+	verdicts := make([]record.Verdict, len(views))
+	firstFailed := -1
+	j.behind = nil
+	for i, view := range views {
+		verdicts[i] = record.Evaluate(j.exp, view.Values, now)
+		if verdicts[i].Status == record.StatusOK {
+			continue
+		}
+		if firstFailed < 0 {
+			firstFailed = i
+		}
+		j.behind = append(j.behind, view.Servers...)
+	}
+	switch {
+	case len(views) == 0:
+		j.verdict, j.published = record.Evaluate(j.exp, nil, now), nil
+	case firstFailed >= 0:
+		j.verdict, j.published = verdicts[firstFailed], views[firstFailed].Values
+	default:
+		j.verdict, j.published = verdicts[0], views[0].Values
+	}
+	if len(views) < 2 {
+		// the servers agree: naming them adds nothing
+		j.behind = nil
+	}
+	return j.verdict.Status == record.StatusOK
 }
 
 // zoneLines renders, without looking anything up, the records an order's

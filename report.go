@@ -89,7 +89,7 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 			r.PersistUntil = iss.persistUntil.Format(time.RFC3339)
 		}
 		if check {
-			r.Published = j.answer.Values
+			r.Published = j.published
 			r.Status, r.Reason = checkStatus(j, iss.now())
 			if j.passed() {
 				iss.noticeExpiry(base, *j.verdict.Matched)

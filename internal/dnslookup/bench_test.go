@@ -34,28 +34,75 @@ func benchExpectation(domain string) record.Expectation {
 	}
 }
 
+// nameserverCounts are the zone sizes the benchmarks measure: every
+// nameserver is asked at each check.
+var nameserverCounts = []int{1, 2, 4}
+
+// benchZone is a zone served by n nameservers, found through a recursive
+// server of its own, so that the queries of both roles are counted.
+type benchZone struct {
+	recursive *fakedns.Server
+	group     []*fakedns.Server
+}
+
+func newBenchZone(b *testing.B, zone string, n int) *benchZone {
+	z := &benchZone{recursive: fakedns.StartForTest(b), group: fakedns.StartGroupForTest(b, n)}
+	zoneOnGroup(z.recursive, z.group, zone, allIndexes(n)...)
+	return z
+}
+
+func (z *benchZone) setTXT(name string, values ...string) {
+	for _, s := range z.group {
+		s.SetTXT(name, values...)
+	}
+}
+
+func (z *benchZone) resolver(b *testing.B) *Resolver {
+	return groupResolver(b, z.recursive, z.group, nil)
+}
+
+func (z *benchZone) resetCounts() {
+	z.recursive.ResetCounts()
+	for _, s := range z.group {
+		s.ResetCounts()
+	}
+}
+
+// queries returns the queries of both roles since the last reset.
+func (z *benchZone) queries() int {
+	n := z.recursive.Queries()
+	for _, s := range z.group {
+		n += s.Queries()
+	}
+	return n
+}
+
 // BenchmarkCheckWarm is one check of a record (one lookup and its
 // evaluation) by a resolver that finds the zone's authoritative servers
-// itself and has found them already, as every check after the first. It
-// reports the DNS queries each check costs.
+// itself and has found them already, as every check after the first, for
+// zones of 1, 2 and 4 nameservers. It reports the DNS queries each check
+// costs.
 func BenchmarkCheckWarm(b *testing.B) {
-	srv := fakedns.StartForTest(b)
-	srv.AddZone("warm.test")
-	name := record.Name("www.warm.test")
-	srv.SetTXT(name, benchRecords...)
-	r := authoritativeResolver(b, srv, srv)
-	exp := benchExpectation("www.warm.test")
-	ctx := context.Background()
-	if _, err := r.LookupTXT(ctx, name); err != nil {
-		b.Fatal(err)
-	}
-	srv.ResetCounts()
+	for _, n := range nameserverCounts {
+		b.Run(fmt.Sprintf("ns=%d", n), func(b *testing.B) {
+			z := newBenchZone(b, "warm.test", n)
+			name := record.Name("www.warm.test")
+			z.setTXT(name, benchRecords...)
+			r := z.resolver(b)
+			exp := benchExpectation("www.warm.test")
+			ctx := context.Background()
+			if _, err := r.LookupTXT(ctx, name); err != nil {
+				b.Fatal(err)
+			}
+			z.resetCounts()
 
-	b.ReportAllocs()
-	for b.Loop() {
-		checkOnce(b, ctx, r, name, exp)
+			b.ReportAllocs()
+			for b.Loop() {
+				checkOnce(b, ctx, r, name, exp)
+			}
+			b.ReportMetric(float64(z.queries())/float64(b.N), "queries/op")
+		})
 	}
-	b.ReportMetric(float64(srv.Queries())/float64(b.N), "queries/op")
 }
 
 // coldRun makes names unique across the runs of BenchmarkCheckCold, since
@@ -64,29 +111,32 @@ var coldRun atomic.Int64
 
 // BenchmarkCheckCold is the first check of a name by a fresh resolver:
 // finding the zone (SOA queries up the name), its nameservers (NS, with
-// glue), then the record. Each iteration uses a new resolver and a name
-// never looked up before, so neither the resolver's nameserver cache nor
-// certmagic's process-wide zone cache helps.
+// glue for IPv4, a query for IPv6), then the record at each of them, for
+// zones of 1, 2 and 4 nameservers. Each iteration uses a new resolver and
+// a name never looked up before, so neither the resolver's nameserver
+// cache nor certmagic's process-wide zone cache helps.
 func BenchmarkCheckCold(b *testing.B) {
-	srv := fakedns.StartForTest(b)
-	srv.AddZone("cold.test")
-	run := coldRun.Add(1)
-	names := make([]string, b.N)
-	for i := range names {
-		names[i] = fmt.Sprintf("c%d-%d.cold.test", run, i)
-		srv.SetTXT(record.Name(names[i]), benchRecords...)
-	}
-	ctx := context.Background()
-	srv.ResetCounts()
+	for _, n := range nameserverCounts {
+		b.Run(fmt.Sprintf("ns=%d", n), func(b *testing.B) {
+			z := newBenchZone(b, "cold.test", n)
+			run := coldRun.Add(1)
+			names := make([]string, b.N)
+			for i := range names {
+				names[i] = fmt.Sprintf("c%d-%d.cold.test", run, i)
+				z.setTXT(record.Name(names[i]), benchRecords...)
+			}
+			ctx := context.Background()
+			z.resetCounts()
 
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		r := authoritativeResolver(b, srv, srv)
-		checkOnce(b, ctx, r, record.Name(names[i]), benchExpectation(names[i]))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				checkOnce(b, ctx, z.resolver(b), record.Name(names[i]), benchExpectation(names[i]))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(z.queries())/float64(b.N), "queries/op")
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(srv.Queries())/float64(b.N), "queries/op")
 }
 
 // checkOnce looks name up and judges it in 2027, before the record's
@@ -97,7 +147,9 @@ func checkOnce(b *testing.B, ctx context.Context, r *Resolver, name string, exp 
 		b.Fatal(err)
 	}
 	in2027 := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	if v := record.Evaluate(exp, ans.Values, in2027); v.Status != record.StatusOK {
-		b.Fatalf("verdict %s: %s", v.Status, v.Reason())
+	for _, view := range ans.Views {
+		if v := record.Evaluate(exp, view.Values, in2027); v.Status != record.StatusOK {
+			b.Fatalf("verdict at %v: %s: %s", view.Servers, v.Status, v.Reason())
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -29,20 +31,37 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// reply is one server's answer to a query, or why there is none.
+type reply struct {
+	server server
+	msg    *dns.Msg
+	err    error
+}
+
+// exchangeAll asks every server at once and returns their replies in the
+// order of servers. A server failure (SERVFAIL, REFUSED) is an error, as
+// for exchangeFirst.
+func exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, recursive bool) []reply {
+	q := newQuery(name, qtype, recursive)
+	replies := make([]reply, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() {
+			msg, err := exchangeAnswer(ctx, q.Copy(), s.addr)
+			replies[i] = reply{server: s, msg: msg, err: err}
+		})
+	}
+	wg.Wait()
+	return replies
+}
+
 // exchangeFirst asks each server in turn and returns the first answer that
 // is not a server failure. NXDOMAIN counts as an answer.
 func exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
-	q := new(dns.Msg)
-	q.SetQuestion(name, qtype)
-	q.RecursionDesired = recursive
-	q.SetEdns0(1232, false)
-
+	q := newQuery(name, qtype, recursive)
 	var errs []error
 	for _, server := range servers {
-		msg, err := exchange(ctx, q, server)
-		if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
-			err = fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
-		}
+		msg, err := exchangeAnswer(ctx, q, server)
 		if err == nil {
 			return msg, server, nil
 		}
@@ -56,6 +75,30 @@ func exchangeFirst(ctx context.Context, name string, qtype uint16, servers []str
 		last = servers[len(servers)-1]
 	}
 	return nil, last, errors.Join(errs...)
+}
+
+func newQuery(name string, qtype uint16, recursive bool) *dns.Msg {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.RecursionDesired = recursive
+	q.SetEdns0(1232, false)
+	return q
+}
+
+// exchangeAnswer is exchange where a server failure is an error too:
+// anything but an answer or NXDOMAIN.
+func exchangeAnswer(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
+	msg, err := exchange(ctx, q, server)
+	if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
+	}
+	return msg, err
+}
+
+// unreachable reports whether err says there is no route to the server,
+// rather than that the server did not answer.
+func unreachable(err error) bool {
+	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
 // exchange sends q over UDP and retries over TCP when the answer is

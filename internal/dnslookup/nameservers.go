@@ -10,9 +10,16 @@ import (
 	"github.com/miekg/dns"
 )
 
+// server is one address to ask, with the name a person knows it by.
+type server struct {
+	addr  string
+	label string
+}
+
 // serversFor returns who to ask about name: the configured resolvers, or
-// the authoritative nameservers of the zone that holds name.
-func (r *Resolver) serversFor(ctx context.Context, name string) ([]string, bool, error) {
+// every address of every authoritative nameserver of the zone that holds
+// name.
+func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, bool, error) {
 	if len(r.resolvers) > 0 {
 		return r.resolvers, true, nil
 	}
@@ -37,19 +44,21 @@ func (r *Resolver) serversFor(ctx context.Context, name string) ([]string, bool,
 	return servers, false, nil
 }
 
-func authoritativeServers(ctx context.Context, zone string, recursive []string, port string) ([]string, error) {
+func authoritativeServers(ctx context.Context, zone string, recursive []string, port string) ([]server, error) {
 	msg, _, err := exchangeFirst(ctx, zone, dns.TypeNS, recursive, true)
 	if err != nil {
 		return nil, fmt.Errorf("finding the nameservers of %s: %v", zone, err)
 	}
-	var servers []string
+	var servers []server
 	for _, rr := range msg.Answer {
 		ns, ok := rr.(*dns.NS)
 		if !ok {
 			continue
 		}
+		host := strings.TrimSuffix(ns.Ns, ".")
 		for _, ip := range nameserverAddrs(ctx, ns.Ns, msg.Extra, recursive) {
-			servers = append(servers, net.JoinHostPort(ip, port))
+			addr := net.JoinHostPort(ip, port)
+			servers = append(servers, server{addr: addr, label: host + " (" + addr + ")"})
 		}
 	}
 	if len(servers) == 0 {
@@ -58,37 +67,38 @@ func authoritativeServers(ctx context.Context, zone string, recursive []string, 
 	return servers, nil
 }
 
-// nameserverAddrs returns the addresses of a nameserver: its glue records
-// if the NS answer carried them, else what the recursive servers say.
+// nameserverAddrs returns every IPv4 and IPv6 address of a nameserver: of
+// each type, the glue the NS answer carried, else what the recursive
+// servers say.
 func nameserverAddrs(ctx context.Context, host string, glue []dns.RR, recursive []string) []string {
 	var addrs []string
-	for _, rr := range glue {
-		switch a := rr.(type) {
-		case *dns.A:
-			if strings.EqualFold(a.Hdr.Name, host) {
-				addrs = append(addrs, a.A.String())
-			}
-		case *dns.AAAA:
-			if strings.EqualFold(a.Hdr.Name, host) {
-				addrs = append(addrs, a.AAAA.String())
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		found := addressesOf(qtype, glue, host)
+		if len(found) == 0 {
+			if msg, _, err := exchangeFirst(ctx, host, qtype, recursive, true); err == nil {
+				// the answer may reach them through an alias, which
+				// resolvers follow though a nameserver should not be one
+				found = addressesOf(qtype, msg.Answer, "")
 			}
 		}
+		addrs = append(addrs, found...)
 	}
-	if len(addrs) > 0 {
-		return addrs
-	}
-	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		msg, _, err := exchangeFirst(ctx, host, qtype, recursive, true)
-		if err != nil {
+	return addrs
+}
+
+// addressesOf returns the addresses of type qtype among rrs, only those
+// owned by host unless host is empty.
+func addressesOf(qtype uint16, rrs []dns.RR, host string) []string {
+	var addrs []string
+	for _, rr := range rrs {
+		if rr.Header().Rrtype != qtype || host != "" && !strings.EqualFold(rr.Header().Name, host) {
 			continue
 		}
-		for _, rr := range msg.Answer {
-			switch a := rr.(type) {
-			case *dns.A:
-				addrs = append(addrs, a.A.String())
-			case *dns.AAAA:
-				addrs = append(addrs, a.AAAA.String())
-			}
+		switch a := rr.(type) {
+		case *dns.A:
+			addrs = append(addrs, a.A.String())
+		case *dns.AAAA:
+			addrs = append(addrs, a.AAAA.String())
 		}
 	}
 	return addrs

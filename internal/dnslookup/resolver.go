@@ -1,13 +1,17 @@
-// Package dnslookup looks up dns-persist-01 records the way the record
-// check needs: at configured resolvers, or else at the authoritative
-// nameservers of the zone that holds the name, which see a newly published
-// record before any cache does. CNAMEs are followed, across zones too, and
-// every answer is bounded in size.
+// Package dnslookup looks up dns-persist-01 records the way a CA may see
+// them: at every configured resolver, or else at every address of every
+// authoritative nameserver of the zone that holds the name, which see a
+// newly published record before any cache does. A CA's resolver may reach
+// any of them, so each distinct answer is kept for the caller to judge.
+// CNAMEs are followed, across zones too, and every answer is bounded in
+// size.
 package dnslookup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,16 +36,46 @@ const (
 	recentTTL  = 10 * time.Second
 	maxRecents = 10000
 	maxZones   = 10000
+	// maxZonesPerLookup bounds the zones one lookup asks when servers
+	// disagree about aliases.
+	maxZonesPerLookup = 2 * maxCNAMEHops
 )
 
-// Answer is what a lookup found at a record name.
+// Answer is what a lookup found at a record name: one View per distinct
+// answer among the servers that answered.
 type Answer struct {
+	Views []View
+	// Unanswered are the servers that gave no usable answer (no reply
+	// after retries, SERVFAIL, REFUSED) and were skipped, as a resolver
+	// skips them and asks another.
+	Unanswered []Unanswered
+}
+
+// View is what some of the servers asked serve at the record name.
+type View struct {
 	// Values holds one entry per TXT record, its strings joined.
 	Values []string
 	// CNAMEs lists the aliases followed, in order.
 	CNAMEs []string
-	// Server is the nameserver that answered last.
+	// Servers are the servers that gave this answer, at the last hop of
+	// the alias chain, e.g. "ns1.example.com (192.0.2.1:53)".
+	Servers []string
+}
+
+// Unanswered is a server skipped by a lookup, and why.
+type Unanswered struct {
 	Server string
+	Err    error
+}
+
+// HasValues reports whether any server serves a TXT record at the name.
+func (a Answer) HasValues() bool {
+	for _, v := range a.Views {
+		if len(v.Values) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Options configure a Resolver.
@@ -54,7 +88,8 @@ type Options struct {
 	Recursive []string
 	// NameserverPort is where authoritative nameservers listen. Default: 53.
 	NameserverPort string
-	// Logger receives what certmagic's zone lookup logs.
+	// Logger receives what certmagic's zone lookup logs, and the servers
+	// a lookup skipped.
 	Logger *zap.Logger
 	// Now is the clock of the caches. Default: time.Now.
 	Now func() time.Time
@@ -63,14 +98,16 @@ type Options struct {
 // Resolver looks up TXT records. It remembers the nameservers of zones
 // and, for a few seconds, the answers that found records.
 type Resolver struct {
-	resolvers []string
+	resolvers []server
 	recursive []string
 	nsPort    string
 	logger    *zap.Logger
 	now       func() time.Time
 
-	nsCache *cache.Expiring[[]string]
+	nsCache *cache.Expiring[[]server]
 	recent  *cache.Expiring[Answer]
+	// skipped rate-limits the log of servers that did not answer.
+	skipped *cache.NoticeBoard
 }
 
 // New returns a resolver configured by opts.
@@ -80,11 +117,13 @@ func New(opts Options) *Resolver {
 		nsPort:    opts.NameserverPort,
 		logger:    opts.Logger,
 		now:       opts.Now,
-		nsCache:   cache.NewExpiring[[]string](maxZones),
+		nsCache:   cache.NewExpiring[[]server](maxZones),
 		recent:    cache.NewExpiring[Answer](maxRecents),
 	}
 	if len(opts.Resolvers) > 0 {
-		r.resolvers = certmagic.RecursiveNameservers(opts.Resolvers)
+		for _, addr := range certmagic.RecursiveNameservers(opts.Resolvers) {
+			r.resolvers = append(r.resolvers, server{addr: addr, label: addr})
+		}
 	}
 	if r.nsPort == "" {
 		r.nsPort = "53"
@@ -95,6 +134,7 @@ func New(opts Options) *Resolver {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.skipped = cache.NewNoticeBoard(r.now)
 	return r
 }
 
@@ -104,45 +144,120 @@ func (r *Resolver) Recent(name string) (Answer, bool) {
 	return r.recent.Get(name, r.now())
 }
 
-// LookupTXT returns the TXT records at name, following CNAMEs. A name that
-// does not exist or holds no TXT gives an empty answer and no error; a
-// lookup that fails gives an *Error.
+// LookupTXT returns the TXT records at name as every server serves them,
+// following CNAMEs. A name that does not exist or holds no TXT gives views
+// without values and no error; a lookup that fails, or that no server
+// answered, gives an *Error.
 func (r *Resolver) LookupTXT(ctx context.Context, name string) (Answer, error) {
-	ans, err := r.lookupTXT(ctx, name)
-	if err == nil && len(ans.Values) > 0 {
+	l := lookup{r: r}
+	err := l.follow(ctx, dns.Fqdn(name), nil, 0)
+	r.logSkipped(l.ans.Unanswered)
+	if err == nil && l.ans.HasValues() {
 		now := r.now()
-		r.recent.Put(name, ans, now, now.Add(recentTTL))
+		r.recent.Put(name, l.ans, now, now.Add(recentTTL))
 	}
-	return ans, err
+	return l.ans, err
 }
 
-func (r *Resolver) lookupTXT(ctx context.Context, name string) (Answer, error) {
-	var ans Answer
-	qname := dns.Fqdn(name)
-	for hop := 0; hop <= maxCNAMEHops; hop++ {
-		servers, recursive, err := r.serversFor(ctx, qname)
-		if err != nil {
-			return ans, &Error{Name: strings.TrimSuffix(qname, "."), Err: err}
-		}
-		msg, server, err := exchangeFirst(ctx, qname, dns.TypeTXT, servers, recursive)
-		ans.Server = server
-		if err != nil {
-			return ans, &Error{Name: strings.TrimSuffix(qname, "."), Server: server, Err: err}
-		}
-		target, aliases, values, err := readTXTAnswer(msg, qname)
-		ans.CNAMEs = append(ans.CNAMEs, aliases...)
-		if err != nil {
-			return ans, &Error{Name: strings.TrimSuffix(qname, "."), Server: server, Err: err}
-		}
-		if target == qname || len(values) > 0 {
-			ans.Values = values
-			return ans, nil
-		}
-		// the answer ended in an alias without its TXT records; the
-		// target may live in another zone, so ask about it from scratch
-		qname = target
+// lookup is one LookupTXT in progress.
+type lookup struct {
+	r   *Resolver
+	ans Answer
+	// asked counts the zones asked, to bound what alias chains that
+	// fork (servers disagreeing on a CNAME) can cost.
+	asked int
+}
+
+// follow asks every server of qname's zone and adds a view per distinct
+// answer. An answer that ends in an alias without its TXT records is
+// followed from scratch, since the target may live in another zone.
+func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int) error {
+	fail := func(server string, err error) error {
+		return &Error{Name: strings.TrimSuffix(qname, "."), Server: server, Err: err}
 	}
-	return ans, &Error{Name: name, Err: fmt.Errorf("more than %d CNAMEs; shorten or fix the alias chain at the record name", maxCNAMEHops)}
+	if hop > maxCNAMEHops || l.asked >= maxZonesPerLookup {
+		return fail("", fmt.Errorf("more than %d CNAMEs; shorten or fix the alias chain at the record name", maxCNAMEHops))
+	}
+	l.asked++
+	servers, recursive, err := l.r.serversFor(ctx, qname)
+	if err != nil {
+		return fail("", err)
+	}
+
+	var views []*View
+	var targets []string
+	var silent []error
+	for _, rep := range exchangeAll(ctx, qname, dns.TypeTXT, servers, recursive) {
+		if rep.err != nil {
+			l.ans.Unanswered = append(l.ans.Unanswered, Unanswered{Server: rep.server.label, Err: rep.err})
+			silent = append(silent, fmt.Errorf("%s: %w", rep.server.label, rep.err))
+			continue
+		}
+		target, aliases, values, err := readTXTAnswer(rep.msg, qname)
+		if err != nil {
+			return fail(rep.server.label, err)
+		}
+		if v := sameAnswer(views, targets, target, values); v != nil {
+			v.Servers = append(v.Servers, rep.server.label)
+			continue
+		}
+		views = append(views, &View{Values: values, CNAMEs: append(slices.Clone(via), aliases...), Servers: []string{rep.server.label}})
+		targets = append(targets, target)
+	}
+	if len(views) == 0 {
+		if len(servers) == 1 {
+			return fail(servers[0].label, errors.Unwrap(silent[0]))
+		}
+		return fail("", fmt.Errorf("no server answered: %w", errors.Join(silent...)))
+	}
+	for i, v := range views {
+		if targets[i] == qname || len(v.Values) > 0 {
+			l.ans.Views = append(l.ans.Views, *v)
+			continue
+		}
+		if err := l.follow(ctx, targets[i], v.CNAMEs, hop+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameAnswer returns the view that ends at target with the same values,
+// in any order, if there is one.
+func sameAnswer(views []*View, targets []string, target string, values []string) *View {
+	for i, v := range views {
+		if targets[i] == target && sameSet(v.Values, values) {
+			return v
+		}
+	}
+	return nil
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// logSkipped says which servers a lookup skipped, once an hour for each
+// server and cause. A server this machine has no route to is only noted
+// at debug level: an IPv6 nameserver seen from an IPv4-only host, say.
+func (r *Resolver) logSkipped(skipped []Unanswered) {
+	for _, s := range skipped {
+		if unreachable(s.Err) {
+			r.logger.Debug("nameserver unreachable from this machine; skipped", zap.String("server", s.Server), zap.Error(s.Err))
+			continue
+		}
+		if !r.skipped.Due(s.Server+"|"+s.Err.Error(), time.Hour) {
+			continue
+		}
+		r.logger.Warn("nameserver did not answer; skipped it and judged the record by the servers that did",
+			zap.String("server", s.Server), zap.Error(s.Err))
+	}
 }
 
 // readTXTAnswer follows the CNAME chain inside one response and returns the
