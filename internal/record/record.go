@@ -37,7 +37,8 @@ const ExpiryWarning = 30 * 24 * time.Hour
 // Record is one parsed dns-persist-01 TXT record value (an RFC 8659
 // issue-value). Tags other than the ones below are ignored, as CAs do.
 type Record struct {
-	// IssuerDomainName names the CA, e.g. "letsencrypt.org".
+	// IssuerDomainName names the CA, e.g. "letsencrypt.org", in canonical
+	// form: Parse normalizes other spellings to it.
 	IssuerDomainName string
 	// AccountURI is the account URL (drafts -00/-01) or its hash (-02).
 	AccountURI string
@@ -99,20 +100,25 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("malformed record %q: %s", e.Value, e.Reason)
 }
 
-// Parse reads a TXT value (the character-strings of one record, already
-// joined, as miekg/dns presents them: a tab or a non-ASCII byte arrives as
-// a \DDD escape, for CAs built on it too) by Let's Encrypt's rules, RFC 8659
-// section 4.2 read as its VA reads it: tags are case-insensitive, an empty
-// parameter, a trailing ";", a parameter without "=" or with an empty tag,
-// a value holding a space, ";", a control or a non-ASCII character, a
-// missing or empty accounturi and a persistUntil that is not a base-10
-// integer are malformed. Where Let's Encrypt is more lenient than other
-// CAs it accepts too: the issuer-domain-name is normalized (case, Unicode
-// form, A-label, trailing dot), a parameter whose tag breaks RFC 8659's
-// syntax is ignored as unrecognized, and persistUntil may carry a sign.
-// Evaluate warns about each of these. One rule is stricter than Let's
-// Encrypt's, as the drafts recommend: any duplicate tag is malformed, not
-// only a duplicate recognized one.
+// Parse reads a TXT value: the character-strings of one record, already
+// joined, as miekg/dns presents them (a tab or a non-ASCII byte arrives as
+// a \DDD escape, at CAs built on it too). It reads RFC 8659 section 4.2 as
+// Let's Encrypt's VA does. Tags are case-insensitive. Malformed are: an
+// empty parameter or a trailing ";", a parameter without "=" or with an
+// empty tag, a value holding a space, ";", a control or a non-ASCII
+// character, a missing or empty accounturi, and a persistUntil that is not
+// a base-10 integer.
+//
+// Where Let's Encrypt is more lenient than other CAs, Parse accepts too,
+// and Evaluate warns:
+//   - the issuer-domain-name is normalized (case, Unicode form, A-label,
+//     trailing dot);
+//   - a parameter whose tag breaks RFC 8659's syntax is ignored as
+//     unrecognized;
+//   - persistUntil may carry a sign.
+//
+// One rule is stricter than Let's Encrypt's, as the drafts recommend: any
+// duplicate tag is malformed, not only a duplicate recognized one.
 func Parse(value string) (Record, error) {
 	rec, _, err := parse(value)
 	return rec, err
