@@ -93,7 +93,8 @@ GET /persist/records[?domain=NAME...]
     such as a tenant's domain.
 GET /persist/check[?domain=NAME...]
     The same, with the status of what is published: ok, missing,
-    mismatch, dns-error or expiring, and a reason.
+    mismatch, dns-error or expiring, a reason, and warnings about a
+    passing record that stricter CAs than Let's Encrypt refuse.
 ` + recordHelp
 
 // Interface guard

@@ -139,6 +139,7 @@ func (iss *Issuer) checkRecord(ctx context.Context, in recordInputs, base string
 		return recErr
 	}
 	iss.noticeExpiry(base, *j.verdict.Matched)
+	iss.noticeLeniency(j)
 	return nil
 }
 

@@ -36,8 +36,10 @@ says so on stderr) if there is none. It never places an order.
 			cmd.AddCommand(persistSubcommand("check", `
 Looks up each record the way the issuer does and prints one line per record:
 ok, missing, mismatch: <reason>, dns-error: <reason>, or expiring: persistUntil
-in N days, with the record to publish when it is not ok. The exit status is 0
-only when every record is ok, so it can gate a deploy.
+in N days, with the record to publish when it is not ok. A record that passes
+by Let's Encrypt's rules but not a stricter CA's is "ok (warning: ...)", with
+the canonical record to publish. The exit status is 0 only when every record
+is ok, so it can gate a deploy.
 `+recordHelp, cmdPersistCheck))
 		},
 	})
@@ -147,6 +149,9 @@ func checkLine(r RecordReport) string {
 	line := r.RecordName + ": " + string(r.Status)
 	if r.Reason != "" {
 		line += ": " + r.Reason
+	}
+	for _, w := range r.Warnings {
+		line += " (warning: " + w + ")"
 	}
 	if r.Status != record.StatusOK {
 		line += "; publish: " + r.ZoneLine

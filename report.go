@@ -39,6 +39,10 @@ type RecordReport struct {
 	Status    record.Status `json:"status,omitempty"`
 	Reason    string        `json:"reason,omitempty"`
 	Published []string      `json:"published,omitempty"`
+	// Warnings, after a check, say what a passing record relies on that
+	// Let's Encrypt accepts and stricter CAs refuse, each naming the
+	// canonical value to publish instead.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // inspect builds a report for each record the names need. Issuer names come
@@ -92,7 +96,9 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 			r.Published = j.published
 			r.Status, r.Reason = checkStatus(j, iss.now())
 			if j.passed() {
+				r.Warnings = warningDetails(j.verdict)
 				iss.noticeExpiry(base, *j.verdict.Matched)
+				iss.noticeLeniency(j)
 			}
 		}
 		reports = append(reports, r)

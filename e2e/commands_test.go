@@ -254,3 +254,85 @@ func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 	}
 	_ = srv
 }
+
+// A record that passes by Let's Encrypt's rules only (the issuer in
+// another spelling) or by rules laxer than the RFC's (a tag outside its
+// syntax, a signed persistUntil) is ok, with warnings, in each place a
+// check is shown, and the gate stays open.
+func TestCheckWarnsOfLenientRecordsAndPasses(t *testing.T) {
+	e := newEnv(t, acmetest.Options{})
+	cfg := e.persistSite("lenient.check.test", "", "hi")
+	recs := decodeRecords(t, e.caddy("persist", "records", "--config", cfg, "--format", "json").stdout)
+	acct := recs[0].AccountURL
+	until := fmt.Sprint(time.Now().AddDate(1, 0, 0).Unix())
+	// Pebble accepts this one, so the running server gets its certificate
+	lenient := "pebble.letsencrypt.org; accounturi=" + acct + "; x_y=1; persistUntil=+" + until
+	// and refuses this one, which Let's Encrypt accepts
+	spelled := "PEBBLE.LetsEncrypt.org.; accounturi=" + acct
+	for name, value := range map[string]string{"lenient.check.test": lenient, "spelled.check.test": spelled} {
+		name := "_validation-persist." + name
+		if err := acmetest.SetTXT(name, value); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { acmetest.SetTXT(name) })
+	}
+
+	res := e.caddy("persist", "check", "--config", cfg, "--domain", "spelled.check.test")
+	if res.code != 0 {
+		t.Errorf("exit status %d, want 0 for records that pass with warnings:\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	want := map[string][]string{
+		"_validation-persist.lenient.check.test: ok (warning: ": {`"x_y=1"`, `has a sign`, `; publish "pebble.letsencrypt.org; accounturi=` + acct + `; persistUntil=` + until + `" instead)`},
+		"_validation-persist.spelled.check.test: ok (warning: ": {`"PEBBLE.LetsEncrypt.org."`, "Pebble", `; publish "pebble.letsencrypt.org; accounturi=` + acct + `" instead)`},
+	}
+	lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("check printed:\n%s", res.stdout)
+	}
+	for prefix, parts := range want {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				found = true
+				for _, p := range parts {
+					if !strings.Contains(l, p) {
+						t.Errorf("line %q lacks %q", l, p)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no line starting %q in:\n%s", prefix, res.stdout)
+		}
+	}
+	if !strings.Contains(res.stderr, "passes by Let's Encrypt's rules") || !strings.Contains(res.stderr, `"published_value":"`+spelled+`"`) {
+		t.Errorf("the command logged no warning naming the published value:\n%s", res.stderr)
+	}
+
+	warnings := map[string]int{}
+	for _, r := range decodeRecords(t, e.caddy("persist", "check", "--config", cfg, "--domain", "spelled.check.test", "--format", "json").stdout) {
+		if r.Status == "ok" {
+			warnings[r.Domain] = len(r.Warnings)
+		}
+	}
+	if warnings["lenient.check.test"] != 2 || warnings["spelled.check.test"] != 1 {
+		t.Errorf("json warnings per ok record = %v, want 2 and 1", warnings)
+	}
+
+	e.start("--config", cfg)
+	resp, err := http.Get("http://" + e.admin + "/persist/check?domain=spelled.check.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	warnings = map[string]int{}
+	for _, r := range decodeRecords(t, string(body)) {
+		if r.Status == "ok" {
+			warnings[r.Domain] = len(r.Warnings)
+		}
+	}
+	if resp.StatusCode != 200 || warnings["lenient.check.test"] != 2 || warnings["spelled.check.test"] != 1 || !strings.Contains(string(body), `"warnings":[`) {
+		t.Errorf("GET /persist/check: %d %s", resp.StatusCode, body)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 )
 
 // BaseDomain returns the domain whose record authorizes name: the name
@@ -21,20 +22,23 @@ func BaseDomain(name string) (base string, wildcard bool, err error) {
 }
 
 // NormalizeDomain turns a domain name into the form records and hashes use:
-// a lowercase A-label without a trailing dot, within RFC 1035's limits.
+// a lowercase A-label without a trailing dot, within RFC 1035's limits. It
+// takes the steps of the drafts' section 9.2 in their order (case-fold,
+// NFC, A-label, then drop the trailing dot), as Let's Encrypt does for
+// issuer domain names: the order matters for a name that ends in a dot
+// only once mapped, such as one ending in U+3002.
 func NormalizeDomain(name string) (string, error) {
-	name = strings.TrimSuffix(name, ".")
-	if name == "" {
-		return "", errors.New("domain name is empty")
-	}
 	if strings.Contains(name, "*") {
 		return "", fmt.Errorf("domain name %q: a wildcard may only be the whole leftmost label", name)
 	}
-	ascii, err := idna.Lookup.ToASCII(strings.ToLower(name))
+	ascii, err := idna.Lookup.ToASCII(norm.NFC.String(strings.ToLower(name)))
 	if err != nil {
 		return "", fmt.Errorf("domain name %q is not a valid internationalized domain name: %v", name, err)
 	}
-	ascii = strings.ToLower(ascii)
+	ascii = strings.TrimSuffix(strings.ToLower(ascii), ".")
+	if ascii == "" {
+		return "", errors.New("domain name is empty")
+	}
 	if len(ascii) > maxDomainOctets {
 		return "", fmt.Errorf("domain name %q is %d octets long; the limit is %d", ascii, len(ascii), maxDomainOctets)
 	}

@@ -37,7 +37,8 @@ const ExpiryWarning = 30 * 24 * time.Hour
 // Record is one parsed dns-persist-01 TXT record value (an RFC 8659
 // issue-value). Tags other than the ones below are ignored, as CAs do.
 type Record struct {
-	// IssuerDomainName names the CA, e.g. "letsencrypt.org".
+	// IssuerDomainName names the CA, e.g. "letsencrypt.org", in canonical
+	// form: Parse normalizes other spellings to it.
 	IssuerDomainName string
 	// AccountURI is the account URL (drafts -00/-01) or its hash (-02).
 	AccountURI string
@@ -99,28 +100,56 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("malformed record %q: %s", e.Value, e.Reason)
 }
 
-// Parse parses and lints a TXT value (the character-strings of one record,
-// already joined). It follows RFC 8659 section 4.2 and the drafts: tags are
-// case-insensitive, a duplicate tag, an empty parameter or a trailing ";"
-// is malformed, values hold no spaces and no ";", accounturi is mandatory
-// and persistUntil is base-10 UNIX seconds.
+// Parse reads a TXT value: the character-strings of one record, already
+// joined, as miekg/dns presents them (a tab or a non-ASCII byte arrives as
+// a \DDD escape, at CAs built on it too). It reads RFC 8659 section 4.2 as
+// Let's Encrypt's VA does. Tags are case-insensitive. Malformed are: an
+// empty parameter or a trailing ";", a parameter without "=" or with an
+// empty tag, a value holding a space, ";", a control or a non-ASCII
+// character, a missing or empty accounturi, and a persistUntil that is not
+// a base-10 integer.
+//
+// Where Let's Encrypt is more lenient than other CAs, Parse accepts too,
+// and Evaluate warns:
+//   - the issuer-domain-name is normalized (case, Unicode form, A-label,
+//     trailing dot);
+//   - a parameter whose tag breaks RFC 8659's syntax is ignored as
+//     unrecognized;
+//   - persistUntil may carry a sign.
+//
+// One rule is stricter than Let's Encrypt's, as the drafts recommend: any
+// duplicate tag is malformed, not only a duplicate recognized one.
 func Parse(value string) (Record, error) {
-	fail := func(format string, args ...any) (Record, error) {
-		return Record{}, &ParseError{Value: value, Reason: fmt.Sprintf(format, args...)}
+	rec, _, err := parse(value)
+	return rec, err
+}
+
+// parse is Parse with the warnings Evaluate gives about a passing record:
+// what in the value Let's Encrypt accepts and a stricter CA refuses.
+func parse(value string) (Record, []Warning, error) {
+	fail := func(format string, args ...any) (Record, []Warning, error) {
+		return Record{}, nil, &ParseError{Value: value, Reason: fmt.Sprintf(format, args...)}
 	}
-	for i := 0; i < len(value); i++ {
-		if value[i] >= 0x80 {
-			return fail("contains non-ASCII bytes; records must be plain ASCII")
-		}
+	var rec Record
+	var warnings []Warning
+	note := func(kind WarningKind, format string, args ...any) {
+		warnings = append(warnings, Warning{kind, fmt.Sprintf(format, args...)})
 	}
 
-	issuer, params, _ := strings.Cut(value, ";")
-	var rec Record
-	rec.IssuerDomainName = trimWSP(issuer)
-	if err := CheckIssuerDomainName(rec.IssuerDomainName); err != nil {
-		return fail("%v", err)
+	issuer, params, hasParams := strings.Cut(value, ";")
+	published := trimWSP(issuer)
+	if published == "" {
+		return fail("issuer domain name is empty")
 	}
-	if !strings.Contains(value, ";") {
+	name, err := normalizeIssuer(published)
+	if err != nil {
+		return fail("issuer domain name %q is not a valid domain name", published)
+	}
+	rec.IssuerDomainName = name
+	if name != published {
+		note(WarningIssuerSpelling, "the issuer domain name %q is accepted by Let's Encrypt, which normalizes it to %q, but CAs that compare it exactly (Pebble) refuse the record", published, name)
+	}
+	if !hasParams {
 		return fail("no accounturi parameter")
 	}
 
@@ -135,9 +164,11 @@ func Parse(value string) (Record, error) {
 			return fail("parameter %q is not tag=value", param)
 		}
 		tag, val = trimWSP(tag), trimWSP(val)
-		if !isLDHToken(tag) {
-			return fail("parameter %q has an invalid tag", param)
+		if tag == "" {
+			return fail("parameter %q has an empty tag", param)
 		}
+		// strings.ToLower, not an ASCII fold, because that is what CAs
+		// match tags with, even tags that are not ASCII
 		key := strings.ToLower(tag)
 		if seen[key] {
 			return fail("duplicate %s parameter", tag)
@@ -145,6 +176,9 @@ func Parse(value string) (Record, error) {
 		seen[key] = true
 		if err := checkParamValue(tag, val); err != nil {
 			return fail("%v", err)
+		}
+		if !isLDHToken(tag) {
+			note(WarningTagSyntax, "the parameter %q has a tag outside RFC 8659's syntax; Let's Encrypt and Pebble ignore it as unrecognized, but a CA that enforces the syntax refuses the record", param)
 		}
 		switch key {
 		case "accounturi":
@@ -156,20 +190,33 @@ func Parse(value string) (Record, error) {
 			// the drafts say any other policy value is treated as absent
 			rec.Wildcard = strings.EqualFold(val, "wildcard")
 		case "persistuntil":
-			if val == "" || strings.Trim(val, "0123456789") != "" {
-				return fail("persistUntil %q is not base-10 UNIX seconds", val)
-			}
 			secs, err := strconv.ParseInt(val, 10, 64)
-			if err != nil {
+			if errors.Is(err, strconv.ErrRange) {
 				return fail("persistUntil %q is out of range", val)
 			}
+			if err != nil {
+				return fail("persistUntil %q is not base-10 UNIX seconds", val)
+			}
 			rec.PersistUntil = time.Unix(secs, 0).UTC()
+			switch {
+			case rec.PersistUntil.IsZero():
+				// the zero time.Time: Let's Encrypt reads it as no
+				// persistUntil at all, and so does Record
+				note(WarningPersistUntilSign, "persistUntil %q is the first instant of year 1, which Let's Encrypt takes for no persistUntil, but which Pebble takes for a date long passed and refuses", val)
+			case val[0] == '+' || val[0] == '-':
+				note(WarningPersistUntilSign, "persistUntil %q has a sign; Let's Encrypt and Pebble read it, but a CA that expects only digits refuses the record", val)
+			}
 		}
 	}
 	if rec.AccountURI == "" {
 		return fail("no accounturi parameter")
 	}
-	return rec, nil
+	if canonical, err := rec.Value(); err == nil {
+		for i := range warnings {
+			warnings[i].Detail += fmt.Sprintf("; publish %q instead", canonical)
+		}
+	}
+	return rec, warnings, nil
 }
 
 // issuerOf returns the issuer-domain-name at the start of a value without
@@ -180,12 +227,27 @@ func issuerOf(value string) string {
 	return trimWSP(issuer)
 }
 
+// normalizeIssuer returns the canonical form of an issuer-domain-name,
+// which every CA accepts. A name already in it is returned as is, without
+// the cost of IDNA.
+func normalizeIssuer(published string) (string, error) {
+	if CheckIssuerDomainName(published) == nil {
+		return published, nil
+	}
+	name, err := NormalizeDomain(published)
+	if err != nil {
+		return "", err
+	}
+	return name, CheckIssuerDomainName(name)
+}
+
 func trimWSP(s string) string {
 	return strings.Trim(s, " \t")
 }
 
 // CheckIssuerDomainName enforces RFC 8659's issuer-domain-name syntax plus
-// the drafts' lowercase, no-trailing-dot rule, since CAs compare it exactly.
+// the drafts' lowercase, no-trailing-dot rule: the canonical form, which
+// every CA accepts, whether it normalizes the name or compares it exactly.
 func CheckIssuerDomainName(name string) error {
 	if name == "" {
 		return errors.New("issuer domain name is empty")
@@ -199,7 +261,9 @@ func CheckIssuerDomainName(name string) error {
 	if len(name) > maxDomainOctets {
 		return fmt.Errorf("issuer domain name is longer than %d octets", maxDomainOctets)
 	}
-	for _, label := range strings.Split(name, ".") {
+	for rest, more := name, true; more; {
+		var label string
+		label, rest, more = strings.Cut(rest, ".")
 		if len(label) > maxLabelOctets || !isLDHToken(label) {
 			return fmt.Errorf("issuer domain name %q is not a valid domain name", name)
 		}
@@ -226,7 +290,7 @@ func checkParamValue(tag, val string) error {
 	for i := 0; i < len(val); i++ {
 		c := val[i]
 		if c < 0x21 || c > 0x7e || c == ';' {
-			return fmt.Errorf("value of %s holds a space, ';' or a control character", tag)
+			return fmt.Errorf("value of %s holds a space, ';', a control or a non-ASCII character", tag)
 		}
 	}
 	return nil

@@ -57,16 +57,48 @@ type Mismatch struct {
 	Detail string
 }
 
+// WarningKind says what a passing record relies on that stricter CAs
+// refuse.
+type WarningKind string
+
+// The leniencies a passing record may rely on: each is accepted by Let's
+// Encrypt, whose rules the check follows where CAs differ.
+const (
+	// WarningIssuerSpelling is an issuer domain name that is an offered
+	// name only once normalized: another case, a trailing dot, a U-label.
+	WarningIssuerSpelling WarningKind = "issuer_spelling"
+	// WarningTagSyntax is a parameter whose tag breaks RFC 8659's tag
+	// syntax, which CAs ignore as unrecognized.
+	WarningTagSyntax WarningKind = "tag_syntax"
+	// WarningPersistUntilSign is a persistUntil with a leading sign.
+	WarningPersistUntilSign WarningKind = "persist_until_sign"
+)
+
+// Warning is one way a passing record differs from its canonical form in
+// something a stricter CA refuses. Detail says which CAs accept and
+// refuse it, and names the canonical value to publish instead.
+type Warning struct {
+	Kind   WarningKind
+	Detail string
+}
+
 // Verdict is the outcome of comparing published values to an Expectation.
 type Verdict struct {
 	Status Status
 	// Matched is the record that passes, when Status is StatusOK.
 	Matched *Record
+	// MatchedValue is Matched as published.
+	MatchedValue string
+	// Warnings, for a passing record, list what it relies on that Let's
+	// Encrypt accepts and stricter CAs refuse. A record that passes at
+	// every CA has none, and is chosen over one that has some.
+	Warnings []Warning
 	// Mismatches explain a StatusMismatch, most relevant first.
 	Mismatches []Mismatch
 	// IssuerDomainName is the issuer domain name to publish: the
 	// configured one, else the first offered name a published record
-	// already uses, else the first offered name.
+	// already uses (spelled exactly, else in another spelling), else the
+	// first offered name.
 	IssuerDomainName string
 }
 
@@ -91,9 +123,10 @@ func (v Verdict) Has(kind MismatchKind) bool {
 }
 
 // Evaluate decides whether any of the published values (one per TXT record,
-// strings already joined) authorizes the expected account at time now.
-// Records naming an issuer the CA does not offer are skipped, as the CA
-// skips them; the order of checks after that follows the CA's own.
+// strings already joined) authorizes the expected account at time now, by
+// Let's Encrypt's rules (see Parse). Records whose issuer domain name,
+// normalized, is not one the CA offers are skipped, as the CA skips them;
+// the order of checks after that follows the CA's own.
 func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 	v := Verdict{IssuerDomainName: chooseIssuer(exp, values)}
 	if len(values) == 0 {
@@ -105,17 +138,13 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 	add := func(rank int, kind MismatchKind, format string, args ...any) {
 		byRelevance[rank] = append(byRelevance[rank], Mismatch{Kind: kind, Detail: fmt.Sprintf(format, args...)})
 	}
+	var lenient *Verdict
 	for _, value := range values {
-		issuer := issuerOf(value)
-		if !slices.Contains(exp.Offered, issuer) {
-			if slices.Contains(exp.Offered, strings.ToLower(issuer)) {
-				add(5, MismatchIssuer, "issuer domain name %q must be lowercase", issuer)
-			} else {
-				add(5, MismatchIssuer, "issuer domain name %q is not one this CA offers (%s)", issuer, strings.Join(exp.Offered, ", "))
-			}
+		if _, ok := offeredIssuer(exp.Offered, value); !ok {
+			add(5, MismatchIssuer, "issuer domain name %q is not one this CA offers (%s)", issuerOf(value), strings.Join(exp.Offered, ", "))
 			continue
 		}
-		rec, err := Parse(value)
+		rec, warnings, err := parse(value)
 		if err != nil {
 			add(0, MismatchMalformed, "%v", err)
 			continue
@@ -140,8 +169,17 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 			add(4, MismatchPersistUntil, "persistUntil is %s but persist_until is configured as %s", published, formatPersistUntil(exp.PersistUntil))
 			continue
 		}
-		v.Status, v.Matched = StatusOK, &rec
-		return v
+		pass := Verdict{Status: StatusOK, Matched: &rec, MatchedValue: value, IssuerDomainName: v.IssuerDomainName}
+		if len(warnings) == 0 {
+			return pass
+		}
+		if lenient == nil {
+			pass.Warnings = warnings
+			lenient = &pass
+		}
+	}
+	if lenient != nil {
+		return *lenient
 	}
 	v.Status = StatusMismatch
 	for _, group := range byRelevance {
@@ -150,14 +188,30 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 	return v
 }
 
+// offeredIssuer returns the offered name a value's issuer-domain-name
+// stands for: itself, or, for another spelling, the name it normalizes to.
+func offeredIssuer(offered []string, value string) (string, bool) {
+	name, err := normalizeIssuer(issuerOf(value))
+	if err != nil || !slices.Contains(offered, name) {
+		return "", false
+	}
+	return name, true
+}
+
 func chooseIssuer(exp Expectation, values []string) string {
 	if exp.Preferred != "" {
 		return exp.Preferred
 	}
-	for _, offered := range exp.Offered {
-		for _, value := range values {
-			if issuerOf(value) == offered {
-				return offered
+	spellings := []func(value string) string{
+		issuerOf, // exact: the common case, and it needs no normalizing
+		func(value string) string { name, _ := offeredIssuer(exp.Offered, value); return name },
+	}
+	for _, spelling := range spellings {
+		for _, offered := range exp.Offered {
+			for _, value := range values {
+				if spelling(value) == offered {
+					return offered
+				}
 			}
 		}
 	}

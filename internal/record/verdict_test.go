@@ -29,7 +29,8 @@ func TestEvaluate(t *testing.T) {
 		{name: "none", values: nil, status: StatusMissing},
 		{name: "another CA's record beside ours", values: []string{"otherca.example; accounturi=https://o/1", ours}, status: StatusOK},
 		{name: "only another CA", values: []string{"otherca.example; accounturi=https://o/1"}, status: StatusMismatch, kind: MismatchIssuer, contains: "not one this CA offers"},
-		{name: "uppercase issuer", values: []string{"LetsEncrypt.org; accounturi=https://ca/acct/1"}, status: StatusMismatch, kind: MismatchIssuer, contains: "lowercase"},
+		{name: "uppercase issuer", values: []string{"LetsEncrypt.org; accounturi=https://ca/acct/1"}, status: StatusOK},
+		{name: "another spelling of another CA", values: []string{"OtherCA.example.; accounturi=https://ca/acct/1"}, status: StatusMismatch, kind: MismatchIssuer, contains: `"OtherCA.example." is not one this CA offers`},
 		{name: "other account", values: []string{"letsencrypt.org; accounturi=https://ca/acct/2"}, status: StatusMismatch, kind: MismatchAccount, contains: "https://ca/acct/2"},
 		{name: "wildcard without policy", mutate: func(e *Expectation) { e.Wildcard = true }, values: []string{ours}, status: StatusMismatch, kind: MismatchPolicy, contains: "*.example.com"},
 		{name: "wildcard with policy", mutate: func(e *Expectation) { e.Wildcard = true }, values: []string{ours + "; policy=wildcard"}, status: StatusOK},
@@ -63,6 +64,57 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+func TestEvaluateWarnsOfLenientPasses(t *testing.T) {
+	now := time.Unix(1800000000, 0)
+	exp := testExpectation()
+	exp.Wildcard = true
+	const canonical = "letsencrypt.org; accounturi=https://ca/acct/1; policy=wildcard; persistUntil=1827662400"
+	cases := []struct {
+		value string
+		kinds []WarningKind
+	}{
+		{canonical, nil},
+		{"LetsEncrypt.ORG.; accounturi=https://ca/acct/1; policy=wildcard; persistUntil=1827662400", []WarningKind{WarningIssuerSpelling}},
+		{"letsencrypt.org; x_y=1; accounturi=https://ca/acct/1; policy=wildcard; persistUntil=1827662400", []WarningKind{WarningTagSyntax}},
+		{"letsencrypt.org; accounturi=https://ca/acct/1; policy=wildcard; persistUntil=+1827662400", []WarningKind{WarningPersistUntilSign}},
+		{"Letsencrypt.org; accounturi=https://ca/acct/1; bad tag=; policy=WILDCARD; persistUntil=+1827662400", []WarningKind{WarningIssuerSpelling, WarningTagSyntax, WarningPersistUntilSign}},
+	}
+	for _, c := range cases {
+		v := Evaluate(exp, []string{c.value}, now)
+		if v.Status != StatusOK || v.MatchedValue != c.value {
+			t.Fatalf("%q: status %s (%s), matched %q", c.value, v.Status, v.Reason(), v.MatchedValue)
+		}
+		if len(v.Warnings) != len(c.kinds) {
+			t.Fatalf("%q: warnings %+v, want kinds %v", c.value, v.Warnings, c.kinds)
+		}
+		for i, w := range v.Warnings {
+			if w.Kind != c.kinds[i] || !strings.Contains(w.Detail, "refuse") || !strings.HasSuffix(w.Detail, `; publish "`+canonical+`" instead`) {
+				t.Errorf("%q: warning %+v, want %s, what is refused and the canonical value", c.value, w, c.kinds[i])
+			}
+		}
+	}
+
+	// a record that passes everywhere wins over one that passes by Let's
+	// Encrypt's rules alone, in whichever order they are published
+	strict, lenient := canonical, "LETSENCRYPT.ORG; accounturi=https://ca/acct/1; policy=wildcard; persistUntil=1827662400"
+	for _, values := range [][]string{{lenient, strict}, {strict, lenient}} {
+		if v := Evaluate(exp, values, now); v.Status != StatusOK || v.MatchedValue != strict || len(v.Warnings) != 0 {
+			t.Errorf("%q: matched %q with warnings %+v", values, v.MatchedValue, v.Warnings)
+		}
+	}
+	// of two lenient passes, the first is reported
+	other := "letsencrypt.org.; accounturi=https://ca/acct/1; policy=wildcard; persistUntil=1827662400"
+	if v := Evaluate(exp, []string{lenient, other}, now); v.MatchedValue != lenient || !strings.Contains(v.Warnings[0].Detail, `"LETSENCRYPT.ORG"`) {
+		t.Errorf("matched %q with warnings %+v", v.MatchedValue, v.Warnings)
+	}
+	// the year-1 persistUntil Let's Encrypt reads as none
+	v := Evaluate(testExpectation(), []string{"letsencrypt.org; accounturi=https://ca/acct/1; persistUntil=-62135596800"}, now)
+	if v.Status != StatusOK || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0].Detail, "year 1") ||
+		!strings.HasSuffix(v.Warnings[0].Detail, `publish "letsencrypt.org; accounturi=https://ca/acct/1" instead`) {
+		t.Errorf("year-1 persistUntil: %s, %+v", v.Status, v.Warnings)
+	}
+}
+
 func TestEvaluateOrdersMismatchesByRelevance(t *testing.T) {
 	exp := testExpectation()
 	v := Evaluate(exp, []string{
@@ -83,6 +135,9 @@ func TestChooseIssuer(t *testing.T) {
 	published := []string{"ca.example; accounturi=https://ca/acct/7"}
 	if got := Evaluate(exp, published, time.Now()).IssuerDomainName; got != "ca.example" {
 		t.Errorf("a record uses ca.example: issuer %q", got)
+	}
+	if got := Evaluate(exp, []string{"CA.Example.; accounturi=https://ca/acct/7"}, time.Now()).IssuerDomainName; got != "ca.example" {
+		t.Errorf("a record uses ca.example in another spelling: issuer %q", got)
 	}
 	exp.Preferred = "letsencrypt.org"
 	if got := Evaluate(exp, published, time.Now()).IssuerDomainName; got != "letsencrypt.org" {
