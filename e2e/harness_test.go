@@ -3,11 +3,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,12 +15,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
 
 var (
@@ -35,20 +32,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if !shortMode() {
-		dir, err := os.MkdirTemp("", "persist-e2e-")
+	if !caddytest.ShortMode() {
+		bin, remove, err := caddytest.Build("..")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		caddyBin = filepath.Join(dir, "caddy")
-		build := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building cmd/caddy:", err)
-			return 1
-		}
+		defer remove()
+		caddyBin = bin
 		_, addr, err := acmetest.DNS()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "starting the test DNS server:", err)
@@ -57,16 +48,6 @@ func run(m *testing.M) int {
 		testDNSAddr = addr
 	}
 	return m.Run()
-}
-
-// shortMode reports -short before flag parsing has happened in TestMain.
-func shortMode() bool {
-	for _, arg := range os.Args[1:] {
-		if arg == "-test.short" || arg == "-test.short=true" {
-			return true
-		}
-	}
-	return false
 }
 
 func skipShort(t *testing.T) {
@@ -176,22 +157,11 @@ type result struct {
 // caddy runs the binary to completion.
 func (e *env) caddy(args ...string) result {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, caddyBin, args...)
+	cmd := exec.Command(caddyBin, args...)
 	cmd.Dir = e.dir
 	cmd.Env = e.environ()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	code := 0
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		code = exitErr.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("running caddy %v: %v", args, err)
-	}
-	return result{stdout: out.String(), stderr: errOut.String(), code: code}
+	res := caddytest.Run(e.t, cmd)
+	return result{stdout: res.Stdout, stderr: res.Stderr, code: res.Code}
 }
 
 func (e *env) environ() []string {
@@ -204,9 +174,8 @@ func (e *env) environ() []string {
 
 // server is a running `caddy run`.
 type server struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
+	*caddytest.Process
+	logs *caddytest.Buffer
 }
 
 // start runs `caddy run` with args and waits for its admin endpoint.
@@ -215,69 +184,19 @@ func (e *env) start(args ...string) *server {
 	cmd := exec.Command(caddyBin, append([]string{"run"}, args...)...)
 	cmd.Dir = e.dir
 	cmd.Env = e.environ()
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	s := &server{cmd: cmd, logs: logs, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.done) }()
-	e.t.Cleanup(func() {
-		s.stop()
-		if e.t.Failed() {
-			e.t.Logf("caddy log:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + e.admin + "/config/")
-		if err == nil {
-			resp.Body.Close()
-			return s
-		}
-		select {
-		case <-s.done:
-			e.t.Fatalf("caddy exited early:\n%s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("caddy's admin endpoint did not come up:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	p := caddytest.StartCaddy(e.t, cmd, e.admin)
+	return &server{Process: p, logs: p.Logs}
 }
 
 // kill ends the server at once, as a crash or an OOM kill would.
-func (s *server) kill() {
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-}
+func (s *server) kill() { s.Kill() }
 
-func (s *server) stop() {
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
-}
+func (s *server) stop() { s.Stop() }
 
 // waitLog waits until the server's log contains substr.
 func (s *server) waitLog(t *testing.T, substr string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(s.logs.String(), substr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy did not log %q within %s", substr, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.WaitLog(t, 0, timeout, substr)
 }
 
 // handshake connects to the HTTPS port with SNI, verifies the chain
@@ -317,22 +236,4 @@ func (e *env) handshake(t *testing.T, sni string, timeout time.Duration) (*x509.
 	}
 	t.Fatalf("no verified TLS handshake with SNI %s within %s: %v", sni, timeout, lastErr)
 	return nil, ""
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,0 +1,155 @@
+package realdns
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// issuanceTimeout bounds the wait for a certificate once its record is out.
+const issuanceTimeout = 90 * time.Second
+
+// requireOneValidationEach fails the test unless the CA received exactly
+// one order and one challenge POST for each of Caddy's certificates (one
+// per name): a failed validation makes Caddy order again.
+func requireOneValidationEach(t *testing.T, w *world, certs int) {
+	t.Helper()
+	orders, challenges := w.ca.Counts.Get(acmetest.KindNewOrder), w.ca.Counts.Get(acmetest.KindChallenge)
+	if orders != certs || challenges != certs {
+		t.Errorf("the CA received %d orders and %d challenge POSTs, want %d of each", orders, challenges, certs)
+	}
+}
+
+// A record published at the primary, while the zone's second server does
+// not have it yet, must not reach the CA: the CA's resolver may ask that
+// server. Once the secondary transfers the zone, the certificates for the
+// wildcard and the apex follow.
+func TestLaggingSecondaryHoldsTheChallenge(t *testing.T) {
+	inWorld(t, []zone{{name: "lag.test", servers: []string{primaryAddr, laggingAddr}}}, func(w *world) {
+		cfg := w.caddyfile("*.lag.test, lag.test")
+		rec := w.records(cfg)
+		w.publish(rec.RecordName, rec.Value)
+		if w.serves(laggingAddr, rec.RecordName, rec.Value) {
+			t.Fatal("the secondary has the record before it was told to transfer")
+		}
+
+		srv := w.startCaddy(cfg)
+		srv.WaitLog(t, 0, 30*time.Second, "obtaining certificate")
+		// several of the issuer's looks at the record pass while ns2 lags
+		for hold := time.Now().Add(8 * time.Second); time.Now().Before(hold); {
+			if n := w.ca.Counts.Get(acmetest.KindChallenge); n > 0 {
+				t.Fatalf("%d challenge POSTs while ns2.lag.test (%s) lacked the record that ns1 (%s) served",
+					n, laggingAddr, primaryAddr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !w.serves(primaryAddr, rec.RecordName, rec.Value) || w.serves(laggingAddr, rec.RecordName, rec.Value) {
+			t.Fatal("the zone's servers changed during the hold")
+		}
+
+		w.catchUp("lag.test")
+		// Caddy keeps a certificate for each name of the site
+		if leaf := w.certificate("www.lag.test", issuanceTimeout); !slices.Contains(leaf.DNSNames, "*.lag.test") {
+			t.Errorf("the certificate for www.lag.test names %v, want *.lag.test", leaf.DNSNames)
+		}
+		if leaf := w.certificate("lag.test", issuanceTimeout); !slices.Contains(leaf.DNSNames, "lag.test") {
+			t.Errorf("the certificate for lag.test names %v", leaf.DNSNames)
+		}
+		requireOneValidationEach(t, w, 2)
+	})
+}
+
+// The record name may be an alias into a zone that another DNS host
+// serves, where the record is then published.
+func TestRecordCNAMEdIntoAnotherZone(t *testing.T) {
+	inWorld(t, []zone{
+		{name: "alias.test", servers: []string{primaryAddr},
+			records: []string{"_validation-persist.alias.test. IN CNAME alias.test.persist-host.test."}},
+		{name: "persist-host.test", servers: []string{otherAddr}},
+	}, func(w *world) {
+		cfg := w.caddyfile("alias.test")
+		rec := w.records(cfg)
+		if rec.RecordName != "_validation-persist.alias.test" {
+			t.Fatalf("record name %s", rec.RecordName)
+		}
+		w.publish("alias.test.persist-host.test", rec.Value)
+
+		w.startCaddy(cfg)
+		w.certificate("alias.test", issuanceTimeout)
+		requireOneValidationEach(t, w, 1)
+	})
+}
+
+// A nameserver of the zone that never answers does not stop issuance: the
+// other one serves the record.
+func TestSilentNameserver(t *testing.T) {
+	inWorld(t, []zone{{name: "dead.test", servers: []string{silentAddr, primaryAddr}}}, func(w *world) {
+		cfg := w.caddyfile("dead.test")
+		rec := w.records(cfg)
+		w.publish(rec.RecordName, rec.Value)
+
+		w.startCaddy(cfg)
+		w.certificate("dead.test", issuanceTimeout)
+		requireOneValidationEach(t, w, 1)
+		if w.silentQueries.Load() == 0 {
+			t.Error("nobody asked the silent nameserver, so this proves nothing")
+		}
+	})
+}
+
+// A zone signed inline by BIND, under the signed root, with Unbound
+// validating: issuance works as for any zone. A zone whose DS matches no
+// key shows the validation is real.
+func TestSignedZone(t *testing.T) {
+	inWorld(t, []zone{
+		{name: "signed.test", servers: []string{primaryAddr}, signed: true},
+		{name: "bogus.test", servers: []string{primaryAddr}, bogusDS: true},
+	}, func(w *world) {
+		if m, err := query(resolverAddr, "bogus.test.", dns.TypeSOA, true); err != nil || m.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("Unbound answered bogus.test, whose DS matches no key: %v %v", m, err)
+		}
+
+		cfg := w.caddyfile("signed.test")
+		rec := w.records(cfg)
+		w.publish(rec.RecordName, rec.Value)
+		m := w.awaitRecursive(resolverAddr, rec.RecordName, dns.TypeTXT, "the record through Unbound", func(m *dns.Msg) bool {
+			return slices.Contains(txtValues(m), rec.Value)
+		})
+		if !m.AuthenticatedData {
+			t.Fatalf("Unbound did not validate the record of the signed zone:\n%v", m)
+		}
+
+		w.startCaddy(cfg)
+		w.certificate("signed.test", issuanceTimeout)
+		requireOneValidationEach(t, w, 1)
+	})
+}
+
+// A record removed after issuance is reported by the daily check in the
+// log and by `caddy persist check`, which exits 1.
+func TestRemovedRecordIsReported(t *testing.T) {
+	inWorld(t, []zone{{name: "gone.test", servers: []string{primaryAddr}}}, func(w *world) {
+		cfg := w.caddyfile("gone.test")
+		rec := w.records(cfg)
+		w.publish(rec.RecordName, rec.Value)
+		srv := w.startCaddy(cfg)
+		w.certificate("gone.test", issuanceTimeout)
+		if res := w.caddy("persist", "check", "--config", cfg); res.Code != 0 {
+			t.Fatalf("persist check before the removal: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+
+		removed := srv.Logs.Len()
+		w.unpublish(rec.RecordName)
+		res := w.caddy("persist", "check", "--config", cfg)
+		if res.Code != 1 || !strings.Contains(res.Stdout, rec.RecordName+": missing") {
+			t.Errorf("persist check after the removal: exit %d, want 1 and %q\n%s\n%s", res.Code, rec.RecordName+": missing", res.Stdout, res.Stderr)
+		}
+		// the first daily check runs a minute after the config loads
+		srv.WaitLog(t, removed, 2*time.Minute, `"record_name":"`+rec.RecordName+`"`, `"status":"missing"`)
+	})
+}

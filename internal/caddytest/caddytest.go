@@ -1,0 +1,213 @@
+// Package caddytest runs programs for the end-to-end tests: it builds the
+// Caddy binary of this module once, runs its commands to completion, and
+// runs long-lived processes (`caddy run`, DNS daemons) whose output a test
+// reads while they run and sees when it fails.
+package caddytest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles cmd/caddy of the module rooted at root into a new
+// temporary folder, and returns the binary's path and a function that
+// removes the folder.
+func Build(root string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "persist-caddy-")
+	if err != nil {
+		return "", nil, err
+	}
+	remove := func() { os.RemoveAll(dir) }
+	bin := filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		remove()
+		return "", nil, fmt.Errorf("building cmd/caddy: %v\n%s", err, out)
+	}
+	return bin, remove, nil
+}
+
+// ShortMode reports -short before flag parsing has happened, as in
+// TestMain, where a test binary decides whether to build Caddy.
+func ShortMode() bool {
+	for _, arg := range os.Args[1:] {
+		if arg == "-test.short" || arg == "-test.short=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// Result is a finished command.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Run runs cmd to completion, within two minutes, and fails the test only
+// if it cannot be run: a non-zero exit is the result's Code.
+func Run(t testing.TB, cmd *exec.Cmd) Result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("running %v: %v", cmd.Args, err)
+	}
+	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	timer.Stop()
+	code := 0
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running %v: %v", cmd.Args, err)
+	}
+	return Result{Stdout: out.String(), Stderr: errOut.String(), Code: code}
+}
+
+// Process is a long-lived child of the test.
+type Process struct {
+	name string
+	cmd  *exec.Cmd
+	// Logs is what the process wrote to stdout and stderr.
+	Logs *Buffer
+	done chan struct{}
+}
+
+// Start starts cmd and stops it when the test ends, logging its output
+// under name if the test failed.
+func Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{name: name, cmd: cmd, Logs: &Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.Logs, p.Logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.Logs.String())
+		}
+	})
+	return p
+}
+
+// StartCaddy runs `caddy run` as cmd and waits until its admin endpoint
+// at admin answers.
+func StartCaddy(t testing.TB, cmd *exec.Cmd, admin string) *Process {
+	t.Helper()
+	p := Start(t, "caddy", cmd)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		if why := p.Exited(); why != "" {
+			t.Fatal(why)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy's admin endpoint did not come up:\n%s", p.Logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Exited says why the process is no longer running, or "" if it is.
+func (p *Process) Exited() string {
+	select {
+	case <-p.done:
+		return fmt.Sprintf("%s exited early (%v):\n%s", p.name, p.cmd.ProcessState, p.Logs.String())
+	default:
+		return ""
+	}
+}
+
+// Kill ends the process at once, as a crash or an OOM kill would.
+func (p *Process) Kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop asks the process to end, and kills it if it has not within ten
+// seconds.
+func (p *Process) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// WaitLog waits until a line of the log past offset holds every one of
+// substrs, and returns that line.
+func (p *Process) WaitLog(t testing.TB, offset int, timeout time.Duration, substrs ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, line := range strings.Split(p.Logs.String()[offset:], "\n") {
+			if containsAll(line, substrs) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log a line with %q within %s", p.name, substrs, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, substrs []string) bool {
+	for _, sub := range substrs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// Buffer is a bytes.Buffer safe for a writer and readers.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Len is how much has been written so far: an offset for WaitLog.
+func (b *Buffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
