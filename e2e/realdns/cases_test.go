@@ -51,6 +51,11 @@ func TestLaggingSecondaryHoldsTheChallenge(t *testing.T) {
 		if !w.serves(primaryAddr, rec.RecordName, rec.Value) || w.serves(laggingAddr, rec.RecordName, rec.Value) {
 			t.Fatal("the zone's servers changed during the hold")
 		}
+		// the log says who holds the order back, and only that server
+		line := srv.WaitLog(t, 0, time.Second, "not yet served by every nameserver", "servers_behind")
+		if !strings.Contains(line, "ns2.lag.test ("+laggingAddr+":53)") || strings.Contains(line, primaryAddr) {
+			t.Errorf("the log does not name ns2 alone as behind: %s", line)
+		}
 
 		w.catchUp("lag.test")
 		// Caddy keeps a certificate for each name of the site
