@@ -84,12 +84,14 @@ func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) erro
 	if iss.PropagationTimeout < 0 || order.in.offered == nil {
 		return nil
 	}
-	return iss.awaitRecords(ctx, order.in, order.plan.bases, order.plan.wildcard, order.started.Add(time.Duration(iss.PropagationTimeout)))
+	stepAside := func(ctx context.Context) error { return iss.leaveToLaterIssuer(ctx, order.plan) }
+	return iss.awaitRecords(ctx, order.in, order.plan.bases, order.plan.wildcard, order.started.Add(time.Duration(iss.PropagationTimeout)), stepAside)
 }
 
 // awaitRecords checks the record of each base until all pass or the
-// deadline comes, and then reports every record that still fails.
-func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []string, wildcard map[string]bool, deadline time.Time) error {
+// deadline comes, and then reports every record that still fails. While
+// records fail, stepAside (when not nil) may end the wait with its error.
+func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []string, wildcard map[string]bool, deadline time.Time, stepAside func(context.Context) error) error {
 	pending := bases
 	var failures []error
 	for {
@@ -110,6 +112,11 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []st
 			return nil
 		}
 		pending = still
+		if stepAside != nil {
+			if err := stepAside(ctx); err != nil {
+				return err
+			}
+		}
 		wait := min(iss.checkInterval, deadline.Sub(iss.now()))
 		if wait <= 0 {
 			return errors.Join(failures...)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -33,14 +34,22 @@ names, and prints the records to publish: as zone file lines, or with
 It loads the issuer's ACME account from storage, or registers it (once, and
 says so on stderr) if there is none. It never places an order.
 `+recordHelp, cmdPersistRecords))
-			cmd.AddCommand(persistSubcommand("check", `
+			check := persistSubcommand("check", `
 Looks up each record the way the issuer does and prints one line per record:
 ok, missing, mismatch: <reason>, dns-error: <reason>, or expiring: persistUntil
 in N days, with the record to publish when it is not ok. A record that passes
 by Let's Encrypt's rules but not a stricter CA's is "ok (warning: ...)", with
 the canonical record to publish. The exit status is 0 only when every record
 is ok, so it can gate a deploy.
-`+recordHelp, cmdPersistCheck))
+
+With several persist issuers (one per CA) serving a name, each CA has its own
+record at the same name, and each line names its CA. --any then exits 0 when,
+for every domain, at least one CA's record is ok: enough for a certificate,
+without the redundancy.
+`+recordHelp, cmdPersistCheck)
+			check.Use += " [--any]"
+			check.Flags().Bool("any", false, "Exit 0 when one CA's record per domain is ok, not every CA's")
+			cmd.AddCommand(check)
 		},
 	})
 }
@@ -122,31 +131,76 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 			return caddy.ExitCodeFailedStartup, err
 		}
 	} else {
+		severalCAs := spansCAs(reports)
 		for _, r := range reports {
-			if check {
-				fmt.Fprintln(stdout, checkLine(r))
-			} else {
+			switch {
+			case check:
+				fmt.Fprintln(stdout, checkLine(r, severalCAs))
+			case severalCAs:
+				// a zone file comment: the line still pastes as is
+				fmt.Fprintf(stdout, "%s ; ca %s\n", r.ZoneLine, r.CADirectory)
+			default:
 				fmt.Fprintln(stdout, r.ZoneLine)
 			}
 		}
 	}
 	if check {
-		notOK := 0
-		for _, r := range reports {
-			if r.Status != record.StatusOK {
-				notOK++
-			}
-		}
-		if notOK > 0 {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("%d of %d dns-persist-01 records are not ok", notOK, len(reports))
+		if err := checkOutcome(reports, fl.Bool("any")); err != nil {
+			return caddy.ExitCodeFailedStartup, err
 		}
 	}
 	return caddy.ExitCodeSuccess, nil
 }
 
-// checkLine is the one-line form of a checked record.
-func checkLine(r RecordReport) string {
-	line := r.RecordName + ": " + string(r.Status)
+// spansCAs reports whether the reports are for more than one CA, whose
+// records then share names and must say which CA each is for.
+func spansCAs(reports []RecordReport) bool {
+	for _, r := range reports {
+		if r.CADirectory != reports[0].CADirectory {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOutcome is the verdict of `caddy persist check`: every record ok,
+// or with anyCA, one ok record per domain.
+func checkOutcome(reports []RecordReport, anyCA bool) error {
+	notOK := 0
+	okDomains := make(map[string]bool)
+	for _, r := range reports {
+		if r.Status == record.StatusOK {
+			okDomains[r.Domain] = true
+		} else {
+			notOK++
+		}
+	}
+	if !anyCA {
+		if notOK > 0 {
+			return fmt.Errorf("%d of %d dns-persist-01 records are not ok", notOK, len(reports))
+		}
+		return nil
+	}
+	var lacking []string
+	for _, r := range reports {
+		if !okDomains[r.Domain] && !slices.Contains(lacking, r.Domain) {
+			lacking = append(lacking, r.Domain)
+		}
+	}
+	if len(lacking) > 0 {
+		return fmt.Errorf("no CA's dns-persist-01 record is ok for %s", strings.Join(lacking, ", "))
+	}
+	return nil
+}
+
+// checkLine is the one-line form of a checked record, naming its CA when
+// the records of several CAs share names.
+func checkLine(r RecordReport, withCA bool) string {
+	line := r.RecordName
+	if withCA {
+		line += " (ca " + r.CADirectory + ")"
+	}
+	line += ": " + string(r.Status)
 	if r.Reason != "" {
 		line += ": " + r.Reason
 	}

@@ -13,7 +13,8 @@ import (
 )
 
 // servedSet is one persist issuer of a config and the names it obtains
-// certificates for.
+// certificates for. A policy with several persist issuers (one per CA)
+// gives each of them the policy's names: each CA needs its own record.
 type servedSet struct {
 	Issuer *Issuer
 	Names  []string
@@ -25,8 +26,9 @@ type servedSet struct {
 // them (first policy whose subjects match, a policy without subjects
 // matching all). Names covered by a managed wildcard are left out, since
 // Caddy serves them with the wildcard's certificate. The extra names are
-// added to the set of the policy that would serve them, or else to the
-// first persist issuer, for names the config does not list yet.
+// added to the sets of the policy that would serve them, or else to those
+// of the first policy with persist issuers, for names the config does not
+// list yet.
 func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, error) {
 	tlsApp, err := ctx.AppIfConfigured("tls")
 	if err != nil {
@@ -62,8 +64,13 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 			sets[i].Names = append(sets[i].Names, name)
 		}
 	}
+	var fallback []*Issuer
 	for _, ap := range policies.Policies {
-		if iss := persistIssuerOf(ap); iss != nil {
+		issuers := persistIssuersOf(ap)
+		if fallback == nil {
+			fallback = issuers
+		}
+		for _, iss := range issuers {
 			index[iss] = len(sets)
 			sets = append(sets, servedSet{Issuer: iss})
 		}
@@ -73,10 +80,10 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 	}
 
 	for _, name := range candidates {
-		if coveredByWildcard(name, candidates) {
+		if coveredByWildcard(name, candidates) || !certmagic.SubjectQualifiesForCert(name) || certmagic.SubjectIsIP(name) {
 			continue
 		}
-		if iss := persistIssuerOf(policyFor(policies.Policies, name)); iss != nil && certmagic.SubjectQualifiesForCert(name) && !certmagic.SubjectIsIP(name) {
+		for _, iss := range persistIssuersOf(policyFor(policies.Policies, name)) {
 			add(iss, name)
 		}
 	}
@@ -84,11 +91,13 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 		if certmagic.SubjectIsIP(name) {
 			return nil, &inputError{fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)}
 		}
-		iss := persistIssuerOf(policyFor(policies.Policies, name))
-		if iss == nil {
-			iss = sets[0].Issuer
+		issuers := persistIssuersOf(policyFor(policies.Policies, name))
+		if len(issuers) == 0 {
+			issuers = fallback
 		}
-		add(iss, name)
+		for _, iss := range issuers {
+			add(iss, name)
+		}
 	}
 	return sets, nil
 }
@@ -111,17 +120,24 @@ func policyFor(policies []*caddytls.AutomationPolicy, name string) *caddytls.Aut
 	return nil
 }
 
-// persistIssuerOf returns the first persist issuer of a policy, if any.
-func persistIssuerOf(ap *caddytls.AutomationPolicy) *Issuer {
+// persistIssuersOf returns the persist issuers of a policy, in the order
+// Caddy tries them.
+func persistIssuersOf(ap *caddytls.AutomationPolicy) []*Issuer {
 	if ap == nil {
 		return nil
 	}
-	for _, iss := range ap.Issuers {
+	return persistIssuers(ap.Issuers)
+}
+
+// persistIssuers picks the persist issuers out of a list of issuers.
+func persistIssuers(issuers []certmagic.Issuer) []*Issuer {
+	var out []*Issuer
+	for _, iss := range issuers {
 		if p, ok := iss.(*Issuer); ok {
-			return p
+			out = append(out, p)
 		}
 	}
-	return nil
+	return out
 }
 
 // routeHosts lists the host matchers of the HTTP servers that have

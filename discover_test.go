@@ -92,3 +92,62 @@ func TestServedNamesWithoutPersistIssuer(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+func TestServedNamesGivesEveryPersistIssuerOfAPolicyItsNames(t *testing.T) {
+	dir := t.TempDir()
+	ctx := provisionCaddyfile(t, `{
+	storage file_system `+dir+`
+	admin off
+}
+
+example.test, *.example.test {
+	tls {
+		issuer persist https://first-ca.test/directory {
+			email a@example.test
+		}
+		issuer persist https://second-ca.test/directory {
+			email a@example.test
+		}
+	}
+	respond "a"
+}
+`)
+	sets, err := servedNames(ctx, nil, []string{"tenant.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sets) != 2 || sets[0].Issuer.CA != "https://first-ca.test/directory" || sets[1].Issuer.CA != "https://second-ca.test/directory" {
+		t.Fatalf("sets = %+v, want one per CA, in the policy's order", sets)
+	}
+	want := []string{"*.example.test", "example.test", "tenant.example"}
+	for _, got := range namesOf(sets) {
+		if !slices.Equal(got, want) {
+			t.Errorf("names = %v, want %v for each CA", got, want)
+		}
+	}
+}
+
+func TestCheckOutcomeWithSeveralCAs(t *testing.T) {
+	reports := []RecordReport{
+		{Domain: "a.test", CADirectory: "https://one/dir", Status: "ok"},
+		{Domain: "a.test", RecordName: "_validation-persist.a.test", CADirectory: "https://two/dir", Status: "missing"},
+		{Domain: "b.test", CADirectory: "https://one/dir", Status: "missing"},
+		{Domain: "b.test", CADirectory: "https://two/dir", Status: "ok"},
+	}
+	if !spansCAs(reports) || spansCAs(reports[:1]) {
+		t.Error("spansCAs does not tell one CA from two")
+	}
+	if err := checkOutcome(reports, false); err == nil || !strings.Contains(err.Error(), "2 of 4") {
+		t.Errorf("every CA: %v, want 2 of 4 not ok", err)
+	}
+	if err := checkOutcome(reports, true); err != nil {
+		t.Errorf("--any with one ok record per domain: %v", err)
+	}
+	reports[3].Status = "mismatch"
+	if err := checkOutcome(reports, true); err == nil || !strings.Contains(err.Error(), "b.test") || strings.Contains(err.Error(), "a.test") {
+		t.Errorf("--any with b.test lacking: %v", err)
+	}
+	if line := checkLine(reports[1], true); !strings.HasPrefix(line, "_validation-persist.a.test (ca https://two/dir): missing") {
+		t.Errorf("check line %q does not name its CA", line)
+	}
+}

@@ -28,6 +28,8 @@ func (iss *Issuer) SetConfig(cfg *certmagic.Config) {
 		cfg.SubjectTransformer = iss.onDemandSubject
 	}
 	iss.accounts.useStorage(cfg.Storage)
+	issuers := slices.Clone(cfg.Issuers)
+	iss.st.policy.Store(&issuers)
 }
 
 // IssuerKey returns certmagic's key for the CA, so certificates in storage
@@ -37,8 +39,10 @@ func (iss *Issuer) IssuerKey() string {
 }
 
 // PreCheck refuses names dns-persist-01 cannot validate, so that Caddy
-// moves on to the next configured issuer for them.
-func (iss *Issuer) PreCheck(_ context.Context, names []string, _ bool) error {
+// moves on to the next configured issuer for them. It also steps aside
+// for a later persist issuer of the policy (another CA) whose records
+// already pass while this issuer's do not, rather than wait for them.
+func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 	for _, name := range names {
 		if certmagic.SubjectIsIP(name) {
 			return fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)
@@ -50,7 +54,11 @@ func (iss *Issuer) PreCheck(_ context.Context, names []string, _ bool) error {
 			return err
 		}
 	}
-	return nil
+	plan, err := planNames(names)
+	if err != nil {
+		return err
+	}
+	return iss.stepAsideFor(ctx, plan)
 }
 
 // Issue obtains a certificate for csr. It confirms the records are

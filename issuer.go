@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -148,6 +149,9 @@ type issuerState struct {
 	dir      *caDirectory
 
 	grants grants
+	// policy holds the issuers of the automation policy this issuer
+	// serves, in the order Caddy tries them, as SetConfig last gave them.
+	policy atomic.Pointer[[]certmagic.Issuer]
 }
 
 // CaddyModule returns the Caddy module information.

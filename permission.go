@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -36,9 +37,10 @@ const (
 // DNS lookup and nothing at the CA.
 //
 // The permission has no account settings of its own: it uses the persist
-// issuer of the automation policy that serves the name (configure
+// issuers of the automation policy that serves the name (configure
 // `issuer persist` in the on-demand site, or `cert_issuer persist`), with
-// that issuer's storage, CA, email and resolvers.
+// their storage, CA, email and resolvers. With several persist issuers
+// (one per CA), a name is allowed when the record of any of them passes.
 type Permission struct {
 	// How long an allowed name stays allowed before its record is looked
 	// up again. Default: 5m. A removed record stops new issuance after at
@@ -62,9 +64,9 @@ type Permission struct {
 	flight    *singleflight.Group
 	decisions *cache.Expiring[decision]
 
-	// issuerFor finds the persist issuer that serves a name; tests
-	// replace it.
-	issuerFor func(name string) (*Issuer, error)
+	// issuersFor finds the persist issuers that serve a name, in the
+	// order Caddy tries them; tests replace it.
+	issuersFor func(name string) ([]*Issuer, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -99,8 +101,8 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 	p.flight = new(singleflight.Group)
 	p.notices = cache.NewNoticeBoard(p.now)
 	p.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
-	if p.issuerFor == nil {
-		p.issuerFor = p.servingIssuer
+	if p.issuersFor == nil {
+		p.issuersFor = p.servingIssuers
 	}
 	return nil
 }
@@ -148,8 +150,9 @@ type decision struct {
 	outcome string
 }
 
-// decide judges the record of name once, the way the issuer will when it
-// obtains the certificate.
+// decide judges the record of name once for each persist issuer that
+// serves it, the way the issuer will when it obtains the certificate, and
+// allows the name when one of them passes.
 func (p *Permission) decide(ctx context.Context, name string) decision {
 	if certmagic.SubjectIsIP(name) {
 		return decision{err: fmt.Errorf("%w: %s is an IP address; dns-persist-01 validates domain names only", caddytls.ErrPermissionDenied, name), outcome: outcomeDeniedMismatch}
@@ -158,13 +161,9 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	if err != nil {
 		return decision{err: fmt.Errorf("%w: %v", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
 	}
-	iss, err := p.issuerFor(name)
+	issuers, err := p.issuersFor(name)
 	if err != nil {
 		return decision{err: err}
-	}
-	in, err := iss.recordInputs(ctx, false)
-	if err != nil {
-		return decision{err: fmt.Errorf("the persist issuer for %s: %w", name, err)}
 	}
 
 	select {
@@ -173,6 +172,23 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 		return decision{err: ctx.Err()}
 	}
 	defer func() { <-p.lookups }()
+	var denials []decision
+	for _, iss := range issuers {
+		d := p.decideWith(ctx, iss, name, base, wildcard)
+		if d.err == nil {
+			return d
+		}
+		denials = append(denials, d)
+	}
+	return joinDenials(denials, issuers)
+}
+
+// decideWith is the decision for name by one persist issuer.
+func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base string, wildcard bool) decision {
+	in, err := iss.recordInputs(ctx, false)
+	if err != nil {
+		return decision{err: fmt.Errorf("the persist issuer for %s (ca %s): %w", name, iss.CA, err)}
+	}
 	j, err := iss.judge(ctx, in, base, wildcard, freshAnswer)
 	if err != nil {
 		return decision{err: err}
@@ -208,17 +224,41 @@ func (p *Permission) decide(ctx context.Context, name string) decision {
 	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s%s", caddytls.ErrPermissionDenied, record.Name(base), j.verdict.Reason(), publish), outcome: outcomeDeniedMismatch}
 }
 
-// servingIssuer finds, in the running TLS app, the persist issuer of the
-// automation policy that serves name.
-func (p *Permission) servingIssuer(name string) (*Issuer, error) {
+// joinDenials is the decision when no issuer allows a name. With one
+// issuer it is that issuer's; with several, each CA's reason is given,
+// and the name counts as denied only if every issuer denied it.
+func joinDenials(denials []decision, issuers []*Issuer) decision {
+	if len(denials) == 1 {
+		return denials[0]
+	}
+	var parts []string
+	denied := true
+	outcome := outcomeDeniedMissing
+	for i, d := range denials {
+		parts = append(parts, fmt.Sprintf("ca %s: %v", issuers[i].CA, d.err))
+		denied = denied && errors.Is(d.err, caddytls.ErrPermissionDenied)
+		if d.outcome != outcomeDeniedMissing {
+			outcome = d.outcome
+		}
+	}
+	err := errors.New(strings.Join(parts, "; "))
+	if denied {
+		err = fmt.Errorf("%w: no persist issuer's record authorizes it: %w", caddytls.ErrPermissionDenied, err)
+	}
+	return decision{err: err, outcome: outcome}
+}
+
+// servingIssuers finds, in the running TLS app, the persist issuers of
+// the automation policy that serves name.
+func (p *Permission) servingIssuers(name string) ([]*Issuer, error) {
 	app, err := p.ctx.AppIfConfigured("tls")
 	if err != nil {
 		return nil, fmt.Errorf("finding the TLS app: %v; `permission persist` needs the tls app with a site using `issuer persist`", err)
 	}
 	tlsApp := app.(*caddytls.TLS)
 	if tlsApp.Automation != nil {
-		if iss := persistIssuerOf(policyFor(tlsApp.Automation.Policies, name)); iss != nil {
-			return iss, nil
+		if issuers := persistIssuersOf(policyFor(tlsApp.Automation.Policies, name)); len(issuers) > 0 {
+			return issuers, nil
 		}
 	}
 	return nil, fmt.Errorf("no persist issuer serves %s: `permission persist` checks records against the account of the site's `issuer persist` (or `cert_issuer persist`)", name)

@@ -25,7 +25,7 @@ import (
 // newTestPermission provisions a permission whose names are served by iss.
 func newTestPermission(t testing.TB, iss *Issuer, configure func(*Permission)) (*Permission, *prometheus.Registry, *observer.ObservedLogs) {
 	t.Helper()
-	p := &Permission{issuerFor: func(string) (*Issuer, error) { return iss, nil }}
+	p := &Permission{issuersFor: func(string) ([]*Issuer, error) { return []*Issuer{iss}, nil }}
 	if configure != nil {
 		configure(p)
 	}
@@ -226,7 +226,7 @@ func TestPermissionWithoutAccountOrIssuerIsAnErrorNotADenial(t *testing.T) {
 	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
 		t.Errorf("the permission check registered an account (%d newAccount requests)", n)
 	}
-	p.issuerFor = func(name string) (*Issuer, error) { return nil, errors.New("no persist issuer serves " + name) }
+	p.issuersFor = func(name string) ([]*Issuer, error) { return nil, errors.New("no persist issuer serves " + name) }
 	p.decisions = cache.NewExpiring[decision](maxCachedDecisions)
 	if err := p.CertificateAllowed(context.Background(), "lost.test"); err == nil || errors.Is(err, caddytls.ErrPermissionDenied) {
 		t.Errorf("no issuer: %v", err)

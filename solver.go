@@ -40,7 +40,7 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 		return err
 	}
 	deadline := order.started.Add(time.Duration(s.iss.PropagationTimeout))
-	return s.iss.awaitRecords(ctx, in, []string{base}, order.plan.wildcard, deadline)
+	return s.iss.awaitRecords(ctx, in, []string{base}, order.plan.wildcard, deadline, nil)
 }
 
 // CleanUp does nothing: the record belongs to the operator and stays.
