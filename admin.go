@@ -89,7 +89,9 @@ const adminHelp = `Persist admin API (read-only; GET only)
 
 GET /persist/records[?domain=NAME...]
     The dns-persist-01 records the running config's persist issuers need,
-    as JSON. domain= (repeatable) adds names the config does not list,
+    as JSON: one object per record and CA (ca_directory), since each CA
+    of a policy with several persist issuers has its own record at the
+    same name. domain= (repeatable) adds names the config does not list,
     such as a tenant's domain.
 GET /persist/check[?domain=NAME...]
     The same, with the status of what is published: ok, missing,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"go.uber.org/zap"
 )
 
 // With several persist issuers in one policy (one per CA, each with its
@@ -61,6 +63,11 @@ func (iss *Issuer) stepAsideFor(ctx context.Context, plan orderPlan) error {
 func (iss *Issuer) leaveToLaterIssuer(ctx context.Context, plan orderPlan) error {
 	for _, next := range iss.laterPersistIssuers() {
 		if next.recordsPass(ctx, plan) {
+			// certmagic moves on from a failed pre-check without a word
+			iss.logger.Info("dns-persist-01 records for this CA do not pass, but a later issuer's do; leaving the names to it",
+				zap.Strings("identifiers", plan.names),
+				zap.String("ca", iss.CA),
+				zap.String("next_ca", next.CA))
 			return &steppedAsideError{names: plan.names, ca: iss.CA, next: next.CA}
 		}
 	}

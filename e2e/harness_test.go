@@ -67,6 +67,8 @@ type env struct {
 	admin   string
 	http    int
 	https   int
+	// otherCAs are CAs besides ca whose certificates handshakes trust.
+	otherCAs []*acmetest.CA
 	// extraEnv is added to the environment of every caddy command.
 	extraEnv []string
 }
@@ -116,6 +118,11 @@ func (e *env) globals(extra string) string {
 // issuerBlock is a persist issuer block pointing at the test CA and DNS,
 // with the extra subdirectives added.
 func (e *env) issuerBlock(extra string) string {
+	return issuerBlockFor(e.ca, extra)
+}
+
+// issuerBlockFor is issuerBlock for any test CA.
+func issuerBlockFor(ca *acmetest.CA, extra string) string {
 	if !strings.Contains(extra, "propagation_timeout") {
 		extra += "\n\t\tpropagation_timeout 20s"
 	}
@@ -124,7 +131,7 @@ func (e *env) issuerBlock(extra string) string {
 		trusted_roots %s
 		resolvers %s
 		%s
-	}`, e.ca.URL, e.ca.TLSRootsFile, testDNSAddr, extra)
+	}`, ca.URL, ca.TLSRootsFile, testDNSAddr, extra)
 }
 
 // persistSite writes a Caddyfile with the test globals and one site, whose
@@ -200,11 +207,14 @@ func (s *server) waitLog(t *testing.T, substr string, timeout time.Duration) {
 }
 
 // handshake connects to the HTTPS port with SNI, verifies the chain
-// against the CA's root, and returns the leaf and the response body.
+// against the roots of the env's CAs, and returns the leaf and the
+// response body.
 func (e *env) handshake(t *testing.T, sni string, timeout time.Duration) (*x509.Certificate, string) {
 	t.Helper()
 	roots := x509.NewCertPool()
-	roots.AddCert(e.ca.Root())
+	for _, ca := range append([]*acmetest.CA{e.ca}, e.otherCAs...) {
+		roots.AddCert(ca.Root())
+	}
 	var lastErr error
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
