@@ -18,6 +18,10 @@ import (
 // laterPersistIssuers returns the persist issuers that come after iss in
 // its policy, which Caddy tries if iss fails.
 func (iss *Issuer) laterPersistIssuers() []*Issuer {
+	if iss.st == nil {
+		// not provisioned: no policy either
+		return nil
+	}
 	policy := iss.st.policy.Load()
 	if policy == nil {
 		return nil
