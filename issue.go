@@ -122,11 +122,12 @@ func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, 
 	if iss.CertificateLifetime > 0 {
 		params.NotAfter = iss.now().Add(time.Duration(iss.CertificateLifetime))
 	}
+	params.Replaces = iss.replacedCertificate(ctx, plan.names, in.acct)
 	iss.logger.Info("placing ACME order",
 		zap.Strings("identifiers", plan.names),
 		zap.String("account_url", in.acct.Location),
 		zap.String("ca", iss.CA))
-	chains, err := in.client.ObtainCertificate(withOrder(ctx, order), params)
+	chains, err := iss.obtainReplacing(withOrder(ctx, order), in.client, params, plan.names)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.names, err, iss.CA)
 	}

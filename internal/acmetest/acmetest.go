@@ -16,10 +16,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/letsencrypt/challtestsrv"
 	"github.com/letsencrypt/pebble/v2/ca"
@@ -53,6 +55,11 @@ type Options struct {
 	// where the client's challenge server listens. Default 0: no http-01
 	// validation can succeed, which dns-persist-01 tests do not need.
 	HTTPPort int
+	// Profiles, when set, are the ACME profiles the CA offers besides
+	// "default", by name, with the validity of the certificates each
+	// issues (whole seconds). Pebble gives an order that names no profile
+	// a random one, so set this only where orders name theirs.
+	Profiles map[string]time.Duration
 }
 
 // CA is a running Pebble. Its directory URL stays the same across Reset.
@@ -113,6 +120,9 @@ func (c *CA) Reset() {
 
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "The default profile"}}
+	for name, validity := range c.opts.Profiles {
+		profiles[name] = ca.Profile{Description: "The " + name + " profile", ValidityPeriod: uint64(validity / time.Second)}
+	}
 	authority := ca.New(c.opts.Logger, store, "", "ecdsa", 0, 1, profiles)
 	validator := va.New(c.opts.Logger, c.opts.HTTPPort, 0, false, c.dnsAddr, store)
 	for id, key := range c.opts.EABKeys {
@@ -148,6 +158,9 @@ type Counter struct {
 	total  int
 	// ordered counts the identifiers of new orders.
 	ordered map[string]int
+	// replaces holds the replaces field of each new order, in arrival
+	// order.
+	replaces []string
 }
 
 // NewCounter returns an empty counter.
@@ -159,13 +172,16 @@ func NewCounter() *Counter {
 func (c *Counter) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		kind := KindOf(r)
-		var names []string
+		var order NewOrder
 		if kind == KindNewOrder {
-			names = orderIdentifiers(r)
+			order = ReadNewOrder(r)
 		}
 		c.mu.Lock()
-		for _, n := range names {
-			c.ordered[n]++
+		for _, id := range order.Identifiers {
+			c.ordered[id.Value]++
+		}
+		if kind == KindNewOrder {
+			c.replaces = append(c.replaces, order.Replaces)
 		}
 		c.counts[kind]++
 		c.total++
@@ -220,6 +236,7 @@ func (c *Counter) Reset() {
 	defer c.mu.Unlock()
 	c.counts = make(map[string]int)
 	c.ordered = make(map[string]int)
+	c.replaces = nil
 	c.total = 0
 }
 
@@ -234,38 +251,45 @@ func (c *Counter) Ordered() map[string]int {
 	return out
 }
 
-// orderIdentifiers reads the identifiers out of a newOrder request's JWS
-// payload, leaving the body for Pebble to read.
-func orderIdentifiers(r *http.Request) []string {
+// Replaces returns the replaces field (an ARI certificate ID) of every
+// new order in the order they came, "" for an order without one.
+func (c *Counter) Replaces() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.replaces)
+}
+
+// NewOrder is what a newOrder request's payload says.
+type NewOrder struct {
+	Identifiers []struct {
+		Value string `json:"value"`
+	} `json:"identifiers"`
+	Replaces string `json:"replaces"`
+}
+
+// ReadNewOrder reads a newOrder request's JWS payload, leaving the body
+// for Pebble to read. The body is flattened JWS JSON whose payload is
+// base64url JSON.
+func ReadNewOrder(r *http.Request) NewOrder {
+	var order NewOrder
 	body, err := io.ReadAll(r.Body)
 	r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {
-		return nil
+		return order
 	}
 	var jws struct {
 		Payload string `json:"payload"`
 	}
 	if json.Unmarshal(body, &jws) != nil {
-		return nil
+		return order
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(jws.Payload)
 	if err != nil {
-		return nil
+		return order
 	}
-	var order struct {
-		Identifiers []struct {
-			Value string `json:"value"`
-		} `json:"identifiers"`
-	}
-	if json.Unmarshal(payload, &order) != nil {
-		return nil
-	}
-	names := make([]string, len(order.Identifiers))
-	for i, id := range order.Identifiers {
-		names[i] = id.Value
-	}
-	return names
+	json.Unmarshal(payload, &order)
+	return order
 }
 
 // Request kinds.

@@ -2,6 +2,7 @@ package acmetest
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -26,6 +27,13 @@ func waitForDNS(addr string) error {
 	return nil
 }
 
+// txtWrites counts SetTXT calls per name, for tests that assert nobody
+// touched DNS. It is process-wide, as the one DNS server is.
+var txtWrites = struct {
+	sync.Mutex
+	n map[string]int
+}{n: make(map[string]int)}
+
 // SetTXT replaces the TXT records at name (no trailing dot needed) with one
 // record per value.
 func SetTXT(name string, values ...string) error {
@@ -33,9 +41,19 @@ func SetTXT(name string, values ...string) error {
 	if err != nil {
 		return err
 	}
+	txtWrites.Lock()
+	txtWrites.n[name]++
+	txtWrites.Unlock()
 	srv.DeleteDNSTXTRecord(name)
 	for _, v := range values {
 		srv.AddDNSTXTRecord(name, v)
 	}
 	return nil
+}
+
+// TXTWrites returns how many times SetTXT has written name's TXT records.
+func TXTWrites(name string) int {
+	txtWrites.Lock()
+	defer txtWrites.Unlock()
+	return txtWrites.n[name]
 }
