@@ -36,9 +36,10 @@ func (iss *Issuer) IssuerKey() string {
 	return issuerKeyFor(iss.CA)
 }
 
-// PreCheck refuses names dns-persist-01 cannot validate, so that Caddy
-// moves on to the next configured issuer for them.
-func (iss *Issuer) PreCheck(_ context.Context, names []string, _ bool) error {
+// PreCheck refuses names dns-persist-01 cannot validate, and a CA seen
+// within the hour offering no dns-persist-01, so that Caddy moves on to the
+// next configured issuer without an order.
+func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 	for _, name := range names {
 		if certmagic.SubjectIsIP(name) {
 			return fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)
@@ -50,13 +51,16 @@ func (iss *Issuer) PreCheck(_ context.Context, names []string, _ bool) error {
 			return err
 		}
 	}
-	return nil
+	return iss.refuseKnownNonOfferingCA(ctx)
 }
 
 // Issue obtains a certificate for csr. It confirms the records are
 // published before placing the order, so a missing record costs neither an
 // order nor a failed validation.
 func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	if err := iss.refuseKnownNonOfferingCA(ctx); err != nil {
+		return nil, err
+	}
 	plan, err := planOrder(csr)
 	if err != nil {
 		return nil, err
@@ -119,6 +123,10 @@ func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, 
 		zap.String("account_url", in.acct.Location),
 		zap.String("ca", iss.CA))
 	chains, err := in.client.ObtainCertificate(withOrder(ctx, order), params)
+	if notOffered := iss.notOfferedIn(order); err != nil && notOffered != nil {
+		iss.rememberNotOffered(ctx, notOffered)
+		return nil, notOffered
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.names, err, iss.CA)
 	}

@@ -147,7 +147,8 @@ type issuerState struct {
 	client   *acmez.Client
 	dir      *caDirectory
 
-	grants grants
+	grants     grants
+	notOffered notOfferedMemory
 }
 
 // CaddyModule returns the Caddy module information.
