@@ -238,6 +238,27 @@ func provisionCaddyfile(t *testing.T, body string) caddy.Context {
 	return ctx
 }
 
+// persistSiteCaddyfile is a Caddyfile serving site with a persist issuer
+// at ca, its storage in the folder storage.
+func persistSiteCaddyfile(storage string, ca *acmetest.CA, site string) string {
+	return `{
+	storage file_system ` + storage + `
+	admin off
+}
+
+` + site + ` {
+	tls {
+		issuer persist ` + ca.URL + ` {
+			email ops@example.test
+			trusted_roots ` + ca.TLSRootsFile + `
+			resolvers ` + testDNSAddr + `
+		}
+	}
+	respond "hi"
+}
+`
+}
+
 // rewriteDirectory returns a wrapper that edits the directory's meta.
 func rewriteDirectory(edit func(meta map[string]any)) func(http.Handler) http.Handler {
 	return rewriteResponses(acmetest.KindDirectory, func(dir map[string]any) {

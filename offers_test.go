@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 
@@ -151,6 +153,74 @@ func TestCertmagicMovesOnFromACANotOfferingTheChallenge(t *testing.T) {
 	}
 	if skipped := first.logs.FilterMessageSnippet("skipping this issuer").Len(); skipped != 1 {
 		t.Errorf("the refusal was logged %d times, want 1", skipped)
+	}
+}
+
+func TestCheckSaysTheCADoesNotOffer(t *testing.T) {
+	ca, _ := startNonOfferingCA(t)
+	storage := t.TempDir()
+	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
+	body := persistSiteCaddyfile(storage, ca, "check.nooffer.test")
+	if err := os.WriteFile(caddyfile, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	running := provisionCaddyfile(t, body)
+	sets, err := servedNames(running, nil, nil)
+	if err != nil || len(sets) != 1 {
+		t.Fatalf("sets %v, %v", sets, err)
+	}
+	iss := &testIssuer{Issuer: sets[0].Issuer, logs: observeLogs(sets[0].Issuer)}
+	iss.publish(t, "check.nooffer.test", false)
+	ctx := context.Background()
+
+	if _, err := iss.Issue(ctx, newCSR(t, "check.nooffer.test")); err == nil {
+		t.Fatal("Issue succeeded at a CA without dns-persist-01")
+	}
+
+	// `caddy persist check` is another process: it knows from storage
+	run := func(format string) (int, string) {
+		cmd := persistSubcommand("check", "", cmdPersistCheck)
+		cmd.Flags().Set("config", caddyfile)
+		cmd.Flags().Set("format", format)
+		var out, errOut bytes.Buffer
+		code, err := runPersistCommand(caddycmd.Flags{FlagSet: cmd.Flags()}, true, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), "1 of 1 dns-persist-01 records are not ok") {
+			t.Errorf("check error = %v", err)
+		}
+		return code, out.String()
+	}
+	code, line := run("zone")
+	if code == 0 {
+		t.Error("check exited 0")
+	}
+	for _, want := range []string{"_validation-persist.check.nooffer.test: not-offered: CA " + ca.URL + " did not offer dns-persist-01 at ",
+		"offered: ", "tls-alpn-01", `"issuer acme"`, "the record itself: ok"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("check line %q does not say %q", line, want)
+		}
+	}
+	if strings.Contains(line, "publish:") {
+		t.Errorf("check line %q asks to publish a record that is ok", line)
+	}
+
+	_, out := run("json")
+	var reports []RecordReport
+	if err := json.Unmarshal([]byte(out), &reports); err != nil || len(reports) != 1 {
+		t.Fatalf("json %q: %v", out, err)
+	}
+	r := reports[0]
+	if r.Status != statusNotOffered || r.RecordStatus != record.StatusOK || r.NotOffered == nil ||
+		r.NotOffered.Identifier != "check.nooffer.test" || !slices.Contains(r.NotOffered.Offered, "http-01") || r.NotOffered.ObservedAt.IsZero() {
+		t.Errorf("json report %+v", r)
+	}
+
+	iss.checkServedRecords(ctx, running)
+	daily := iss.logs.FilterMessageSnippet("daily record check: the CA did not offer dns-persist-01").All()
+	if len(daily) != 1 || daily[0].ContextMap()["ca"] != ca.URL {
+		t.Errorf("daily check logged %v", daily)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewOrder); n != 1 {
+		t.Errorf("orders = %d, want 1: the checks place none", n)
 	}
 }
 
