@@ -63,12 +63,7 @@ func TestCANotOfferingTheChallengeFailsAtOnceAndIsRemembered(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	if n := ca.Counts.Get(acmetest.KindNewOrder); n != 1 {
-		t.Errorf("orders = %d, want 1", n)
-	}
-	if n := ca.Counts.Get(acmetest.KindChallenge); n != 0 {
-		t.Errorf("challenge POSTs = %d, want 0", n)
-	}
+	wantOneOrderNoChallenge(t, ca)
 	if logged := iss.logs.FilterMessageSnippet("does not offer dns-persist-01").Len(); logged != 1 {
 		t.Errorf("logged the CA not offering %d times, want 1", logged)
 	}
@@ -269,6 +264,13 @@ func TestOneAuthorizationWithoutTheChallengeFailsTheOrderBeforeAnyWait(t *testin
 	if n := iss.logs.FilterMessageSnippet("record missing").Len(); n != 0 {
 		t.Errorf("a.mixed.test's record was awaited (%d notices) though the order could not succeed", n)
 	}
+	wantOneOrderNoChallenge(t, ca)
+}
+
+// wantOneOrderNoChallenge checks that the CA saw one order and no
+// challenge POST: the order failed before any validation was asked for.
+func wantOneOrderNoChallenge(t *testing.T, ca *acmetest.CA) {
+	t.Helper()
 	if n := ca.Counts.Get(acmetest.KindNewOrder); n != 1 {
 		t.Errorf("orders = %d, want 1", n)
 	}
