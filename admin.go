@@ -96,7 +96,8 @@ GET /persist/records[?domain=NAME...]
 GET /persist/check[?domain=NAME...]
     The same, with the status of what is published: ok, missing,
     mismatch, dns-error or expiring, a reason, and warnings about a
-    passing record that stricter CAs than Let's Encrypt refuse.
+    passing record that stricter CAs than Let's Encrypt refuse; or
+    not-offered when the CA was seen offering no dns-persist-01 challenge.
 ` + recordHelp
 
 // Interface guard

@@ -43,10 +43,12 @@ func (iss *Issuer) acmeClient() (*acmez.Client, error) {
 	if err := checkCAURL(iss.CA); err != nil {
 		return nil, err
 	}
+	httpClient := acmehttp.NewClient(iss.rootPool)
+	httpClient.Transport = authzObserver{next: httpClient.Transport}
 	iss.st.client = &acmez.Client{
 		Client: &acme.Client{
 			Directory:   iss.CA,
-			HTTPClient:  acmehttp.NewClient(iss.rootPool),
+			HTTPClient:  httpClient,
 			UserAgent:   "caddy-persist " + certmagic.UserAgent,
 			PollTimeout: time.Duration(iss.ACMETimeout),
 			Logger: slog.New(zapslog.NewHandler(iss.logger.Core(),

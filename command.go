@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +40,9 @@ Looks up each record the way the issuer does and prints one line per record:
 ok, missing, mismatch: <reason>, dns-error: <reason>, or expiring: persistUntil
 in N days, with the record to publish when it is not ok. A record that passes
 by Let's Encrypt's rules but not a stricter CA's is "ok (warning: ...)", with
-the canonical record to publish. The exit status is 0 only when every record
+the canonical record to publish. Every record of a CA that was seen offering
+no dns-persist-01 challenge is "not-offered: ...", with when, what the CA
+offered instead, and what to do. The exit status is 0 only when every record
 is ok, so it can gate a deploy.
 
 With several persist issuers (one per CA) serving a name, each CA has its own
@@ -207,7 +210,7 @@ func checkLine(r RecordReport, withCA bool) string {
 	for _, w := range r.Warnings {
 		line += " (warning: " + w + ")"
 	}
-	if r.Status != record.StatusOK {
+	if itself := cmp.Or(r.RecordStatus, r.Status); itself != record.StatusOK {
 		line += "; publish: " + r.ZoneLine
 	}
 	return line

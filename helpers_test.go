@@ -119,11 +119,18 @@ func (ti *testIssuer) accountURL(t testing.TB) string {
 // publish puts the record the issuer needs for names into the test DNS.
 func (ti *testIssuer) publish(t testing.TB, base string, wildcard bool) string {
 	t.Helper()
+	value := ti.recordValue(t, wildcard)
+	setTXT(t, record.Name(base), value)
+	return value
+}
+
+// recordValue is the value of a record authorizing the issuer's account.
+func (ti *testIssuer) recordValue(t testing.TB, wildcard bool) string {
+	t.Helper()
 	value, err := record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: ti.accountURL(t), Wildcard: wildcard}.Value()
 	if err != nil {
 		t.Fatal(err)
 	}
-	setTXT(t, record.Name(base), value)
 	return value
 }
 
@@ -231,26 +238,72 @@ func provisionCaddyfile(t *testing.T, body string) caddy.Context {
 	return ctx
 }
 
+// persistSiteCaddyfile is a Caddyfile serving site with a persist issuer
+// at ca, its storage in the folder storage.
+func persistSiteCaddyfile(storage string, ca *acmetest.CA, site string) string {
+	return `{
+	storage file_system ` + storage + `
+	admin off
+}
+
+` + site + ` {
+	tls {
+		issuer persist ` + ca.URL + ` {
+			email ops@example.test
+			trusted_roots ` + ca.TLSRootsFile + `
+			resolvers ` + testDNSAddr + `
+		}
+	}
+	respond "hi"
+}
+`
+}
+
 // rewriteDirectory returns a wrapper that edits the directory's meta.
 func rewriteDirectory(edit func(meta map[string]any)) func(http.Handler) http.Handler {
+	return rewriteResponses(acmetest.KindDirectory, func(dir map[string]any) {
+		meta, _ := dir["meta"].(map[string]any)
+		if meta == nil {
+			meta = map[string]any{}
+		}
+		edit(meta)
+		dir["meta"] = meta
+	})
+}
+
+// withoutChallenge makes a CA that does not offer challenge type typ: it
+// removes it from every authorization the CA returns. Responses are plain
+// JSON (only requests are signed), so the client cannot tell.
+func withoutChallenge(typ string) func(http.Handler) http.Handler {
+	return rewriteResponses(acmetest.KindAuthz, func(authz map[string]any) { withoutType(authz, typ) })
+}
+
+// withoutType removes the challenges of type typ from an authorization.
+func withoutType(authz map[string]any, typ string) {
+	challenges, _ := authz["challenges"].([]any)
+	authz["challenges"] = slices.DeleteFunc(challenges, func(c any) bool {
+		m, _ := c.(map[string]any)
+		return m["type"] == typ
+	})
+}
+
+// rewriteResponses returns a wrapper that edits the JSON object of every
+// response to requests of kind.
+func rewriteResponses(kind string, edit func(obj map[string]any)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/dir" {
+			if acmetest.KindOf(r) != kind {
 				next.ServeHTTP(w, r)
 				return
 			}
 			rec := &bufferedResponse{header: http.Header{}}
 			next.ServeHTTP(rec, r)
-			var dir map[string]any
-			if err := json.Unmarshal(rec.body.Bytes(), &dir); err == nil {
-				meta, _ := dir["meta"].(map[string]any)
-				if meta == nil {
-					meta = map[string]any{}
-				}
-				edit(meta)
-				dir["meta"] = meta
+			body := rec.body.Bytes()
+			var obj map[string]any
+			if err := json.Unmarshal(body, &obj); err == nil {
+				edit(obj)
+				body, _ = json.Marshal(obj)
 			}
-			body, _ := json.Marshal(dir)
 			for k, v := range rec.header {
 				w.Header()[k] = v
 			}

@@ -38,10 +38,11 @@ func (iss *Issuer) IssuerKey() string {
 	return issuerKeyFor(iss.CA)
 }
 
-// PreCheck refuses names dns-persist-01 cannot validate, so that Caddy
-// moves on to the next configured issuer for them. It also steps aside
-// for a later persist issuer of the policy (another CA) whose records
-// already pass while this issuer's do not, rather than wait for them.
+// PreCheck refuses names dns-persist-01 cannot validate, and a CA seen
+// within the hour offering no dns-persist-01, so that Caddy moves on to the
+// next configured issuer without an order. It also steps aside for a later
+// persist issuer of the policy (another CA) whose records already pass
+// while this issuer's do not, rather than wait for them.
 func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 	for _, name := range names {
 		if certmagic.SubjectIsIP(name) {
@@ -54,6 +55,9 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 			return err
 		}
 	}
+	if err := iss.refuseKnownNonOfferingCA(ctx); err != nil {
+		return err
+	}
 	plan, err := planNames(names)
 	if err != nil {
 		return err
@@ -65,6 +69,9 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 // published before placing the order, so a missing record costs neither an
 // order nor a failed validation.
 func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	if err := iss.refuseKnownNonOfferingCA(ctx); err != nil {
+		return nil, err
+	}
 	plan, err := planOrder(csr)
 	if err != nil {
 		return nil, err
@@ -128,6 +135,10 @@ func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, 
 		zap.String("account_url", in.acct.Location),
 		zap.String("ca", iss.CA))
 	chains, err := iss.obtainReplacing(withOrder(ctx, order), in.client, params, plan.names)
+	if notOffered := iss.notOfferedIn(order); err != nil && notOffered != nil {
+		iss.rememberNotOffered(ctx, notOffered)
+		return nil, notOffered
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.names, err, iss.CA)
 	}

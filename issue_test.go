@@ -113,6 +113,11 @@ func TestIssueSurvivesHalfTheNoncesRejected(t *testing.T) {
 
 func TestPreCheckRefusesIPAddresses(t *testing.T) {
 	iss := &Issuer{}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := iss.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"192.0.2.1", "2001:db8::1"} {
 		if err := iss.PreCheck(context.Background(), []string{name}, false); err == nil || !strings.Contains(err.Error(), "IP address") {
 			t.Errorf("PreCheck(%s) = %v", name, err)

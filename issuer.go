@@ -148,7 +148,8 @@ type issuerState struct {
 	client   *acmez.Client
 	dir      *caDirectory
 
-	grants grants
+	grants     grants
+	notOffered notOfferedMemory
 	// policy holds the issuers of the automation policy this issuer
 	// serves, in the order Caddy tries them, as SetConfig last gave them.
 	policy atomic.Pointer[[]certmagic.Issuer]

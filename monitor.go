@@ -61,6 +61,13 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 		iss.logger.Warn("daily record check skipped", zap.Error(err))
 		return
 	}
+	if e := iss.lastNotOffered(ctx); e != nil {
+		iss.logger.Warn("daily record check: the CA did not offer dns-persist-01 when last asked, so no certificate comes from this issuer",
+			zap.String("ca", iss.CA),
+			zap.Time("observed_at", e.ObservedAt),
+			zap.Strings("offered", e.Offered),
+			zap.String("what_to_do", notOfferedAdvice))
+	}
 	plan, err := planNames(names)
 	if err != nil {
 		iss.logger.Warn("daily record check skipped: fix the name in the config", zap.Error(err))

@@ -11,22 +11,7 @@ import (
 func TestDailyCheckCoversServedNames(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	storage := t.TempDir()
-	running := provisionCaddyfile(t, `{
-	storage file_system `+storage+`
-	admin off
-}
-
-daily.test, *.daily.test {
-	tls {
-		issuer persist `+ca.URL+` {
-			email ops@example.test
-			trusted_roots `+ca.TLSRootsFile+`
-			resolvers `+testDNSAddr+`
-		}
-	}
-	respond "hi"
-}
-`)
+	running := provisionCaddyfile(t, persistSiteCaddyfile(storage, ca, "daily.test, *.daily.test"))
 	sets, err := servedNames(running, nil, nil)
 	if err != nil || len(sets) != 1 {
 		t.Fatalf("sets %v, %v", sets, err)

@@ -59,6 +59,8 @@ type orderState struct {
 	// will tell.
 	in      recordInputs
 	started time.Time
+	// offers is what the order's authorizations offered (see offers.go).
+	offers authzOffers
 }
 
 type orderKey struct{}

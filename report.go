@@ -35,7 +35,8 @@ type RecordReport struct {
 	PersistUntil string `json:"persist_until,omitempty"`
 
 	// Status, Reason and Published are filled in by a check. Status is
-	// "ok", "missing", "mismatch", "dns-error" or "expiring".
+	// "ok", "missing", "mismatch", "dns-error" or "expiring", or
+	// "not-offered" when the CA was seen offering no dns-persist-01.
 	Status    record.Status `json:"status,omitempty"`
 	Reason    string        `json:"reason,omitempty"`
 	Published []string      `json:"published,omitempty"`
@@ -43,6 +44,38 @@ type RecordReport struct {
 	// Let's Encrypt accepts and stricter CAs refuse, each naming the
 	// canonical value to publish instead.
 	Warnings []string `json:"warnings,omitempty"`
+	// When Status is "not-offered", RecordStatus is the status of the
+	// record itself, and NotOffered what the CA offered instead.
+	RecordStatus record.Status     `json:"record_status,omitempty"`
+	NotOffered   *NotOfferedReport `json:"not_offered,omitempty"`
+}
+
+// NotOfferedReport is the last time the CA offered no dns-persist-01 in
+// an authorization: no certificate comes from it, whatever is published,
+// until an order finds the challenge offered.
+type NotOfferedReport struct {
+	ObservedAt time.Time `json:"observed_at"`
+	// Identifier is the name whose authorization lacked the challenge.
+	Identifier string `json:"identifier"`
+	// Offered are the challenge types it offered instead.
+	Offered []string `json:"offered"`
+}
+
+// statusNotOffered is a check's status for every record of a CA that
+// does not offer dns-persist-01.
+const statusNotOffered record.Status = "not-offered"
+
+// markNotOffered turns a checked report into one saying the CA does not
+// offer the challenge, keeping what the record itself is.
+func (r *RecordReport) markNotOffered(e *ChallengeNotOfferedError) {
+	itself := string(r.Status)
+	if r.Reason != "" {
+		itself += ": " + r.Reason
+	}
+	r.RecordStatus = r.Status
+	r.Status = statusNotOffered
+	r.Reason = e.summary() + "; to obtain certificates, " + notOfferedAdvice + "; the record itself: " + itself
+	r.NotOffered = &NotOfferedReport{ObservedAt: e.ObservedAt, Identifier: e.Identifier, Offered: e.Offered}
 }
 
 // inspect builds a report for each record the names need. Issuer names come
@@ -66,6 +99,10 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 		}
 	}
 
+	var notOffered *ChallengeNotOfferedError
+	if check {
+		notOffered = iss.lastNotOffered(ctx)
+	}
 	reports := make([]RecordReport, 0, len(plan.bases))
 	for _, base := range plan.bases {
 		j, err := iss.judge(ctx, in, base, plan.wildcard[base], freshAnswer)
@@ -99,6 +136,9 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 				r.Warnings = warningDetails(j.verdict)
 				iss.noticeExpiry(base, *j.verdict.Matched)
 				iss.noticeLeniency(j)
+			}
+			if notOffered != nil {
+				r.markNotOffered(notOffered)
 			}
 		}
 		reports = append(reports, r)

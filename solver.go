@@ -27,6 +27,12 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	if order == nil {
 		return errors.New("dns-persist-01 challenge outside an order of this issuer")
 	}
+	// every authorization of the order is known by now: one without
+	// dns-persist-01 fails the order before any record is awaited
+	if err := s.iss.notOfferedIn(order); err != nil {
+		return err
+	}
+	s.iss.forgetNotOffered(ctx)
 	if s.iss.PropagationTimeout < 0 {
 		return nil
 	}
