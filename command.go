@@ -148,7 +148,7 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		}
 	}
 	if check {
-		if err := checkOutcome(reports, fl.Bool("any")); err != nil {
+		if err := checkOutcome(reports, fl.Lookup("any") != nil && fl.Bool("any")); err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	}

@@ -30,6 +30,10 @@ const (
 	// notOfferedClockSkew is how far in the future another instance's
 	// clock may have dated an observation; a later date stops no order.
 	notOfferedClockSkew = time.Minute
+	// notOfferedReread is how long what storage said stands before it is
+	// read again: every pre-check and issuance asks, and a storage shared
+	// by a cluster is a network round trip away.
+	notOfferedReread = time.Minute
 )
 
 // notOfferedMemory is the issuer's last observation of its CA offering no
@@ -37,6 +41,20 @@ const (
 type notOfferedMemory struct {
 	mu   sync.Mutex
 	seen *ChallengeNotOfferedError
+	// read is when storage was last read.
+	read time.Time
+}
+
+// readDue reports whether storage should be read again at now, and if so
+// notes that it is being read.
+func (m *notOfferedMemory) readDue(now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.read.IsZero() && now.Sub(m.read) < notOfferedReread && !now.Before(m.read) {
+		return false
+	}
+	m.read = now
+	return true
 }
 
 func (m *notOfferedMemory) get() *ChallengeNotOfferedError {
@@ -78,10 +96,11 @@ func (e *ChallengeNotOfferedError) current(ca string, now time.Time) bool {
 // instance sharing its storage, of the CA offering no dns-persist-01, or
 // nil when there is none or an order has since found it offered. It
 // contacts no CA. Storage is read unless the memory holds a current
-// observation; when storage cannot be read, the memory answers.
+// observation or storage was read within notOfferedReread; when storage
+// cannot be read, the memory answers.
 func (iss *Issuer) lastNotOffered(ctx context.Context) *ChallengeNotOfferedError {
 	seen := iss.st.notOffered.get()
-	if seen.current(iss.CA, iss.now()) {
+	if seen.current(iss.CA, iss.now()) || !iss.st.notOffered.readDue(iss.now()) {
 		return seen
 	}
 	storage := iss.accounts.storage()
