@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +133,73 @@ func TestTwoCAsMissingFirstRecordCostsNoWait(t *testing.T) {
 		t.Errorf("the second CA received %d orders, want 1", n)
 	}
 	srv.waitLog(t, "leaving the names to it", 5*time.Second)
+}
+
+func TestTwoCAsOnDemandAuthorizesByEitherRecord(t *testing.T) {
+	e := newEnv(t, acmetest.Options{})
+	second, err := acmetest.StartCA(acmetest.Options{IssuerNames: []string{"second-ca.test"}}, testDNSAddr, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Close)
+	e.otherCAs = append(e.otherCAs, second)
+	cfg := e.write("Caddyfile", e.globals(`on_demand_tls {
+		permission persist
+	}`)+`https:// {
+	tls {
+		on_demand
+		`+e.issuerBlock("propagation_timeout 2m")+`
+		`+issuerBlockFor(second, "")+`
+	}
+	respond "tenant {host}"
+}
+`)
+	// the tenants ask the control panel what to publish, one record per CA
+	recs := decodeRecords(t, e.caddy("persist", "records", "--config", cfg, "--format", "json",
+		"--domain", "first.tenant.test", "--domain", "second.tenant.test").stdout)
+	valueFor := func(domain, ca string) string {
+		for _, r := range recs {
+			if r.Domain == domain && r.CADirectory == ca {
+				return r.Value
+			}
+		}
+		t.Fatalf("no record for %s at %s in %+v", domain, ca, recs)
+		return ""
+	}
+	// one tenant publishes for the first CA, one for the second, one not
+	for domain, ca := range map[string]string{"first.tenant.test": e.ca.URL, "second.tenant.test": second.URL} {
+		name := "_validation-persist." + domain
+		if err := acmetest.SetTXT(name, valueFor(domain, ca)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { acmetest.SetTXT(name) })
+	}
+
+	srv := e.start("--config", cfg)
+	if _, body := e.handshake(t, "first.tenant.test", time.Minute); body != "tenant first.tenant.test" {
+		t.Errorf("first tenant: %q", body)
+	}
+	if _, body := e.handshake(t, "second.tenant.test", time.Minute); body != "tenant second.tenant.test" {
+		t.Errorf("second tenant: %q", body)
+	}
+	e.refusedHandshake(t, "neither.tenant.test")
+	firstOrders, secondOrders := e.ca.Counts.Ordered(), second.Counts.Ordered()
+	if firstOrders["first.tenant.test"] != 1 || firstOrders["second.tenant.test"] != 0 || secondOrders["second.tenant.test"] != 1 || secondOrders["first.tenant.test"] != 0 {
+		t.Errorf("orders at the first CA %v and at the second %v, want each tenant ordered once at its own CA", firstOrders, secondOrders)
+	}
+	if firstOrders["neither.tenant.test"]+secondOrders["neither.tenant.test"] != 0 {
+		t.Error("the tenant without a record got an order")
+	}
+	srv.stop()
+}
+
+// refusedHandshake fails the test unless a TLS handshake with SNI fails,
+// as Caddy fails it for a name the on-demand permission denies.
+func (e *env) refusedHandshake(t *testing.T, sni string) {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", "127.0.0.1:"+strconv.Itoa(e.https), &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+	if err == nil {
+		conn.Close()
+		t.Fatalf("Caddy completed a handshake for %s", sni)
+	}
 }
