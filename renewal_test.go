@@ -255,9 +255,11 @@ func TestShortLivedRenewalsWithOneRecord(t *testing.T) {
 	if got := srv.GetDNSTXTRecords(record.Name(name) + "."); !slices.Equal(got, []string{value}) {
 		t.Errorf("the record is now %q, want the one published %q", got, value)
 	}
-	// each order was validated anew, against the one record
-	if n := ca.Counts.Get(acmetest.KindChallenge); n != 3 {
-		t.Errorf("challenges = %d, want 3 (one per order)", n)
+	// each order is validated anew, against the one record; only Pebble
+	// reuses a valid authorization now and then even when told not to
+	// (its test is rand.Intn(100) > 0, false one time in a hundred)
+	if n := ca.Counts.Get(acmetest.KindChallenge); n < 1 || n > 3 {
+		t.Errorf("challenges = %d, want 3 (one per order), or fewer only by Pebble's reuse", n)
 	}
 	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
 		t.Errorf("accounts registered = %d, want 1", n)
