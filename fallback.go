@@ -66,6 +66,10 @@ func (iss *Issuer) stepAsideFor(ctx context.Context, plan orderPlan) error {
 // fail, as while it waits for them.
 func (iss *Issuer) leaveToLaterIssuer(ctx context.Context, plan orderPlan) error {
 	for _, next := range iss.laterPersistIssuers() {
+		// an issuer known to be unable to issue is no reason to leave
+		if next.refuseKnownNonOfferingCA(ctx) != nil {
+			continue
+		}
 		if next.recordsPass(ctx, plan) {
 			// certmagic moves on from a failed pre-check without a word
 			iss.logger.Info("dns-persist-01 records for this CA do not pass, but a later issuer's do; leaving the names to it",

@@ -197,11 +197,20 @@ func (j *judgement) evaluate(now time.Time) bool {
 	default:
 		j.verdict, j.published = verdicts[0], views[0].Values
 	}
-	if len(views) < 2 {
-		// the servers agree: naming them adds nothing
+	if len(views) < 2 || firstFailed >= 0 && len(j.behind) == countServers(views) {
+		// the servers agree, or none passes: naming them adds nothing,
+		// and no server is behind the others
 		j.behind = nil
 	}
 	return j.verdict.Status == record.StatusOK
+}
+
+func countServers(views []dnslookup.View) int {
+	n := 0
+	for _, v := range views {
+		n += len(v.Servers)
+	}
+	return n
 }
 
 // zoneLines renders, without looking anything up, the records an order's

@@ -153,3 +153,6 @@ func (o authzObserver) CloseIdleConnections() {
 		c.CloseIdleConnections()
 	}
 }
+
+// Interface guard
+var _ http.RoundTripper = authzObserver{}

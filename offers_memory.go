@@ -169,8 +169,10 @@ func (iss *Issuer) rememberNotOffered(ctx context.Context, e *ChallengeNotOffere
 }
 
 // forgetNotOffered drops the observation once an order finds the
-// challenge offered. Issue has just read storage, so the memory tells
-// whether there is anything to remove.
+// challenge offered. Issue's pre-check read storage within the last
+// minute, so the memory tells whether there is anything to remove; an
+// observation another instance stored since is removed by its next
+// order, or stops orders until its hour is up.
 func (iss *Issuer) forgetNotOffered(ctx context.Context) {
 	if iss.st.notOffered.set(nil) == nil {
 		return

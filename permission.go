@@ -226,26 +226,28 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 
 // joinDenials is the decision when no issuer allows a name. With one
 // issuer it is that issuer's; with several, each CA's reason is given,
-// and the name counts as denied only if every issuer denied it.
+// and the name counts as denied only if every issuer denied it: an
+// aborted lookup stays an aborted lookup.
 func joinDenials(denials []decision, issuers []*Issuer) decision {
 	if len(denials) == 1 {
 		return denials[0]
 	}
-	var parts []string
+	reasons := make([]any, len(denials))
 	denied := true
 	outcome := outcomeDeniedMissing
 	for i, d := range denials {
-		parts = append(parts, fmt.Sprintf("ca %s: %v", issuers[i].CA, d.err))
+		reasons[i] = fmt.Errorf("ca %s: %w", issuers[i].CA, d.err)
 		denied = denied && errors.Is(d.err, caddytls.ErrPermissionDenied)
-		if d.outcome != outcomeDeniedMissing {
+		if d.outcome != "" && d.outcome != outcomeDeniedMissing {
 			outcome = d.outcome
 		}
 	}
-	err := errors.New(strings.Join(parts, "; "))
-	if denied {
-		err = fmt.Errorf("%w: no persist issuer's record authorizes it: %w", caddytls.ErrPermissionDenied, err)
+	// one line, with every reason still in the chain
+	joined := fmt.Errorf(strings.TrimSuffix(strings.Repeat("%w; ", len(reasons)), "; "), reasons...)
+	if !denied {
+		return decision{err: joined}
 	}
-	return decision{err: err, outcome: outcome}
+	return decision{err: fmt.Errorf("%w: no persist issuer's record authorizes it: %w", caddytls.ErrPermissionDenied, joined), outcome: outcome}
 }
 
 // servingIssuers finds, in the running TLS app, the persist issuers of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -93,6 +94,22 @@ func exchangeAnswer(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, e
 		return nil, fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
 	}
 	return msg, err
+}
+
+// causeKind names the kind of a server's failure without what varies
+// between two failures of the same kind, such as a local port, so that
+// rate limits hold.
+func causeKind(err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, errNotAuthoritative):
+		return "lame"
+	case errors.As(err, &netErr) && netErr.Timeout(), strings.HasPrefix(err.Error(), "no answer over"):
+		return "timeout"
+	case strings.HasPrefix(err.Error(), "server answered"):
+		return err.Error()
+	}
+	return "error"
 }
 
 // unreachable reports whether err says there is no route to the server,

@@ -10,6 +10,13 @@ import (
 	"github.com/miekg/dns"
 )
 
+// Bounds on what one zone's NS records make a lookup ask: the root zone,
+// the largest in common use, has 13 nameservers.
+const (
+	maxNameservers = 13
+	maxServerAddrs = 2 * maxNameservers
+)
+
 // server is one address to ask, with the name a person knows it by.
 type server struct {
 	addr  string
@@ -50,13 +57,22 @@ func authoritativeServers(ctx context.Context, zone string, recursive []string, 
 		return nil, fmt.Errorf("finding the nameservers of %s: %v", zone, err)
 	}
 	var servers []server
+	hosts := 0
 	for _, rr := range msg.Answer {
 		ns, ok := rr.(*dns.NS)
 		if !ok {
 			continue
 		}
+		// a zone names a handful of nameservers; a hostile one must not
+		// make each lookup a flood of queries to addresses it chose
+		if hosts++; hosts > maxNameservers {
+			break
+		}
 		host := strings.TrimSuffix(ns.Ns, ".")
 		for _, ip := range nameserverAddrs(ctx, ns.Ns, msg.Extra, recursive) {
+			if len(servers) == maxServerAddrs {
+				break
+			}
 			addr := net.JoinHostPort(ip, port)
 			servers = append(servers, server{addr: addr, label: host + " (" + addr + ")"})
 		}

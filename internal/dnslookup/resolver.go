@@ -151,7 +151,7 @@ func (r *Resolver) Recent(name string) (Answer, bool) {
 func (r *Resolver) LookupTXT(ctx context.Context, name string) (Answer, error) {
 	l := lookup{r: r}
 	err := l.follow(ctx, dns.Fqdn(name), nil, 0)
-	r.logSkipped(l.ans.Unanswered)
+	r.logSkipped(ctx, l.ans.Unanswered)
 	if err == nil && l.ans.HasValues() {
 		now := r.now()
 		r.recent.Put(name, l.ans, now, now.Add(recentTTL))
@@ -175,8 +175,11 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 	fail := func(server string, err error) error {
 		return &Error{Name: strings.TrimSuffix(qname, "."), Server: server, Err: err}
 	}
-	if hop > maxCNAMEHops || l.asked >= maxZonesPerLookup {
+	if hop > maxCNAMEHops {
 		return fail("", fmt.Errorf("more than %d CNAMEs; shorten or fix the alias chain at the record name", maxCNAMEHops))
+	}
+	if l.asked >= maxZonesPerLookup {
+		return fail("", fmt.Errorf("the servers disagree about the aliases at the record name, leading to more than %d zones; fix the alias chain", maxZonesPerLookup))
 	}
 	l.asked++
 	servers, recursive, err := l.r.serversFor(ctx, qname)
@@ -188,6 +191,12 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 	var targets []string
 	var silent []error
 	for _, rep := range exchangeAll(ctx, qname, dns.TypeTXT, servers, recursive) {
+		if rep.err == nil && !recursive && !rep.msg.Authoritative {
+			// a lame server (one the NS records name that no longer
+			// serves the zone) answers without authority or with a
+			// referral; resolvers ask another, and so does the check
+			rep.err = errNotAuthoritative
+		}
 		if rep.err != nil {
 			l.ans.Unanswered = append(l.ans.Unanswered, Unanswered{Server: rep.server.label, Err: rep.err})
 			silent = append(silent, fmt.Errorf("%s: %w", rep.server.label, rep.err))
@@ -208,7 +217,12 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 		if len(servers) == 1 {
 			return fail(servers[0].label, errors.Unwrap(silent[0]))
 		}
-		return fail("", fmt.Errorf("no server answered: %w", errors.Join(silent...)))
+		// one line, with every cause still in the chain
+		causes := make([]any, len(silent))
+		for i, err := range silent {
+			causes[i] = err
+		}
+		return fail("", fmt.Errorf("no server answered: "+strings.TrimSuffix(strings.Repeat("%w; ", len(causes)), "; "), causes...))
 	}
 	for i, v := range views {
 		if targets[i] == qname || len(v.Values) > 0 {
@@ -243,16 +257,24 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
+// errNotAuthoritative is a server that answered without authority for
+// the zone.
+var errNotAuthoritative = errors.New("answered without authority for the zone (a lame delegation: fix or remove its NS record)")
+
 // logSkipped says which servers a lookup skipped, once an hour for each
-// server and cause. A server this machine has no route to is only noted
-// at debug level: an IPv6 nameserver seen from an IPv4-only host, say.
-func (r *Resolver) logSkipped(skipped []Unanswered) {
+// server and kind of cause. A server this machine has no route to is only
+// noted at debug level: an IPv6 nameserver seen from an IPv4-only host,
+// say. A lookup cut short by its caller logs nothing.
+func (r *Resolver) logSkipped(ctx context.Context, skipped []Unanswered) {
+	if ctx.Err() != nil {
+		return
+	}
 	for _, s := range skipped {
 		if unreachable(s.Err) {
 			r.logger.Debug("nameserver unreachable from this machine; skipped", zap.String("server", s.Server), zap.Error(s.Err))
 			continue
 		}
-		if !r.skipped.Due(s.Server+"|"+s.Err.Error(), time.Hour) {
+		if !r.skipped.Due(s.Server+"|"+causeKind(s.Err), time.Hour) {
 			continue
 		}
 		r.logger.Warn("nameserver did not answer; skipped it and judged the record by the servers that did",

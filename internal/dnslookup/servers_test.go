@@ -139,9 +139,16 @@ func TestLookupSkipsAServerThatDoesNotAnswer(t *testing.T) {
 		t.Errorf("the log names %v, want ns2", server)
 	}
 
+	// a lame server, which answers without authority, is skipped too
+	group[1].SetFault(name, fakedns.Lame)
+	ans, err := r.LookupTXT(context.Background(), name)
+	if err != nil || len(ans.Views) != 1 || len(ans.Unanswered) != 1 || !errors.Is(ans.Unanswered[0].Err, errNotAuthoritative) {
+		t.Errorf("with ns2 lame: %+v, %v; want the record from ns1 and ns2 skipped as lame", ans, err)
+	}
+
 	// with every server silent there is nothing to judge by
 	group[0].SetFault(name, fakedns.ServFail)
-	_, err := r.LookupTXT(context.Background(), name)
+	_, err = r.LookupTXT(context.Background(), name)
 	var dnsErr *Error
 	if !errors.As(err, &dnsErr) || !strings.Contains(err.Error(), "no server answered") || !strings.Contains(err.Error(), "SERVFAIL") {
 		t.Errorf("error = %v, want an Error saying no server answered", err)

@@ -34,6 +34,9 @@ const (
 	TruncateUDP
 	// TruncateAlways sets the TC bit over TCP too.
 	TruncateAlways
+	// Lame answers NOERROR without authority and without records, as a
+	// server no longer serving the zone does.
+	Lame
 )
 
 // Server is a running fake authoritative server.
@@ -340,6 +343,9 @@ func (s *Server) reply(r *dns.Msg, name string, fault Fault, udp bool) *dns.Msg 
 		return m
 	case TruncateAlways:
 		m.Truncated = true
+		return m
+	case Lame:
+		m.Authoritative = false
 		return m
 	case TruncateUDP:
 		if udp {
