@@ -1,0 +1,127 @@
+package dnslookup
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/dnspersist/caddy-persist/internal/fakedns"
+)
+
+// caaWorld serves zone and its top-level domain tld from one
+// authoritative server, found through recursive.
+func caaWorld(t *testing.T, zone, tld string) (*fakedns.Server, *fakedns.Server, *Resolver) {
+	t.Helper()
+	recursive, srv := fakedns.StartForTest(t), fakedns.StartForTest(t)
+	for _, z := range []string{zone, tld} {
+		recursive.AddZone(z)
+		srv.AddZone(z)
+	}
+	return recursive, srv, authoritativeResolver(t, recursive, srv)
+}
+
+func onlySet(t *testing.T, ans CAAAnswer) CAASet {
+	t.Helper()
+	if len(ans.Sets) != 1 {
+		t.Fatalf("answer has %d sets, want 1: %+v", len(ans.Sets), ans)
+	}
+	return ans.Sets[0]
+}
+
+func TestLookupCAAFindsTheFirstRRsetUpTheTree(t *testing.T) {
+	_, srv, r := caaWorld(t, "climb.caatest", "caatest")
+	srv.SetCAA(t, "climb.caatest", `0 issue "ca.example"`)
+	srv.SetCAA(t, "caatest", `0 issue "tld.example"`)
+
+	set := onlySet(t, lookupCAA(t, r, "a.b.climb.caatest"))
+	if set.Name != "climb.caatest" || len(set.CAA) != 1 || set.CAA[0].Value != "ca.example" {
+		t.Errorf("set = %+v, want the record at climb.caatest", set)
+	}
+
+	// records at the name itself hide its parents'
+	srv.SetCAA(t, "b.climb.caatest", `0 issuewild ";"`)
+	ans := lookupCAA(t, r, "a.b.climb.caatest")
+	if set := onlySet(t, ans); set.Name != "b.climb.caatest" || set.CAA[0].Tag != "issuewild" {
+		t.Errorf("set = %+v, want the record at b.climb.caatest", set)
+	}
+	if !slices.Equal(ans.Asked, []string{"a.b.climb.caatest", "b.climb.caatest"}) {
+		t.Errorf("asked %v; the climb must stop at the first RRset", ans.Asked)
+	}
+}
+
+func TestLookupCAAWithNoneAnywhere(t *testing.T) {
+	recursive, srv, r := caaWorld(t, "none.caatest2", "caatest2")
+	ans := lookupCAA(t, r, "www.none.caatest2")
+	t.Logf("cold: %d queries at the nameserver, %d at the recursive server", srv.Queries(), recursive.Queries())
+	if set := onlySet(t, ans); set.Name != "" || len(set.CAA) != 0 {
+		t.Errorf("set = %+v, want none", set)
+	}
+	if !slices.Equal(ans.Asked, []string{"www.none.caatest2", "none.caatest2", "caatest2"}) {
+		t.Errorf("asked %v, want every name up to the TLD", ans.Asked)
+	}
+
+	// warm: the names in the zone are asked again, the TLD above it is not
+	recursive.ResetCounts()
+	srv.ResetCounts()
+	lookupCAA(t, r, "www.none.caatest2")
+	if n := srv.Queries(); n != 2 {
+		t.Errorf("a warm check asked the nameserver %d times, want 2 (www and the zone apex)", n)
+	}
+	if n := srv.QueriesFor("caatest2", dns.TypeCAA); n != 0 {
+		t.Errorf("the TLD was asked again %d times; its answer is kept", n)
+	}
+	if n := recursive.Queries(); n != 0 {
+		t.Errorf("a warm check asked the recursive server %d times, want 0", n)
+	}
+}
+
+func TestLookupCAAFollowsACNAMEAtTheName(t *testing.T) {
+	_, srv, r := caaWorld(t, "alias.caatest3", "caatest3")
+	srv.SetFollowCNAME(true)
+	srv.SetCNAME("www.alias.caatest3", "cdn.alias.caatest3")
+	srv.SetCAA(t, "cdn.alias.caatest3", `0 issue "cdn-ca.example"`)
+	srv.SetCAA(t, "alias.caatest3", `0 issue "ca.example"`)
+
+	set := onlySet(t, lookupCAA(t, r, "www.alias.caatest3"))
+	if set.Name != "www.alias.caatest3" || set.CAA[0].Value != "cdn-ca.example" || !slices.Equal(set.CNAMEs, []string{"cdn.alias.caatest3"}) {
+		t.Errorf("set = %+v, want the alias target's records, found for www", set)
+	}
+}
+
+func TestLookupCAAKeepsEachServersRRset(t *testing.T) {
+	recursive := fakedns.StartForTest(t)
+	group := fakedns.StartGroupForTest(t, 2)
+	for _, z := range []string{"split.caatest4", "caatest4"} {
+		zoneOnGroup(recursive, group, z, 0, 1)
+	}
+	group[0].SetCAA(t, "www.split.caatest4", `0 issue "ca.example"`)
+	group[1].SetCAA(t, "split.caatest4", `0 issue "other.example"`)
+	group[0].SetCAA(t, "split.caatest4", `0 issue "other.example"`)
+
+	ans := lookupCAA(t, groupResolver(t, recursive, group, nil), "www.split.caatest4")
+	if len(ans.Sets) != 2 || ans.Sets[0].Name != "www.split.caatest4" || ans.Sets[1].Name != "split.caatest4" {
+		t.Fatalf("sets = %+v, want the name's at one server and the parent's at the other", ans.Sets)
+	}
+}
+
+func TestLookupCAAFailureIsADNSError(t *testing.T) {
+	_, srv, r := caaWorld(t, "fail.caatest5", "caatest5")
+	srv.SetFault("fail.caatest5.", fakedns.ServFail)
+	_, err := r.LookupCAA(context.Background(), "www.fail.caatest5")
+	var lookupErr *Error
+	if !errors.As(err, &lookupErr) {
+		t.Fatalf("err = %v, want a lookup error", err)
+	}
+}
+
+func lookupCAA(t *testing.T, r *Resolver, name string) CAAAnswer {
+	t.Helper()
+	ans, err := r.LookupCAA(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ans
+}
