@@ -33,10 +33,12 @@ type CAASet struct {
 // for TXT. Servers that serve no records at a name where others do are
 // followed up the tree too, since a CA that reaches them climbs further.
 //
-// Asking the servers of every parent zone (the TLD's, among others) at each
-// check would cost more than the check is worth, and their CAA records are
-// not the operator's to change while it waits: with authoritative lookups,
-// the answers above the zone that holds name are kept for nsCacheTTL.
+// Asking every server of every parent zone (the TLD's, among others) at
+// each check would cost more than the check is worth, and their CAA
+// records are not the operator's to change while it waits: with
+// authoritative lookups, the names above the zone that holds name are
+// asked of the recursive servers, as a CA's resolver would, and their
+// answers kept for nsCacheTTL.
 func (r *Resolver) LookupCAA(ctx context.Context, name string) (CAAAnswer, error) {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	zone := ""
@@ -73,22 +75,31 @@ func (r *Resolver) LookupCAA(ctx context.Context, name string) (CAAAnswer, error
 	return out, nil
 }
 
-// caaAt asks for the CAA records at name, from the cache when above is
-// set and the answer is there.
+// caaAt asks every server for the CAA records at name, or, above the
+// zone, the recursive servers, whose answer is kept.
 func (r *Resolver) caaAt(ctx context.Context, name string, above bool) (Answer, error) {
-	if above {
-		if ans, ok := r.caaAbove.Get(name, r.now()); ok {
-			return ans, nil
-		}
+	if !above {
+		l := lookup{r: r, qtype: dns.TypeCAA}
+		err := l.follow(ctx, dns.Fqdn(name), nil, 0)
+		r.logSkipped(l.ans.Unanswered)
+		return l.ans, err
 	}
-	l := lookup{r: r, qtype: dns.TypeCAA}
-	err := l.follow(ctx, dns.Fqdn(name), nil, 0)
-	r.logSkipped(l.ans.Unanswered)
-	if err == nil && above && len(l.ans.Unanswered) == 0 {
-		now := r.now()
-		r.caaAbove.Put(name, l.ans, now, now.Add(nsCacheTTL))
+	if ans, ok := r.caaAbove.Get(name, r.now()); ok {
+		return ans, nil
 	}
-	return l.ans, err
+	msg, server, err := exchangeFirst(ctx, dns.Fqdn(name), dns.TypeCAA, r.recursiveServers(), true)
+	if err != nil {
+		return Answer{}, &Error{Name: name, Server: server, Err: err}
+	}
+	_, aliases, rrs, err := readAnswer(msg, dns.Fqdn(name), dns.TypeCAA)
+	if err != nil {
+		return Answer{}, &Error{Name: name, Server: server, Err: err}
+	}
+	values, caas := recordValues(rrs)
+	ans := Answer{Views: []View{{Values: values, CAA: caas, CNAMEs: aliases, Servers: []string{server}}}}
+	now := r.now()
+	r.caaAbove.Put(name, ans, now, now.Add(nsCacheTTL))
+	return ans, nil
 }
 
 // parentName is name without its first label; empty for a single label,
