@@ -65,7 +65,14 @@ func (e *CAAError) Error() string {
 	if len(e.Servers) > 0 {
 		fmt.Fprintf(&b, " (served by %s)", strings.Join(e.Servers, ", "))
 	}
-	fmt.Fprintf(&b, "; no order is placed; replace the CAA records at %s with: %s", e.FoundAt, strings.Join(e.Publish, " and "))
+	fmt.Fprintf(&b, "; found at %s: %s; no order is placed. ", e.FoundAt, strings.Join(e.Found, " and "))
+	if e.FoundAt == e.Domain {
+		b.WriteString("Replace them with: ")
+	} else {
+		// records at the name itself hide its parents'
+		b.WriteString("Publish at the name: ")
+	}
+	b.WriteString(strings.Join(e.Publish, " and "))
 	return b.String()
 }
 
