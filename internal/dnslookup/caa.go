@@ -38,7 +38,10 @@ type CAASet struct {
 // records are not the operator's to change while it waits: with
 // authoritative lookups, the names above the zone that holds name are
 // asked of the recursive servers, as a CA's resolver would, and their
-// answers kept for nsCacheTTL.
+// answers kept for nsCacheTTL. The parents within the zone are shared by
+// the names under them, so their answers are kept for recentTTL, for the
+// checks of the names of one certificate or a burst of issuance; name
+// itself is always asked afresh.
 func (r *Resolver) LookupCAA(ctx context.Context, name string) (CAAAnswer, error) {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	zone := ""
@@ -53,7 +56,7 @@ func (r *Resolver) LookupCAA(ctx context.Context, name string) (CAAAnswer, error
 	above := false
 	for candidate := name; candidate != ""; candidate = parentName(candidate) {
 		above = above || zone != "" && candidate != zone && !strings.HasSuffix(candidate, "."+zone)
-		ans, err := r.caaAt(ctx, candidate, above)
+		ans, err := r.caaAt(ctx, candidate, candidate != name, above)
 		out.Unanswered = append(out.Unanswered, ans.Unanswered...)
 		if err != nil {
 			return out, err
@@ -76,17 +79,36 @@ func (r *Resolver) LookupCAA(ctx context.Context, name string) (CAAAnswer, error
 }
 
 // caaAt asks every server for the CAA records at name, or, above the
-// zone, the recursive servers, whose answer is kept.
-func (r *Resolver) caaAt(ctx context.Context, name string, above bool) (Answer, error) {
-	if !above {
+// zone, the recursive servers. The answer at a parent is kept.
+func (r *Resolver) caaAt(ctx context.Context, name string, parent, above bool) (Answer, error) {
+	if parent {
+		if ans, ok := r.caaParents.Get(name, r.now()); ok {
+			return ans, nil
+		}
+	}
+	var ans Answer
+	var err error
+	if above {
+		ans, err = r.caaRecursive(ctx, name)
+	} else {
 		l := lookup{r: r, qtype: dns.TypeCAA}
-		err := l.follow(ctx, dns.Fqdn(name), nil, 0)
+		err = l.follow(ctx, dns.Fqdn(name), nil, 0)
 		r.logSkipped(l.ans.Unanswered)
-		return l.ans, err
+		ans = l.ans
 	}
-	if ans, ok := r.caaAbove.Get(name, r.now()); ok {
-		return ans, nil
+	if err == nil && parent && len(ans.Unanswered) == 0 {
+		ttl := recentTTL
+		if above {
+			ttl = nsCacheTTL
+		}
+		now := r.now()
+		r.caaParents.Put(name, ans, now, now.Add(ttl))
 	}
+	return ans, err
+}
+
+// caaRecursive asks the recursive servers for the CAA records at name.
+func (r *Resolver) caaRecursive(ctx context.Context, name string) (Answer, error) {
 	msg, server, err := exchangeFirst(ctx, dns.Fqdn(name), dns.TypeCAA, r.recursiveServers(), true)
 	if err != nil {
 		return Answer{}, &Error{Name: name, Server: server, Err: err}
@@ -96,10 +118,7 @@ func (r *Resolver) caaAt(ctx context.Context, name string, above bool) (Answer, 
 		return Answer{}, &Error{Name: name, Server: server, Err: err}
 	}
 	values, caas := recordValues(rrs)
-	ans := Answer{Views: []View{{Values: values, CAA: caas, CNAMEs: aliases, Servers: []string{server}}}}
-	now := r.now()
-	r.caaAbove.Put(name, ans, now, now.Add(nsCacheTTL))
-	return ans, nil
+	return Answer{Views: []View{{Values: values, CAA: caas, CNAMEs: aliases, Servers: []string{server}}}}, nil
 }
 
 // parentName is name without its first label; empty for a single label,

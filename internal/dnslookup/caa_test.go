@@ -3,8 +3,10 @@ package dnslookup
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -12,13 +14,17 @@ import (
 )
 
 // caaWorld serves zone from one authoritative server, found through
-// recursive, which also answers for the names above the zone.
-func caaWorld(t *testing.T, zone string) (*fakedns.Server, *fakedns.Server, *Resolver) {
+// recursive, which also answers for the names above the zone. The
+// resolver's clock stands still until the test moves it.
+func caaWorld(t *testing.T, zone string) (*fakedns.Server, *fakedns.Server, *Resolver, *time.Time) {
 	t.Helper()
 	recursive, srv := fakedns.StartForTest(t), fakedns.StartForTest(t)
 	recursive.AddZone(zone)
 	srv.AddZone(zone)
-	return recursive, srv, authoritativeResolver(t, recursive, srv)
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	now := time.Now()
+	r := New(Options{Recursive: []string{recursive.Addr}, NameserverPort: port, Now: func() time.Time { return now }})
+	return recursive, srv, r, &now
 }
 
 func onlySet(t *testing.T, ans CAAAnswer) CAASet {
@@ -30,7 +36,7 @@ func onlySet(t *testing.T, ans CAAAnswer) CAASet {
 }
 
 func TestLookupCAAFindsTheFirstRRsetUpTheTree(t *testing.T) {
-	recursive, srv, r := caaWorld(t, "climb.caatest")
+	recursive, srv, r, now := caaWorld(t, "climb.caatest")
 	srv.SetCAA(t, "climb.caatest", `0 issue "ca.example"`)
 	recursive.SetCAA(t, "caatest", `0 issue "tld.example"`)
 
@@ -39,8 +45,20 @@ func TestLookupCAAFindsTheFirstRRsetUpTheTree(t *testing.T) {
 		t.Errorf("set = %+v, want the record at climb.caatest", set)
 	}
 
-	// records at the name itself hide its parents'
+	// records at the name itself hide its parents', and the name is
+	// always asked afresh
+	srv.SetCAA(t, "a.b.climb.caatest", `0 issue "ca.example"`)
+	if set := onlySet(t, lookupCAA(t, r, "a.b.climb.caatest")); set.Name != "a.b.climb.caatest" {
+		t.Errorf("set = %+v, want the record just published at the name", set)
+	}
+	srv.SetCAA(t, "a.b.climb.caatest")
+
+	// a parent's answer is kept for a few seconds
 	srv.SetCAA(t, "b.climb.caatest", `0 issuewild ";"`)
+	if set := onlySet(t, lookupCAA(t, r, "a.b.climb.caatest")); set.Name != "climb.caatest" {
+		t.Errorf("set = %+v, want the kept answers of the parents", set)
+	}
+	*now = now.Add(recentTTL + time.Second)
 	ans := lookupCAA(t, r, "a.b.climb.caatest")
 	if set := onlySet(t, ans); set.Name != "b.climb.caatest" || set.CAA[0].Tag != "issuewild" {
 		t.Errorf("set = %+v, want the record at b.climb.caatest", set)
@@ -51,7 +69,7 @@ func TestLookupCAAFindsTheFirstRRsetUpTheTree(t *testing.T) {
 }
 
 func TestLookupCAAWithNoneAnywhere(t *testing.T) {
-	recursive, srv, r := caaWorld(t, "none.caatest2")
+	recursive, srv, r, now := caaWorld(t, "none.caatest2")
 	ans := lookupCAA(t, r, "www.none.caatest2")
 	t.Logf("cold: %d queries at the nameserver, %d at the recursive server", srv.Queries(), recursive.Queries())
 	if set := onlySet(t, ans); set.Name != "" || len(set.CAA) != 0 {
@@ -65,12 +83,18 @@ func TestLookupCAAWithNoneAnywhere(t *testing.T) {
 		t.Errorf("the nameserver was asked about the TLD above its zone %d times", n)
 	}
 
-	// warm: the names in the zone are asked again, the TLD above it is not
+	// warm: the name is asked again, its parent only once it is some
+	// seconds old, the TLD above the zone not for minutes
 	recursive.ResetCounts()
 	srv.ResetCounts()
 	lookupCAA(t, r, "www.none.caatest2")
-	if n := srv.Queries(); n != 2 {
-		t.Errorf("a warm check asked the nameserver %d times, want 2 (www and the zone apex)", n)
+	if n := srv.Queries(); n != 1 {
+		t.Errorf("a warm check asked the nameserver %d times, want 1 (www)", n)
+	}
+	*now = now.Add(recentTTL + time.Second)
+	lookupCAA(t, r, "www.none.caatest2")
+	if n := srv.Queries(); n != 3 {
+		t.Errorf("a warm check after %s asked the nameserver %d times in all, want 3 (www twice, the zone apex once)", recentTTL, n)
 	}
 	if n := recursive.Queries(); n != 0 {
 		t.Errorf("a warm check asked the recursive server %d times, want 0: the answer above the zone is kept", n)
@@ -78,7 +102,7 @@ func TestLookupCAAWithNoneAnywhere(t *testing.T) {
 }
 
 func TestLookupCAAFollowsACNAMEAtTheName(t *testing.T) {
-	_, srv, r := caaWorld(t, "alias.caatest3")
+	_, srv, r, _ := caaWorld(t, "alias.caatest3")
 	srv.SetFollowCNAME(true)
 	srv.SetCNAME("www.alias.caatest3", "cdn.alias.caatest3")
 	srv.SetCAA(t, "cdn.alias.caatest3", `0 issue "cdn-ca.example"`)
@@ -105,7 +129,7 @@ func TestLookupCAAKeepsEachServersRRset(t *testing.T) {
 }
 
 func TestLookupCAAFailureIsADNSError(t *testing.T) {
-	_, srv, r := caaWorld(t, "fail.caatest5")
+	_, srv, r, _ := caaWorld(t, "fail.caatest5")
 	srv.SetFault("fail.caatest5.", fakedns.ServFail)
 	_, err := r.LookupCAA(context.Background(), "www.fail.caatest5")
 	var lookupErr *Error
@@ -124,7 +148,7 @@ func lookupCAA(t *testing.T, r *Resolver, name string) CAAAnswer {
 }
 
 func TestLookupCAAAsksTheRecursiveServersAboveTheZone(t *testing.T) {
-	recursive, srv, r := caaWorld(t, "tld.caatest6")
+	recursive, srv, r, _ := caaWorld(t, "tld.caatest6")
 	recursive.SetCAA(t, "caatest6", `0 issue ";"`)
 	set := onlySet(t, lookupCAA(t, r, "tld.caatest6"))
 	if set.Name != "caatest6" || set.CAA[0].Value != ";" || !slices.Equal(set.Servers, []string{recursive.Addr}) {

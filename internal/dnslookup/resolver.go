@@ -110,8 +110,8 @@ type Resolver struct {
 
 	nsCache *cache.Expiring[[]server]
 	recent  *cache.Expiring[Answer]
-	// caaAbove holds the CAA answers above the zones of names looked up.
-	caaAbove *cache.Expiring[Answer]
+	// caaParents holds the CAA answers at the parents of names looked up.
+	caaParents *cache.Expiring[Answer]
 	// skipped rate-limits the log of servers that did not answer.
 	skipped *cache.NoticeBoard
 }
@@ -119,13 +119,13 @@ type Resolver struct {
 // New returns a resolver configured by opts.
 func New(opts Options) *Resolver {
 	r := &Resolver{
-		recursive: opts.Recursive,
-		nsPort:    opts.NameserverPort,
-		logger:    opts.Logger,
-		now:       opts.Now,
-		nsCache:   cache.NewExpiring[[]server](maxZones),
-		recent:    cache.NewExpiring[Answer](maxRecents),
-		caaAbove:  cache.NewExpiring[Answer](maxZones),
+		recursive:  opts.Recursive,
+		nsPort:     opts.NameserverPort,
+		logger:     opts.Logger,
+		now:        opts.Now,
+		nsCache:    cache.NewExpiring[[]server](maxZones),
+		recent:     cache.NewExpiring[Answer](maxRecents),
+		caaParents: cache.NewExpiring[Answer](maxZones),
 	}
 	if len(opts.Resolvers) > 0 {
 		for _, addr := range certmagic.RecursiveNameservers(opts.Resolvers) {
