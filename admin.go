@@ -16,8 +16,8 @@ func init() {
 // adminAPI serves, read-only, the records the running config's persist
 // issuers need and their published state:
 //
-//	GET /persist/records[?domain=NAME...]
-//	GET /persist/check[?domain=NAME...]
+//	GET /persist/records[?domain=NAME...][&caa=1]
+//	GET /persist/check[?domain=NAME...][&caa=1]
 //
 // The domain parameter asks about names the config does not list, e.g. a
 // hosting control panel asking what a tenant must publish.
@@ -60,7 +60,8 @@ func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiError(err)
 	}
-	reports, err := inspectAll(r.Context(), sets, check)
+	opts := inspectOptions{check: check, caa: r.URL.Query().Get("caa") == "1"}
+	reports, err := inspectAll(r.Context(), sets, opts)
 	if err != nil {
 		return apiError(err)
 	}
@@ -87,17 +88,21 @@ func apiError(err error) error {
 
 const adminHelp = `Persist admin API (read-only; GET only)
 
-GET /persist/records[?domain=NAME...]
+GET /persist/records[?domain=NAME...][&caa=1]
     The dns-persist-01 records the running config's persist issuers need,
     as JSON: one object per record and CA (ca_directory), since each CA
     of a policy with several persist issuers has its own record at the
     same name. domain= (repeatable) adds names the config does not list,
-    such as a tenant's domain.
-GET /persist/check[?domain=NAME...]
+    such as a tenant's domain. caa=1 adds, in caa, the CAA records that
+    lock each domain to this account and to dns-persist-01.
+GET /persist/check[?domain=NAME...][&caa=1]
     The same, with the status of what is published: ok, missing,
     mismatch, dns-error or expiring, a reason, and warnings about a
     passing record that stricter CAs than Let's Encrypt refuse; or
     not-offered when the CA was seen offering no dns-persist-01 challenge.
+    caa_check says whether the domain's CAA policy lets this CA, account
+    and method through: allowed, forbidden (no order is placed) or
+    dns-error, with the CAA records found and the ones to publish.
 ` + recordHelp
 
 // Interface guard

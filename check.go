@@ -76,29 +76,52 @@ func newRecordError(exp record.Expectation, v record.Verdict, dnsErr error) *Rec
 	return e
 }
 
-// checkBeforeOrder confirms every record of the order is published, when
-// the issuer domain names are known before an order. Otherwise the solver
-// checks, with the names the challenge offers. A negative
-// propagation_timeout turns the check off.
+// checkBeforeOrder confirms every record of the order is published, and
+// that CAA lets this account through, when the issuer domain names are
+// known before an order. Otherwise the solver checks, with the names the
+// challenge offers. A negative propagation_timeout turns the check off.
 func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) error {
 	if iss.PropagationTimeout < 0 || order.in.offered == nil {
 		return nil
 	}
 	stepAside := func(ctx context.Context) error { return iss.leaveToLaterIssuer(ctx, order.plan) }
-	return iss.awaitRecords(ctx, order.in, order.plan.bases, order.plan.wildcard, order.started.Add(time.Duration(iss.PropagationTimeout)), stepAside)
+	err := iss.awaitRecords(ctx, order.in, order.plan, order.plan.bases, true, order.started.Add(time.Duration(iss.PropagationTimeout)), stepAside)
+	order.caaChecked = err == nil
+	return err
 }
 
 // awaitRecords checks the record of each base until all pass or the
-// deadline comes, and then reports every record that still fails. While
-// records fail, stepAside (when not nil) may end the wait with its error.
-func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []string, wildcard map[string]bool, deadline time.Time, stepAside func(context.Context) error) error {
+// deadline comes, and then reports every record that still fails. With
+// withCAA, the CAA policy of each base is judged too, until it allows the
+// names: a policy that forbids them ends the wait at once, since waiting
+// does not change it, while a CAA lookup that fails is waited out like a
+// record's. While records fail, stepAside (when not nil) may end the wait
+// with its error.
+func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan orderPlan, bases []string, withCAA bool, deadline time.Time, stepAside func(context.Context) error) error {
 	pending := bases
+	var caaDue []string
+	if withCAA {
+		caaDue = bases
+	}
 	var failures []error
 	for {
 		failures = failures[:0]
+		var caaStill []string
+		for _, base := range caaDue {
+			err := iss.checkCAA(ctx, in, base, plan.plain[base], plan.wildcard[base])
+			var caaErr *CAAError
+			if err != nil && (!errors.As(err, &caaErr) || caaErr.DNSErr == nil) {
+				return err
+			}
+			if err != nil {
+				failures = append(failures, err)
+				caaStill = append(caaStill, base)
+			}
+		}
+		caaDue = caaStill
 		var still []string
 		for _, base := range pending {
-			err := iss.checkRecord(ctx, in, base, wildcard[base])
+			err := iss.checkRecord(ctx, in, base, plan.wildcard[base])
 			var recErr *RecordError
 			if err != nil && !errors.As(err, &recErr) {
 				return err
@@ -108,7 +131,7 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, bases []st
 				still = append(still, base)
 			}
 		}
-		if len(still) == 0 {
+		if len(still) == 0 && len(caaDue) == 0 {
 			return nil
 		}
 		pending = still

@@ -95,6 +95,9 @@ type caDirectory struct {
 	// meta.issuerDomainNames (-02) or meta.caaIdentities (-01). Empty when
 	// the directory names none; -01 challenges then carry the list.
 	IssuerNames []string
+	// CAAIdentities are meta.caaIdentities, the names CAA records give the
+	// CA; empty when the directory names none.
+	CAAIdentities []string
 	// HashPrefix is meta.accountHashPrefix (-02 only).
 	HashPrefix string
 	// NewNonce is the URL to get a fresh anti-replay nonce from.
@@ -146,6 +149,9 @@ func parseDirectory(url string, body []byte, now time.Time) (caDirectory, error)
 	}
 	dir := caDirectory{Draft: record.Draft01, NewNonce: raw.NewNonce, fetched: now}
 	m := raw.Meta
+	if len(m.CAAIdentities) > 0 && record.CheckIssuerNames(m.CAAIdentities) == nil {
+		dir.CAAIdentities = m.CAAIdentities
+	}
 	if m.IssuerDomainNames != nil && m.AccountHashPrefix != nil {
 		if err := record.CheckIssuerNames(m.IssuerDomainNames); err != nil {
 			return caDirectory{}, fmt.Errorf("ACME directory %s: meta.issuerDomainNames: %v", url, err)

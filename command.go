@@ -26,7 +26,7 @@ Shows the TXT records the persist issuer needs, and checks what is published,
 without placing an order at the CA.
 ` + recordHelp,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(persistSubcommand("records", `
+			records := persistSubcommand("records", `
 Loads the config as 'caddy run' would (the same adapter rules and the config's
 own storage), finds every name a persist issuer manages, adds the --domain
 names, and prints the records to publish: as zone file lines, or with
@@ -34,7 +34,15 @@ names, and prints the records to publish: as zone file lines, or with
 
 It loads the issuer's ACME account from storage, or registers it (once, and
 says so on stderr) if there is none. It never places an order.
-`+recordHelp, cmdPersistRecords))
+
+With --caa it also prints, for each domain, the CAA records that lock it to
+this account and to dns-persist-01 (in JSON, a caa array). Once they are
+published, other CAs, other accounts and other validation methods are
+refused: see "CAA" in the README before publishing them.
+`+recordHelp, cmdPersistRecords)
+			records.Use += " [--caa]"
+			records.Flags().Bool("caa", false, "Also print the CAA records that lock each domain to this account and method")
+			cmd.AddCommand(records)
 			check := persistSubcommand("check", `
 Looks up each record the way the issuer does and prints one line per record:
 ok, missing, mismatch: <reason>, dns-error: <reason>, or expiring: persistUntil
@@ -43,7 +51,10 @@ by Let's Encrypt's rules but not a stricter CA's is "ok (warning: ...)", with
 the canonical record to publish. Every record of a CA that was seen offering
 no dns-persist-01 challenge is "not-offered: ...", with when, what the CA
 offered instead, and what to do. The exit status is 0 only when every record
-is ok, so it can gate a deploy.
+is ok, so it can gate a deploy. The CAA policy of each domain is checked too: a
+policy that forbids this CA, account or method (no order is placed then) adds a
+line "caa: forbidden: ..." naming the records found and the ones to publish,
+and fails the check; so does a CAA lookup that fails ("caa: dns-error").
 
 With several persist issuers (one per CA) serving a name, each CA has its own
 record at the same name, and each line names its CA. --any then exits 0 when,
@@ -113,7 +124,8 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		return caddy.ExitCodeFailedStartup, err
 	}
 
-	reports, err := inspectAll(ctx, sets, check)
+	withCAA := fl.Lookup("caa") != nil && fl.Bool("caa")
+	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
 	for _, set := range sets {
 		if url := set.Issuer.accounts.registeredURL(); url != "" {
 			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
@@ -139,11 +151,22 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 			switch {
 			case check:
 				fmt.Fprintln(stdout, checkLine(r, severalCAs))
+				if line := caaCheckLine(r, severalCAs); line != "" {
+					fmt.Fprintln(stdout, line)
+				}
 			case severalCAs:
 				// a zone file comment: the line still pastes as is
 				fmt.Fprintf(stdout, "%s ; ca %s\n", r.ZoneLine, r.CADirectory)
 			default:
 				fmt.Fprintln(stdout, r.ZoneLine)
+			}
+			if !check {
+				for _, line := range r.CAA {
+					if severalCAs {
+						line += " ; ca " + r.CADirectory
+					}
+					fmt.Fprintln(stdout, line)
+				}
 			}
 		}
 	}
@@ -172,7 +195,8 @@ func checkOutcome(reports []RecordReport, anyCA bool) error {
 	notOK := 0
 	okDomains := make(map[string]bool)
 	for _, r := range reports {
-		if r.Status == record.StatusOK {
+		caaOK := r.CAACheck == nil || r.CAACheck.Status == caaAllowed
+		if r.Status == record.StatusOK && caaOK {
 			okDomains[r.Domain] = true
 		} else {
 			notOK++
@@ -180,7 +204,7 @@ func checkOutcome(reports []RecordReport, anyCA bool) error {
 	}
 	if !anyCA {
 		if notOK > 0 {
-			return fmt.Errorf("%d of %d dns-persist-01 records are not ok", notOK, len(reports))
+			return fmt.Errorf("%d of %d dns-persist-01 records are not ok, or CAA forbids their domain", notOK, len(reports))
 		}
 		return nil
 	}
@@ -212,6 +236,37 @@ func checkLine(r RecordReport, withCA bool) string {
 	}
 	if itself := cmp.Or(r.RecordStatus, r.Status); itself != record.StatusOK {
 		line += "; publish: " + r.ZoneLine
+	}
+	return line
+}
+
+// caaCheckLine is the line a check adds about the CAA policy of a record's
+// domain: none when CAA allows this CA, account and method without
+// warnings.
+func caaCheckLine(r RecordReport, withCA bool) string {
+	c := r.CAACheck
+	if c == nil || c.Status == caaAllowed && len(c.Warnings) == 0 {
+		return ""
+	}
+	line := r.Domain
+	if withCA {
+		line += " (ca " + r.CADirectory + ")"
+	}
+	line += ": caa: " + c.Status
+	if c.Reason != "" {
+		line += ": " + c.Reason
+	}
+	if len(c.Servers) > 0 {
+		line += " (served by " + strings.Join(c.Servers, ", ") + ")"
+	}
+	for _, w := range c.Warnings {
+		line += " (warning: " + w + ")"
+	}
+	if c.Status != caaAllowed {
+		if c.FoundAt != "" {
+			line += "; found at " + c.FoundAt + ": " + strings.Join(c.Found, " and ")
+		}
+		line += "; publish: " + strings.Join(c.Publish, " and ")
 	}
 	return line
 }

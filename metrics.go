@@ -11,6 +11,7 @@ const (
 	outcomeAllowed        = "allowed"
 	outcomeDeniedMissing  = "denied_missing"
 	outcomeDeniedMismatch = "denied_mismatch"
+	outcomeDeniedCAA      = "denied_caa"
 	outcomeDNSError       = "dns_error"
 	outcomeCacheHit       = "cache_hit"
 )

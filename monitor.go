@@ -80,5 +80,7 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 		if err != nil && !errors.As(err, &recErr) {
 			iss.logger.Warn("daily record check skipped", zap.String("domain", base), zap.Error(err))
 		}
+		// and CAA that forbids issuance, by checkCAA
+		_ = iss.checkCAA(ctx, in, base, plan.plain[base], plan.wildcard[base])
 	}
 }

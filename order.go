@@ -17,6 +17,9 @@ type orderPlan struct {
 	names    []string
 	bases    []string
 	wildcard map[string]bool
+	// plain is set for a base that is itself among the names, not only
+	// its wildcard.
+	plain map[string]bool
 }
 
 // planOrder reads the names of a CSR. A wildcard *.example.com and
@@ -30,7 +33,7 @@ func planOrder(csr *x509.CertificateRequest) (orderPlan, error) {
 }
 
 func planNames(names []string) (orderPlan, error) {
-	plan := orderPlan{names: names, wildcard: make(map[string]bool)}
+	plan := orderPlan{names: names, wildcard: make(map[string]bool), plain: make(map[string]bool)}
 	if len(names) == 0 {
 		return plan, errors.New("no domain names to obtain a certificate for")
 	}
@@ -43,6 +46,7 @@ func planNames(names []string) (orderPlan, error) {
 			plan.bases = append(plan.bases, base)
 		}
 		plan.wildcard[base] = plan.wildcard[base] || wildcard
+		plan.plain[base] = plan.plain[base] || !wildcard
 	}
 	slices.Sort(plan.bases)
 	return plan, nil
@@ -61,6 +65,9 @@ type orderState struct {
 	started time.Time
 	// offers is what the order's authorizations offered (see offers.go).
 	offers authzOffers
+	// caaChecked is set when CAA allowed the names, with the issuer names
+	// of in, before the order was placed.
+	caaChecked bool
 }
 
 type orderKey struct{}

@@ -202,6 +202,10 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 		return decision{err: fmt.Errorf("%w: %s: %w", caddytls.ErrPermissionDenied, record.Name(base), j.lookupErr), outcome: outcomeDNSError}
 	}
 	if j.passed() {
+		// the CA checks CAA too: a name it would refuse gets no order
+		if cj := iss.judgeCAA(ctx, in, base, !wildcard, wildcard); !cj.allowed() {
+			return p.denyByCAA(name, cj.failure())
+		}
 		iss.noticeExpiry(base, *j.verdict.Matched)
 		return decision{outcome: outcomeAllowed}
 	}
@@ -222,6 +226,18 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s%s", caddytls.ErrPermissionDenied, record.Name(base), publish), outcome: outcomeDeniedMissing}
 	}
 	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s%s", caddytls.ErrPermissionDenied, record.Name(base), j.verdict.Reason(), publish), outcome: outcomeDeniedMismatch}
+}
+
+// denyByCAA is the decision for a name whose record passes but whose CAA
+// policy forbids the issuer's CA, account or method, or could not be read.
+func (p *Permission) denyByCAA(name string, e *CAAError) decision {
+	if e.DNSErr != nil {
+		if p.notices.Due("caa-dns|"+e.Domain, time.Hour) {
+			p.logger.Warn("on-demand certificate denied: CAA could not be looked up", zap.String("domain", name), zap.Error(e.DNSErr))
+		}
+		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcomeDNSError}
+	}
+	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcomeDeniedCAA}
 }
 
 // joinDenials is the decision when no issuer allows a name. With one

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -207,8 +208,15 @@ func TestPermissionSharesOneLookupPerName(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := fake.Queries(); n != 1 {
-		t.Errorf("25 concurrent checks made %d lookups, want 1", n)
+	// one TXT lookup, and one CAA lookup climbing to the TLD
+	if n := fake.QueriesFor(record.Name("same.shared.test"), dns.TypeTXT); n != 1 {
+		t.Errorf("25 concurrent checks made %d TXT lookups, want 1", n)
+	}
+	if n := fake.QueriesFor("same.shared.test", dns.TypeCAA); n != 1 {
+		t.Errorf("25 concurrent checks made %d CAA lookups, want 1", n)
+	}
+	if n := fake.Queries(); n != 4 {
+		t.Errorf("25 concurrent checks made %d queries, want 4 (the TXT record, CAA at same.shared.test, shared.test and test)", n)
 	}
 	if a, h := checkCount(p, outcomeAllowed), checkCount(p, outcomeCacheHit); a != 1 || h != 24 {
 		t.Errorf("outcomes: %d allowed, %d cache hits", a, h)

@@ -48,6 +48,44 @@ type RecordReport struct {
 	// record itself, and NotOffered what the CA offered instead.
 	RecordStatus record.Status     `json:"record_status,omitempty"`
 	NotOffered   *NotOfferedReport `json:"not_offered,omitempty"`
+
+	// CAA, when asked for, are the CAA records that lock Domain to this
+	// account and to dns-persist-01, as zone file lines.
+	CAA []string `json:"caa,omitempty"`
+	// CAACheck, after a check, is what the CAA policy of Domain says of
+	// this CA, account and method.
+	CAACheck *CAAReport `json:"caa_check,omitempty"`
+}
+
+// CAAReport is the CAA policy of a domain as a check found it.
+type CAAReport struct {
+	// Status is allowed, forbidden or dns-error.
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	// FoundAt is where the forbidding CAA records are, Found the records.
+	FoundAt string   `json:"found_at,omitempty"`
+	Found   []string `json:"found,omitempty"`
+	// Servers serve the forbidding records, when others serve another
+	// policy.
+	Servers []string `json:"servers,omitempty"`
+	// Warnings say what allowing records rely on that Let's Encrypt
+	// accepts and stricter CAs may not.
+	Warnings []string `json:"warnings,omitempty"`
+	// Publish are the CAA records to publish instead, when not allowed.
+	Publish []string `json:"publish,omitempty"`
+}
+
+// caaReport turns a CAA judgement into a report.
+func caaReport(j caaJudgement) *CAAReport {
+	r := &CAAReport{Status: j.status(), Warnings: j.warnings}
+	if !j.allowed() {
+		e := j.failure()
+		r.Reason, r.FoundAt, r.Found, r.Servers, r.Publish = e.Reason, e.FoundAt, e.Found, e.Servers, e.Publish
+		if e.DNSErr != nil {
+			r.Reason = e.DNSErr.Error()
+		}
+	}
+	return r
 }
 
 // NotOfferedReport is the last time the CA offered no dns-persist-01 in
@@ -78,13 +116,27 @@ func (r *RecordReport) markNotOffered(e *ChallengeNotOfferedError) {
 	r.NotOffered = &NotOfferedReport{ObservedAt: e.ObservedAt, Identifier: e.Identifier, Offered: e.Offered}
 }
 
-// inspect builds a report for each record the names need. Issuer names come
+// inspectOptions say what a report holds besides the records.
+type inspectOptions struct {
+	// check adds the status of what is published, CAA included.
+	check bool
+	// caa adds the CAA records to publish.
+	caa bool
+}
+
+// inspect builds a report for each record the names need, checked or not.
+func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
+	return iss.inspectWith(ctx, names, inspectOptions{check: check})
+}
+
+// inspectWith builds a report for each record the names need. Issuer names come
 // from the directory (or issuer_domain_name), never from an order, so
 // nothing is spent at the CA. Showing records loads the account, or
 // registers it if there is none; a check never registers one. With check,
 // the reports also carry the status of what is published; without it, DNS
 // is still read to keep the issuer name a published record already uses.
-func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
+func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspectOptions) ([]RecordReport, error) {
+	check := opts.check
 	plan, err := planNames(names)
 	if err != nil {
 		return nil, &inputError{err}
@@ -140,6 +192,10 @@ func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]R
 			if notOffered != nil {
 				r.markNotOffered(notOffered)
 			}
+			r.CAACheck = caaReport(iss.judgeCAA(ctx, in, base, plan.plain[base], plan.wildcard[base]))
+		}
+		if opts.caa {
+			r.CAA = caaRecords(in, base, plan.wildcard[base])
 		}
 		reports = append(reports, r)
 	}
@@ -183,7 +239,7 @@ func (iss *Issuer) identity() string {
 
 // inspectAll reports on every served set, merging sets of issuers that
 // share an identity.
-func inspectAll(ctx context.Context, sets []servedSet, check bool) ([]RecordReport, error) {
+func inspectAll(ctx context.Context, sets []servedSet, opts inspectOptions) ([]RecordReport, error) {
 	var merged []servedSet
 	for _, set := range sets {
 		i := slices.IndexFunc(merged, func(m servedSet) bool { return m.Issuer.identity() == set.Issuer.identity() })
@@ -198,7 +254,7 @@ func inspectAll(ctx context.Context, sets []servedSet, check bool) ([]RecordRepo
 		if len(set.Names) == 0 {
 			continue
 		}
-		reports, err := set.Issuer.inspect(ctx, set.Names, check)
+		reports, err := set.Issuer.inspectWith(ctx, set.Names, opts)
 		if err != nil {
 			return all, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mholt/acmez/v3"
@@ -46,7 +47,10 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 		return err
 	}
 	deadline := order.started.Add(time.Duration(s.iss.PropagationTimeout))
-	return s.iss.awaitRecords(ctx, in, []string{base}, order.plan.wildcard, deadline, nil)
+	// CAA was judged before the order unless the issuer names were
+	// unknown then, or the challenge offers others
+	withCAA := !order.caaChecked || !slices.Equal(caaIssuers(in), caaIssuers(order.in))
+	return s.iss.awaitRecords(ctx, in, order.plan, []string{base}, withCAA, deadline, nil)
 }
 
 // CleanUp does nothing: the record belongs to the operator and stays.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 )
 
 // The targets, checked against the medians and printed with the
@@ -14,6 +15,9 @@ const (
 	// warmChecksDNSQueries is what one record check may cost in DNS
 	// queries once the resolver's caches are warm.
 	warmCheckDNSQueries = 1.0
+	// caaParentsKept is how long the resolver keeps the CAA answers of a
+	// name's parents (dnslookup's recentTTL).
+	caaParentsKept = "10s"
 )
 
 func verdict(ok bool) string {
@@ -64,9 +68,14 @@ func printTargets(w io.Writer, ns []int, results map[int]map[string]summary) {
 		}
 		// every persist certificate here is one order with one base, so
 		// one record check, which asks at most one query (none when the
-		// issuer reuses a passing answer from moments before)
-		fmt.Fprintf(w, "  persist client DNS queries per certificate at N=%d, one record check each (resolvers configured): %.2f (target <= %.0f per check with a warm cache) %s\n",
-			n, p.dnsClientPerCert, warmCheckDNSQueries, verdict(p.dnsClientPerCert <= warmCheckDNSQueries))
+		// issuer reuses a passing answer from moments before), and one
+		// CAA check, which asks at the name and, every few seconds, at
+		// each parent
+		txt := p.dnsByType["client TXT"]
+		fmt.Fprintf(w, "  persist client TXT queries per certificate at N=%d, one record check each (resolvers configured): %.2f (target <= %.0f per check with a warm cache) %s\n",
+			n, txt, warmCheckDNSQueries, verdict(txt <= warmCheckDNSQueries))
+		fmt.Fprintf(w, "  persist client CAA queries per certificate at N=%d, one CAA check each (resolvers configured): %.2f (at <base>.%s: the name, and its %d parents at most once per %s)\n",
+			n, p.dnsByType["client CAA"], benchZone, strings.Count(benchZone, ".")+1, caaParentsKept)
 	}
 	fmt.Fprintln(w, "  (DNS queries per check in authoritative-discovery mode: go test -run '^$' -bench 'Check(Warm|Cold)' ./internal/dnslookup)")
 }

@@ -158,3 +158,40 @@ func TestRemovedRecordIsReported(t *testing.T) {
 		srv.WaitLog(t, removed, 2*time.Minute, `"record_name":"`+rec.RecordName+`"`, `"status":"missing"`)
 	})
 }
+
+// A CAA record at the zone apex naming another CA, published at the
+// primary, keeps Caddy from ordering, and `caddy persist check` says so;
+// the records `caddy persist records --caa` prints, published at the name,
+// let the certificate through.
+func TestCAAPublishedAtThePrimary(t *testing.T) {
+	inWorld(t, []zone{{name: "caa.test", servers: []string{primaryAddr}}}, func(w *world) {
+		cfg := w.caddyfile("www.caa.test")
+		res := w.caddy("persist", "records", "--config", cfg, "--caa")
+		lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+		if res.Code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[1], "www.caa.test. IN CAA 0 issue ") {
+			t.Fatalf("records --caa: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+		}
+		rec := w.records(cfg)
+		w.publish(rec.RecordName, rec.Value)
+		w.publishCAA(`caa.test. IN CAA 0 issue "pki.goog"`)
+
+		check := w.caddy("persist", "check", "--config", cfg)
+		if check.Code != 1 || !strings.Contains(check.Stdout, "www.caa.test: caa: forbidden: ") || !strings.Contains(check.Stdout, `found at caa.test: caa.test. IN CAA 0 issue "pki.goog"`) {
+			t.Errorf("check: exit %d\n%s\n%s", check.Code, check.Stdout, check.Stderr)
+		}
+		srv := w.startCaddy(cfg)
+		srv.WaitLog(t, 0, 30*time.Second, "CAA forbids this CA", `"found_at":"caa.test"`)
+		srv.Stop()
+		if n := w.ca.Counts.Get(acmetest.KindNewOrder); n != 0 {
+			t.Errorf("%d orders against a CAA policy that forbids them", n)
+		}
+
+		w.publishCAA(lines[1])
+		if check := w.caddy("persist", "check", "--config", cfg); check.Code != 0 {
+			t.Errorf("check after publishing the printed CAA record: exit %d\n%s\n%s", check.Code, check.Stdout, check.Stderr)
+		}
+		w.startCaddy(cfg)
+		w.certificate("www.caa.test", issuanceTimeout)
+		requireOneValidationEach(t, w, 1)
+	})
+}

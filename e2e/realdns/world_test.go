@@ -280,6 +280,27 @@ func (w *world) unpublish(name string) {
 	})
 }
 
+// publishCAA adds a CAA record, a zone file line, with an update to the
+// zone's primary, and waits until the primary serves it.
+func (w *world) publishCAA(line string) {
+	w.t.Helper()
+	rr, err := dns.NewRR(line)
+	if err != nil {
+		w.t.Fatalf("%q is not a CAA zone file line: %v", line, err)
+	}
+	want := rr.(*dns.CAA)
+	name := strings.TrimSuffix(want.Hdr.Name, ".")
+	w.update(w.zoneOf(name), "update add "+strings.Replace(line, " IN CAA ", " 60 IN CAA ", 1))
+	w.await(w.zoneOf(name).primary(), want.Hdr.Name, dns.TypeCAA, "serving the CAA record at "+name, func(m *dns.Msg) bool {
+		for _, rr := range m.Answer {
+			if c, ok := rr.(*dns.CAA); ok && c.Tag == want.Tag && c.Value == want.Value {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func (w *world) update(z zone, line string) {
 	w.t.Helper()
 	script := fmt.Sprintf("server %s\nzone %s\n%s\nsend\n", z.primary(), z.name, line)

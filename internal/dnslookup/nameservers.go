@@ -30,11 +30,8 @@ func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, bool,
 	if len(r.resolvers) > 0 {
 		return r.resolvers, true, nil
 	}
-	recursive := r.recursive
-	if recursive == nil {
-		recursive = certmagic.RecursiveNameservers(nil)
-	}
-	zone, err := certmagic.FindZoneByFQDN(ctx, r.logger, name, recursive)
+	recursive := r.recursiveServers()
+	zone, err := r.zoneOf(ctx, name)
 	if err != nil {
 		return nil, false, fmt.Errorf("finding the zone of %s: %v", name, err)
 	}
@@ -49,6 +46,14 @@ func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, bool,
 	now := r.now()
 	r.nsCache.Put(zone, servers, now, now.Add(nsCacheTTL))
 	return servers, false, nil
+}
+
+// recursiveServers are the servers that find zones and nameservers.
+func (r *Resolver) recursiveServers() []string {
+	if r.recursive == nil {
+		return certmagic.RecursiveNameservers(nil)
+	}
+	return r.recursive
 }
 
 func authoritativeServers(ctx context.Context, zone string, recursive []string, port string) ([]server, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
 
+	"github.com/dnspersist/caddy-persist/internal/caa"
 	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
@@ -53,8 +54,11 @@ type Answer struct {
 
 // View is what some of the servers asked serve at the record name.
 type View struct {
-	// Values holds one entry per TXT record, its strings joined.
+	// Values holds one entry per record: of a TXT record its strings
+	// joined, of a CAA record its flag, tag and quoted value.
 	Values []string
+	// CAA holds the CAA records of a CAA lookup, in the order of Values.
+	CAA []caa.Record
 	// CNAMEs lists the aliases followed, in order.
 	CNAMEs []string
 	// Servers are the servers that gave this answer, at the last hop of
@@ -106,6 +110,8 @@ type Resolver struct {
 
 	nsCache *cache.Expiring[[]server]
 	recent  *cache.Expiring[Answer]
+	// caaParents holds the CAA answers at the parents of names looked up.
+	caaParents *cache.Expiring[Answer]
 	// skipped rate-limits the log of servers that did not answer.
 	skipped *cache.NoticeBoard
 }
@@ -113,12 +119,13 @@ type Resolver struct {
 // New returns a resolver configured by opts.
 func New(opts Options) *Resolver {
 	r := &Resolver{
-		recursive: opts.Recursive,
-		nsPort:    opts.NameserverPort,
-		logger:    opts.Logger,
-		now:       opts.Now,
-		nsCache:   cache.NewExpiring[[]server](maxZones),
-		recent:    cache.NewExpiring[Answer](maxRecents),
+		recursive:  opts.Recursive,
+		nsPort:     opts.NameserverPort,
+		logger:     opts.Logger,
+		now:        opts.Now,
+		nsCache:    cache.NewExpiring[[]server](maxZones),
+		recent:     cache.NewExpiring[Answer](maxRecents),
+		caaParents: cache.NewExpiring[Answer](maxZones),
 	}
 	if len(opts.Resolvers) > 0 {
 		for _, addr := range certmagic.RecursiveNameservers(opts.Resolvers) {
@@ -149,7 +156,7 @@ func (r *Resolver) Recent(name string) (Answer, bool) {
 // without values and no error; a lookup that fails, or that no server
 // answered, gives an *Error.
 func (r *Resolver) LookupTXT(ctx context.Context, name string) (Answer, error) {
-	l := lookup{r: r}
+	l := lookup{r: r, qtype: dns.TypeTXT}
 	err := l.follow(ctx, dns.Fqdn(name), nil, 0)
 	r.logSkipped(ctx, l.ans.Unanswered)
 	if err == nil && l.ans.HasValues() {
@@ -159,17 +166,18 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) (Answer, error) {
 	return l.ans, err
 }
 
-// lookup is one LookupTXT in progress.
+// lookup is one lookup of a record type at a name, in progress.
 type lookup struct {
-	r   *Resolver
-	ans Answer
+	r     *Resolver
+	qtype uint16
+	ans   Answer
 	// asked counts the zones asked, to bound what alias chains that
 	// fork (servers disagreeing on a CNAME) can cost.
 	asked int
 }
 
 // follow asks every server of qname's zone and adds a view per distinct
-// answer. An answer that ends in an alias without its TXT records is
+// answer. An answer that ends in an alias without its records is
 // followed from scratch, since the target may live in another zone.
 func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int) error {
 	fail := func(server string, err error) error {
@@ -190,7 +198,7 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 	var views []*View
 	var targets []string
 	var silent []error
-	for _, rep := range exchangeAll(ctx, qname, dns.TypeTXT, servers, recursive) {
+	for _, rep := range exchangeAll(ctx, qname, l.qtype, servers, recursive) {
 		if rep.err == nil && !recursive && !rep.msg.Authoritative {
 			// a lame server (one the NS records name that no longer
 			// serves the zone) answers without authority or with a
@@ -202,15 +210,16 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 			silent = append(silent, fmt.Errorf("%s: %w", rep.server.label, rep.err))
 			continue
 		}
-		target, aliases, values, err := readTXTAnswer(rep.msg, qname)
+		target, aliases, rrs, err := readAnswer(rep.msg, qname, l.qtype)
 		if err != nil {
 			return fail(rep.server.label, err)
 		}
+		values, caas := recordValues(rrs)
 		if v := sameAnswer(views, targets, target, values); v != nil {
 			v.Servers = append(v.Servers, rep.server.label)
 			continue
 		}
-		views = append(views, &View{Values: values, CNAMEs: append(slices.Clone(via), aliases...), Servers: []string{rep.server.label}})
+		views = append(views, &View{Values: values, CAA: caas, CNAMEs: append(slices.Clone(via), aliases...), Servers: []string{rep.server.label}})
 		targets = append(targets, target)
 	}
 	if len(views) == 0 {
@@ -282,9 +291,10 @@ func (r *Resolver) logSkipped(ctx context.Context, skipped []Unanswered) {
 	}
 }
 
-// readTXTAnswer follows the CNAME chain inside one response and returns the
-// name it ends at, the aliases followed and the TXT values found there.
-func readTXTAnswer(msg *dns.Msg, qname string) (string, []string, []string, error) {
+// readAnswer follows the CNAME chain inside one response and returns the
+// name it ends at, the aliases followed and the records of qtype found
+// there.
+func readAnswer(msg *dns.Msg, qname string, qtype uint16) (string, []string, []dns.RR, error) {
 	target := qname
 	var aliases []string
 	for range maxCNAMEHops {
@@ -301,22 +311,43 @@ func readTXTAnswer(msg *dns.Msg, qname string) (string, []string, []string, erro
 		target = next
 		aliases = append(aliases, strings.TrimSuffix(next, "."))
 	}
-	var values []string
+	var rrs []dns.RR
 	total := 0
 	for _, rr := range msg.Answer {
-		t, ok := rr.(*dns.TXT)
-		if !ok || !strings.EqualFold(t.Hdr.Name, target) {
+		if rr.Header().Rrtype != qtype || !strings.EqualFold(rr.Header().Name, target) {
 			continue
 		}
-		v := strings.Join(t.Txt, "")
-		total += len(v)
-		values = append(values, v)
+		switch rr := rr.(type) {
+		case *dns.TXT:
+			total += len(strings.Join(rr.Txt, ""))
+		case *dns.CAA:
+			total += len(rr.Tag) + len(rr.Value)
+		}
+		rrs = append(rrs, rr)
 	}
-	if len(values) > maxRecordsPerName {
-		return target, aliases, nil, fmt.Errorf("%d TXT records at one name; refusing more than %d", len(values), maxRecordsPerName)
+	kind := dns.TypeToString[qtype]
+	if len(rrs) > maxRecordsPerName {
+		return target, aliases, nil, fmt.Errorf("%d %s records at one name; refusing more than %d", len(rrs), kind, maxRecordsPerName)
 	}
 	if total > maxAnswerOctets {
-		return target, aliases, nil, fmt.Errorf("TXT records total %d octets; refusing more than %d", total, maxAnswerOctets)
+		return target, aliases, nil, fmt.Errorf("%s records total %d octets; refusing more than %d", kind, total, maxAnswerOctets)
 	}
-	return target, aliases, values, nil
+	return target, aliases, rrs, nil
+}
+
+// recordValues returns the values of rrs as View holds them.
+func recordValues(rrs []dns.RR) ([]string, []caa.Record) {
+	var values []string
+	var caas []caa.Record
+	for _, rr := range rrs {
+		switch rr := rr.(type) {
+		case *dns.TXT:
+			values = append(values, strings.Join(rr.Txt, ""))
+		case *dns.CAA:
+			c := caa.Record{Flag: rr.Flag, Tag: rr.Tag, Value: rr.Value}
+			caas = append(caas, c)
+			values = append(values, c.String())
+		}
+	}
+	return values, caas
 }

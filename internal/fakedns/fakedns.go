@@ -52,6 +52,7 @@ type Server struct {
 	// onward; a zone without an entry has ns1 at 127.0.0.1.
 	nameservers map[string][]net.IP
 	txt         map[string][]string
+	caa         map[string][]dns.RR
 	cname       map[string]string
 	faults      map[string]Fault
 	queries     map[string]int
@@ -78,6 +79,7 @@ func StartOn(addr string) (*Server, error) {
 		zones:       make(map[string]bool),
 		nameservers: make(map[string][]net.IP),
 		txt:         make(map[string][]string),
+		caa:         make(map[string][]dns.RR),
 		cname:       make(map[string]string),
 		faults:      make(map[string]Fault),
 		queries:     make(map[string]int),
@@ -223,6 +225,29 @@ func (s *Server) SetTXT(name string, values ...string) {
 		return
 	}
 	s.txt[key] = values
+}
+
+// SetCAA replaces the CAA records at name with one record per value, each
+// written as in a zone file: flag, tag and quoted value. A record that
+// does not parse fails the test, as a typo in the test itself.
+func (s *Server) SetCAA(t testing.TB, name string, records ...string) {
+	t.Helper()
+	key := dns.Fqdn(strings.ToLower(name))
+	var rrs []dns.RR
+	for _, v := range records {
+		rr, err := dns.NewRR(key + " 60 IN CAA " + v)
+		if err != nil {
+			t.Fatalf("fakedns: CAA record %q: %v", v, err)
+		}
+		rrs = append(rrs, rr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(rrs) == 0 {
+		delete(s.caa, key)
+		return
+	}
+	s.caa[key] = rrs
 }
 
 // SetCNAME points name at target; an empty target removes the alias.
@@ -418,11 +443,19 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 		if len(m.Answer) > 0 {
 			return
 		}
+	case dns.TypeCAA:
+		for _, rr := range s.caa[owner] {
+			rr := dns.Copy(rr)
+			rr.Header().Name = owner
+			m.Answer = append(m.Answer, rr)
+		}
 	}
 	if len(m.Answer) > 0 {
 		return
 	}
-	if _, exists := s.txt[owner]; !exists && !s.zones[owner] && zone != "" {
+	_, hasTXT := s.txt[owner]
+	_, hasCAA := s.caa[owner]
+	if !hasTXT && !hasCAA && !s.zones[owner] && zone != "" {
 		m.Rcode = dns.RcodeNameError
 	}
 	if zone != "" {

@@ -1,0 +1,219 @@
+package persist
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/caa"
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
+)
+
+// CAA (RFC 8659) says which CAs may issue for a name, and RFC 8657 narrows
+// it to an account and a validation method. CAs check it at every
+// issuance, after the order is placed: a policy that forbids this CA,
+// account or method costs an order and a failed authorization. So the
+// issuer judges CAA as the CA will before it orders, through the same
+// lookups as the record check, and places no order when CAA forbids it.
+
+// The statuses of a CAA check.
+const (
+	caaAllowed   = "allowed"
+	caaForbidden = "forbidden"
+	caaDNSError  = "dns-error"
+)
+
+// CAAError says that the CAA policy of a domain forbids this CA, account or
+// method, or could not be looked up. No order is placed.
+type CAAError struct {
+	// Domain is the name whose CAA policy was judged.
+	Domain string
+	// FoundAt is where the forbidding CAA records are (the domain or a
+	// parent), and Found are those records as zone file lines.
+	FoundAt string
+	Found   []string
+	Reason  string
+	// Servers are the nameservers or resolvers serving the forbidding
+	// records, when others serve another policy.
+	Servers []string
+	// Publish are the CAA records that would let this account through,
+	// as zone file lines.
+	Publish []string
+	// DNSErr is set when the lookup itself failed.
+	DNSErr error
+}
+
+// Status is forbidden or dns-error.
+func (e *CAAError) Status() string {
+	if e.DNSErr != nil {
+		return caaDNSError
+	}
+	return caaForbidden
+}
+
+func (e *CAAError) Error() string {
+	if e.DNSErr != nil {
+		return fmt.Sprintf("CAA of %s: dns-error: %v; a CA refuses to issue when it cannot read CAA", e.Domain, e.DNSErr)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "CAA of %s: forbidden: %s", e.Domain, e.Reason)
+	if len(e.Servers) > 0 {
+		fmt.Fprintf(&b, " (served by %s)", strings.Join(e.Servers, ", "))
+	}
+	fmt.Fprintf(&b, "; found at %s: %s; no order is placed. ", e.FoundAt, strings.Join(e.Found, " and "))
+	if e.FoundAt == e.Domain {
+		b.WriteString("Replace them with: ")
+	} else {
+		// records at the name itself hide its parents'
+		b.WriteString("Publish at the name: ")
+	}
+	b.WriteString(strings.Join(e.Publish, " and "))
+	return b.String()
+}
+
+func (e *CAAError) Unwrap() error { return e.DNSErr }
+
+// caaJudgement is the verdict of the CAA policy on the names under one
+// base domain.
+type caaJudgement struct {
+	domain string
+	answer dnslookup.CAAAnswer
+	// forbidding is the first set that forbids, and why.
+	forbidding *dnslookup.CAASet
+	reason     string
+	// warnings are what the allowing records rely on, for every set.
+	warnings  []string
+	publish   []caa.Record
+	lookupErr error
+}
+
+func (j caaJudgement) allowed() bool { return j.lookupErr == nil && j.forbidding == nil }
+
+// status is allowed, forbidden or dns-error.
+func (j caaJudgement) status() string {
+	switch {
+	case j.lookupErr != nil:
+		return caaDNSError
+	case j.forbidding != nil:
+		return caaForbidden
+	}
+	return caaAllowed
+}
+
+// failure describes a judgement that did not allow issuance.
+func (j caaJudgement) failure() *CAAError {
+	e := &CAAError{Domain: j.domain, Reason: j.reason, DNSErr: j.lookupErr, Publish: caaZoneLines(j.domain, j.publish)}
+	if set := j.forbidding; set != nil {
+		e.FoundAt = set.Name
+		e.Found = caaZoneLines(set.Name, set.CAA)
+		if len(j.answer.Sets) > 1 {
+			e.Servers = set.Servers
+		}
+	}
+	return e
+}
+
+func caaZoneLines(name string, records []caa.Record) []string {
+	lines := make([]string, 0, len(records))
+	for _, r := range records {
+		lines = append(lines, caa.ZoneLine(name, r))
+	}
+	return lines
+}
+
+// caaIssuers are the names a CAA record may give the CA: the directory's
+// caaIdentities, else the issuer domain names records use.
+func caaIssuers(in recordInputs) []string {
+	if len(in.dir.CAAIdentities) > 0 {
+		return in.dir.CAAIdentities
+	}
+	return in.offered
+}
+
+// caaRequest is the issuance of in judged by CAA.
+func caaRequest(in recordInputs, wildcard bool) caa.Request {
+	return caa.Request{Issuers: caaIssuers(in), AccountURI: in.acct.Location, Method: acme.ChallengeTypeDNSPersist01, Wildcard: wildcard}
+}
+
+// caaRecords are the CAA records that lock domain to the account and method
+// of in: issuewild too when a wildcard is among its names.
+func caaRecords(in recordInputs, domain string, wildcard bool) []string {
+	return caaZoneLines(domain, caa.Publish(caaRequest(in, wildcard)))
+}
+
+// judgeCAA looks up the CAA policy of domain and judges it for the names
+// an order asks under it: the domain itself when plain, *.domain when
+// wildcard. Every server's relevant RRset must allow them.
+func (iss *Issuer) judgeCAA(ctx context.Context, in recordInputs, domain string, plain, wildcard bool) caaJudgement {
+	j := caaJudgement{domain: domain, publish: caa.Publish(caaRequest(in, wildcard))}
+	j.answer, j.lookupErr = iss.resolver.LookupCAA(ctx, domain)
+	if j.lookupErr != nil {
+		return j
+	}
+	var kinds []bool
+	if plain || !wildcard {
+		kinds = append(kinds, false)
+	}
+	if wildcard {
+		kinds = append(kinds, true)
+	}
+	for i, set := range j.answer.Sets {
+		for _, w := range kinds {
+			res := caa.Evaluate(set.CAA, caaRequest(in, w))
+			if !res.Allowed {
+				if j.forbidding == nil {
+					j.forbidding, j.reason = &j.answer.Sets[i], res.Reason
+				}
+				continue
+			}
+			for _, w := range res.Warnings {
+				if !slices.Contains(j.warnings, w) {
+					j.warnings = append(j.warnings, w)
+				}
+			}
+		}
+	}
+	return j
+}
+
+// checkCAA judges the CAA policy of domain once and logs what the operator
+// needs to know; a policy that does not allow issuance is a *CAAError.
+func (iss *Issuer) checkCAA(ctx context.Context, in recordInputs, domain string, plain, wildcard bool) error {
+	j := iss.judgeCAA(ctx, in, domain, plain, wildcard)
+	if !j.allowed() {
+		e := j.failure()
+		iss.noticeCAA(e)
+		return e
+	}
+	if len(j.warnings) > 0 && iss.notices.Due("caa-lenient|"+domain+"|"+strings.Join(j.warnings, "|"), 24*time.Hour) {
+		iss.logger.Warn("CAA allows this account by Let's Encrypt's reading, which stricter CAs may not share",
+			zap.String("domain", domain), zap.Strings("warnings", j.warnings), zap.Strings("caa_records", caaZoneLines(domain, j.publish)))
+	}
+	return nil
+}
+
+// noticeCAA logs a CAA policy that keeps the issuer from ordering, at most
+// once an hour for the same domain and records.
+func (iss *Issuer) noticeCAA(e *CAAError) {
+	key := strings.Join([]string{"caa", e.Domain, e.Status(), strings.Join(e.Found, ","), strings.Join(e.Servers, ",")}, "|")
+	if !iss.notices.Due(key, time.Hour) {
+		return
+	}
+	if e.DNSErr != nil {
+		iss.logger.Warn("CAA could not be checked: DNS lookup failed; a CA refuses to issue while it cannot read CAA",
+			zap.String("domain", e.Domain), zap.Error(e.DNSErr))
+		return
+	}
+	iss.logger.Error("CAA forbids this CA, account or method; no order is placed until the CAA records change",
+		zap.String("domain", e.Domain),
+		zap.String("found_at", e.FoundAt),
+		zap.Strings("caa_found", e.Found),
+		zap.String("reason", e.Reason),
+		zap.Strings("servers", e.Servers),
+		zap.Strings("caa_publish", e.Publish))
+}
