@@ -40,6 +40,8 @@ var knownTags = []string{"iodef", "issuemail", "issuevmc"}
 // at the name or a parent) for req. An empty set allows issuance.
 func Evaluate(set []Record, req Request) Result {
 	var issue, wild []Record
+	// warnings about the set as a whole, given with any allowing verdict
+	var setWarnings []string
 	for _, r := range set {
 		switch tag := strings.ToLower(r.Tag); {
 		case tag == "issue":
@@ -51,8 +53,9 @@ func Evaluate(set []Record, req Request) Result {
 			return Result{Reason: fmt.Sprintf("CAA record %s has the critical flag on tag %q, which CAs do not know, so none may issue; remove it or clear its flag", r.String(), r.Tag)}
 		case r.Flag&1 != 0:
 			// RFC 8659 marks only the bit 128 critical; Let's Encrypt
-			// also honours bit 1, which early implementations set
-			return Result{Reason: fmt.Sprintf("CAA record %s sets flag bit 1 on tag %q, which Let's Encrypt reads as critical and so refuses issuance; remove it or set its flag to 0", r.String(), r.Tag)}
+			// also honours bit 1, which early implementations set. CAs
+			// differ, so the check passes and says so
+			setWarnings = append(setWarnings, fmt.Sprintf("CAA record %s sets flag bit 1 on tag %q, which Let's Encrypt reads as critical and so refuses issuance, while RFC 8659 CAs ignore it; remove it or set its flag to 0", r.String(), r.Tag))
 		}
 	}
 	relevant, tag := issue, "issue"
@@ -60,14 +63,14 @@ func Evaluate(set []Record, req Request) Result {
 		relevant, tag = wild, "issuewild"
 	}
 	if len(relevant) == 0 {
-		return Result{Allowed: true, Reason: "no CAA issue property applies"}
+		return Result{Allowed: true, Reason: "no CAA issue property applies", Warnings: setWarnings}
 	}
 
 	var why []string
 	for _, r := range relevant {
 		ok, reason, warnings := judgeRecord(r, req)
 		if ok {
-			return Result{Allowed: true, Reason: fmt.Sprintf("CAA record %s allows it", r.String()), Warnings: warnings, Tag: tag}
+			return Result{Allowed: true, Reason: fmt.Sprintf("CAA record %s allows it", r.String()), Warnings: append(setWarnings, warnings...), Tag: tag}
 		}
 		why = append(why, r.String()+" "+reason)
 	}
@@ -84,13 +87,16 @@ func judgeRecord(r Record, req Request) (bool, string, []string) {
 	if v.Issuer == "" {
 		return false, "names no CA, which forbids issuance", nil
 	}
-	if !slices.Contains(req.Issuers, v.Issuer) {
-		if slices.ContainsFunc(req.Issuers, func(n string) bool { return strings.EqualFold(strings.TrimSuffix(v.Issuer, "."), n) }) {
-			return false, fmt.Sprintf("names %s, which Let's Encrypt compares byte for byte with its own name: write it as %s", v.Issuer, strings.Join(req.Issuers, " or ")), nil
-		}
-		return false, fmt.Sprintf("names another CA (%s; this CA is %s)", v.Issuer, strings.Join(req.Issuers, ", ")), nil
-	}
 	var warnings []string
+	if !slices.Contains(req.Issuers, v.Issuer) {
+		if !slices.ContainsFunc(req.Issuers, func(n string) bool { return strings.EqualFold(strings.TrimSuffix(v.Issuer, "."), n) }) {
+			return false, fmt.Sprintf("names another CA (%s; this CA is %s)", v.Issuer, strings.Join(req.Issuers, ", ")), nil
+		}
+		// CAs differ here: Let's Encrypt compares byte for byte and
+		// refuses, one comparing domain names as DNS does accepts; the
+		// check passes and says so rather than block a CA that issues
+		warnings = append(warnings, fmt.Sprintf("CAA record %s names %s, which Let's Encrypt compares byte for byte with its own name and refuses, while CAs comparing it as a domain name accept it; write it as %s", r.String(), v.Issuer, strings.Join(req.Issuers, " or ")))
+	}
 	if v.Spaced {
 		warnings = append(warnings, fmt.Sprintf("CAA record %s has spaces around \"=\", which RFC 8659 allows but CAs that parse by RFC 6844 refuse; write %q", r.String(), v.String()))
 	}
