@@ -158,9 +158,22 @@ func (c *cluster) issuerBlock(email string) string {
 
 // site is a site block for names with the persist issuer.
 func (c *cluster) site(names string) string {
+	return c.siteWith(names, "ops@example.test", "")
+}
+
+// onDemandSite is the site of every other name, with on-demand TLS
+// (global on_demand_tls names the permission).
+func (c *cluster) onDemandSite() string {
+	return c.siteWith("https://", "ops@example.test", "on_demand")
+}
+
+// siteWith is a site block for names with the persist issuer for email,
+// and more subdirectives of tls.
+func (c *cluster) siteWith(names, email, tls string) string {
 	return names + ` {
 	tls {
-		` + c.issuerBlock("ops@example.test") + `
+		` + tls + `
+		` + c.issuerBlock(email) + `
 	}
 	respond "{host} from {env.PERSIST_NODE}"
 }
