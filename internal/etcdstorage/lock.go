@@ -47,14 +47,12 @@ func (s *Storage) Unlock(ctx context.Context, name string) (err error) {
 	if h == nil {
 		return fmt.Errorf("%s: unlock %s: this process does not hold that lock", s, name)
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	err = h.mutex.Unlock(ctx)
+	err = s.do(ctx, opUnlock, name, h.mutex.Unlock)
 	if closeErr := h.session.Close(); err == nil && closeErr != nil && !errors.Is(closeErr, context.Canceled) {
 		// the key is gone; the lease only outlives it until its TTL
 		s.logger.Warn("could not revoke a released lock's lease", zap.String("lock", name), zap.Error(closeErr))
 	}
-	return s.done(ctx, opUnlock, name, err)
+	return err
 }
 
 // acquire takes the lock name with take (Lock or TryLock) in a new session.
@@ -65,12 +63,12 @@ func (s *Storage) acquire(ctx context.Context, name string, take func(*concurren
 		return nil, err
 	}
 	mutex := concurrency.NewMutex(session, s.keyOf(LocksFolder+"/"+name))
-	if err := take(mutex, ctx); err != nil {
+	if err := s.hold(ctx, mutex, take); err != nil {
 		session.Close()
 		if errors.Is(err, concurrency.ErrLocked) {
 			return nil, err
 		}
-		return nil, s.done(ctx, opLock, name, err)
+		return nil, s.describe(ctx, opLock, name, err)
 	}
 	waited := time.Since(start)
 	s.metrics.lockWait.Observe(waited.Seconds())
@@ -84,19 +82,42 @@ func (s *Storage) acquire(ctx context.Context, name string, take func(*concurren
 	return h, nil
 }
 
-// newSession grants a lease of LockTTL within the operation timeout (an
+// hold runs take (Lock or TryLock) on mutex again while it fails because
+// a member went out of reach or the leader changed: like the wait for
+// another holder, this wait ends with the lock, a refusal, or ctx. A
+// mutex's key is its session's, so a try whose key was written but whose
+// answer was lost is continued, not doubled.
+func (s *Storage) hold(ctx context.Context, mutex *concurrency.Mutex, take func(*concurrency.Mutex, context.Context) error) error {
+	for {
+		err := take(mutex, ctx)
+		if err == nil || errors.Is(err, concurrency.ErrLocked) || ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		s.logger.Debug("trying again to take a lock", zap.String("lock", mutex.Key()), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retryPause):
+		}
+	}
+}
+
+// newSession grants a lease of LockTTL within the operation Timeout (an
 // etcd without quorum grants none) and keeps it alive in a session.
 func (s *Storage) newSession(ctx context.Context, name string) (*concurrency.Session, error) {
 	ttl := int(time.Duration(s.LockTTL) / time.Second)
-	grantCtx, cancel := s.bound(ctx)
-	defer cancel()
-	lease, err := s.client.Grant(grantCtx, int64(ttl))
+	var lease *clientv3.LeaseGrantResponse
+	err := s.do(ctx, opLock, name, func(ctx context.Context) (err error) {
+		// a lease granted by a try whose answer was lost expires unused
+		lease, err = s.client.Grant(ctx, int64(ttl))
+		return err
+	})
 	if err != nil {
-		return nil, s.done(grantCtx, opLock, name, fmt.Errorf("granting the lock's lease: %w", err))
+		return nil, err
 	}
 	session, err := concurrency.NewSession(s.client, concurrency.WithLease(lease.ID), concurrency.WithTTL(ttl))
 	if err != nil {
-		return nil, s.done(grantCtx, opLock, name, fmt.Errorf("keeping the lock's lease alive: %w", err))
+		return nil, s.describe(ctx, opLock, name, fmt.Errorf("keeping the lock's lease alive: %w", err))
 	}
 	return session, nil
 }

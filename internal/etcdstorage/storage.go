@@ -29,10 +29,11 @@ const (
 // Store puts value at key, stamped with the time of writing.
 func (s *Storage) Store(ctx context.Context, key string, value []byte) (err error) {
 	defer s.metrics.count(opStore, &err)
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	_, err = s.client.Put(ctx, s.keyOf(key), string(encodeValue(value, time.Now())))
-	return s.done(ctx, opStore, key, err)
+	stored := string(encodeValue(value, time.Now()))
+	return s.do(ctx, opStore, key, func(ctx context.Context) error {
+		_, err := s.client.Put(ctx, s.keyOf(key), stored)
+		return err
+	})
 }
 
 // Load returns the value at key, or an error wrapping fs.ErrNotExist.
@@ -52,13 +53,13 @@ func (s *Storage) Load(ctx context.Context, key string) (_ []byte, err error) {
 // Delete removes key and every key under it, as a folder.
 func (s *Storage) Delete(ctx context.Context, key string) (err error) {
 	defer s.metrics.count(opDelete, &err)
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	_, err = s.client.Txn(ctx).Then(
-		clientv3.OpDelete(s.keyOf(key)),
-		clientv3.OpDelete(s.folderOf(key), clientv3.WithPrefix()),
-	).Commit()
-	return s.done(ctx, opDelete, key, err)
+	return s.do(ctx, opDelete, key, func(ctx context.Context) error {
+		_, err := s.client.Txn(ctx).Then(
+			clientv3.OpDelete(s.keyOf(key)),
+			clientv3.OpDelete(s.folderOf(key), clientv3.WithPrefix()),
+		).Commit()
+		return err
+	})
 }
 
 // Exists reports whether key is a value or a folder of values. An etcd
@@ -73,10 +74,13 @@ func (s *Storage) Exists(ctx context.Context, key string) bool {
 // under it; else the values and folders right in it.
 func (s *Storage) List(ctx context.Context, prefix string, recursive bool) (_ []string, err error) {
 	defer s.metrics.count(opList, &err)
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	resp, err := s.client.Get(ctx, s.folderOf(prefix), clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	if err := s.done(ctx, opList, prefix, err); err != nil {
+	folder := s.folderOf(prefix)
+	var resp *clientv3.GetResponse
+	err = s.do(ctx, opList, prefix, func(ctx context.Context) (err error) {
+		resp, err = s.client.Get(ctx, folder, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(resp.Kvs) == 0 {
@@ -85,7 +89,7 @@ func (s *Storage) List(ctx context.Context, prefix string, recursive bool) (_ []
 	base := strings.TrimSuffix(prefix, "/")
 	var keys []string
 	for _, kv := range resp.Kvs {
-		rel := strings.TrimPrefix(string(kv.Key), s.folderOf(prefix))
+		rel := strings.TrimPrefix(string(kv.Key), folder)
 		if !recursive {
 			rel, _, _ = strings.Cut(rel, "/")
 		}
@@ -116,10 +120,12 @@ func (s *Storage) stat(ctx context.Context, op, key string) (certmagic.KeyInfo, 
 	if !errors.Is(err, fs.ErrNotExist) {
 		return certmagic.KeyInfo{}, err
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	resp, err := s.client.Get(ctx, s.folderOf(key), clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err := s.done(ctx, op, key, err); err != nil {
+	var resp *clientv3.GetResponse
+	err = s.do(ctx, op, key, func(ctx context.Context) (err error) {
+		resp, err = s.client.Get(ctx, s.folderOf(key), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err
+	})
+	if err != nil {
 		return certmagic.KeyInfo{}, err
 	}
 	if resp.Count == 0 {
@@ -128,12 +134,14 @@ func (s *Storage) stat(ctx context.Context, op, key string) (certmagic.KeyInfo, 
 	return certmagic.KeyInfo{Key: key, IsTerminal: false}, nil
 }
 
-// get reads the one value at key, counted as op.
+// get reads the one value at key, for op.
 func (s *Storage) get(ctx context.Context, op, key string) (*mvccKV, error) {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	resp, err := s.client.Get(ctx, s.keyOf(key))
-	if err := s.done(ctx, op, key, err); err != nil {
+	var resp *clientv3.GetResponse
+	err := s.do(ctx, op, key, func(ctx context.Context) (err error) {
+		resp, err = s.client.Get(ctx, s.keyOf(key))
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(resp.Kvs) == 0 {
@@ -153,21 +161,4 @@ func (s *Storage) folderOf(key string) string {
 		return s.Prefix + "/"
 	}
 	return s.keyOf(key) + "/"
-}
-
-// bound gives an operation its timeout.
-func (s *Storage) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, time.Duration(s.Timeout))
-}
-
-// done says clearly why an operation failed: an etcd that has lost its
-// quorum does not refuse, it does not answer.
-func (s *Storage) done(ctx context.Context, op, key string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %s %s: no answer within %s; is a quorum of the etcd members up? (%w)", s, op, key, time.Duration(s.Timeout), err)
-	}
-	return fmt.Errorf("%s: %s %s: %w", s, op, key, err)
 }
