@@ -182,12 +182,16 @@ func (c *Cluster) memberClient(m *Member) *clientv3.Client {
 	return client
 }
 
-// Leader returns the member that leads, and the others.
+// Leader returns the running member that leads, and the other running
+// members.
 func (c *Cluster) Leader() (leader *Member, followers []*Member) {
 	c.t.Helper()
 	ids := make(map[uint64]*Member)
 	var leaderID uint64
 	for _, m := range c.members {
+		if m.proc.Exited() != "" {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		status, err := c.client.Status(ctx, m.ClientURL)
 		cancel()
