@@ -172,16 +172,25 @@ func (p *Process) WaitLog(t testing.TB, offset int, timeout time.Duration, subst
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		for _, line := range strings.Split(p.Logs.String()[offset:], "\n") {
-			if containsAll(line, substrs) {
-				return line
-			}
+		if line := FindLine(p.Logs.String()[offset:], substrs...); line != "" {
+			return line
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not log a line with %q within %s", p.name, substrs, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// FindLine returns the first line of text holding every one of substrs,
+// or "".
+func FindLine(text string, substrs ...string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if containsAll(line, substrs) {
+			return line
+		}
+	}
+	return ""
 }
 
 func containsAll(s string, substrs []string) bool {
