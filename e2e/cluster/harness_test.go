@@ -273,11 +273,24 @@ func (c *cluster) roots() *x509.CertPool {
 // handshake waits for a verified handshake with n for sni.
 func (c *cluster) handshake(n *node, sni string, timeout time.Duration) *x509.Certificate {
 	c.t.Helper()
-	leaf, body := caddytest.Handshake(c.t, n.https, sni, c.roots(), timeout)
-	if want := sni + " from " + n.name; body != want {
-		c.t.Errorf("%s answered %q, want %q", n.name, body, want)
+	leaf, err := c.tryHandshake(n, sni, timeout)
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	return leaf
+}
+
+// tryHandshake is handshake returning the error, for other goroutines
+// than the test's.
+func (c *cluster) tryHandshake(n *node, sni string, timeout time.Duration) (*x509.Certificate, error) {
+	leaf, body, err := caddytest.HandshakeWithin(n.https, sni, c.roots(), timeout)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.name, err)
+	}
+	if want := sni + " from " + n.name; body != want {
+		return nil, fmt.Errorf("%s answered %q, want %q", n.name, body, want)
+	}
+	return leaf, nil
 }
 
 // storedCerts returns, by storage key, the certificates in the etcd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,18 +18,27 @@ import (
 // tries again until timeout, then fails the test.
 func Handshake(t testing.TB, port int, sni string, roots *x509.CertPool, timeout time.Duration) (*x509.Certificate, string) {
 	t.Helper()
+	leaf, body, err := HandshakeWithin(port, sni, roots, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf, body
+}
+
+// HandshakeWithin is Handshake returning the error, for goroutines other
+// than the test's.
+func HandshakeWithin(port int, sni string, roots *x509.CertPool, timeout time.Duration) (*x509.Certificate, string, error) {
 	var lastErr error
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		leaf, body, err := TryHandshake(port, sni, roots)
 		if err == nil {
-			return leaf, body
+			return leaf, body, nil
 		}
 		lastErr = err
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("no verified TLS handshake with SNI %s on port %d within %s: %v", sni, port, timeout, lastErr)
-	return nil, ""
+	return nil, "", fmt.Errorf("no verified TLS handshake with SNI %s on port %d within %s: %v", sni, port, timeout, lastErr)
 }
 
 // TryHandshake is one attempt of Handshake.
