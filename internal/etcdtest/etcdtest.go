@@ -82,9 +82,11 @@ func Start(t testing.TB, n int) *Cluster {
 			"--initial-cluster", strings.Join(initial, ","),
 			"--initial-cluster-state", "new",
 			"--initial-cluster-token", "persist-test",
-			// a killed leader is replaced within about a second
-			"--heartbeat-interval", "50",
-			"--election-timeout", "500",
+			// etcd's defaults: a killed leader is replaced within
+			// seconds, and a busy machine does not make the members
+			// elect one again and again
+			"--heartbeat-interval", "100",
+			"--election-timeout", "1000",
 			"--logger", "zap",
 			"--log-level", "warn",
 		}
