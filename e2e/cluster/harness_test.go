@@ -64,7 +64,7 @@ func run(m *testing.M) int {
 // cluster is one test's world: an etcd cluster, a CA, and Caddy
 // instances sharing one Caddyfile and the etcd storage.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	etcd  *etcdtest.Cluster
 	ca    *acmetest.CA
 	dir   string
@@ -82,7 +82,7 @@ type node struct {
 	proc  *caddytest.Process
 }
 
-func newCluster(t *testing.T, instances int, opts acmetest.Options) *cluster {
+func newCluster(t testing.TB, instances int, opts acmetest.Options) *cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("cluster tier: runs etcd and the Caddy binary; skipped with -short")
@@ -110,7 +110,7 @@ func newCluster(t *testing.T, instances int, opts acmetest.Options) *cluster {
 	return c
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	port, err := acmetest.FreePort()
 	if err != nil {
@@ -242,7 +242,7 @@ func (c *cluster) publishRecords(n *node, args ...string) []record {
 
 // decodeRecords reads the JSON array of records the command and the admin
 // API print.
-func decodeRecords(t *testing.T, out string) []record {
+func decodeRecords(t testing.TB, out string) []record {
 	t.Helper()
 	var recs []record
 	if err := json.Unmarshal([]byte(out), &recs); err != nil {
@@ -252,7 +252,7 @@ func decodeRecords(t *testing.T, out string) []record {
 }
 
 // publish sets each record in the test DNS, until the test ends.
-func publish(t *testing.T, recs []record) {
+func publish(t testing.TB, recs []record) {
 	t.Helper()
 	for _, r := range recs {
 		if err := acmetest.SetTXT(r.RecordName, r.Value); err != nil {
@@ -358,7 +358,7 @@ func (c *cluster) checkOneAccount() {
 }
 
 // adminGet fetches path from node n's admin endpoint.
-func adminGet(t *testing.T, n *node, path string) (int, string) {
+func adminGet(t testing.TB, n *node, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + n.admin + path)
 	if err != nil {
@@ -397,7 +397,7 @@ func (g *finalizeGate) wrap(h http.Handler) http.Handler {
 }
 
 // waitArrived waits for the first finalize request.
-func (g *finalizeGate) waitArrived(t *testing.T, timeout time.Duration) {
+func (g *finalizeGate) waitArrived(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	select {
 	case <-g.arrived:

@@ -94,7 +94,7 @@ type lockLine struct {
 	Waited float64 `json:"waited"`
 }
 
-func parseLockLine(t *testing.T, line string) lockLine {
+func parseLockLine(t testing.TB, line string) lockLine {
 	t.Helper()
 	var l lockLine
 	if err := json.Unmarshal([]byte(line), &l); err != nil {
