@@ -43,6 +43,9 @@ func TestStorageWithoutQuorum(t *testing.T) {
 	}
 	line := c.nodes[0].proc.WaitLog(t, offset, time.Minute, "new.trouble.test", quorumHint)
 	t.Logf("a new name without quorum: %s", line)
+	if strings.Contains(line, "Recovering an account") {
+		t.Errorf("an account that storage could not read is called damaged: %s", line)
+	}
 
 	for _, n := range c.nodes {
 		c.handshake(n, "ok.trouble.test", 10*time.Second)
