@@ -79,9 +79,16 @@ func locateAccount(ca, email string) accountLocation {
 type StorageError struct {
 	Key string
 	Err error
+	// readFailed says the storage could not read the file, which is no
+	// sign that the file is damaged (a store without quorum, a network
+	// error, a permission).
+	readFailed bool
 }
 
 func (e *StorageError) Error() string {
+	if e.readFailed {
+		return fmt.Sprintf("reading ACME account file %s failed: %v (nothing was found damaged and nothing was changed; issuance for this CA is tried again when storage reads it)", e.Key, e.Err)
+	}
 	return fmt.Sprintf("ACME account file %s: %v (issuance for this CA is stopped; nothing was overwritten; see \"Recovering an account\" in the README)", e.Key, e.Err)
 }
 
@@ -104,9 +111,9 @@ func loadStoredAccount(ctx context.Context, storage certmagic.Storage, loc accou
 	case keyErr != nil && errors.Is(keyErr, fs.ErrNotExist):
 		return acme.Account{}, &StorageError{Key: loc.Key, Err: errors.New("the account key is missing while its registration exists; restore the key from a backup")}
 	case keyErr != nil:
-		return acme.Account{}, &StorageError{Key: loc.Key, Err: keyErr}
+		return acme.Account{}, &StorageError{Key: loc.Key, Err: keyErr, readFailed: true}
 	case regErr != nil && !errors.Is(regErr, fs.ErrNotExist):
-		return acme.Account{}, &StorageError{Key: loc.Reg, Err: regErr}
+		return acme.Account{}, &StorageError{Key: loc.Reg, Err: regErr, readFailed: true}
 	}
 
 	key, err := certmagic.PEMDecodePrivateKey(keyBytes)

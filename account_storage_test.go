@@ -97,3 +97,16 @@ func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
 		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), iss.IssuerKey())
 	}
 }
+
+func TestAnUnreadableAccountIsNotCalledDamaged(t *testing.T) {
+	fs := &certmagic.FileStorage{Path: t.TempDir()}
+	loc := locateAccount("https://ca.example/dir", "a@example.test")
+	ctx := context.Background()
+	fs.Store(ctx, loc.Key, []byte("a key"))
+	fs.Store(ctx, loc.Reg, []byte(`{"location":"https://ca.example/acct/1"}`))
+
+	_, err := loadStoredAccount(ctx, unreadableStorage{fs, loc.Key}, loc)
+	if err == nil || !strings.Contains(err.Error(), "reading ACME account file") || strings.Contains(err.Error(), "Recovering an account") {
+		t.Errorf("error = %v, want a read failure, not a damaged file", err)
+	}
+}

@@ -1,9 +1,9 @@
 package persist
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dnspersist/caddy-persist/internal/promreg"
 )
 
 // Outcomes of an on-demand permission check, as metric labels.
@@ -43,19 +43,7 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 	if reg == nil {
 		return m
 	}
-	m.permissionChecks = register(reg, m.permissionChecks)
-	m.recordsExpiring = register(reg, m.recordsExpiring)
+	m.permissionChecks = promreg.Register(reg, m.permissionChecks)
+	m.recordsExpiring = promreg.Register(reg, m.recordsExpiring)
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var already prometheus.AlreadyRegisteredError
-		if errors.As(err, &already) {
-			if existing, ok := already.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

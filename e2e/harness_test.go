@@ -3,13 +3,8 @@
 package e2e
 
 import (
-	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,35 +210,5 @@ func (e *env) handshake(t *testing.T, sni string, timeout time.Duration) (*x509.
 	for _, ca := range append([]*acmetest.CA{e.ca}, e.otherCAs...) {
 		roots.AddCert(ca.Root())
 	}
-	var lastErr error
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		var leaf *x509.Certificate
-		client := &http.Client{
-			Timeout: 10 * time.Second,
-			Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{
-					ServerName: sni,
-					RootCAs:    roots,
-					VerifyConnection: func(cs tls.ConnectionState) error {
-						leaf = cs.PeerCertificates[0]
-						return nil
-					},
-				},
-				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-					return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+strconv.Itoa(e.https))
-				},
-			},
-		}
-		resp, err := client.Get("https://" + sni + "/")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			return leaf, string(body)
-		}
-		lastErr = err
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("no verified TLS handshake with SNI %s within %s: %v", sni, timeout, lastErr)
-	return nil, ""
+	return caddytest.Handshake(t, e.https, sni, roots, timeout)
 }

@@ -23,17 +23,23 @@ import (
 // temporary folder, and returns the binary's path and a function that
 // removes the folder.
 func Build(root string) (string, func(), error) {
+	return BuildPackage(root, "./cmd/caddy")
+}
+
+// BuildPackage is Build for another main package of the module, given
+// relative to root, e.g. a Caddy with test-only modules.
+func BuildPackage(root, pkg string) (string, func(), error) {
 	dir, err := os.MkdirTemp("", "persist-caddy-")
 	if err != nil {
 		return "", nil, err
 	}
 	remove := func() { os.RemoveAll(dir) }
 	bin := filepath.Join(dir, "caddy")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	build := exec.Command("go", "build", "-o", bin, pkg)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		remove()
-		return "", nil, fmt.Errorf("building cmd/caddy: %v\n%s", err, out)
+		return "", nil, fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 	}
 	return bin, remove, nil
 }
@@ -166,16 +172,25 @@ func (p *Process) WaitLog(t testing.TB, offset int, timeout time.Duration, subst
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		for _, line := range strings.Split(p.Logs.String()[offset:], "\n") {
-			if containsAll(line, substrs) {
-				return line
-			}
+		if line := FindLine(p.Logs.String()[offset:], substrs...); line != "" {
+			return line
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not log a line with %q within %s", p.name, substrs, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// FindLine returns the first line of text holding every one of substrs,
+// or "".
+func FindLine(text string, substrs ...string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if containsAll(line, substrs) {
+			return line
+		}
+	}
+	return ""
 }
 
 func containsAll(s string, substrs []string) bool {
