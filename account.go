@@ -123,7 +123,9 @@ func (a *accounts) loadOrRegister(ctx context.Context, register bool) (acme.Acco
 		return a.recoverRegistration(ctx, storage, loc, acct.PrivateKey, register)
 	}
 	var unusable *StorageError
-	if errors.As(err, &unusable) && a.newIfMissing && register {
+	// a file storage could not read is not a damaged one: replacing it
+	// would set aside a good account because the store is down
+	if errors.As(err, &unusable) && !unusable.readFailed && a.newIfMissing && register {
 		return a.replaceUnusable(ctx, storage, loc, unusable, acct.PrivateKey)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {

@@ -110,3 +110,31 @@ func TestAnUnreadableAccountIsNotCalledDamaged(t *testing.T) {
 		t.Errorf("error = %v, want a read failure, not a damaged file", err)
 	}
 }
+
+func TestNewAccountIfMissingNeverReplacesAnUnreadableAccount(t *testing.T) {
+	ca := startCA(t, acmetest.Options{})
+	dir := t.TempDir()
+	iss := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
+	acctURL := iss.accountURL(t)
+	ctx := context.Background()
+
+	// a fresh issuer on the same files, whose store cannot read the key
+	again := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
+	loc := locateAccount(ca.URL, "ops@example.test")
+	again.accounts.useStorage(unreadableStorage{again.storage, loc.Key})
+	_, err := again.accounts.get(ctx, true)
+	if err == nil || !strings.Contains(err.Error(), "reading ACME account file") {
+		t.Fatalf("error = %v, want the read failure", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("registrations = %d, want 1: a store that cannot read is no reason for a new account", n)
+	}
+	// the files are as they were, and readable storage finds the account
+	again.accounts.useStorage(again.storage)
+	if got := again.accountURL(t); got != acctURL {
+		t.Errorf("account is %s, want %s", got, acctURL)
+	}
+	if files := listFiles(t, dir); strings.Contains(strings.Join(files, " "), "unusable") {
+		t.Errorf("files were set aside: %v", files)
+	}
+}
