@@ -3,7 +3,6 @@ package persist
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -70,7 +69,7 @@ without the redundancy.
 
 func persistSubcommand(name, long string, run caddycmd.CommandFunc) *cobra.Command {
 	sub := &cobra.Command{
-		Use:   name + " [--config <path>] [--adapter <name>] [--domain <name>...] [--format zone|json]",
+		Use:   name + " [--config <path>] [--adapter <name>] [--domain <name>...] [--format zone|json] [--address <admin>] [--local]",
 		Short: strings.TrimSpace(strings.SplitN(strings.TrimSpace(long), "\n", 2)[0]),
 		Long:  long,
 		RunE:  caddycmd.WrapCommandFuncForCobra(run),
@@ -79,6 +78,8 @@ func persistSubcommand(name, long string, run caddycmd.CommandFunc) *cobra.Comma
 	sub.Flags().StringP("adapter", "a", "", "Name of config adapter to apply")
 	sub.Flags().StringArrayP("domain", "d", nil, "A name to include, even if the config does not list it (repeatable)")
 	sub.Flags().StringP("format", "f", "zone", "Output format: zone or json")
+	sub.Flags().String("address", "", "The admin API address of the running Caddy to ask (default: the config's admin address, else localhost:2019)")
+	sub.Flags().Bool("local", false, "Load the config here instead of asking the running Caddy")
 	return sub
 }
 
@@ -100,38 +101,8 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		return caddy.ExitCodeFailedStartup, err
 	}
 
-	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-	if cfgJSON == nil {
-		return caddy.ExitCodeFailedStartup, errors.New("no config found: give --config, or run where a Caddyfile is")
-	}
-	var cfg caddy.Config
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("decoding config: %v", err)
-	}
-	automate, err := automateNames(cfgJSON)
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-	ctx, err := caddy.ProvisionContext(&cfg)
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("loading config: %v", err)
-	}
-	sets, err := servedNames(ctx, automate, domains)
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-
 	withCAA := fl.Lookup("caa") != nil && fl.Bool("caa")
-	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
-	for _, set := range sets {
-		if url := set.Issuer.accounts.registeredURL(); url != "" {
-			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
-				set.Issuer.CA, url, describeStorage(set.Issuer.accounts.storage()))
-		}
-	}
+	reports, err := gatherReports(fl, check, withCAA, domains, stderr)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}

@@ -1,0 +1,168 @@
+package persist
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+)
+
+// The commands ask the running Caddy first, as `caddy reload` does: its
+// storage holds the account the published records must name. Loading the
+// config in the command's own process is the fallback, and the one way to
+// go wrong: run as another user, Caddy's default storage is another
+// folder, and the command would register (and print records for) a
+// second account.
+
+// gatherReports asks the running Caddy for the reports, unless --local;
+// when no Caddy answers (and no --address insists on one), it loads the
+// config here and says so on stderr.
+func gatherReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer) ([]RecordReport, error) {
+	address := fl.String("address")
+	if fl.Bool("local") {
+		if address != "" {
+			return nil, errors.New("--local and --address contradict each other: give one")
+		}
+		return localReports(fl, check, withCAA, domains, stderr, "")
+	}
+	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return nil, err
+	}
+	if address == "" && adminDisabled(cfgJSON) {
+		return localReports(fl, check, withCAA, domains, stderr, "the config turns the admin API off")
+	}
+	addr, err := caddycmd.DetermineAdminAPIAddress(address, cfgJSON, fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return nil, err
+	}
+	reports, err := askRunningCaddy(addr, check, withCAA, domains)
+	if err == nil || address != "" || !errors.Is(err, errNoRunningCaddy) {
+		return reports, err
+	}
+	return localReports(fl, check, withCAA, domains, stderr, fmt.Sprintf("no Caddy with this plugin answers at %s", addr))
+}
+
+// adminDisabled reports whether a config turns the admin API off.
+func adminDisabled(cfgJSON []byte) bool {
+	var cfg struct {
+		Admin struct {
+			Disabled bool `json:"disabled"`
+		} `json:"admin"`
+	}
+	return json.Unmarshal(cfgJSON, &cfg) == nil && cfg.Admin.Disabled
+}
+
+// errNoRunningCaddy is a Caddy that does not answer, or does not serve
+// the persist API.
+var errNoRunningCaddy = errors.New("no running Caddy with the persist admin API")
+
+// askRunningCaddy gets the reports from the admin API at addr.
+func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]RecordReport, error) {
+	help, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/persist/", nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoRunningCaddy, err)
+	}
+	help.Body.Close()
+
+	query := url.Values{"domain": domains}
+	if withCAA {
+		query.Set("caa", "1")
+	}
+	path := "/persist/records"
+	if check {
+		path = "/persist/check"
+	}
+	if len(query) > 0 {
+		path += "?" + query.Encode()
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("asking the running Caddy at %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	var reports []RecordReport
+	if err := json.NewDecoder(resp.Body).Decode(&reports); err != nil {
+		return nil, fmt.Errorf("reading the running Caddy's answer at %s%s: %v", addr, path, err)
+	}
+	return reports, nil
+}
+
+// localReports loads the config in this process and inspects it, saying
+// why on stderr (unless asked to with --local) and which storage it uses.
+func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, why string) ([]RecordReport, error) {
+	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return nil, err
+	}
+	if cfgJSON == nil {
+		return nil, errors.New("no config found: give --config, or run where a Caddyfile is")
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		return nil, fmt.Errorf("decoding config: %v", err)
+	}
+	automate, err := automateNames(cfgJSON)
+	if err != nil {
+		return nil, err
+	}
+	ctx, err := caddy.ProvisionContext(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("loading config: %v", err)
+	}
+	sets, err := servedNames(ctx, automate, domains)
+	if err != nil {
+		return nil, err
+	}
+	storage := describeStorage(sets[0].Issuer.accounts.storage())
+	if why != "" {
+		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", why, storage)
+	}
+	if cfg.StorageRaw == nil {
+		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {
+			fmt.Fprintln(stderr, warning)
+		}
+	}
+
+	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
+	for _, set := range sets {
+		if url := set.Issuer.accounts.registeredURL(); url != "" {
+			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
+				set.Issuer.CA, url, describeStorage(set.Issuer.accounts.storage()))
+		}
+	}
+	return reports, err
+}
+
+// usualDataDirs are where packaged Caddy keeps its data: the home of the
+// Debian package's caddy user.
+func usualDataDirs() []string {
+	return []string{"/var/lib/caddy"}
+}
+
+// storageOwnerWarning warns when a usual Caddy data directory belongs to
+// another user than uid: Caddy then runs as that user, with default
+// storage in its home, and this command's default storage is another one.
+func storageOwnerWarning(dirs []string, uid int) string {
+	for _, dir := range dirs {
+		info, err := os.Stat(dir)
+		if err != nil {
+			continue
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok || int(st.Uid) == uid {
+			continue
+		}
+		return fmt.Sprintf("warning: the config sets no storage, and %s belongs to another user (uid %d), as when Caddy runs as its own user: its account is in %s, not in this command's storage. Start Caddy so this command can ask it, or run as that user (sudo -u <user> caddy persist ...)",
+			dir, st.Uid, filepath.Join(dir, ".local", "share", "caddy"))
+	}
+	return ""
+}
