@@ -26,10 +26,14 @@ without placing an order at the CA.
 ` + recordHelp,
 		CobraFunc: func(cmd *cobra.Command) {
 			records := persistSubcommand("records", `
-Loads the config as 'caddy run' would (the same adapter rules and the config's
-own storage), finds every name a persist issuer manages, adds the --domain
-names, and prints the records to publish: as zone file lines, or with
---format json as an array of objects. An apex and its wildcard share one record.
+Asks the running Caddy, through the admin endpoint the config names (or
+--address), for the records its persist issuers need: its storage holds the
+account they must name. When no Caddy with this plugin answers (or with
+--local), it loads the config as 'caddy run' would (the same adapter rules and
+the config's own storage) and says so on stderr. Either way it finds every
+name a persist issuer manages, adds the --domain names, and prints the records
+to publish: as zone file lines, or with --format json as an array of objects.
+An apex and its wildcard share one record.
 
 It loads the issuer's ACME account from storage, or registers it (once, and
 says so on stderr) if there is none. It never places an order.
