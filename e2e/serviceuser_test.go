@@ -126,9 +126,26 @@ svc.test {
 	}
 
 	// with the server stopped the command loads the config itself, says
-	// so, and names the storage it used: root's, not the server's
+	// so, and names the storage it used: root's, not the server's. Where
+	// the Debian package's data directory belongs to the service user, it
+	// warns that the server's account is there
 	srv.Stop()
+	debianHome := "/var/lib/caddy"
+	warnExpected := false
+	if _, err := os.Stat(debianHome); os.IsNotExist(err) {
+		if err := os.Mkdir(debianHome, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(debianHome) })
+		if err := os.Chown(debianHome, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		warnExpected = true
+	}
 	local := e.caddy("persist", "records", "--config", cfg)
+	if warnExpected && !strings.Contains(local.stderr, "warning: the config sets no storage, and /var/lib/caddy belongs to another user") {
+		t.Errorf("local mode did not warn about the service user's storage:\n%s", local.stderr)
+	}
 	if !strings.Contains(local.stderr, "no Caddy with this plugin answers at "+e.admin) || !strings.Contains(local.stderr, "loaded the config here instead, with file storage at "+filepath.Join(e.dir, "data", "caddy")) {
 		t.Errorf("local mode did not say so:\n%s", local.stderr)
 	}
