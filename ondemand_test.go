@@ -20,15 +20,6 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	port, err := acmetest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
 // onDemandPlatform runs Caddy in this process as a platform serving
 // customer domains with on-demand TLS, `permission persist` and a persist
 // issuer.
@@ -42,7 +33,7 @@ type onDemandPlatform struct {
 func startOnDemandPlatform(t *testing.T) *onDemandPlatform {
 	t.Helper()
 	ca := startCA(t, acmetest.Options{})
-	p := &onDemandPlatform{ca: ca, admin: "127.0.0.1:" + strconv.Itoa(freeTCPPort(t)), httpsPort: freeTCPPort(t)}
+	p := &onDemandPlatform{ca: ca, admin: "127.0.0.1:" + strconv.Itoa(acmetest.FreePortForTest(t)), httpsPort: acmetest.FreePortForTest(t)}
 	p.roots = x509.NewCertPool()
 	p.roots.AddCert(ca.Root())
 	cfg := map[string]any{
@@ -51,7 +42,7 @@ func startOnDemandPlatform(t *testing.T) *onDemandPlatform {
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"writer": map[string]any{"output": "discard"}}}},
 		"apps": map[string]any{
 			"http": map[string]any{
-				"http_port":  freeTCPPort(t),
+				"http_port":  acmetest.FreePortForTest(t),
 				"https_port": p.httpsPort,
 				"servers": map[string]any{"platform": map[string]any{
 					"listen":                  []string{"127.0.0.1:" + strconv.Itoa(p.httpsPort)},

@@ -27,22 +27,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if !caddytest.ShortMode() {
-		bin, remove, err := caddytest.Build("..")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer remove()
-		caddyBin = bin
-		_, addr, err := acmetest.DNS()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "starting the test DNS server:", err)
-			return 1
-		}
-		testDNSAddr = addr
-	}
-	return m.Run()
+	return caddytest.RunWithCaddy(m, "..", "./cmd/caddy", func(bin, dnsAddr string) {
+		caddyBin, testDNSAddr = bin, dnsAddr
+	})
 }
 
 func skipShort(t *testing.T) {
@@ -82,19 +69,10 @@ func newEnv(t *testing.T, opts acmetest.Options) *env {
 		ca:      ca,
 		dir:     dir,
 		storage: filepath.Join(dir, "storage"),
-		admin:   "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		http:    freePort(t),
-		https:   freePort(t),
+		admin:   "127.0.0.1:" + strconv.Itoa(acmetest.FreePortForTest(t)),
+		http:    acmetest.FreePortForTest(t),
+		https:   acmetest.FreePortForTest(t),
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	port, err := acmetest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // globals is the global options block every test Caddyfile starts with.

@@ -31,9 +31,9 @@ func (e *env) replica(t *testing.T) *env {
 		ca:       e.ca,
 		dir:      dir,
 		storage:  filepath.Join(dir, "storage"),
-		admin:    "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		http:     freePort(t),
-		https:    freePort(t),
+		admin:    "127.0.0.1:" + strconv.Itoa(acmetest.FreePortForTest(t)),
+		http:     acmetest.FreePortForTest(t),
+		https:    acmetest.FreePortForTest(t),
 		extraEnv: slices.Clone(e.extraEnv),
 	}
 }

@@ -43,22 +43,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if !caddytest.ShortMode() {
-		bin, remove, err := caddytest.BuildPackage("../..", "./e2e/cluster/caddy")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer remove()
-		caddyBin = bin
-		_, addr, err := acmetest.DNS()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "starting the test DNS server:", err)
-			return 1
-		}
-		testDNSAddr = addr
-	}
-	return m.Run()
+	return caddytest.RunWithCaddy(m, "../..", "./e2e/cluster/caddy", func(bin, dnsAddr string) {
+		caddyBin, testDNSAddr = bin, dnsAddr
+	})
 }
 
 // cluster is one test's world: an etcd cluster, a CA, and Caddy
@@ -97,9 +84,9 @@ func newCluster(t testing.TB, instances int, opts acmetest.Options) *cluster {
 	for i := range instances {
 		n := &node{
 			name:  "caddy" + strconv.Itoa(i),
-			admin: "127.0.0.1:" + strconv.Itoa(freePort(t)),
-			http:  freePort(t),
-			https: freePort(t),
+			admin: "127.0.0.1:" + strconv.Itoa(acmetest.FreePortForTest(t)),
+			http:  acmetest.FreePortForTest(t),
+			https: acmetest.FreePortForTest(t),
 			dir:   filepath.Join(c.dir, "caddy"+strconv.Itoa(i)),
 		}
 		if err := os.MkdirAll(n.dir, 0o755); err != nil {
@@ -108,15 +95,6 @@ func newCluster(t testing.TB, instances int, opts acmetest.Options) *cluster {
 		c.nodes = append(c.nodes, n)
 	}
 	return c
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	port, err := acmetest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // caddyfile writes the one Caddyfile of every instance: the ports come

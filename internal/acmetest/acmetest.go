@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/letsencrypt/challtestsrv"
@@ -382,6 +383,16 @@ func DNS() (*challtestsrv.ChallSrv, string, error) {
 		dnsErr = waitForDNS(dnsAddr)
 	})
 	return dnsSrv, dnsAddr, dnsErr
+}
+
+// FreePortForTest is FreePort for a test, which fails if none is free.
+func FreePortForTest(t testing.TB) int {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }
 
 // FreePort returns a TCP port on loopback that is free now.

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
 )
 
 // Build compiles cmd/caddy of the module rooted at root into a new
@@ -42,6 +44,27 @@ func BuildPackage(root, pkg string) (string, func(), error) {
 		return "", nil, fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 	}
 	return bin, remove, nil
+}
+
+// RunWithCaddy is a TestMain body for tests of a Caddy binary: unless
+// -short, it builds pkg of the module rooted at root and starts the test
+// DNS server, gives ready the binary and the DNS address, and runs m.
+func RunWithCaddy(m *testing.M, root, pkg string, ready func(bin, dnsAddr string)) int {
+	if !ShortMode() {
+		bin, remove, err := BuildPackage(root, pkg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer remove()
+		_, addr, err := acmetest.DNS()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "starting the test DNS server:", err)
+			return 1
+		}
+		ready(bin, addr)
+	}
+	return m.Run()
 }
 
 // ShortMode reports -short before flag parsing has happened, as in

@@ -64,8 +64,8 @@ func Start(t testing.TB, n int) *Cluster {
 	for i := range n {
 		m := &Member{
 			Name:      "m" + strconv.Itoa(i),
-			ClientURL: "http://127.0.0.1:" + strconv.Itoa(freePort(t)),
-			peerURL:   "http://127.0.0.1:" + strconv.Itoa(freePort(t)),
+			ClientURL: "http://127.0.0.1:" + strconv.Itoa(acmetest.FreePortForTest(t)),
+			peerURL:   "http://127.0.0.1:" + strconv.Itoa(acmetest.FreePortForTest(t)),
 			dataDir:   filepath.Join(t.TempDir(), "data"),
 		}
 		c.members = append(c.members, m)
@@ -104,15 +104,6 @@ func Start(t testing.TB, n int) *Cluster {
 	c.client = client
 	c.WaitQuorum()
 	return c
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	port, err := acmetest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // Members are the cluster's members.
