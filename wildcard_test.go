@@ -13,7 +13,11 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
-func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
+// grantWorld is an issuer and a permission with cache_ttl 30s on one
+// controlled clock, and the wildcard record that grants the issuer's
+// account.
+func grantWorld(t *testing.T) (*testIssuer, *Permission, *controlledClock, string) {
+	t.Helper()
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now()}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
@@ -22,6 +26,11 @@ func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
 		p.now = clock.Now
 		p.CacheTTL = caddy.Duration(30 * time.Second)
 	})
+	return iss, p, clock, value
+}
+
+func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
+	_, p, clock, value := grantWorld(t)
 	setTXT(t, record.Name("grant.test"), value)
 	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); err != nil {
 		t.Fatalf("subdomain of a wildcard grant: %v", err)
@@ -37,14 +46,7 @@ func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
 // permission does, keeping it for Caddy's default five minutes; the
 // permission still applies its own cache_ttl to that answer.
 func TestPermissionTTLHoldsWhenTheSubjectTransformerLookedFirst(t *testing.T) {
-	ca := startCA(t, acmetest.Options{})
-	clock := &controlledClock{now: time.Now()}
-	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
-	value := "pebble.letsencrypt.org; accounturi=" + iss.accountURL(t) + "; policy=wildcard"
-	p, _, _ := newTestPermission(t, iss.Issuer, func(p *Permission) {
-		p.now = clock.Now
-		p.CacheTTL = caddy.Duration(30 * time.Second)
-	})
+	iss, p, clock, value := grantWorld(t)
 	setTXT(t, record.Name("first.test"), value)
 	if got := iss.onDemandSubject(context.Background(), "shop.first.test"); got != "*.first.test" {
 		t.Fatalf("subject = %q, want the wildcard", got)
