@@ -10,6 +10,7 @@ import (
 )
 
 func TestInstancesSharingStorageRegisterOneAccount(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	issuers := []*testIssuer{newTestIssuer(t, ca, dir, nil), newTestIssuer(t, ca, dir, nil), newTestIssuer(t, ca, dir, nil)}
@@ -37,6 +38,7 @@ func TestInstancesSharingStorageRegisterOneAccount(t *testing.T) {
 }
 
 func TestTwoInstancesOnOneStorageRegisterOnceAndOrderOncePerName(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	a := newTestIssuer(t, ca, dir, nil)

@@ -18,6 +18,7 @@ import (
 )
 
 func TestLostRegistrationIsRebuiltFromTheCA(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	url := newTestIssuer(t, ca, dir, nil).accountURL(t)
@@ -38,6 +39,7 @@ func TestLostRegistrationIsRebuiltFromTheCA(t *testing.T) {
 }
 
 func TestInterruptedRegistrationRegistersTheStoredKey(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	loc := locateAccount(ca.URL, "ops@example.test")
@@ -63,6 +65,7 @@ func TestInterruptedRegistrationRegistersTheStoredKey(t *testing.T) {
 }
 
 func TestPinnedKeyRepairsACorruptRegistration(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	first := newTestIssuer(t, ca, dir, nil)
@@ -90,6 +93,7 @@ func TestPinnedKeyRepairsACorruptRegistration(t *testing.T) {
 }
 
 func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		damage  func(loc accountLocation, dir string) string
@@ -184,6 +188,7 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 }
 
 func TestOneAccountDoesNotExistAnswerIsConfirmedFirst(t *testing.T) {
+	t.Parallel()
 	wrap, hits := failFirst(1, acmetest.KindNewOrder, func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(http.StatusBadRequest)
@@ -211,6 +216,7 @@ func TestOneAccountDoesNotExistAnswerIsConfirmedFirst(t *testing.T) {
 }
 
 func TestVanishedAccountIsReplacedLoudlyAndKept(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	oldURL := iss.accountURL(t)
@@ -272,6 +278,7 @@ func TestVanishedAccountIsReplacedLoudlyAndKept(t *testing.T) {
 // reason to replace the account: nothing is moved, and the next attempt
 // asks again and keeps the account.
 func TestRepairWaitsForACAThatCannotAnswer(t *testing.T) {
+	t.Parallel()
 	var refusing atomic.Bool
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

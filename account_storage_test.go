@@ -27,6 +27,7 @@ func (s unreadableStorage) Load(ctx context.Context, key string) ([]byte, error)
 }
 
 func TestSetAsideNeverDeletesWhatItCannotCopy(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fs := &certmagic.FileStorage{Path: dir}
 	loc := locateAccount("https://ca.example/dir", "a@example.test")
@@ -54,6 +55,7 @@ func TestSetAsideNeverDeletesWhatItCannotCopy(t *testing.T) {
 }
 
 func TestAccountKeyIsStoredPrivately(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	iss := newTestIssuer(t, ca, dir, nil)
@@ -70,6 +72,7 @@ func TestAccountKeyIsStoredPrivately(t *testing.T) {
 // The `acme` issuer finds the account where this issuer stored it: the
 // storage layout and issuer key are certmagic's own.
 func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	url := iss.accountURL(t)
@@ -99,6 +102,7 @@ func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
 }
 
 func TestAnUnreadableAccountIsNotCalledDamaged(t *testing.T) {
+	t.Parallel()
 	fs := &certmagic.FileStorage{Path: t.TempDir()}
 	loc := locateAccount("https://ca.example/dir", "a@example.test")
 	ctx := context.Background()
@@ -112,6 +116,7 @@ func TestAnUnreadableAccountIsNotCalledDamaged(t *testing.T) {
 }
 
 func TestNewAccountIfMissingNeverReplacesAnUnreadableAccount(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	iss := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })

@@ -9,6 +9,7 @@ import (
 )
 
 func TestAccountSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	first := newTestIssuer(t, ca, dir, nil).accountURL(t)
@@ -22,6 +23,7 @@ func TestAccountSurvivesRestart(t *testing.T) {
 }
 
 func TestAccountKeyFindsTheSameAccountOnAFreshMachine(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	first := newTestIssuer(t, ca, t.TempDir(), nil)
 	url := first.accountURL(t)

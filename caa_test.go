@@ -44,6 +44,7 @@ func policiesOf(t *testing.T, lines []string) []challtestsrv.CAAPolicy {
 }
 
 func TestCAAThatForbidsPlacesNoOrderAndThePrintedRecordsLetThrough(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "www.forbid.caa.test", true)
@@ -97,6 +98,7 @@ func TestCAAThatForbidsPlacesNoOrderAndThePrintedRecordsLetThrough(t *testing.T)
 }
 
 func TestCAAForbiddingWildcardsOnlyLeavesTheApex(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "nowild.caa.test", false)
@@ -119,6 +121,7 @@ func TestCAAForbiddingWildcardsOnlyLeavesTheApex(t *testing.T) {
 }
 
 func TestCAAServfailIsADNSErrorAndPlacesNoOrder(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "servfail.caa.test", false)
@@ -137,6 +140,7 @@ func TestCAAServfailIsADNSErrorAndPlacesNoOrder(t *testing.T) {
 }
 
 func TestPermissionDeniesWhatCAAForbids(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "tenant.caa.test", false)

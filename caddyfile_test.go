@@ -28,6 +28,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ad
 // every subdirective in every accepted form and compares each field of the
 // resulting Issuer.
 func TestUnmarshalCaddyfileAllSubdirectives(t *testing.T) {
+	t.Parallel()
 	yes := true
 	tests := []struct {
 		name  string
@@ -203,6 +204,7 @@ func showValue(v any) string {
 // and checks that the error names the line of the offending token, in the
 // form the Dispenser uses (", at Testfile:<line>"), and says what is wrong.
 func TestUnmarshalCaddyfileErrorsCarryLine(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		lines    []string // joined with newlines; lines[0] is line 1
@@ -327,6 +329,7 @@ func numbered(s string) string {
 // Caddy's real caddyfile adapter and compares the indented JSON with the
 // golden files testdata/adapt/<name>.json. Run with -update to rewrite them.
 func TestCaddyfileAdaptGolden(t *testing.T) {
+	t.Parallel()
 	inputs, err := filepath.Glob(filepath.Join("testdata", "adapt", "*.caddyfile"))
 	if err != nil {
 		t.Fatal(err)
@@ -455,6 +458,7 @@ func lineDiff(want, got string) string {
 // Caddyfile parsing surfaces through the real adapter with the Caddyfile
 // name and line of the bad token.
 func TestCaddyfileAdaptErrorCarriesLine(t *testing.T) {
+	t.Parallel()
 	body := strings.Join([]string{
 		"example.test {",
 		"\ttls {",
@@ -476,6 +480,7 @@ func TestCaddyfileAdaptErrorCarriesLine(t *testing.T) {
 }
 
 func TestUnmarshalPermissionCaddyfile(t *testing.T) {
+	t.Parallel()
 	parse := func(input string) (Permission, error) {
 		var p Permission
 		err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
@@ -508,6 +513,7 @@ func TestUnmarshalPermissionCaddyfile(t *testing.T) {
 // The examples README points to load as they are: each adapts without a
 // warning, provisions, and has a persist issuer serving its names.
 func TestExamplesLoad(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("examples/*")
 	if err != nil {
 		t.Fatal(err)

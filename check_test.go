@@ -19,6 +19,7 @@ import (
 )
 
 func TestIssueRefusesEachKindOfMismatch(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	acctURL := iss.accountURL(t)
@@ -59,6 +60,7 @@ func TestIssueRefusesEachKindOfMismatch(t *testing.T) {
 }
 
 func TestIssueAcceptsPublishedForms(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	ours := "pebble.letsencrypt.org; accounturi=" + iss.accountURL(t)
@@ -98,6 +100,7 @@ func TestIssueAcceptsPublishedForms(t *testing.T) {
 }
 
 func TestIssueServfailIsADNSError(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	dns, _, _ := acmetest.DNS()
@@ -119,6 +122,7 @@ func TestIssueServfailIsADNSError(t *testing.T) {
 }
 
 func TestDNSFaultsDuringTheCheckPostNoChallenge(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	fake := fakedns.StartForTest(t)
 	fake.AddZone("dnsfault.test")
@@ -162,6 +166,7 @@ func TestDNSFaultsDuringTheCheckPostNoChallenge(t *testing.T) {
 }
 
 func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now()}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
@@ -206,6 +211,7 @@ func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
 }
 
 func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now().Truncate(time.Second)}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
@@ -243,6 +249,7 @@ func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
 // The wait for a record ends by the issuer's clock, so the propagation
 // deadline moves with a controlled clock as every other time does.
 func TestPropagationDeadlineFollowsTheIssuersClock(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now()}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) {

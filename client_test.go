@@ -13,6 +13,7 @@ import (
 const dirEndpoints = `"newNonce":"https://ca/n","newAccount":"https://ca/a","newOrder":"https://ca/o"`
 
 func TestParseDirectoryDetectsDraft(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		body    string
@@ -51,6 +52,7 @@ func TestParseDirectoryDetectsDraft(t *testing.T) {
 }
 
 func TestCAOfferingTooManyIssuerNamesIsRefused(t *testing.T) {
+	t.Parallel()
 	names := []string{"a.example", "b.example", "c.example", "d.example", "e.example", "f.example", "g.example", "h.example", "i.example", "j.example", "k.example"}
 	ca := startCA(t, acmetest.Options{IssuerNames: names})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestStorageOwnerWarningNamesTheServiceUsersStorage(t *testing.T) {
+	t.Parallel()
 	if os.Getuid() != 0 {
 		t.Skip("gives a folder to another user; needs root")
 	}

@@ -21,6 +21,7 @@ import (
 // the check must never refuse a record Pebble accepts nor pass one it
 // refuses without a warning.
 func TestPebbleJudgesAsModelled(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{IssuerNames: camodel.Issuers()})
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.PropagationTimeout = caddy.Duration(-1) })
 	ctx := context.Background()

@@ -17,6 +17,7 @@ func namesOf(sets []servedSet) [][]string {
 }
 
 func TestServedNamesFollowsCaddysPolicies(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx := provisionCaddyfile(t, `{
 	storage file_system `+dir+`
@@ -64,6 +65,7 @@ plain.test {
 }
 
 func TestServedNamesWithGlobalCertIssuer(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx := provisionCaddyfile(t, `{
 	storage file_system `+dir+`
@@ -87,6 +89,7 @@ a.test, b.test {
 }
 
 func TestServedNamesWithoutPersistIssuer(t *testing.T) {
+	t.Parallel()
 	ctx := provisionCaddyfile(t, "{\n\tstorage file_system "+t.TempDir()+"\n\tadmin off\n}\n\nplain.test {\n\ttls internal\n\trespond \"x\"\n}\n")
 	if _, err := servedNames(ctx, nil, []string{"x.test"}); err == nil || !strings.Contains(err.Error(), "cert_issuer persist") {
 		t.Errorf("error = %v", err)
@@ -94,6 +97,7 @@ func TestServedNamesWithoutPersistIssuer(t *testing.T) {
 }
 
 func TestServedNamesGivesEveryPersistIssuerOfAPolicyItsNames(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ctx := provisionCaddyfile(t, `{
 	storage file_system `+dir+`
@@ -128,6 +132,7 @@ example.test, *.example.test {
 }
 
 func TestCheckOutcomeWithSeveralCAs(t *testing.T) {
+	t.Parallel()
 	reports := []RecordReport{
 		{Domain: "a.test", CADirectory: "https://one/dir", Status: "ok"},
 		{Domain: "a.test", RecordName: "_validation-persist.a.test", CADirectory: "https://two/dir", Status: "missing"},

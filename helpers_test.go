@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/caddytest"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -40,6 +41,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testDNSAddr = addr
+	caddytest.WaitingTestsParallel(8)
 	os.Exit(m.Run())
 }
 

@@ -14,12 +14,15 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 func TestIssueWildcardAndApexWithOneRecord(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "wild.test", true)
@@ -38,6 +41,7 @@ func TestIssueWildcardAndApexWithOneRecord(t *testing.T) {
 }
 
 func TestIssueSANsAcrossTwoDomains(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "one.test", false)
@@ -51,6 +55,7 @@ func TestIssueSANsAcrossTwoDomains(t *testing.T) {
 }
 
 func TestIssueRecordAbsentPostsNoChallenge(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	acctURL := iss.accountURL(t)
@@ -76,6 +81,7 @@ func TestIssueRecordAbsentPostsNoChallenge(t *testing.T) {
 }
 
 func TestIssueWithReusedAuthorization(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{AuthzReuse: 100})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "reuse.test", false)
@@ -98,6 +104,7 @@ func TestIssueWithReusedAuthorization(t *testing.T) {
 }
 
 func TestIssueSurvivesHalfTheNoncesRejected(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{NonceReject: 50})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "nonce.test", true)
@@ -112,6 +119,7 @@ func TestIssueSurvivesHalfTheNoncesRejected(t *testing.T) {
 }
 
 func TestPreCheckRefusesIPAddresses(t *testing.T) {
+	t.Parallel()
 	iss := &Issuer{}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -139,6 +147,7 @@ func (s *stubIssuer) Issue(_ context.Context, csr *x509.CertificateRequest) (*ce
 }
 
 func TestFallsBackToTheNextIssuer(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.PropagationTimeout = caddy.Duration(200 * time.Millisecond) })
 	next := &stubIssuer{}
@@ -159,6 +168,7 @@ func TestFallsBackToTheNextIssuer(t *testing.T) {
 }
 
 func TestRevokeAndRenewalInfoUseTheAccount(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "revoke.test", false)
@@ -204,6 +214,7 @@ func (o *outage) wrap(next http.Handler) http.Handler {
 }
 
 func TestCertmagicRetryOutlastsACADowntime(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits for certmagic's first retry, a minute; skipped with -short")
 	}
@@ -213,14 +224,27 @@ func TestCertmagicRetryOutlastsACADowntime(t *testing.T) {
 	acctURL := iss.accountURL(t)
 	iss.publish(t, "outage.test", false)
 
+	// certmagic says when an attempt has failed and it will try again:
+	// the outage ends then, before its first retry, a minute later
+	core, certmagicLogs := observer.New(zap.InfoLevel)
+	iss.magic.Logger = zap.New(core)
 	o.down.Store(true)
 	start := time.Now()
-	time.AfterFunc(20*time.Second, func() { o.down.Store(false) })
 	// non-interactive obtaining retries on certmagic's schedule until it
 	// succeeds; it returns then
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := iss.magic.ObtainCertAsync(ctx, "outage.test"); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- iss.magic.ObtainCertAsync(ctx, "outage.test") }()
+	for certmagicLogs.FilterMessage("will retry").Len() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("obtaining ended during the outage, without a retry: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	o.down.Store(false)
+	if err := <-done; err != nil {
 		t.Fatalf("no certificate three minutes after the outage began: %v", err)
 	}
 	if !iss.storage.Exists(context.Background(), certmagic.StorageKeys.SiteCert(iss.IssuerKey(), "outage.test")) {
@@ -236,6 +260,7 @@ func TestCertmagicRetryOutlastsACADowntime(t *testing.T) {
 }
 
 func TestCAFaultsGiveClearErrorsAndLeaveStorageIntact(t *testing.T) {
+	t.Parallel()
 	// acmez itself retries a 500 twice; the fault outlasts that
 	cases := []struct {
 		name  string

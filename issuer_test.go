@@ -6,6 +6,7 @@ import (
 )
 
 func TestPlainHTTPDirectoryOnlyForInternalHosts(t *testing.T) {
+	t.Parallel()
 	for ca, ok := range map[string]bool{
 		"https://acme.example.com/directory":  true,
 		"http://acme.example.com/directory":   false,

@@ -16,6 +16,7 @@ import (
 // A fake -02 CA: the issuer detects the draft from its directory, offers
 // its issuerDomainNames, and publishes the hashed accounturi.
 func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{` + dirEndpoints + `,"meta":{"issuerDomainNames":["ca.example","alt.example"],"accountHashPrefix":"https://ca.example/h/"}}`))
 	}))

@@ -18,6 +18,7 @@ import (
 // lenient than the RFC's (a tag outside its syntax, a signed persistUntil)
 // is issued for, reported ok with warnings, and logged once an hour.
 func TestLenientRecordIssuesAndWarnsOnceAnHour(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now().Truncate(time.Second)}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })

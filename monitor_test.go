@@ -9,6 +9,7 @@ import (
 )
 
 func TestDailyCheckCoversServedNames(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	storage := t.TempDir()
 	running := provisionCaddyfile(t, persistSiteCaddyfile(storage, ca, "daily.test, *.daily.test"))

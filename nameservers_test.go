@@ -33,6 +33,7 @@ func twoNameservers(t *testing.T, iss *testIssuer, zone string) []*fakedns.Serve
 }
 
 func TestIssueWaitsForEveryNameserver(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) {
 		iss.PropagationTimeout = caddy.Duration(time.Minute)
@@ -86,6 +87,7 @@ func TestIssueWaitsForEveryNameserver(t *testing.T) {
 }
 
 func TestRecordErrorNamesTheServersBehind(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	acctURL := iss.accountURL(t)

@@ -42,6 +42,7 @@ func startNonOfferingCA(t *testing.T) (*acmetest.CA, *atomic.Bool) {
 }
 
 func TestCANotOfferingTheChallengeFailsAtOnceAndIsRemembered(t *testing.T) {
+	t.Parallel()
 	ca, offering := startNonOfferingCA(t)
 	clock := &controlledClock{now: time.Now()}
 	dir := t.TempDir()
@@ -121,6 +122,7 @@ func TestCANotOfferingTheChallengeFailsAtOnceAndIsRemembered(t *testing.T) {
 }
 
 func TestCertmagicMovesOnFromACANotOfferingTheChallenge(t *testing.T) {
+	t.Parallel()
 	without, _ := startNonOfferingCA(t)
 	with := startCA(t, acmetest.Options{})
 	first := newTestIssuer(t, without, t.TempDir(), nil)
@@ -152,6 +154,7 @@ func TestCertmagicMovesOnFromACANotOfferingTheChallenge(t *testing.T) {
 }
 
 func TestCheckSaysTheCADoesNotOffer(t *testing.T) {
+	t.Parallel()
 	ca, _ := startNonOfferingCA(t)
 	storage := t.TempDir()
 	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
@@ -220,6 +223,7 @@ func TestCheckSaysTheCADoesNotOffer(t *testing.T) {
 }
 
 func TestAFutureObservationStopsNoOrder(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	iss := newTestIssuer(t, ca, dir, nil)
@@ -244,6 +248,7 @@ func sorted(s []string) []string {
 }
 
 func TestOneAuthorizationWithoutTheChallengeFailsTheOrderBeforeAnyWait(t *testing.T) {
+	t.Parallel()
 	// issuer names only from challenges, so the records are awaited in
 	// the solver's Present, during the order
 	stripForB := rewriteResponses(acmetest.KindAuthz, func(authz map[string]any) {

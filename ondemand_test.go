@@ -20,6 +20,9 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
+// runningCaddy is held by the test whose config Caddy runs.
+var runningCaddy sync.Mutex
+
 // onDemandPlatform runs Caddy in this process as a platform serving
 // customer domains with on-demand TLS, `permission persist` and a persist
 // issuer.
@@ -32,6 +35,10 @@ type onDemandPlatform struct {
 
 func startOnDemandPlatform(t *testing.T) *onDemandPlatform {
 	t.Helper()
+	// Caddy runs one config per process: the platforms of parallel tests
+	// take turns
+	runningCaddy.Lock()
+	t.Cleanup(runningCaddy.Unlock)
 	ca := startCA(t, acmetest.Options{})
 	p := &onDemandPlatform{ca: ca, admin: "127.0.0.1:" + strconv.Itoa(acmetest.FreePortForTest(t)), httpsPort: acmetest.FreePortForTest(t)}
 	p.roots = x509.NewCertPool()
@@ -121,6 +128,7 @@ func txtQueries(srv *challtestsrv.ChallSrv, name string) int {
 }
 
 func TestOnDemandPlatformIssuesOnlyForAuthorizedTenants(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("1,000 handshakes; skipped with -short")
 	}
@@ -243,6 +251,7 @@ func (p *onDemandPlatform) leafFor(t *testing.T, name string) *x509.Certificate 
 }
 
 func TestOnDemandSubdomainsShareTheParentsWildcard(t *testing.T) {
+	t.Parallel()
 	platform := startOnDemandPlatform(t)
 	rec := platform.onboard(t, "wildco.test&domain=*.wildco.test")
 	if !rec.Wildcard {

@@ -45,6 +45,7 @@ func checkCount(p *Permission, outcome string) int {
 }
 
 func TestPermissionHonoursTTLsWithAControlledClock(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now()}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
@@ -88,6 +89,7 @@ func TestPermissionHonoursTTLsWithAControlledClock(t *testing.T) {
 }
 
 func TestPermissionOutcomesAndMetrics(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	acctURL := iss.accountURL(t)
@@ -156,6 +158,7 @@ func TestPermissionOutcomesAndMetrics(t *testing.T) {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestPermissionBoundsLookupsInFlight(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	fake := fakedns.StartForTest(t)
 	fake.AddZone("bound.test")
@@ -184,6 +187,7 @@ func TestPermissionBoundsLookupsInFlight(t *testing.T) {
 }
 
 func TestPermissionSharesOneLookupPerName(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	fake := fakedns.StartForTest(t)
 	fake.AddZone("shared.test")
@@ -224,6 +228,7 @@ func TestPermissionSharesOneLookupPerName(t *testing.T) {
 }
 
 func TestPermissionWithoutAccountOrIssuerIsAnErrorNotADenial(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	p, _, _ := newTestPermission(t, iss.Issuer, nil)

@@ -74,6 +74,7 @@ func obtain(t testing.TB, ti *testIssuer, name string) {
 }
 
 func TestRenewalNamesTheReplacedCertificate(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "ari.test", false)
@@ -99,6 +100,7 @@ func TestRenewalNamesTheReplacedCertificate(t *testing.T) {
 }
 
 func TestRenewalDoesNotNameAnotherCAsCertificate(t *testing.T) {
+	t.Parallel()
 	caA := startCA(t, acmetest.Options{})
 	caB := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
@@ -127,6 +129,7 @@ func TestRenewalDoesNotNameAnotherCAsCertificate(t *testing.T) {
 }
 
 func TestRenewalDoesNotNameAnotherAccountsCertificate(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
 	first := newTestIssuer(t, ca, dir, nil)
@@ -162,6 +165,7 @@ func refuseFirstReplacing(problemType string, status int) (func(http.Handler) ht
 }
 
 func TestRenewalRetriesOnceWithoutReplacesWhenRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		problem string
 		status  int
@@ -194,6 +198,7 @@ func TestRenewalRetriesOnceWithoutReplacesWhenRefused(t *testing.T) {
 }
 
 func TestRefusesReplaces(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -217,6 +222,7 @@ func TestRefusesReplaces(t *testing.T) {
 // the record published once: the same account every time, no DNS write,
 // every renewal order naming the certificate it replaces.
 func TestShortLivedRenewalsWithOneRecord(t *testing.T) {
+	t.Parallel()
 	const validity = 10 * time.Minute
 	ca := startCA(t, acmetest.Options{Profiles: map[string]time.Duration{"shortlived": validity}})
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.Profile = "shortlived" })

@@ -13,6 +13,7 @@ import (
 )
 
 func TestInspectDraft01NeedsNoOrder(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	reports, err := iss.inspect(context.Background(), []string{"*.inspect.test", "inspect.test", "www.inspect.test"}, false)
@@ -36,6 +37,7 @@ func TestInspectDraft01NeedsNoOrder(t *testing.T) {
 }
 
 func TestInspectWithoutIssuerNamesAsksForIssuerDomainName(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{Wrap: stripIssuerNames})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	_, err := iss.inspect(context.Background(), []string{"noname.test"}, false)
@@ -56,6 +58,7 @@ var draft02 = rewriteDirectory(func(meta map[string]any) {
 })
 
 func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{Wrap: draft02})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	reports, err := iss.inspect(context.Background(), []string{"hash.test"}, false)
@@ -84,6 +87,7 @@ func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
 }
 
 func TestCheckNeverRegistersAnAccount(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	_, err := iss.inspect(context.Background(), []string{"nocheck.test"}, true)

@@ -46,6 +46,7 @@ func newSecrets(t *testing.T) (keyPEM, mac string) {
 }
 
 func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
+	t.Parallel()
 	keyPEM, mac := newSecrets(t)
 	ca := startCA(t, acmetest.Options{EABKeys: map[string]string{"kid-1": mac}})
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestSolverChecksAgainstTheChallengesIssuerNames(t *testing.T) {
+	t.Parallel()
 	ca := startCA(t, acmetest.Options{Wrap: stripIssuerNames})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	acctURL := iss.accountURL(t)

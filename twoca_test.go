@@ -80,6 +80,7 @@ func (c *twoCAs) issuedBy(t *testing.T, name string) string {
 }
 
 func TestMissingRecordAtTheFirstCAGoesStraightToTheSecond(t *testing.T) {
+	t.Parallel()
 	c := newTwoCAs(t)
 	setTXT(t, record.Name("second-only.test"), c.value(t, c.second, false))
 
@@ -99,6 +100,7 @@ func TestMissingRecordAtTheFirstCAGoesStraightToTheSecond(t *testing.T) {
 }
 
 func TestWaitingIssuerStepsAsideOnceTheNextCAsRecordAppears(t *testing.T) {
+	t.Parallel()
 	c := newTwoCAs(t)
 	done := make(chan error, 1)
 	go func() { done <- c.magic.ObtainCertSync(context.Background(), "late.test") }()
@@ -128,6 +130,7 @@ func TestWaitingIssuerStepsAsideOnceTheNextCAsRecordAppears(t *testing.T) {
 }
 
 func TestFirstCADownMovesToTheSecond(t *testing.T) {
+	t.Parallel()
 	c := newTwoCAs(t)
 	setTXT(t, record.Name("down.test"), c.value(t, c.first, false), c.value(t, c.second, false))
 	c.firstCA.Close()
@@ -143,6 +146,7 @@ func TestFirstCADownMovesToTheSecond(t *testing.T) {
 }
 
 func TestPermissionAllowsATenantAuthorizedForEitherCA(t *testing.T) {
+	t.Parallel()
 	c := newTwoCAs(t)
 	setTXT(t, record.Name("first-tenant.test"), c.value(t, c.first, false))
 	setTXT(t, record.Name("second-tenant.test"), c.value(t, c.second, false))

@@ -30,6 +30,7 @@ func grantWorld(t *testing.T) (*testIssuer, *Permission, *controlledClock, strin
 }
 
 func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
+	t.Parallel()
 	_, p, clock, value := grantWorld(t)
 	setTXT(t, record.Name("grant.test"), value)
 	if err := p.CertificateAllowed(context.Background(), "shop.grant.test"); err != nil {
@@ -46,6 +47,7 @@ func TestWildcardGrantHonoursThePermissionTTLs(t *testing.T) {
 // permission does, keeping it for Caddy's default five minutes; the
 // permission still applies its own cache_ttl to that answer.
 func TestPermissionTTLHoldsWhenTheSubjectTransformerLookedFirst(t *testing.T) {
+	t.Parallel()
 	iss, p, clock, value := grantWorld(t)
 	setTXT(t, record.Name("first.test"), value)
 	if got := iss.onDemandSubject(context.Background(), "shop.first.test"); got != "*.first.test" {

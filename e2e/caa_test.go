@@ -12,6 +12,7 @@ import (
 )
 
 func TestCAAForbiddingPolicyThenTheOneRecordsPrints(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	site := "www.lock.caa.test"
 	cfg := e.persistSite(site, "", "locked")

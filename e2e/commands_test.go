@@ -28,6 +28,7 @@ func decodeRecords(t *testing.T, out string) []recordJSON {
 }
 
 func TestRecordsRegistersOnceAndPrintsWhatTheCAAccepts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.persistSite("*.records.test, records.test", "", "hello from {host}")
 	first := e.caddy("persist", "records", "--config", cfg)
@@ -95,6 +96,7 @@ func zoneLineValue(t *testing.T, line string) string {
 }
 
 func TestCheckReportsEachStatusAndGatesOnIt(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	sites := []string{"ok.check.test", "missing.check.test", "mismatch.check.test", "servfail.check.test", "expiring.check.test"}
 	cfg := e.persistSite(strings.Join(sites, ", "), "", "hi")
@@ -184,6 +186,7 @@ func TestCheckReportsEachStatusAndGatesOnIt(t *testing.T) {
 }
 
 func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.persistSite("admin-site.test", "", "hi")
 	srv := e.start("--config", cfg)
@@ -260,6 +263,7 @@ func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 // syntax, a signed persistUntil) is ok, with warnings, in each place a
 // check is shown, and the gate stays open.
 func TestCheckWarnsOfLenientRecordsAndPasses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.persistSite("lenient.check.test", "", "hi")
 	recs := decodeRecords(t, e.caddy("persist", "records", "--config", cfg, "--format", "json").stdout)

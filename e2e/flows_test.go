@@ -37,6 +37,7 @@ func (e *env) publishFromRecords(t *testing.T, args ...string) []recordJSON {
 }
 
 func TestCaddyfileFlow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.persistSite("*.example.test, example.test", "", "hello from {host}")
 	recs := e.publishFromRecords(t, "--config", cfg)
@@ -62,6 +63,7 @@ func TestCaddyfileFlow(t *testing.T) {
 }
 
 func TestJSONConfigFlow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := fmt.Sprintf(`{
 	"admin": {"listen": %q},
@@ -111,6 +113,7 @@ func TestJSONConfigFlow(t *testing.T) {
 }
 
 func TestAdaptAndListModules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.write("Caddyfile", e.globals("")+`
 example.test {
@@ -130,6 +133,7 @@ example.test {
 }
 
 func TestRestartReusesCertificateAndAccount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.persistSite("restart.test", "", "hi")
 	e.publishFromRecords(t, "--config", cfg)
@@ -168,6 +172,7 @@ func logEntry(logs, msg string) map[string]any {
 }
 
 func TestRecordPublishedWhileCaddyWaits(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.persistSite("*.late.test", "propagation_timeout 90s", "late but here")
 	srv := e.start("--config", cfg)
@@ -196,6 +201,7 @@ func TestRecordPublishedWhileCaddyWaits(t *testing.T) {
 }
 
 func TestFallbackToInternalIssuerSaysWhy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.write("Caddyfile", e.globals("")+`
 fallback.test {
@@ -255,6 +261,7 @@ func waitFile(t *testing.T, path string) []byte {
 }
 
 func TestGlobalCertIssuer(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	cfg := e.write("Caddyfile", e.globals("cert_issuer "+strings.TrimPrefix(e.issuerBlock(""), "issuer "))+`
 global.test, *.global.test {

@@ -59,6 +59,7 @@ func (e *env) adminRecords(t *testing.T) []recordJSON {
 // and records, the CA sees one registration, and the one published record
 // lets each instance obtain its certificates, which each orders itself.
 func TestReplicasShareAccountKeyNotStorage(t *testing.T) {
+	t.Parallel()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -16,30 +16,17 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 )
 
-// slowFinalize holds finalize requests back, so a test can act while an
-// order is in flight.
-func slowFinalize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if acmetest.KindOf(r) == acmetest.KindFinalize {
-			time.Sleep(3 * time.Second)
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 func TestKilledMidIssuanceCompletesAfterRestart(t *testing.T) {
-	e := newEnv(t, acmetest.Options{Wrap: slowFinalize})
+	t.Parallel()
+	gate := acmetest.NewGate(acmetest.KindFinalize)
+	e := newEnv(t, acmetest.Options{Wrap: gate.Wrap})
+	t.Cleanup(gate.Release)
 	cfg := e.persistSite("crash.test", "", "survived")
 	recs := e.publishFromRecords(t, "--config", cfg)
 	srv := e.start("--config", cfg)
-	deadline := time.Now().Add(30 * time.Second)
-	for e.ca.Counts.Get(acmetest.KindFinalize) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no order reached finalize:\n%s", srv.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	gate.WaitArrived(t, time.Minute)
 	srv.kill() // in the middle of finalizing
+	gate.Release()
 
 	e.start("--config", cfg)
 	if _, body := e.handshake(t, "crash.test", 90*time.Second); body != "survived" {
@@ -55,6 +42,7 @@ func TestKilledMidIssuanceCompletesAfterRestart(t *testing.T) {
 }
 
 func TestSecretsStayOutOfCommandOutputLogsAndAdmin(t *testing.T) {
+	t.Parallel()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

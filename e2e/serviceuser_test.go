@@ -25,7 +25,7 @@ import (
 func serviceUser(t *testing.T) (*user.User, string) {
 	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skip("creates a system user to run Caddy as; needs root")
+		caddytest.SkipTier(t, "service-user test skipped: it creates a system user with useradd to run Caddy as; run the tests as root")
 	}
 	home := filepath.Join(t.TempDir(), "home")
 	name := fmt.Sprintf("persist%d", time.Now().UnixNano()%1_000_000)
@@ -55,6 +55,7 @@ func openToAll(t *testing.T, paths ...string) {
 }
 
 func TestCommandsAskTheServerRunningAsItsOwnUser(t *testing.T) {
+	t.Parallel()
 	u, home := serviceUser(t)
 	e := newEnv(t, acmetest.Options{})
 	// no storage line: the server's default storage is under its home

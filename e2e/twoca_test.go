@@ -57,6 +57,7 @@ func (e *env) storedUnder(t *testing.T, dirURL string) bool {
 }
 
 func TestTwoCAsRecordsCheckAndFailover(t *testing.T) {
+	t.Parallel()
 	e, second, cfg := twoCAEnv(t, "*.two.test, two.test")
 
 	res := e.caddy("persist", "records", "--config", cfg, "--format", "json")
@@ -111,6 +112,7 @@ func TestTwoCAsRecordsCheckAndFailover(t *testing.T) {
 }
 
 func TestTwoCAsMissingFirstRecordCostsNoWait(t *testing.T) {
+	t.Parallel()
 	e, second, cfg := twoCAEnv(t, "solo.two.test")
 	recs := decodeRecords(t, e.caddy("persist", "records", "--config", cfg, "--format", "json").stdout)
 	if len(recs) != 2 {
@@ -136,6 +138,7 @@ func TestTwoCAsMissingFirstRecordCostsNoWait(t *testing.T) {
 }
 
 func TestTwoCAsOnDemandAuthorizesByEitherRecord(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, acmetest.Options{})
 	second, err := acmetest.StartCA(acmetest.Options{IssuerNames: []string{"second-ca.test"}}, testDNSAddr, t.TempDir())
 	if err != nil {

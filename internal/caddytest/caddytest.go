@@ -48,7 +48,8 @@ func BuildPackage(root, pkg string) (string, func(), error) {
 
 // RunWithCaddy is a TestMain body for tests of a Caddy binary: unless
 // -short, it builds pkg of the module rooted at root and starts the test
-// DNS server, gives ready the binary and the DNS address, and runs m.
+// DNS server, gives ready the binary and the DNS address, and runs m with
+// four parallel tests at a time (WaitingTestsParallel).
 func RunWithCaddy(m *testing.M, root, pkg string, ready func(bin, dnsAddr string)) int {
 	if !ShortMode() {
 		bin, remove, err := BuildPackage(root, pkg)
@@ -64,6 +65,7 @@ func RunWithCaddy(m *testing.M, root, pkg string, ready func(bin, dnsAddr string
 		}
 		ready(bin, addr)
 	}
+	WaitingTestsParallel(4)
 	return m.Run()
 }
 
