@@ -21,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/letsencrypt/challtestsrv"
@@ -367,7 +366,7 @@ var (
 func DNS() (*challtestsrv.ChallSrv, string, error) {
 	dnsOnce.Do(func() {
 		var port int
-		port, dnsErr = freePort()
+		port, dnsErr = FreePort()
 		if dnsErr != nil {
 			return
 		}
@@ -383,43 +382,4 @@ func DNS() (*challtestsrv.ChallSrv, string, error) {
 		dnsErr = waitForDNS(dnsAddr)
 	})
 	return dnsSrv, dnsAddr, dnsErr
-}
-
-// FreePortForTest is FreePort for a test, which fails if none is free.
-func FreePortForTest(t testing.TB) int {
-	t.Helper()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-// FreePort returns a TCP port on loopback that is free now.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// freePort finds a port free for both UDP and TCP on loopback.
-func freePort() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port, nil
-	}
-	return 0, os.ErrNotExist
 }
