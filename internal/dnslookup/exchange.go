@@ -13,8 +13,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// QueryTimeout bounds each try of a query, over UDP and then over TCP.
-const QueryTimeout = 3 * time.Second
+// DefaultQueryTimeout bounds each try of a query, over UDP and then over
+// TCP, unless Options say otherwise.
+const DefaultQueryTimeout = 3 * time.Second
 
 // Error is a lookup that failed, as opposed to one that found nothing.
 type Error struct {
@@ -42,13 +43,13 @@ type reply struct {
 // exchangeAll asks every server at once and returns their replies in the
 // order of servers. A server failure (SERVFAIL, REFUSED) is an error, as
 // for exchangeFirst.
-func exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, recursive bool) []reply {
+func (r *Resolver) exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, recursive bool) []reply {
 	q := newQuery(name, qtype, recursive)
 	replies := make([]reply, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Go(func() {
-			msg, err := exchangeAnswer(ctx, q.Copy(), s.addr)
+			msg, err := exchangeAnswer(ctx, q.Copy(), s.addr, r.queryTimeout)
 			replies[i] = reply{server: s, msg: msg, err: err}
 		})
 	}
@@ -58,11 +59,11 @@ func exchangeAll(ctx context.Context, name string, qtype uint16, servers []serve
 
 // exchangeFirst asks each server in turn and returns the first answer that
 // is not a server failure. NXDOMAIN counts as an answer.
-func exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
+func (r *Resolver) exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
 	q := newQuery(name, qtype, recursive)
 	var errs []error
 	for _, server := range servers {
-		msg, err := exchangeAnswer(ctx, q, server)
+		msg, err := exchangeAnswer(ctx, q, server, r.queryTimeout)
 		if err == nil {
 			return msg, server, nil
 		}
@@ -88,8 +89,8 @@ func newQuery(name string, qtype uint16, recursive bool) *dns.Msg {
 
 // exchangeAnswer is exchange where a server failure is an error too:
 // anything but an answer or NXDOMAIN.
-func exchangeAnswer(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
-	msg, err := exchange(ctx, q, server)
+func exchangeAnswer(ctx context.Context, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
+	msg, err := exchange(ctx, q, server, timeout)
 	if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
 		return nil, fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
 	}
@@ -120,15 +121,15 @@ func unreachable(err error) bool {
 
 // exchange sends q over UDP and retries over TCP when the answer is
 // truncated or does not come, as resolvers do. Each try has its own bound.
-func exchange(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
-	msg, err := exchangeOver(ctx, "udp", q, server)
+func exchange(ctx context.Context, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
+	msg, err := exchangeOver(ctx, "udp", q, server, timeout)
 	if err == nil && !msg.Truncated {
 		return msg, nil
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	msg, err = exchangeOver(ctx, "tcp", q, server)
+	msg, err = exchangeOver(ctx, "tcp", q, server, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +139,15 @@ func exchange(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) 
 	return msg, nil
 }
 
-func exchangeOver(ctx context.Context, network string, q *dns.Msg, server string) (*dns.Msg, error) {
-	tryCtx, cancel := context.WithTimeout(ctx, QueryTimeout)
+func exchangeOver(ctx context.Context, network string, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
+	tryCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := &dns.Client{Net: network, Timeout: QueryTimeout}
+	client := &dns.Client{Net: network, Timeout: timeout}
 	msg, _, err := client.ExchangeContext(tryCtx, q, server)
 	if err != nil {
 		var netErr net.Error
 		if tryCtx.Err() != nil && ctx.Err() == nil || errors.As(err, &netErr) && netErr.Timeout() {
-			return nil, fmt.Errorf("no answer over %s within %s", network, QueryTimeout)
+			return nil, fmt.Errorf("no answer over %s within %s", network, timeout)
 		}
 		return nil, err
 	}
