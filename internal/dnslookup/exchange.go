@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +31,25 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// noAnswerError is a try of a query that got no answer in time.
+type noAnswerError struct {
+	network string
+	timeout time.Duration
+}
+
+func (e *noAnswerError) Error() string {
+	return fmt.Sprintf("no answer over %s within %s", e.network, e.timeout)
+}
+
+// rcodeError is a server that answered with a failure, such as SERVFAIL.
+type rcodeError struct {
+	rcode int
+}
+
+func (e *rcodeError) Error() string {
+	return "server answered " + dns.RcodeToString[e.rcode]
+}
 
 // reply is one server's answer to a query, or why there is none.
 type reply struct {
@@ -92,7 +110,7 @@ func newQuery(name string, qtype uint16, recursive bool) *dns.Msg {
 func exchangeAnswer(ctx context.Context, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
 	msg, err := exchange(ctx, q, server, timeout)
 	if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
+		return nil, &rcodeError{rcode: msg.Rcode}
 	}
 	return msg, err
 }
@@ -101,14 +119,18 @@ func exchangeAnswer(ctx context.Context, q *dns.Msg, server string, timeout time
 // between two failures of the same kind, such as a local port, so that
 // rate limits hold.
 func causeKind(err error) string {
-	var netErr net.Error
+	var (
+		netErr   net.Error
+		noAnswer *noAnswerError
+		rcode    *rcodeError
+	)
 	switch {
 	case errors.Is(err, errNotAuthoritative):
 		return "lame"
-	case errors.As(err, &netErr) && netErr.Timeout(), strings.HasPrefix(err.Error(), "no answer over"):
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.As(err, &noAnswer):
 		return "timeout"
-	case strings.HasPrefix(err.Error(), "server answered"):
-		return err.Error()
+	case errors.As(err, &rcode):
+		return rcode.Error()
 	}
 	return "error"
 }
@@ -147,7 +169,7 @@ func exchangeOver(ctx context.Context, network string, q *dns.Msg, server string
 	if err != nil {
 		var netErr net.Error
 		if tryCtx.Err() != nil && ctx.Err() == nil || errors.As(err, &netErr) && netErr.Timeout() {
-			return nil, fmt.Errorf("no answer over %s within %s", network, timeout)
+			return nil, &noAnswerError{network: network, timeout: timeout}
 		}
 		return nil, err
 	}
