@@ -58,19 +58,16 @@ type reply struct {
 	err    error
 }
 
-// exchangeAll asks every server at once, but those that gave no answer
-// moments ago (see silentTTL), and returns their replies in the order of
-// servers. A server failure (SERVFAIL, REFUSED) is an error, as for
-// exchangeFirst.
+// exchangeAll asks every server at once and returns their replies in the
+// order of servers. A server failure (SERVFAIL, REFUSED) is an error, as
+// for exchangeFirst.
 func (r *Resolver) exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, recursive bool) []reply {
 	q := newQuery(name, qtype, recursive)
 	replies := make([]reply, len(servers))
 	var wg sync.WaitGroup
-	for _, i := range r.skipSilent(servers, replies) {
-		s := servers[i]
+	for i, s := range servers {
 		wg.Go(func() {
 			msg, err := exchangeAnswer(ctx, q.Copy(), s.addr, r.queryTimeout)
-			r.noteSilence(ctx, s.addr, err)
 			replies[i] = reply{server: s, msg: msg, err: err}
 		})
 	}

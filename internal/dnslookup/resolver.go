@@ -48,8 +48,7 @@ type Answer struct {
 	Views []View
 	// Unanswered are the servers that gave no usable answer (no reply
 	// after retries, SERVFAIL, REFUSED) and were skipped, as a resolver
-	// skips them and asks another; a server that gave no reply moments
-	// ago is skipped unasked, with that error.
+	// skips them and asks another.
 	Unanswered []Unanswered
 }
 
@@ -104,8 +103,7 @@ type Options struct {
 }
 
 // Resolver looks up TXT records. It remembers the nameservers of zones
-// and, for a few seconds, the answers that found records and the servers
-// that gave no answer.
+// and, for a few seconds, the answers that found records.
 type Resolver struct {
 	resolvers []server
 	recursive []string
@@ -121,9 +119,6 @@ type Resolver struct {
 	caaParents *cache.Expiring[Answer]
 	// skipped rate-limits the log of servers that did not answer.
 	skipped *cache.NoticeBoard
-	// silent holds the servers that gave no answer moments ago, by
-	// address, with their error.
-	silent *cache.Expiring[error]
 }
 
 // New returns a resolver configured by opts.
@@ -137,7 +132,6 @@ func New(opts Options) *Resolver {
 		nsCache:      cache.NewExpiring[[]server](maxZones),
 		recent:       cache.NewExpiring[Answer](maxRecents),
 		caaParents:   cache.NewExpiring[Answer](maxZones),
-		silent:       cache.NewExpiring[error](maxSilent),
 	}
 	if len(opts.Resolvers) > 0 {
 		for _, addr := range certmagic.RecursiveNameservers(opts.Resolvers) {
