@@ -155,8 +155,10 @@ func TestDNSFaultsDuringTheCheckPostNoChallenge(t *testing.T) {
 			if !errors.As(err, &recErr) || recErr.Status() != record.StatusDNSError || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error = %v, want a dns-error saying %q", err, c.want)
 			}
-			// the look under way at the deadline ends within its two tries
-			if took, bound := time.Since(start), propagation+2*queryTimeout+2*time.Second; took > bound {
+			// the look under way at the deadline ends within its two
+			// tries; the slack catches a wait that never ends, not a slow
+			// machine
+			if took, bound := time.Since(start), propagation+2*queryTimeout+20*time.Second; took > bound {
 				t.Errorf("took %s, more than %s", took, bound)
 			}
 		})
