@@ -137,6 +137,9 @@ type Issuer struct {
 
 	// checkInterval is the pause between two looks at a record.
 	checkInterval time.Duration
+	// queryTimeout bounds each try of a DNS query; zero is dnslookup's
+	// default. Tests shorten it, to wait out servers that never answer.
+	queryTimeout time.Duration
 
 	st *issuerState
 }
@@ -273,7 +276,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		logger:       iss.logger,
 		now:          iss.now,
 	}
-	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, Logger: iss.logger.Named("dns"), Now: iss.now})
+	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, QueryTimeout: iss.queryTimeout, Logger: iss.logger.Named("dns"), Now: iss.now})
 	iss.notices = cache.NewNoticeBoard(iss.now)
 	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
 	iss.startMonitor(ctx)

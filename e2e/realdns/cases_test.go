@@ -1,6 +1,7 @@
 package realdns
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -38,16 +39,20 @@ func TestLaggingSecondaryHoldsTheChallenge(t *testing.T) {
 			t.Fatal("the secondary has the record before it was told to transfer")
 		}
 
+		asked := w.laggingQueries(dns.TypeTXT)
 		srv := w.startCaddy(cfg)
-		srv.WaitLog(t, 0, 30*time.Second, "obtaining certificate")
-		// several of the issuer's looks at the record pass while ns2 lags
-		for hold := time.Now().Add(8 * time.Second); time.Now().Before(hold); {
+		// several of the issuer's looks at the record pass while ns2 lags:
+		// three for each certificate, each of which asks ns2
+		const looks = 3 * 2
+		w.until(fmt.Sprintf("%d looks at the record at ns2.lag.test", looks), func() bool {
 			if n := w.ca.Counts.Get(acmetest.KindChallenge); n > 0 {
 				t.Fatalf("%d challenge POSTs while ns2.lag.test (%s) lacked the record that ns1 (%s) served",
 					n, laggingAddr, primaryAddr)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return w.laggingQueries(dns.TypeTXT)-asked >= looks
+		}, func() string {
+			return fmt.Sprintf("ns2 was asked for TXT records %d times", w.laggingQueries(dns.TypeTXT)-asked)
+		})
 		if !w.serves(primaryAddr, rec.RecordName, rec.Value) || w.serves(laggingAddr, rec.RecordName, rec.Value) {
 			t.Fatal("the zone's servers changed during the hold")
 		}

@@ -9,20 +9,18 @@
 // namespaces: the test binary runs the test again inside `unshare`, where
 // every daemon listens on its own loopback address on port 53 and
 // /etc/resolv.conf names Unbound. The tier needs root and the Debian
-// packages in aptInstall. Missing packages fail it; only -short or a
-// refusal to create namespaces skips it.
+// packages in aptPackages. Without them every test skips with one line
+// saying what is missing and how to get it, or fails with that line where
+// caddytest.RequireTiersEnv requires every tier; -short skips it too.
 package realdns
 
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,24 +36,30 @@ const (
 	caddyEnv = "PERSIST_REALDNS_CADDY"
 )
 
-// aptInstall installs what the tier runs.
-const aptInstall = "DEBIAN_FRONTEND=noninteractive apt-get install -y bind9 bind9-utils bind9-dnsutils nsd unbound iproute2"
-
-// tools are the programs a world runs, all from the packages in aptInstall.
-var tools = []string{"named", "nsupdate", "dnssec-keygen", "dnssec-signzone", "nsd", "nsd-control", "unbound", "ip"}
-
-var caddyBin string
+// Set by TestMain before the tests run: the Caddy binary, and whether
+// this machine can run the tier.
+var (
+	caddyBin string
+	tier     tierState
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
+	if os.Getenv(probeEnv) != "" {
+		return 0
+	}
 	if os.Getenv(worldEnv) != "" {
 		caddyBin = os.Getenv(caddyEnv)
 		return m.Run()
 	}
 	if caddytest.ShortMode() {
+		return m.Run()
+	}
+	// a machine that cannot run the tier does not build Caddy for it
+	if tier = checkTier(); tier.skip != "" || tier.trouble != nil {
 		return m.Run()
 	}
 	// one build serves every test and every world
@@ -82,59 +86,14 @@ func inWorld(t *testing.T, zones []zone, body func(w *world)) {
 	if testing.Short() {
 		t.Skip("real-DNS test: runs DNS daemons and the Caddy binary; skipped with -short")
 	}
+	if tier.trouble != nil {
+		t.Fatalf("the real-DNS tier cannot run: %v", tier.trouble)
+	}
+	if tier.skip != "" {
+		caddytest.SkipTier(t, tier.skip)
+	}
 	t.Parallel()
-	requireNamespaces(t)
-	requireTools(t)
 	runInNamespaces(t)
-}
-
-var (
-	namespacesOnce sync.Once
-	namespacesErr  error
-	namespacesOut  string
-)
-
-// requireNamespaces skips the test where this machine refuses to create
-// the namespaces, as it does for a user without root, and fails it for any
-// other trouble with unshare.
-func requireNamespaces(t *testing.T) {
-	t.Helper()
-	namespacesOnce.Do(func() {
-		out, err := exec.Command("unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "true").CombinedOutput()
-		namespacesErr, namespacesOut = err, strings.TrimSpace(string(out))
-	})
-	var exitErr *exec.ExitError
-	switch {
-	case namespacesErr == nil:
-	case errors.As(namespacesErr, &exitErr) && strings.Contains(namespacesOut, "Operation not permitted"):
-		t.Skipf("real-DNS tier skipped: this machine refuses new namespaces (run as root): %s", namespacesOut)
-	default:
-		t.Fatalf("unshare --net --mount --pid: %v: %s", namespacesErr, namespacesOut)
-	}
-}
-
-// requireTools fails the test, with the command that mends it, when a DNS
-// program is not installed.
-func requireTools(t *testing.T) {
-	t.Helper()
-	var missing []string
-	for _, name := range tools {
-		if _, err := lookTool(name); err != nil {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("the real-DNS tier needs %s; install them as root with:\n\t%s", strings.Join(missing, ", "), aptInstall)
-	}
-}
-
-// lookTool finds a program on PATH or in /usr/sbin, where the daemons
-// live but which a non-login PATH may lack.
-func lookTool(name string) (string, error) {
-	if path, err := exec.LookPath(name); err == nil {
-		return path, nil
-	}
-	return exec.LookPath(filepath.Join("/usr/sbin", name))
 }
 
 // runInNamespaces runs this test alone in a child test binary that is pid
@@ -152,8 +111,12 @@ func runInNamespaces(t *testing.T) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, "unshare", args...)
-	cmd.Env = append(os.Environ(), worldEnv+"="+t.Name(), caddyEnv+"="+caddyBin)
+	unshare, err := lookTool("unshare")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, unshare, args...)
+	cmd.Env = childEnviron(worldEnv+"="+t.Name(), caddyEnv+"="+caddyBin)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -171,4 +134,14 @@ func runInNamespaces(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("the test failed in its namespaces (%v); its output is above", err)
 	}
+}
+
+// childEnviron is the environment of a child test binary: this one's,
+// with extra. A binary built with -race sleeps a second before it exits
+// (GORACE's atexit_sleep_ms) so that reports of races at exit get out;
+// a child's races during its test fail that test, and so the parent's,
+// and the second would be paid by every test.
+func childEnviron(extra ...string) []string {
+	env := append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	return append(env, extra...)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -319,6 +320,24 @@ func (w *world) catchUp(zoneName string) {
 	})
 }
 
+// laggingQueries is how many queries of qtype the lagging secondary has
+// received, as NSD counts them.
+func (w *world) laggingQueries(qtype uint16) int {
+	w.t.Helper()
+	out := w.runTool("", "", "nsd-control", "-c", w.laggingConf, "stats_noreset")
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "num.type."+dns.TypeToString[qtype]+"="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				w.t.Fatalf("nsd-control stats_noreset: %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	// NSD lists the types it has seen
+	return 0
+}
+
 // serves tells whether the server at addr answers name with the TXT value.
 func (w *world) serves(addr, name, value string) bool {
 	w.t.Helper()
@@ -345,21 +364,37 @@ func (w *world) awaitRecursive(addr, name string, qtype uint16, what string, ok 
 
 func (w *world) poll(addr, name string, qtype uint16, recursive bool, what string, ok func(*dns.Msg) bool) *dns.Msg {
 	w.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		m, err := query(addr, dns.Fqdn(name), qtype, recursive)
-		if err == nil && ok(m) {
-			return m
-		}
+	var (
+		m   *dns.Msg
+		err error
+	)
+	w.until(what+" at "+addr, func() bool {
+		m, err = query(addr, dns.Fqdn(name), qtype, recursive)
+		return err == nil && ok(m)
+	}, func() string { return fmt.Sprintf("last answer %v, error %v", m, err) })
+	return m
+}
+
+// until checks done every 50ms until it is true, and fails the test when
+// a daemon exits first or after 20 seconds, with what it was waiting for
+// and what last says.
+func (w *world) until(what string, done func() bool, last func() string) {
+	w.t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !done() {
 		for _, d := range w.daemons {
 			if why := d.Exited(); why != "" {
-				w.t.Fatalf("waiting for %s at %s: %s", what, addr, why)
+				w.t.Fatalf("waiting for %s: %s", what, why)
 			}
 		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("waiting for %s at %s: last answer %v, error %v", what, addr, m, err)
+		select {
+		case <-deadline.C:
+			w.t.Fatalf("waiting for %s: %s", what, last())
+		case <-tick.C:
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -58,7 +58,7 @@ func (z *benchZone) setTXT(name string, values ...string) {
 }
 
 func (z *benchZone) resolver(b *testing.B) *Resolver {
-	return groupResolver(b, z.recursive, z.group, nil)
+	return groupResolver(b, z.recursive, z.group, Options{})
 }
 
 func (z *benchZone) resetCounts() {

@@ -109,7 +109,7 @@ func (r *Resolver) caaAt(ctx context.Context, name string, parent, above bool) (
 
 // caaRecursive asks the recursive servers for the CAA records at name.
 func (r *Resolver) caaRecursive(ctx context.Context, name string) (Answer, error) {
-	msg, server, err := exchangeFirst(ctx, dns.Fqdn(name), dns.TypeCAA, r.recursiveServers(), true)
+	msg, server, err := r.exchangeFirst(ctx, dns.Fqdn(name), dns.TypeCAA, r.recursiveServers(), true)
 	if err != nil {
 		return Answer{}, &Error{Name: name, Server: server, Err: err}
 	}

@@ -122,7 +122,7 @@ func TestLookupCAAKeepsEachServersRRset(t *testing.T) {
 	group[1].SetCAA(t, "split.caatest4", `0 issue "other.example"`)
 	group[0].SetCAA(t, "split.caatest4", `0 issue "other.example"`)
 
-	ans := lookupCAA(t, groupResolver(t, recursive, group, nil), "www.split.caatest4")
+	ans := lookupCAA(t, groupResolver(t, recursive, group, Options{}), "www.split.caatest4")
 	if len(ans.Sets) != 2 || ans.Sets[0].Name != "www.split.caatest4" || ans.Sets[1].Name != "split.caatest4" {
 		t.Fatalf("sets = %+v, want the name's at one server and the parent's at the other", ans.Sets)
 	}

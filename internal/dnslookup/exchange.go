@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -13,8 +12,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// QueryTimeout bounds each try of a query, over UDP and then over TCP.
-const QueryTimeout = 3 * time.Second
+// DefaultQueryTimeout bounds each try of a query, over UDP and then over
+// TCP, unless Options say otherwise.
+const DefaultQueryTimeout = 3 * time.Second
 
 // Error is a lookup that failed, as opposed to one that found nothing.
 type Error struct {
@@ -32,6 +32,25 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// noAnswerError is a try of a query that got no answer in time.
+type noAnswerError struct {
+	network string
+	timeout time.Duration
+}
+
+func (e *noAnswerError) Error() string {
+	return fmt.Sprintf("no answer over %s within %s", e.network, e.timeout)
+}
+
+// rcodeError is a server that answered with a failure, such as SERVFAIL.
+type rcodeError struct {
+	rcode int
+}
+
+func (e *rcodeError) Error() string {
+	return "server answered " + dns.RcodeToString[e.rcode]
+}
+
 // reply is one server's answer to a query, or why there is none.
 type reply struct {
 	server server
@@ -42,13 +61,13 @@ type reply struct {
 // exchangeAll asks every server at once and returns their replies in the
 // order of servers. A server failure (SERVFAIL, REFUSED) is an error, as
 // for exchangeFirst.
-func exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, recursive bool) []reply {
+func (r *Resolver) exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, recursive bool) []reply {
 	q := newQuery(name, qtype, recursive)
 	replies := make([]reply, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Go(func() {
-			msg, err := exchangeAnswer(ctx, q.Copy(), s.addr)
+			msg, err := exchangeAnswer(ctx, q.Copy(), s.addr, r.queryTimeout)
 			replies[i] = reply{server: s, msg: msg, err: err}
 		})
 	}
@@ -58,11 +77,11 @@ func exchangeAll(ctx context.Context, name string, qtype uint16, servers []serve
 
 // exchangeFirst asks each server in turn and returns the first answer that
 // is not a server failure. NXDOMAIN counts as an answer.
-func exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
+func (r *Resolver) exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
 	q := newQuery(name, qtype, recursive)
 	var errs []error
 	for _, server := range servers {
-		msg, err := exchangeAnswer(ctx, q, server)
+		msg, err := exchangeAnswer(ctx, q, server, r.queryTimeout)
 		if err == nil {
 			return msg, server, nil
 		}
@@ -88,10 +107,10 @@ func newQuery(name string, qtype uint16, recursive bool) *dns.Msg {
 
 // exchangeAnswer is exchange where a server failure is an error too:
 // anything but an answer or NXDOMAIN.
-func exchangeAnswer(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
-	msg, err := exchange(ctx, q, server)
+func exchangeAnswer(ctx context.Context, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
+	msg, err := exchange(ctx, q, server, timeout)
 	if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("server answered %s", dns.RcodeToString[msg.Rcode])
+		return nil, &rcodeError{rcode: msg.Rcode}
 	}
 	return msg, err
 }
@@ -100,14 +119,18 @@ func exchangeAnswer(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, e
 // between two failures of the same kind, such as a local port, so that
 // rate limits hold.
 func causeKind(err error) string {
-	var netErr net.Error
+	var (
+		netErr   net.Error
+		noAnswer *noAnswerError
+		rcode    *rcodeError
+	)
 	switch {
 	case errors.Is(err, errNotAuthoritative):
 		return "lame"
-	case errors.As(err, &netErr) && netErr.Timeout(), strings.HasPrefix(err.Error(), "no answer over"):
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.As(err, &noAnswer):
 		return "timeout"
-	case strings.HasPrefix(err.Error(), "server answered"):
-		return err.Error()
+	case errors.As(err, &rcode):
+		return rcode.Error()
 	}
 	return "error"
 }
@@ -120,15 +143,15 @@ func unreachable(err error) bool {
 
 // exchange sends q over UDP and retries over TCP when the answer is
 // truncated or does not come, as resolvers do. Each try has its own bound.
-func exchange(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) {
-	msg, err := exchangeOver(ctx, "udp", q, server)
+func exchange(ctx context.Context, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
+	msg, err := exchangeOver(ctx, "udp", q, server, timeout)
 	if err == nil && !msg.Truncated {
 		return msg, nil
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	msg, err = exchangeOver(ctx, "tcp", q, server)
+	msg, err = exchangeOver(ctx, "tcp", q, server, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +161,15 @@ func exchange(ctx context.Context, q *dns.Msg, server string) (*dns.Msg, error) 
 	return msg, nil
 }
 
-func exchangeOver(ctx context.Context, network string, q *dns.Msg, server string) (*dns.Msg, error) {
-	tryCtx, cancel := context.WithTimeout(ctx, QueryTimeout)
+func exchangeOver(ctx context.Context, network string, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
+	tryCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := &dns.Client{Net: network, Timeout: QueryTimeout}
+	client := &dns.Client{Net: network, Timeout: timeout}
 	msg, _, err := client.ExchangeContext(tryCtx, q, server)
 	if err != nil {
 		var netErr net.Error
 		if tryCtx.Err() != nil && ctx.Err() == nil || errors.As(err, &netErr) && netErr.Timeout() {
-			return nil, fmt.Errorf("no answer over %s within %s", network, QueryTimeout)
+			return nil, &noAnswerError{network: network, timeout: timeout}
 		}
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, bool,
 	if servers, ok := r.nsCache.Get(zone, r.now()); ok {
 		return servers, false, nil
 	}
-	servers, err := authoritativeServers(ctx, zone, recursive, r.nsPort)
+	servers, err := r.authoritativeServers(ctx, zone, recursive)
 	if err != nil {
 		return nil, false, err
 	}
@@ -56,8 +56,8 @@ func (r *Resolver) recursiveServers() []string {
 	return r.recursive
 }
 
-func authoritativeServers(ctx context.Context, zone string, recursive []string, port string) ([]server, error) {
-	msg, _, err := exchangeFirst(ctx, zone, dns.TypeNS, recursive, true)
+func (r *Resolver) authoritativeServers(ctx context.Context, zone string, recursive []string) ([]server, error) {
+	msg, _, err := r.exchangeFirst(ctx, zone, dns.TypeNS, recursive, true)
 	if err != nil {
 		return nil, fmt.Errorf("finding the nameservers of %s: %v", zone, err)
 	}
@@ -74,11 +74,11 @@ func authoritativeServers(ctx context.Context, zone string, recursive []string, 
 			break
 		}
 		host := strings.TrimSuffix(ns.Ns, ".")
-		for _, ip := range nameserverAddrs(ctx, ns.Ns, msg.Extra, recursive) {
+		for _, ip := range r.nameserverAddrs(ctx, ns.Ns, msg.Extra, recursive) {
 			if len(servers) == maxServerAddrs {
 				break
 			}
-			addr := net.JoinHostPort(ip, port)
+			addr := net.JoinHostPort(ip, r.nsPort)
 			servers = append(servers, server{addr: addr, label: host + " (" + addr + ")"})
 		}
 	}
@@ -91,12 +91,12 @@ func authoritativeServers(ctx context.Context, zone string, recursive []string, 
 // nameserverAddrs returns every IPv4 and IPv6 address of a nameserver: of
 // each type, the glue the NS answer carried, else what the recursive
 // servers say.
-func nameserverAddrs(ctx context.Context, host string, glue []dns.RR, recursive []string) []string {
+func (r *Resolver) nameserverAddrs(ctx context.Context, host string, glue []dns.RR, recursive []string) []string {
 	var addrs []string
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		found := addressesOf(qtype, glue, host)
 		if len(found) == 0 {
-			if msg, _, err := exchangeFirst(ctx, host, qtype, recursive, true); err == nil {
+			if msg, _, err := r.exchangeFirst(ctx, host, qtype, recursive, true); err == nil {
 				// the answer may reach them through an alias, which
 				// resolvers follow though a nameserver should not be one
 				found = addressesOf(qtype, msg.Answer, "")

@@ -92,6 +92,9 @@ type Options struct {
 	Recursive []string
 	// NameserverPort is where authoritative nameservers listen. Default: 53.
 	NameserverPort string
+	// QueryTimeout bounds each try of a query at a server, over UDP and
+	// then over TCP. Default: DefaultQueryTimeout.
+	QueryTimeout time.Duration
 	// Logger receives what certmagic's zone lookup logs, and the servers
 	// a lookup skipped.
 	Logger *zap.Logger
@@ -105,8 +108,10 @@ type Resolver struct {
 	resolvers []server
 	recursive []string
 	nsPort    string
-	logger    *zap.Logger
-	now       func() time.Time
+	// queryTimeout bounds each try of a query.
+	queryTimeout time.Duration
+	logger       *zap.Logger
+	now          func() time.Time
 
 	nsCache *cache.Expiring[[]server]
 	recent  *cache.Expiring[Answer]
@@ -119,13 +124,14 @@ type Resolver struct {
 // New returns a resolver configured by opts.
 func New(opts Options) *Resolver {
 	r := &Resolver{
-		recursive:  opts.Recursive,
-		nsPort:     opts.NameserverPort,
-		logger:     opts.Logger,
-		now:        opts.Now,
-		nsCache:    cache.NewExpiring[[]server](maxZones),
-		recent:     cache.NewExpiring[Answer](maxRecents),
-		caaParents: cache.NewExpiring[Answer](maxZones),
+		recursive:    opts.Recursive,
+		nsPort:       opts.NameserverPort,
+		queryTimeout: opts.QueryTimeout,
+		logger:       opts.Logger,
+		now:          opts.Now,
+		nsCache:      cache.NewExpiring[[]server](maxZones),
+		recent:       cache.NewExpiring[Answer](maxRecents),
+		caaParents:   cache.NewExpiring[Answer](maxZones),
 	}
 	if len(opts.Resolvers) > 0 {
 		for _, addr := range certmagic.RecursiveNameservers(opts.Resolvers) {
@@ -134,6 +140,9 @@ func New(opts Options) *Resolver {
 	}
 	if r.nsPort == "" {
 		r.nsPort = "53"
+	}
+	if r.queryTimeout <= 0 {
+		r.queryTimeout = DefaultQueryTimeout
 	}
 	if r.logger == nil {
 		r.logger = zap.NewNop()
@@ -198,7 +207,7 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 	var views []*View
 	var targets []string
 	var silent []error
-	for _, rep := range exchangeAll(ctx, qname, l.qtype, servers, recursive) {
+	for _, rep := range l.r.exchangeAll(ctx, qname, l.qtype, servers, recursive) {
 		if rep.err == nil && !recursive && !rep.msg.Authoritative {
 			// a lame server (one the NS records name that no longer
 			// serves the zone) answers without authority or with a

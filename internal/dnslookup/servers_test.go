@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"go.uber.org/zap"
@@ -26,13 +27,18 @@ func zoneOnGroup(recursive *fakedns.Server, group []*fakedns.Server, zone string
 	fakedns.ServeZone(recursive, zone, servers...)
 }
 
-// groupResolver is a resolver that discovers zones through recursive and
-// asks the group's servers, which share a port.
-func groupResolver(t testing.TB, recursive *fakedns.Server, group []*fakedns.Server, logger *zap.Logger) *Resolver {
+// groupResolver is a resolver configured by opts that discovers zones
+// through recursive and asks the group's servers, which share a port.
+func groupResolver(t testing.TB, recursive *fakedns.Server, group []*fakedns.Server, opts Options) *Resolver {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(group[0].Addr)
-	return New(Options{Recursive: []string{recursive.Addr}, NameserverPort: port, Logger: logger})
+	opts.Recursive, opts.NameserverPort = []string{recursive.Addr}, port
+	return New(opts)
 }
+
+// silentTimeout is the query timeout of tests with a server that never
+// answers, which each lookup waits out twice, over UDP and over TCP.
+const silentTimeout = 300 * time.Millisecond
 
 func allIndexes(n int) []int {
 	idx := make([]int, n)
@@ -54,7 +60,7 @@ func TestLookupAsksEveryNameserverOnce(t *testing.T) {
 			for _, s := range group {
 				s.SetTXT(name, ours)
 			}
-			ans, err := groupResolver(t, recursive, group, nil).LookupTXT(context.Background(), name)
+			ans, err := groupResolver(t, recursive, group, Options{}).LookupTXT(context.Background(), name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +87,7 @@ func TestLookupKeepsEachServersAnswer(t *testing.T) {
 	name := "_validation-persist.lag.test"
 	group[0].SetTXT(name, ours)
 	group[2].SetTXT(name, ours, "other.example; accounturi=https://other/2")
-	r := groupResolver(t, recursive, group, nil)
+	r := groupResolver(t, recursive, group, Options{})
 
 	ans, err := r.LookupTXT(context.Background(), name)
 	if err != nil {
@@ -117,7 +123,7 @@ func TestLookupSkipsAServerThatDoesNotAnswer(t *testing.T) {
 	group[0].SetTXT(name, ours)
 	group[1].SetFault(name, fakedns.Silent)
 	core, logs := observer.New(zap.DebugLevel)
-	r := groupResolver(t, recursive, group, zap.New(core))
+	r := groupResolver(t, recursive, group, Options{Logger: zap.New(core), QueryTimeout: silentTimeout})
 
 	for range 2 {
 		ans, err := r.LookupTXT(context.Background(), name)
@@ -165,7 +171,7 @@ func TestLookupAsksEveryServerAtEachAliasHop(t *testing.T) {
 		s.SetCNAME(name, "customer.provider.test")
 	}
 	group[2].SetTXT("customer.provider.test", ours)
-	r := groupResolver(t, recursive, group, nil)
+	r := groupResolver(t, recursive, group, Options{})
 
 	ans, err := r.LookupTXT(context.Background(), name)
 	if err != nil {

@@ -27,7 +27,9 @@ const (
 	ServFail
 	// Refused answers REFUSED.
 	Refused
-	// Silent never answers.
+	// Silent never answers: a query over UDP gets nothing, and a TCP
+	// connection is held open, unanswered, until the server closes, so
+	// a client waits out its own timeout, however long.
 	Silent
 	// TruncateUDP answers over UDP with the TC bit and no records, as a
 	// server does when the answer is too big; TCP gets the full answer.
@@ -64,6 +66,10 @@ type Server struct {
 	// FollowCNAME makes answers include the target's records after a
 	// CNAME, as most servers do; without it only the CNAME is returned.
 	followCNAME bool
+	// held are the TCP connections of Silent queries, closed with the
+	// server.
+	held   []dns.ResponseWriter
+	closed bool
 }
 
 // Start listens on a free loopback port.
@@ -182,6 +188,12 @@ func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
 func (s *Server) Close() {
 	s.udp.Shutdown()
 	s.tcp.Shutdown()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.held {
+		w.Close()
+	}
+	s.held, s.closed = nil, true
 }
 
 // AddZone makes the server authoritative for zone: it answers SOA at the
@@ -346,8 +358,20 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 	s.mu.Lock()
 	s.inFlight--
 	s.mu.Unlock()
-	if m != nil {
+	switch {
+	case m != nil:
 		w.WriteMsg(m)
+	case !udp:
+		// miekg/dns would close the connection after its idle timeout,
+		// which a client waiting longer would take for an answer (EOF)
+		w.Hijack()
+		s.mu.Lock()
+		if s.closed {
+			w.Close()
+		} else {
+			s.held = append(s.held, w)
+		}
+		s.mu.Unlock()
 	}
 }
 
