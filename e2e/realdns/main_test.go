@@ -25,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	// the plugin the binary is built with: go test reruns these tests,
+	// rather than report a cached pass, when its code changes
+	_ "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
 
