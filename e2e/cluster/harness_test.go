@@ -1,8 +1,8 @@
 // Package cluster runs three Caddy instances, built with the test-only
-// etcd storage, on one Caddyfile against a three-member etcd cluster of
-// Debian's etcd-server, with Pebble and challtestsrv hosted in the test
-// process. The tests kill etcd members and Caddy instances while
-// certificates are obtained.
+// etcd storage, on one Caddyfile against a three-member etcd cluster
+// (etcd's server built from its Go module, see internal/etcdtest), with
+// Pebble and challtestsrv hosted in the test process. The tests kill etcd
+// members and Caddy instances while certificates are obtained.
 package cluster
 
 import (

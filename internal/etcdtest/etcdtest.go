@@ -1,6 +1,7 @@
-// Package etcdtest runs an etcd cluster of Debian's etcd-server on
-// loopback as children of a test: real members, a real quorum, and a
-// member that can be killed, stopped and started again.
+// Package etcdtest runs an etcd cluster on loopback as children of a
+// test: real members, a real quorum, and a member that can be killed,
+// stopped and started again. The members run etcd's server built from its
+// Go module (see Binary), so that the tests need nothing but Go.
 package etcdtest
 
 import (
@@ -20,15 +21,10 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
 
-// AptInstall installs the etcd server the tests run.
-const AptInstall = "DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server"
-
-// Binary is the etcd server program, from AptInstall.
-const Binary = "etcd"
-
 // Cluster is a running etcd cluster.
 type Cluster struct {
 	t       testing.TB
+	bin     string
 	members []*Member
 	client  *clientv3.Client
 }
@@ -45,21 +41,12 @@ type Member struct {
 	proc      *caddytest.Process
 }
 
-// Require fails the test, saying what to install, when etcd is missing.
-func Require(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath(Binary); err != nil {
-		t.Fatalf("the cluster tier needs etcd: %v; install it with\n\t%s", err, AptInstall)
-	}
-}
-
 // Start runs a cluster of n members on loopback, with their data in
 // temporary folders, and returns once each member answers. The members
 // are stopped when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	Require(t)
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, bin: Binary(t)}
 	var initial []string
 	for i := range n {
 		m := &Member{
@@ -87,7 +74,6 @@ func Start(t testing.TB, n int) *Cluster {
 			// elect one again and again
 			"--heartbeat-interval", "100",
 			"--election-timeout", "1000",
-			"--logger", "zap",
 			"--log-level", "warn",
 		}
 		c.StartMember(m)
@@ -124,7 +110,7 @@ func (c *Cluster) Client() *clientv3.Client { return c.client }
 // StartMember starts m, again after Kill or Stop, on its data.
 func (c *Cluster) StartMember(m *Member) {
 	c.t.Helper()
-	m.proc = caddytest.Start(c.t, "etcd "+m.Name, exec.Command(Binary, m.args...))
+	m.proc = caddytest.Start(c.t, "etcd "+m.Name, exec.Command(c.bin, m.args...))
 }
 
 // Kill ends m at once, as a crash would.
