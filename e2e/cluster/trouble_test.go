@@ -7,10 +7,11 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
+	"github.com/dnspersist/caddy-persist/internal/etcdstorage"
 )
 
 // quorumHint is what the etcd storage says when etcd does not answer.
-const quorumHint = "is a quorum of the etcd members up?"
+var quorumHint = etcdstorage.ErrNoQuorum.Error()
 
 // onDemandGlobals let persist's permission decide on-demand names.
 const onDemandGlobals = `on_demand_tls {
