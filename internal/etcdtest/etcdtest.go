@@ -133,7 +133,8 @@ func (c *Cluster) Pause(m *Member) {
 	if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		c.t.Fatalf("pausing etcd member %s: %v", m.Name, err)
 	}
-	// a paused member would not end at the test's end until killed
+	// paused, it would end at the test's end only when killed, after
+	// its SIGTERM had waited 10 s
 	c.t.Cleanup(func() { m.cmd.Process.Signal(syscall.SIGCONT) })
 }
 
@@ -154,9 +155,10 @@ func (c *Cluster) WaitQuorum() {
 		if m.proc.Exited() != "" {
 			continue
 		}
+		client := c.memberClient(m)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, err := c.memberClient(m).Get(ctx, "quorum-probe")
+			_, err := client.Get(ctx, "quorum-probe")
 			cancel()
 			if err == nil {
 				break
