@@ -13,6 +13,7 @@ import (
 // is published, all three instances serve the wildcard, with one account
 // and one order per name at the CA, and show the same records.
 func TestOneAccountThreeInstances(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3, acmetest.Options{})
 	cfg := c.caddyfile("Caddyfile", "15s", "", c.site("*.cluster.test, cluster.test"))
 	recs := c.publishRecords(c.nodes[0], "--config", cfg)

@@ -1,8 +1,8 @@
 // Package cluster runs three Caddy instances, built with the test-only
-// etcd storage, on one Caddyfile against a three-member etcd cluster of
-// Debian's etcd-server, with Pebble and challtestsrv hosted in the test
-// process. The tests kill etcd members and Caddy instances while
-// certificates are obtained.
+// etcd storage, on one Caddyfile against a three-member etcd cluster
+// (etcd's server built from its Go module, see internal/etcdtest), with
+// Pebble and challtestsrv hosted in the test process. The tests kill etcd
+// members and Caddy instances while certificates are obtained.
 package cluster
 
 import (
@@ -180,13 +180,17 @@ func (c *cluster) caddy(n *node, args ...string) caddytest.Result {
 	return caddytest.Run(c.t, cmd)
 }
 
-// start runs `caddy run --config cfg` on node n.
+// start runs `caddy run --config cfg` on node n, and returns once the
+// config runs: its ports are bound. A Caddy that cannot start (a port
+// taken meanwhile) fails the test then, with its log, rather than the
+// handshakes later.
 func (c *cluster) start(n *node, cfg string) {
 	c.t.Helper()
 	cmd := exec.Command(caddyBin, "run", "--config", cfg)
 	cmd.Dir = n.dir
 	cmd.Env = c.environ(n)
 	n.proc = caddytest.StartCaddy(c.t, cmd, n.admin)
+	n.proc.WaitLog(c.t, 0, time.Minute, "serving initial configuration")
 }
 
 // startAll starts every node on cfg at once.

@@ -1,13 +1,10 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
@@ -24,6 +21,7 @@ const holderLockTTL = 3 * time.Second
 // them takes the lock and obtains the certificate, which both serve. The
 // log gives how long the lock took to pass on, against the lease's TTL.
 func TestLosingTheLockHolder(t *testing.T) {
+	t.Parallel()
 	gate := newFinalizeGate()
 	c := newCluster(t, 3, acmetest.Options{Wrap: gate.wrap})
 	t.Cleanup(gate.release)
@@ -44,7 +42,7 @@ func TestLosingTheLockHolder(t *testing.T) {
 	}
 	// the lock's keys in etcd: the first created holds it; it is the
 	// holder's, and each waiter has one behind it
-	keys := c.lockKeys(lock, 3)
+	keys := c.etcd.WaitKeys(storagePrefix+"/"+etcdstorage.LocksFolder+"/"+lock+"/", 3, 30*time.Second)
 	if !strings.HasSuffix(keys[0], "/"+acquired.Lease) {
 		t.Fatalf("the lock's first key is %s; the holder logged lease %s", keys[0], acquired.Lease)
 	}
@@ -58,18 +56,12 @@ func TestLosingTheLockHolder(t *testing.T) {
 	gate.release()
 
 	// a waiter takes the lock once the holder's lease has expired
-	var next lockLine
-	for next.TS == 0 {
-		for i, n := range waiters {
-			if line := caddytest.FindLine(n.proc.Logs.String()[offsets[i]:], `"acquired lock"`, lock); line != "" {
-				next = parseLockLine(t, line)
-			}
-		}
-		if time.Since(killed) > time.Minute {
-			t.Fatal("no instance took the lock within a minute of the holder's death")
-		}
-		time.Sleep(50 * time.Millisecond)
+	procs := make([]*caddytest.Process, len(waiters))
+	for i, n := range waiters {
+		procs[i] = n.proc
 	}
+	_, line := caddytest.WaitAnyLog(t, procs, offsets, time.Minute, `"acquired lock"`, lock)
+	next := parseLockLine(t, line)
 	passedOn := time.Unix(0, int64(next.TS*1e9)).Sub(killed)
 	for _, n := range waiters {
 		c.handshake(n, name, time.Minute)
@@ -101,32 +93,4 @@ func parseLockLine(t testing.TB, line string) lockLine {
 		t.Fatalf("reading log line %q: %v", line, err)
 	}
 	return l
-}
-
-// lockKeys waits until the lock has n keys in etcd and returns them, the
-// first created first.
-func (c *cluster) lockKeys(lock string, n int) []string {
-	c.t.Helper()
-	prefix := storagePrefix + "/" + etcdstorage.LocksFolder + "/" + lock + "/"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		resp, err := c.etcd.Client().Get(ctx, prefix, clientv3.WithPrefix(),
-			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithKeysOnly())
-		cancel()
-		if err != nil {
-			c.t.Fatalf("reading the lock's keys: %v", err)
-		}
-		if len(resp.Kvs) == n {
-			var keys []string
-			for _, kv := range resp.Kvs {
-				keys = append(keys, string(kv.Key))
-			}
-			return keys
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("lock %s has %d keys in etcd, want %d", lock, len(resp.Kvs), n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -29,6 +29,7 @@ func tenant(i int) string { return fmt.Sprintf("t%d.tenant.test", i) }
 // and no order; then every authorized tenant's certificate is served by
 // the two other instances from the shared storage, with no new order.
 func TestOnDemandAcrossInstances(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3, acmetest.Options{})
 	cfg := c.caddyfile("Caddyfile", "15s", onDemandGlobals, c.onDemandSite())
 	c.startAll(cfg)

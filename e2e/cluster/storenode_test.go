@@ -14,8 +14,10 @@ import (
 // with the two members left, every certificate is obtained once and
 // stored, and every instance serves each.
 func TestLosingAStoreNode(t *testing.T) {
+	t.Parallel()
 	for _, which := range []string{"leader", "follower"} {
 		t.Run(which, func(t *testing.T) {
+			t.Parallel()
 			gate := newFinalizeGate()
 			c := newCluster(t, 3, acmetest.Options{Wrap: gate.wrap})
 			t.Cleanup(gate.release)

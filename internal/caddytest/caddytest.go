@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -192,19 +193,61 @@ func (p *Process) Stop() {
 }
 
 // WaitLog waits until a line of the log past offset holds every one of
-// substrs, and returns that line.
+// substrs, and returns that line. It fails the test at timeout, or as
+// soon as the process exits without that line.
 func (p *Process) WaitLog(t testing.TB, offset int, timeout time.Duration, substrs ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if line := FindLine(p.Logs.String()[offset:], substrs...); line != "" {
-			return line
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not log a line with %q within %s", p.name, substrs, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+	_, line := WaitAnyLog(t, []*Process{p}, []int{offset}, timeout, substrs...)
+	return line
+}
+
+// WaitAnyLog is WaitLog for whichever of procs logs the line first, each
+// past its own offset: it returns that process's index and the line, and
+// fails the test at timeout or as soon as one of procs exits without the
+// line. It wakes at each write to a log, not on a clock.
+func WaitAnyLog(t testing.TB, procs []*Process, offsets []int, timeout time.Duration, substrs ...string) (int, string) {
+	t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)}}
+	for _, p := range procs {
+		cases = append(cases,
+			reflect.SelectCase{Dir: reflect.SelectRecv},
+			reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.done)})
 	}
+	for {
+		// take each log's next-write signal before reading it, so that
+		// a write after the reading wakes the wait
+		for i, p := range procs {
+			cases[1+2*i].Chan = reflect.ValueOf(p.Logs.Grew())
+		}
+		for i, p := range procs {
+			if line := FindLine(p.Logs.String()[offsets[i]:], substrs...); line != "" {
+				return i, line
+			}
+		}
+		chosen, _, _ := reflect.Select(cases)
+		switch {
+		case chosen == 0:
+			t.Fatalf("%s did not log a line with %q within %s", names(procs), substrs, timeout)
+		case chosen%2 == 0:
+			// exited: its output is complete; one last look
+			p := procs[(chosen-1)/2]
+			if line := FindLine(p.Logs.String()[offsets[(chosen-1)/2]:], substrs...); line != "" {
+				return (chosen - 1) / 2, line
+			}
+			t.Fatalf("waiting for a line with %q: %s", substrs, p.Exited())
+		}
+	}
+}
+
+// names names procs in messages.
+func names(procs []*Process) string {
+	var out []string
+	for _, p := range procs {
+		out = append(out, p.name)
+	}
+	return strings.Join(out, " or ")
 }
 
 // FindLine returns the first line of text holding every one of substrs,
@@ -227,16 +270,34 @@ func containsAll(s string, substrs []string) bool {
 	return true
 }
 
-// Buffer is a bytes.Buffer safe for a writer and readers.
+// Buffer is a bytes.Buffer safe for a writer and readers, which readers
+// can wait on.
 type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// grew is closed by the next write, for readers waiting for it
+	grew chan struct{}
 }
 
 func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.grew != nil {
+		close(b.grew)
+		b.grew = nil
+	}
 	return b.buf.Write(p)
+}
+
+// Grew returns a channel that the next write closes. Taken before a
+// reading, it wakes whoever waits for what the reading did not hold.
+func (b *Buffer) Grew() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.grew == nil {
+		b.grew = make(chan struct{})
+	}
+	return b.grew
 }
 
 func (b *Buffer) String() string {

@@ -90,7 +90,7 @@ func (s *Storage) acquire(ctx context.Context, name string, take func(*concurren
 func (s *Storage) hold(ctx context.Context, mutex *concurrency.Mutex, take func(*concurrency.Mutex, context.Context) error) error {
 	for {
 		err := take(mutex, ctx)
-		if err == nil || errors.Is(err, concurrency.ErrLocked) || ctx.Err() != nil || !transient(err) {
+		if err == nil || errors.Is(err, concurrency.ErrLocked) || ctx.Err() != nil || !noAnswer(ctx, err) {
 			return err
 		}
 		s.logger.Debug("trying again to take a lock", zap.String("lock", mutex.Key()), zap.Error(err))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,11 +30,14 @@ func newTestStorage(t *testing.T, c *etcdtest.Cluster, prefix string, lockTTL ti
 	return s
 }
 
+// startCluster starts a one-member etcd for t alone, which therefore
+// runs in parallel with the other tests.
 func startCluster(t *testing.T) *etcdtest.Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs an etcd server; skipped with -short")
 	}
+	t.Parallel()
 	return etcdtest.Start(t, 1)
 }
 
@@ -101,13 +105,20 @@ func TestLocksExcludeAndExpire(t *testing.T) {
 	if ok, err := b.TryLock(ctx, "issue_cert_x"); ok || err != nil {
 		t.Errorf("TryLock of a held lock = %v, %v", ok, err)
 	}
+	// Lock waits: it returns only after a's Unlock, whenever that is
+	var unlocked atomic.Bool
 	acquired := make(chan error, 1)
-	go func() { acquired <- b.Lock(ctx, "issue_cert_x") }()
-	select {
-	case err := <-acquired:
-		t.Fatalf("Lock returned while the lock was held: %v", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	go func() {
+		err := b.Lock(ctx, "issue_cert_x")
+		if err == nil && !unlocked.Load() {
+			err = errors.New("Lock returned while the lock was held")
+		}
+		acquired <- err
+	}()
+	// b's key is in etcd behind a's: b waits for a, not for a chance
+	// to write its key
+	c.WaitKeys(a.keyOf(LocksFolder+"/issue_cert_x")+"/", 2, 30*time.Second)
+	unlocked.Store(true)
 	if err := a.Unlock(ctx, "issue_cert_x"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-// Package etcdtest runs an etcd cluster of Debian's etcd-server on
-// loopback as children of a test: real members, a real quorum, and a
-// member that can be killed, stopped and started again.
+// Package etcdtest runs an etcd cluster on loopback as children of a
+// test: real members, a real quorum, and members that can be killed, or
+// paused and resumed. The members run etcd's server built from its
+// Go module (see Binary), so that the tests need nothing but Go.
 package etcdtest
 
 import (
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,15 +22,10 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
 
-// AptInstall installs the etcd server the tests run.
-const AptInstall = "DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server"
-
-// Binary is the etcd server program, from AptInstall.
-const Binary = "etcd"
-
 // Cluster is a running etcd cluster.
 type Cluster struct {
 	t       testing.TB
+	bin     string
 	members []*Member
 	client  *clientv3.Client
 }
@@ -42,15 +39,8 @@ type Member struct {
 	peerURL   string
 	dataDir   string
 	args      []string
+	cmd       *exec.Cmd
 	proc      *caddytest.Process
-}
-
-// Require fails the test, saying what to install, when etcd is missing.
-func Require(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath(Binary); err != nil {
-		t.Fatalf("the cluster tier needs etcd: %v; install it with\n\t%s", err, AptInstall)
-	}
 }
 
 // Start runs a cluster of n members on loopback, with their data in
@@ -58,8 +48,7 @@ func Require(t testing.TB) {
 // are stopped when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	Require(t)
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, bin: Binary(t)}
 	var initial []string
 	for i := range n {
 		m := &Member{
@@ -87,7 +76,10 @@ func Start(t testing.TB, n int) *Cluster {
 			// elect one again and again
 			"--heartbeat-interval", "100",
 			"--election-timeout", "1000",
-			"--logger", "zap",
+			// the tests kill processes, not the machine: what a member
+			// wrote is in the page cache when it starts again, and a
+			// busy disk does not slow its writes down
+			"--unsafe-no-fsync",
 			"--log-level", "warn",
 		}
 		c.StartMember(m)
@@ -121,17 +113,38 @@ func (c *Cluster) Endpoints() []string {
 // Client is a client of the whole cluster, for the test's own reads.
 func (c *Cluster) Client() *clientv3.Client { return c.client }
 
-// StartMember starts m, again after Kill or Stop, on its data.
+// StartMember starts m, again after Kill, on its data.
 func (c *Cluster) StartMember(m *Member) {
 	c.t.Helper()
-	m.proc = caddytest.Start(c.t, "etcd "+m.Name, exec.Command(Binary, m.args...))
+	m.cmd = exec.Command(c.bin, m.args...)
+	m.proc = caddytest.Start(c.t, "etcd "+m.Name, m.cmd)
 }
 
 // Kill ends m at once, as a crash would.
 func (m *Member) Kill() { m.proc.Kill() }
 
-// Stop ends m gracefully.
-func (m *Member) Stop() { m.proc.Stop() }
+// Pause freezes m (SIGSTOP) until Resume: it answers neither clients nor
+// members, as a member cut off by the network would. Unlike a stop and a
+// start, it takes no time (a stopping member waits up to its request
+// timeout, 7s, for clients' open streams) and frees no port that another
+// process could take before m listens again.
+func (c *Cluster) Pause(m *Member) {
+	c.t.Helper()
+	if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		c.t.Fatalf("pausing etcd member %s: %v", m.Name, err)
+	}
+	// paused, it would end at the test's end only when killed, after
+	// its SIGTERM had waited 10 s
+	c.t.Cleanup(func() { m.cmd.Process.Signal(syscall.SIGCONT) })
+}
+
+// Resume lets a paused m run again.
+func (c *Cluster) Resume(m *Member) {
+	c.t.Helper()
+	if err := m.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		c.t.Fatalf("resuming etcd member %s: %v", m.Name, err)
+	}
+}
 
 // WaitQuorum waits until every running member answers a linearizable
 // read, which needs a leader and a quorum.
@@ -142,9 +155,10 @@ func (c *Cluster) WaitQuorum() {
 		if m.proc.Exited() != "" {
 			continue
 		}
+		client := c.memberClient(m)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, err := c.memberClient(m).Get(ctx, "quorum-probe")
+			_, err := client.Get(ctx, "quorum-probe")
 			cancel()
 			if err == nil {
 				break
@@ -176,11 +190,29 @@ func (c *Cluster) memberClient(m *Member) *clientv3.Client {
 }
 
 // Leader returns the running member that leads, and the other running
-// members.
+// members, once every running member names the same leader: just after
+// an election, members may not know the new leader yet.
 func (c *Cluster) Leader() (leader *Member, followers []*Member) {
 	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leader, followers, why := c.agreedLeader()
+		if leader != nil {
+			return leader, followers
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the etcd members do not agree on a leader within 30s: %s", why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// agreedLeader is one look at the members for Leader: the leader they
+// all name, or why there is none.
+func (c *Cluster) agreedLeader() (leader *Member, followers []*Member, why string) {
+	c.t.Helper()
 	ids := make(map[uint64]*Member)
-	var leaderID uint64
+	named := make(map[uint64]bool)
 	for _, m := range c.members {
 		if m.proc.Exited() != "" {
 			continue
@@ -189,22 +221,56 @@ func (c *Cluster) Leader() (leader *Member, followers []*Member) {
 		status, err := c.client.Status(ctx, m.ClientURL)
 		cancel()
 		if err != nil {
-			c.t.Fatalf("status of etcd member %s: %v", m.Name, err)
+			return nil, nil, fmt.Sprintf("status of member %s: %v", m.Name, err)
 		}
 		ids[status.Header.MemberId] = m
-		leaderID = status.Leader
+		named[status.Leader] = true
+	}
+	if len(named) != 1 {
+		return nil, nil, fmt.Sprintf("they name %d leaders", len(named))
 	}
 	for id, m := range ids {
-		if id == leaderID {
+		if named[id] {
 			leader = m
 		} else {
 			followers = append(followers, m)
 		}
 	}
 	if leader == nil {
-		c.t.Fatalf("no member is the leader %x", leaderID)
+		return nil, nil, "no running member is the leader they name"
 	}
-	return leader, followers
+	return leader, followers, ""
+}
+
+// WaitKeys waits until n keys start with prefix and returns them, the
+// first created first. It reads again at each change under prefix, which
+// a watch reports.
+func (c *Cluster) WaitKeys(prefix string, n int, timeout time.Duration) []string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var changes clientv3.WatchChan
+	for {
+		resp, err := c.client.Get(ctx, prefix, clientv3.WithPrefix(),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend), clientv3.WithKeysOnly())
+		if err != nil {
+			c.t.Fatalf("reading the keys under %s: %v", prefix, err)
+		}
+		if len(resp.Kvs) == n {
+			var keys []string
+			for _, kv := range resp.Kvs {
+				keys = append(keys, string(kv.Key))
+			}
+			return keys
+		}
+		if changes == nil {
+			// every change after this reading
+			changes = c.client.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		}
+		if _, ok := <-changes; !ok {
+			c.t.Fatalf("%s has %d keys, want %d, after %s", prefix, len(resp.Kvs), n, timeout)
+		}
+	}
 }
 
 // String names the cluster in messages.
