@@ -24,6 +24,9 @@ import (
 	"github.com/caddyserver/certmagic"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	// the plugin the binary is built with: go test reruns these tests,
+	// rather than report a cached pass, when its code changes
+	_ "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
 	"github.com/dnspersist/caddy-persist/internal/etcdstorage"

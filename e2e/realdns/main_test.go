@@ -66,12 +66,11 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	// one build serves every test and every world
-	bin, remove, err := caddytest.Build("../..")
+	bin, err := caddytest.Build("../..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer remove()
 	caddyBin = bin
 	return m.Run()
 }

@@ -1,14 +1,14 @@
 package acmetest
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
+
+	"github.com/dnspersist/caddy-persist/internal/filelock"
 )
 
 // A port found free is closed again before the program meant to listen
@@ -60,14 +60,14 @@ func reservePort() (port int, release func(), err error) {
 		if !ok {
 			continue
 		}
-		lock, err := lockFile(filepath.Join(dir, strconv.Itoa(port)))
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			continue // another test holds it: its program may not listen yet
-		}
+		release, ok, err := filelock.TryLock(filepath.Join(dir, strconv.Itoa(port)))
 		if err != nil {
 			return 0, nil, err
 		}
-		return port, func() { lock.Close() }, nil
+		if !ok {
+			continue // another test holds it: its program may not listen yet
+		}
+		return port, release, nil
 	}
 	return 0, nil, fmt.Errorf("no free port on loopback after 50 tries")
 }
@@ -87,18 +87,4 @@ func freeNow() (port int, ok bool, err error) {
 	}
 	u.Close()
 	return port, true, nil
-}
-
-// lockFile opens path and takes an exclusive lock on it without waiting;
-// closing the file releases the lock.
-func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -22,43 +21,17 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 )
 
-// Build compiles cmd/caddy of the module rooted at root into a new
-// temporary folder, and returns the binary's path and a function that
-// removes the folder.
-func Build(root string) (string, func(), error) {
-	return BuildPackage(root, "./cmd/caddy")
-}
-
-// BuildPackage is Build for another main package of the module, given
-// relative to root, e.g. a Caddy with test-only modules.
-func BuildPackage(root, pkg string) (string, func(), error) {
-	dir, err := os.MkdirTemp("", "persist-caddy-")
-	if err != nil {
-		return "", nil, err
-	}
-	remove := func() { os.RemoveAll(dir) }
-	bin := filepath.Join(dir, "caddy")
-	build := exec.Command("go", "build", "-o", bin, pkg)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		remove()
-		return "", nil, fmt.Errorf("building %s: %v\n%s", pkg, err, out)
-	}
-	return bin, remove, nil
-}
-
 // RunWithCaddy is a TestMain body for tests of a Caddy binary: unless
 // -short, it builds pkg of the module rooted at root and starts the test
 // DNS server, gives ready the binary and the DNS address, and runs m with
 // four parallel tests at a time (WaitingTestsParallel).
 func RunWithCaddy(m *testing.M, root, pkg string, ready func(bin, dnsAddr string)) int {
 	if !ShortMode() {
-		bin, remove, err := BuildPackage(root, pkg)
+		bin, err := BuildPackage(root, pkg)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer remove()
 		_, addr, err := acmetest.DNS()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "starting the test DNS server:", err)

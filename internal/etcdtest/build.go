@@ -5,12 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
+
+	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
 
 // serverModule is the folder, beside this file, of the Go module whose
@@ -37,11 +37,8 @@ func Binary(t testing.TB) string {
 	return built.path
 }
 
-// build builds serverModule into a folder of the user's cache named by
-// the module (see moduleKey), and returns the binary's path. The go
-// command leaves a binary that is up to date as it is, so later test
-// binaries pay for no link; a lock file keeps test binaries run at once
-// (go test of several packages) from building it together.
+// build builds serverModule, once per version of it (see moduleKey), and
+// returns the binary's path.
 func build() (string, error) {
 	_, self, _, ok := runtime.Caller(0)
 	if !ok {
@@ -52,28 +49,8 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	out := filepath.Join(cache, "caddy-persist-test", "etcd-"+key)
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := lockFile(filepath.Join(out, "build.lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	bin := filepath.Join(out, "etcd")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = dir
 	// the server's module is not part of any workspace of this one
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	if output, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build in %s: %v\n%s", dir, err, output)
-	}
-	return bin, nil
+	return caddytest.BuildCached(dir, ".", "etcd", key, "GOWORK=off")
 }
 
 // moduleKey names the module's folder and files: each checkout keeps its
@@ -92,18 +69,4 @@ func moduleKey(dir string) (string, error) {
 		h.Write(data)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-// lockFile takes an exclusive lock on path, waiting for other processes,
-// and returns its release.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %v", path, err)
-	}
-	return func() { f.Close() }, nil
 }
