@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -352,52 +351,4 @@ func adminGet(t testing.TB, n *node, path string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
-}
-
-// finalizeGate holds finalize requests at the CA while it is closed, so
-// that a test can act while an instance holds a name's issuance lock.
-type finalizeGate struct {
-	once    sync.Once
-	arrived chan struct{}
-	mu      sync.Mutex
-	open    chan struct{}
-}
-
-func newFinalizeGate() *finalizeGate {
-	return &finalizeGate{arrived: make(chan struct{}), open: make(chan struct{})}
-}
-
-// wrap is the acmetest.Options.Wrap of the gate.
-func (g *finalizeGate) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if acmetest.KindOf(r) == acmetest.KindFinalize {
-			g.once.Do(func() { close(g.arrived) })
-			g.mu.Lock()
-			open := g.open
-			g.mu.Unlock()
-			<-open
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// waitArrived waits for the first finalize request.
-func (g *finalizeGate) waitArrived(t testing.TB, timeout time.Duration) {
-	t.Helper()
-	select {
-	case <-g.arrived:
-	case <-time.After(timeout):
-		t.Fatalf("no finalize request reached the CA within %s", timeout)
-	}
-}
-
-// release lets every held and later finalize request through.
-func (g *finalizeGate) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-g.open:
-	default:
-		close(g.open)
-	}
 }

@@ -22,9 +22,9 @@ const holderLockTTL = 3 * time.Second
 // log gives how long the lock took to pass on, against the lease's TTL.
 func TestLosingTheLockHolder(t *testing.T) {
 	t.Parallel()
-	gate := newFinalizeGate()
-	c := newCluster(t, 3, acmetest.Options{Wrap: gate.wrap})
-	t.Cleanup(gate.release)
+	gate := acmetest.NewGate(acmetest.KindFinalize)
+	c := newCluster(t, 3, acmetest.Options{Wrap: gate.Wrap})
+	t.Cleanup(gate.Release)
 	const name = "held.instance.test"
 	lock := "issue_cert_" + name
 	cfg := c.caddyfile("Caddyfile", holderLockTTL.String(), "", c.site(name))
@@ -32,7 +32,7 @@ func TestLosingTheLockHolder(t *testing.T) {
 
 	holder, waiters := c.nodes[0], c.nodes[1:]
 	c.start(holder, cfg)
-	gate.waitArrived(t, time.Minute)
+	gate.WaitArrived(t, time.Minute)
 	acquired := parseLockLine(t, holder.proc.WaitLog(t, 0, 10*time.Second, `"acquired lock"`, lock))
 	for _, n := range waiters {
 		c.start(n, cfg)
@@ -53,7 +53,7 @@ func TestLosingTheLockHolder(t *testing.T) {
 	}
 	killed := time.Now()
 	holder.proc.Kill()
-	gate.release()
+	gate.Release()
 
 	// a waiter takes the lock once the holder's lease has expired
 	procs := make([]*caddytest.Process, len(waiters))

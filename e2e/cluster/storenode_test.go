@@ -18,9 +18,9 @@ func TestLosingAStoreNode(t *testing.T) {
 	for _, which := range []string{"leader", "follower"} {
 		t.Run(which, func(t *testing.T) {
 			t.Parallel()
-			gate := newFinalizeGate()
-			c := newCluster(t, 3, acmetest.Options{Wrap: gate.wrap})
-			t.Cleanup(gate.release)
+			gate := acmetest.NewGate(acmetest.KindFinalize)
+			c := newCluster(t, 3, acmetest.Options{Wrap: gate.Wrap})
+			t.Cleanup(gate.Release)
 			var names []string
 			for i := range 6 {
 				names = append(names, fmt.Sprintf("n%d.%s.store.test", i, which))
@@ -31,7 +31,7 @@ func TestLosingAStoreNode(t *testing.T) {
 
 			// an instance is finalizing an order, holding its name's
 			// lock, and the others wait on locks or order other names
-			gate.waitArrived(t, time.Minute)
+			gate.WaitArrived(t, time.Minute)
 			leader, followers := c.etcd.Leader()
 			victim := leader
 			if which == "follower" {
@@ -39,7 +39,7 @@ func TestLosingAStoreNode(t *testing.T) {
 			}
 			victim.Kill()
 			t.Logf("killed etcd member %s, the %s", victim.Name, which)
-			gate.release()
+			gate.Release()
 
 			for _, n := range c.nodes {
 				for _, name := range names {
