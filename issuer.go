@@ -351,6 +351,139 @@ func checkCAURL(ca string) error {
 	return nil
 }
 
+// UnmarshalCaddyfile sets up the issuer from Caddyfile tokens. Syntax:
+//
+//	... persist [<directory_url>] {
+//	    dir                 <directory_url>
+//	    email               <email>
+//	    account_key         <pem>
+//	    eab                 <key_id> <mac_key>
+//	    profile             <profile_name>
+//	    timeout             <duration>
+//	    trusted_roots       <pem_files...>
+//	    preferred_chains    [smallest] {
+//	        root_common_name <common_names...>
+//	        any_common_name  <common_names...>
+//	    }
+//	    lifetime            <duration>
+//	    issuer_domain_name  <name>
+//	    persist_until       <rfc3339_date|unix_seconds>
+//	    resolvers           <dns_servers...>
+//	    propagation_timeout <duration|-1>
+//	    new_account_if_missing
+//	}
+//
+// Values other than durations may use placeholders such as {env.ACME_EMAIL};
+// account_key is usually given as {env.NAME} or {file./path/to/key.pem}.
+func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume issuer name
+
+	if d.NextArg() {
+		iss.CA = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+
+	return eachSubdirective(d, func(directive string) error {
+		switch directive {
+		case "dir":
+			if iss.CA != "" {
+				return d.Errf("directory is already specified: %s", iss.CA)
+			}
+			if !d.AllArgs(&iss.CA) {
+				return d.ArgErr()
+			}
+
+		case "email":
+			if !d.AllArgs(&iss.Email) {
+				return d.ArgErr()
+			}
+
+		case "account_key":
+			// d.ArgErr would quote the neighbouring token: the secret
+			if d.CountRemainingArgs() != 1 {
+				return d.Err("account_key takes exactly one argument, the PEM key or a placeholder for it (value not shown)")
+			}
+			d.NextArg()
+			iss.AccountKey = d.Val()
+
+		case "eab":
+			if d.CountRemainingArgs() != 2 {
+				return d.Err("eab takes exactly two arguments, <key_id> <mac_key> (values not shown)")
+			}
+			iss.ExternalAccount = new(acme.EAB)
+			d.NextArg()
+			iss.ExternalAccount.KeyID = d.Val()
+			d.NextArg()
+			iss.ExternalAccount.MACKey = d.Val()
+
+		case "profile":
+			if !d.AllArgs(&iss.Profile) {
+				return d.ArgErr()
+			}
+
+		case "timeout":
+			return durationArg(d, &iss.ACMETimeout, false)
+
+		case "trusted_roots":
+			iss.TrustedRootsPEMFiles = d.RemainingArgs()
+			if len(iss.TrustedRootsPEMFiles) == 0 {
+				return d.ArgErr()
+			}
+
+		case "preferred_chains":
+			pref, err := caddytls.ParseCaddyfilePreferredChainsOptions(d)
+			if err != nil {
+				return err
+			}
+			iss.PreferredChains = pref
+
+		case "lifetime":
+			return durationArg(d, &iss.CertificateLifetime, false)
+
+		case "issuer_domain_name":
+			if !d.AllArgs(&iss.IssuerDomainName) {
+				return d.ArgErr()
+			}
+			if !hasPlaceholder(iss.IssuerDomainName) {
+				if err := record.CheckIssuerDomainName(iss.IssuerDomainName); err != nil {
+					return d.Errf("issuer_domain_name: %v", err)
+				}
+			}
+
+		case "persist_until":
+			if !d.AllArgs(&iss.PersistUntil) {
+				return d.ArgErr()
+			}
+			if !hasPlaceholder(iss.PersistUntil) {
+				if _, err := parsePersistUntil(iss.PersistUntil); err != nil {
+					return d.Errf("%v", err)
+				}
+			}
+
+		case "resolvers":
+			iss.Resolvers = d.RemainingArgs()
+			if len(iss.Resolvers) == 0 {
+				return d.ArgErr()
+			}
+
+		case "propagation_timeout":
+			return durationArg(d, &iss.PropagationTimeout, true)
+
+		case "new_account_if_missing":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			iss.NewAccountIfMissing = true
+
+		default:
+			return d.Errf("unrecognized persist issuer property: %s", directive)
+		}
+		return nil
+	})
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Issuer)(nil)

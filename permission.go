@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -284,6 +285,42 @@ func (p *Permission) servingIssuers(name string) ([]*Issuer, error) {
 
 // maxCachedDecisions bounds the cache against a flood of random names.
 const maxCachedDecisions = 1 << 20
+
+// UnmarshalCaddyfile sets up the permission module from Caddyfile tokens.
+// Syntax:
+//
+//	... permission persist {
+//	    cache_ttl              <duration>
+//	    negative_ttl           <duration>
+//	    max_concurrent_lookups <n>
+//	}
+func (p *Permission) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume module name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return eachSubdirective(d, func(directive string) error {
+		switch directive {
+		case "cache_ttl":
+			return durationArg(d, &p.CacheTTL, false)
+		case "negative_ttl":
+			return durationArg(d, &p.NegativeTTL, false)
+		case "max_concurrent_lookups":
+			var s string
+			if !d.AllArgs(&s) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return d.Errf("max_concurrent_lookups must be a positive whole number: %s", s)
+			}
+			p.MaxConcurrentLookups = n
+		default:
+			return d.Errf("unrecognized persist permission property: %s", directive)
+		}
+		return nil
+	})
+}
 
 // Interface guards
 var (
