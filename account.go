@@ -34,11 +34,10 @@ type accounts struct {
 	newIfMissing bool
 	secrets      []string
 	client       func() (*acmez.Client, error)
-	logger       *zap.Logger
-	now          func() time.Time
-
-	storeMu sync.RWMutex
-	store   certmagic.Storage
+	// storage is the issuer's storage, where accounts live.
+	storage func() certmagic.Storage
+	logger  *zap.Logger
+	now     func() time.Time
 
 	mu      sync.Mutex
 	current *acme.Account
@@ -54,7 +53,8 @@ var errNoAccountYet = errors.New("no ACME account yet, so no record can name it;
 // get returns the account to use, loading it from storage, finding it at
 // the CA by its pinned key, or, with register, registering it, in that
 // order. Without register a missing account is errNoAccountYet. The
-// result is remembered until forget or a change of storage.
+// result is remembered until forget (the issuer forgets it when its
+// storage changes).
 func (a *accounts) get(ctx context.Context, register bool) (acme.Account, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -84,24 +84,6 @@ func (a *accounts) registeredURL() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.registered
-}
-
-// useStorage sets the storage accounts live in. Another storage may hold
-// another account, so the remembered one is forgotten.
-func (a *accounts) useStorage(storage certmagic.Storage) {
-	a.storeMu.Lock()
-	changed := a.store != storage
-	a.store = storage
-	a.storeMu.Unlock()
-	if changed {
-		a.forget()
-	}
-}
-
-func (a *accounts) storage() certmagic.Storage {
-	a.storeMu.RLock()
-	defer a.storeMu.RUnlock()
-	return a.store
 }
 
 func (a *accounts) loadOrRegister(ctx context.Context, register bool) (acme.Account, error) {

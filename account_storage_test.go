@@ -126,7 +126,7 @@ func TestNewAccountIfMissingNeverReplacesAnUnreadableAccount(t *testing.T) {
 	// a fresh issuer on the same files, whose store cannot read the key
 	again := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
 	loc := locateAccount(ca.URL, "ops@example.test")
-	again.accounts.useStorage(unreadableStorage{again.storage, loc.Key})
+	again.useStorage(unreadableStorage{again.storage, loc.Key})
 	_, err := again.accounts.get(ctx, true)
 	if err == nil || !strings.Contains(err.Error(), "reading ACME account file") {
 		t.Fatalf("error = %v, want the read failure", err)
@@ -135,7 +135,7 @@ func TestNewAccountIfMissingNeverReplacesAnUnreadableAccount(t *testing.T) {
 		t.Errorf("registrations = %d, want 1: a store that cannot read is no reason for a new account", n)
 	}
 	// the files are as they were, and readable storage finds the account
-	again.accounts.useStorage(again.storage)
+	again.useStorage(again.storage)
 	if got := again.accountURL(t); got != acctURL {
 		t.Errorf("account is %s, want %s", got, acctURL)
 	}

@@ -122,7 +122,7 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 	if err != nil {
 		return nil, err
 	}
-	storage := describeStorage(sets[0].Issuer.accounts.storage())
+	storage := describeStorage(sets[0].Issuer.storage())
 	if why != "" {
 		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", why, storage)
 	}
@@ -136,7 +136,7 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 	for _, set := range sets {
 		if url := set.Issuer.accounts.registeredURL(); url != "" {
 			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
-				set.Issuer.CA, url, describeStorage(set.Issuer.accounts.storage()))
+				set.Issuer.CA, url, describeStorage(set.Issuer.storage()))
 		}
 	}
 	return reports, err

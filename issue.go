@@ -27,9 +27,29 @@ func (iss *Issuer) SetConfig(cfg *certmagic.Config) {
 	if cfg.OnDemand != nil && cfg.SubjectTransformer == nil {
 		cfg.SubjectTransformer = iss.onDemandSubject
 	}
-	iss.accounts.useStorage(cfg.Storage)
+	iss.useStorage(cfg.Storage)
 	issuers := slices.Clone(cfg.Issuers)
 	iss.st.policy.Store(&issuers)
+}
+
+// useStorage sets the storage the issuer keeps its account, what it
+// learns of the CA and what it looks up of certificates in. Another
+// storage may hold another account, so the remembered one is forgotten.
+func (iss *Issuer) useStorage(storage certmagic.Storage) {
+	iss.st.storeMu.Lock()
+	changed := iss.st.store != storage
+	iss.st.store = storage
+	iss.st.storeMu.Unlock()
+	if changed {
+		iss.accounts.forget()
+	}
+}
+
+// storage is the storage SetConfig last gave, nil before.
+func (iss *Issuer) storage() certmagic.Storage {
+	iss.st.storeMu.RLock()
+	defer iss.st.storeMu.RUnlock()
+	return iss.st.store
 }
 
 // IssuerKey returns certmagic's key for the CA, so certificates in storage

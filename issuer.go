@@ -153,6 +153,11 @@ type issuerState struct {
 
 	grants     grants
 	notOffered notOfferedMemory
+
+	// storeMu guards store, the storage of the certmagic config the
+	// issuer serves, as SetConfig last gave it.
+	storeMu sync.RWMutex
+	store   certmagic.Storage
 	// policy holds the issuers of the automation policy this issuer
 	// serves, in the order Caddy tries them, as SetConfig last gave them.
 	policy atomic.Pointer[[]certmagic.Issuer]
@@ -273,6 +278,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		newIfMissing: iss.NewAccountIfMissing,
 		secrets:      iss.secrets(),
 		client:       iss.acmeClient,
+		storage:      iss.storage,
 		logger:       iss.logger,
 		now:          iss.now,
 	}

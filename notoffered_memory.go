@@ -103,7 +103,7 @@ func (iss *Issuer) lastNotOffered(ctx context.Context) *ChallengeNotOfferedError
 	if seen.current(iss.CA, iss.now()) || !iss.st.notOffered.readDue(iss.now()) {
 		return seen
 	}
-	storage := iss.accounts.storage()
+	storage := iss.storage()
 	if storage == nil {
 		return seen
 	}
@@ -155,7 +155,7 @@ func (iss *Issuer) rememberNotOffered(ctx context.Context, e *ChallengeNotOffere
 		zap.Time("retry_after", e.RetryAfter()),
 		zap.Error(e))
 
-	storage := iss.accounts.storage()
+	storage := iss.storage()
 	if storage == nil {
 		return
 	}
@@ -178,7 +178,7 @@ func (iss *Issuer) forgetNotOffered(ctx context.Context) {
 		return
 	}
 	iss.logger.Info("the CA offers dns-persist-01 now", zap.String("ca", iss.CA))
-	if storage := iss.accounts.storage(); storage != nil {
+	if storage := iss.storage(); storage != nil {
 		if err := storage.Delete(ctx, notOfferedKey(iss.IssuerKey())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			iss.logger.Warn("could not remove the record that the CA does not offer dns-persist-01; `caddy persist check` may report it until the next one", zap.Error(err))
 		}
