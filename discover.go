@@ -2,7 +2,6 @@ package persist
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -52,14 +51,11 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 	candidates = normalizeNames(candidates)
 
 	var sets []servedSet
+	// every persist issuer of the policies has its set below, so the
+	// names are added to sets that exist
 	index := make(map[*Issuer]int)
 	add := func(iss *Issuer, name string) {
-		i, ok := index[iss]
-		if !ok {
-			i = len(sets)
-			index[iss] = i
-			sets = append(sets, servedSet{Issuer: iss})
-		}
+		i := index[iss]
 		if !slices.Contains(sets[i].Names, name) {
 			sets[i].Names = append(sets[i].Names, name)
 		}
@@ -88,8 +84,8 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 		}
 	}
 	for _, name := range normalizeNames(extra) {
-		if certmagic.SubjectIsIP(name) {
-			return nil, &inputError{fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)}
+		if err := refuseIPAddress(name); err != nil {
+			return nil, &inputError{err}
 		}
 		issuers := persistIssuersOf(policyFor(policies.Policies, name))
 		if len(issuers) == 0 {

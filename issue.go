@@ -65,8 +65,8 @@ func (iss *Issuer) IssuerKey() string {
 // while this issuer's do not, rather than wait for them.
 func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 	for _, name := range names {
-		if certmagic.SubjectIsIP(name) {
-			return fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)
+		if err := refuseIPAddress(name); err != nil {
+			return err
 		}
 		if !certmagic.SubjectQualifiesForCert(name) {
 			return fmt.Errorf("%q is not a name a certificate can be issued for", name)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -27,9 +28,20 @@ type orderPlan struct {
 // then needs policy=wildcard.
 func planOrder(csr *x509.CertificateRequest) (orderPlan, error) {
 	if len(csr.IPAddresses) > 0 {
-		return orderPlan{}, fmt.Errorf("the CSR holds IP addresses %v; dns-persist-01 validates domain names only", csr.IPAddresses)
+		return orderPlan{}, refuseIPAddress(csr.IPAddresses[0].String())
 	}
 	return planNames(csr.DNSNames)
+}
+
+// refuseIPAddress refuses name when it is an IP address: the record sits
+// under a domain name, so no CA validates an IP address this way. Every
+// flow that takes names (issuance, the commands, the on-demand
+// permission) refuses them here.
+func refuseIPAddress(name string) error {
+	if certmagic.SubjectIsIP(name) {
+		return fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)
+	}
+	return nil
 }
 
 func planNames(names []string) (orderPlan, error) {

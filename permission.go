@@ -11,7 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -155,8 +154,8 @@ type decision struct {
 // serves it, the way the issuer will when it obtains the certificate, and
 // allows the name when one of them passes.
 func (p *Permission) decide(ctx context.Context, name string) decision {
-	if certmagic.SubjectIsIP(name) {
-		return decision{err: fmt.Errorf("%w: %s is an IP address; dns-persist-01 validates domain names only", caddytls.ErrPermissionDenied, name), outcome: outcomeDeniedMismatch}
+	if err := refuseIPAddress(name); err != nil {
+		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
 	}
 	base, wildcard, err := record.BaseDomain(name)
 	if err != nil {
