@@ -230,7 +230,7 @@ func TestVanishedAccountIsReplacedLoudlyAndKept(t *testing.T) {
 	ca.Reset() // the CA forgets every account
 	_, err := iss.Issue(context.Background(), newCSR(t, "vanish.test"))
 	var recErr *RecordError
-	if !errors.As(err, &recErr) || !recErr.Verdict.Has(record.MismatchAccount) {
+	if !errors.As(err, &recErr) || !recErr.verdict.Has(record.MismatchAccount) {
 		t.Fatalf("error = %v, want an accounturi mismatch for the old record", err)
 	}
 	newURL := iss.accountURL(t)

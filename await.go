@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -17,8 +15,8 @@ import (
 type RecordError struct {
 	// Domain is the base domain the record sits under.
 	Domain string
-	// Verdict is the outcome of the check; its Status is never "ok".
-	Verdict record.Verdict
+	// verdict is the outcome of the check; its Status is never "ok".
+	verdict record.Verdict
 	// Publish is the value to publish, and ZoneLine the same as a zone
 	// file line; empty when the CA's issuer domain name is unknown.
 	Publish  string
@@ -26,17 +24,17 @@ type RecordError struct {
 	// DNSErr is set when the lookup itself failed.
 	DNSErr error
 	// Servers, when set, are the nameservers or resolvers that fail while
-	// others serve a passing record or fail otherwise; the Verdict is on
+	// others serve a passing record or fail otherwise; the verdict is on
 	// the first of them.
 	Servers []string
 }
 
 // Status is the kind of failure: missing, mismatch or dns-error.
-func (e *RecordError) Status() record.Status {
+func (e *RecordError) Status() RecordStatus {
 	if e.DNSErr != nil {
 		return record.StatusDNSError
 	}
-	return e.Verdict.Status
+	return e.verdict.Status
 }
 
 // Reason explains the failure in one line.
@@ -45,30 +43,30 @@ func (e *RecordError) Reason() string {
 		return e.DNSErr.Error()
 	}
 	if len(e.Servers) > 0 {
-		return fmt.Sprintf("at %s: %s (the CA may reach any of them, so each must serve a passing record)", strings.Join(e.Servers, ", "), e.Verdict.Reason())
+		return fmt.Sprintf("at %s: %s (the CA may reach any of them, so each must serve a passing record)", strings.Join(e.Servers, ", "), e.verdict.Reason())
 	}
-	return e.Verdict.Reason()
+	return e.verdict.Reason()
 }
 
-func (e *RecordError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: %s", record.Name(e.Domain), e.Status(), e.Reason())
-	if e.ZoneLine != "" {
-		if e.Status() == record.StatusDNSError {
-			b.WriteString("; the record could not be checked; it must read: ")
-		} else {
-			b.WriteString("; publish: ")
-		}
-		b.WriteString(e.ZoneLine)
+func (e *RecordError) Error() string { return recordLine(e.report(), false) }
+
+// report is the failure as the report of a checked record.
+func (e *RecordError) report() RecordReport {
+	return RecordReport{
+		Domain:     e.Domain,
+		RecordName: record.Name(e.Domain),
+		Value:      e.Publish,
+		ZoneLine:   e.ZoneLine,
+		Status:     e.Status(),
+		Reason:     e.Reason(),
 	}
-	return b.String()
 }
 
 func (e *RecordError) Unwrap() error { return e.DNSErr }
 
 // newRecordError describes a failed check of exp.
 func newRecordError(exp record.Expectation, v record.Verdict, dnsErr error) *RecordError {
-	e := &RecordError{Domain: exp.Domain, Verdict: v, DNSErr: dnsErr}
+	e := &RecordError{Domain: exp.Domain, verdict: v, DNSErr: dnsErr}
 	if value, err := exp.Want(v).Value(); err == nil {
 		e.Publish = value
 		e.ZoneLine = record.ZoneLine(exp.Domain, value)
@@ -171,45 +169,4 @@ func (iss *Issuer) checkRecord(ctx context.Context, in recordInputs, base string
 	iss.noticeExpiry(base, *j.verdict.Matched)
 	iss.noticeLeniency(j)
 	return nil
-}
-
-// noticeFailure logs the record to publish, at most once an hour for the
-// same name, status and value.
-func (iss *Issuer) noticeFailure(e *RecordError) {
-	key := strings.Join([]string{record.Name(e.Domain), string(e.Status()), e.ZoneLine, strings.Join(e.Servers, ",")}, "|")
-	if !iss.notices.Due(key, time.Hour) {
-		return
-	}
-	msg := "dns-persist-01 record missing; publish it once and certificates follow"
-	switch {
-	case len(e.Servers) > 0:
-		msg = "dns-persist-01 record not yet served by every nameserver; waiting for them before asking the CA"
-	case e.Status() == record.StatusMismatch:
-		msg = "dns-persist-01 record does not authorize this account; publish the record below"
-	case e.Status() == record.StatusDNSError:
-		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
-	}
-	iss.logger.Warn(msg,
-		zap.String("record_name", record.Name(e.Domain)),
-		zap.String("record_value", e.Publish),
-		zap.String("zone_line", e.ZoneLine),
-		zap.String("status", string(e.Status())),
-		zap.String("reason", e.Reason()),
-		zap.Strings("servers_behind", e.Servers))
-}
-
-// noticeExpiry warns at each check when the passing record's persistUntil
-// is near, since after it the CA refuses the record.
-func (iss *Issuer) noticeExpiry(base string, rec record.Record) {
-	left, soon := rec.ExpiresSoon(iss.now())
-	if !soon {
-		return
-	}
-	if iss.metrics != nil {
-		iss.metrics.recordsExpiring.Inc()
-	}
-	iss.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
-		zap.String("record_name", record.Name(base)),
-		zap.Time("persist_until", rec.PersistUntil),
-		zap.Int("days_left", int(left.Hours()/24)))
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/mholt/acmez/v3/acme"
-	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/caa"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
@@ -56,24 +53,15 @@ func (e *CAAError) Status() string {
 	return caaForbidden
 }
 
-func (e *CAAError) Error() string {
+func (e *CAAError) Error() string { return caaLine(e.Domain, "", e.report()) }
+
+// report is the failure as the report of a checked CAA policy.
+func (e *CAAError) report() *CAAReport {
+	r := &CAAReport{Status: e.Status(), Reason: e.Reason, FoundAt: e.FoundAt, Found: e.Found, Servers: e.Servers, Publish: e.Publish}
 	if e.DNSErr != nil {
-		return fmt.Sprintf("CAA of %s: dns-error: %v; a CA refuses to issue when it cannot read CAA", e.Domain, e.DNSErr)
+		r.Reason = fmt.Sprintf("%v; a CA refuses to issue while it cannot read CAA", e.DNSErr)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "CAA of %s: forbidden: %s", e.Domain, e.Reason)
-	if len(e.Servers) > 0 {
-		fmt.Fprintf(&b, " (served by %s)", strings.Join(e.Servers, ", "))
-	}
-	fmt.Fprintf(&b, "; found at %s: %s; no order is placed. ", e.FoundAt, strings.Join(e.Found, " and "))
-	if e.FoundAt == e.Domain {
-		b.WriteString("Replace them with: ")
-	} else {
-		// records at the name itself hide its parents'
-		b.WriteString("Publish at the name: ")
-	}
-	b.WriteString(strings.Join(e.Publish, " and "))
-	return b.String()
+	return r
 }
 
 func (e *CAAError) Unwrap() error { return e.DNSErr }
@@ -190,30 +178,6 @@ func (iss *Issuer) checkCAA(ctx context.Context, in recordInputs, domain string,
 		iss.noticeCAA(e)
 		return e
 	}
-	if len(j.warnings) > 0 && iss.notices.Due("caa-lenient|"+domain+"|"+strings.Join(j.warnings, "|"), 24*time.Hour) {
-		iss.logger.Warn("CAA allows this account by Let's Encrypt's reading, which stricter CAs may not share",
-			zap.String("domain", domain), zap.Strings("warnings", j.warnings), zap.Strings("caa_records", caaZoneLines(domain, j.publish)))
-	}
+	iss.noticeCAALeniency(j)
 	return nil
-}
-
-// noticeCAA logs a CAA policy that keeps the issuer from ordering, at most
-// once an hour for the same domain and records.
-func (iss *Issuer) noticeCAA(e *CAAError) {
-	key := strings.Join([]string{"caa", e.Domain, e.Status(), strings.Join(e.Found, ","), strings.Join(e.Servers, ",")}, "|")
-	if !iss.notices.Due(key, time.Hour) {
-		return
-	}
-	if e.DNSErr != nil {
-		iss.logger.Warn("CAA could not be checked: DNS lookup failed; a CA refuses to issue while it cannot read CAA",
-			zap.String("domain", e.Domain), zap.Error(e.DNSErr))
-		return
-	}
-	iss.logger.Error("CAA forbids this CA, account or method; no order is placed until the CAA records change",
-		zap.String("domain", e.Domain),
-		zap.String("found_at", e.FoundAt),
-		zap.Strings("caa_found", e.Found),
-		zap.String("reason", e.Reason),
-		zap.Strings("servers", e.Servers),
-		zap.Strings("caa_publish", e.Publish))
 }

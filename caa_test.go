@@ -74,7 +74,7 @@ func TestCAAThatForbidsPlacesNoOrderAndThePrintedRecordsLetThrough(t *testing.T)
 	if r.Status != "ok" || r.CAACheck == nil || r.CAACheck.Status != caaForbidden {
 		t.Fatalf("report = %+v, want the record ok and CAA forbidden", r)
 	}
-	if line := caaCheckLine(r, false); !strings.HasPrefix(line, "www.forbid.caa.test: caa: forbidden: ") || !strings.Contains(line, "publish: "+r.CAA[0]) {
+	if line := caaLine(r.Domain, "", r.CAACheck); !strings.HasPrefix(line, "www.forbid.caa.test: caa: forbidden: ") || !strings.Contains(line, "publish: "+r.CAA[0]) {
 		t.Errorf("check line %q", line)
 	}
 	if err := checkOutcome(reports, false); err == nil {
@@ -92,7 +92,7 @@ func TestCAAThatForbidsPlacesNoOrderAndThePrintedRecordsLetThrough(t *testing.T)
 	}
 	verifyIssued(t, ca, cert.Certificate, "*.www.forbid.caa.test", "www.forbid.caa.test")
 	reports, err = iss.inspectWith(context.Background(), []string{"www.forbid.caa.test"}, inspectOptions{check: true})
-	if err != nil || reports[0].CAACheck.Status != caaAllowed || caaCheckLine(reports[0], false) != "" || checkOutcome(reports, false) != nil {
+	if err != nil || reports[0].CAACheck.Status != caaAllowed || caaLine(reports[0].Domain, "", reports[0].CAACheck) != "" || checkOutcome(reports, false) != nil {
 		t.Errorf("after publishing: %+v, %v", reports, err)
 	}
 }

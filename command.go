@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -125,8 +124,12 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		for _, r := range reports {
 			switch {
 			case check:
-				fmt.Fprintln(stdout, checkLine(r, severalCAs))
-				if line := caaCheckLine(r, severalCAs); line != "" {
+				fmt.Fprintln(stdout, recordLine(r, severalCAs))
+				ca := ""
+				if severalCAs {
+					ca = r.CADirectory
+				}
+				if line := caaLine(r.Domain, ca, r.CAACheck); line != "" {
 					fmt.Fprintln(stdout, line)
 				}
 			case severalCAs:
@@ -193,57 +196,6 @@ func checkOutcome(reports []RecordReport, anyCA bool) error {
 		return fmt.Errorf("no CA's dns-persist-01 record is ok for %s", strings.Join(lacking, ", "))
 	}
 	return nil
-}
-
-// checkLine is the one-line form of a checked record, naming its CA when
-// the records of several CAs share names.
-func checkLine(r RecordReport, withCA bool) string {
-	line := r.RecordName
-	if withCA {
-		line += " (ca " + r.CADirectory + ")"
-	}
-	line += ": " + string(r.Status)
-	if r.Reason != "" {
-		line += ": " + r.Reason
-	}
-	for _, w := range r.Warnings {
-		line += " (warning: " + w + ")"
-	}
-	if itself := cmp.Or(r.RecordStatus, r.Status); itself != record.StatusOK {
-		line += "; publish: " + r.ZoneLine
-	}
-	return line
-}
-
-// caaCheckLine is the line a check adds about the CAA policy of a record's
-// domain: none when CAA allows this CA, account and method without
-// warnings.
-func caaCheckLine(r RecordReport, withCA bool) string {
-	c := r.CAACheck
-	if c == nil || c.Status == caaAllowed && len(c.Warnings) == 0 {
-		return ""
-	}
-	line := r.Domain
-	if withCA {
-		line += " (ca " + r.CADirectory + ")"
-	}
-	line += ": caa: " + c.Status
-	if c.Reason != "" {
-		line += ": " + c.Reason
-	}
-	if len(c.Servers) > 0 {
-		line += " (served by " + strings.Join(c.Servers, ", ") + ")"
-	}
-	for _, w := range c.Warnings {
-		line += " (warning: " + w + ")"
-	}
-	if c.Status != caaAllowed {
-		if c.FoundAt != "" {
-			line += "; found at " + c.FoundAt + ": " + strings.Join(c.Found, " and ")
-		}
-		line += "; publish: " + strings.Join(c.Publish, " and ")
-	}
-	return line
 }
 
 // automateNames returns the names of the TLS app's `automate` certificate

@@ -152,7 +152,7 @@ func TestCheckOutcomeWithSeveralCAs(t *testing.T) {
 	if err := checkOutcome(reports, true); err == nil || !strings.Contains(err.Error(), "b.test") || strings.Contains(err.Error(), "a.test") {
 		t.Errorf("--any with b.test lacking: %v", err)
 	}
-	if line := checkLine(reports[1], true); !strings.HasPrefix(line, "_validation-persist.a.test (ca https://two/dir): missing") {
+	if line := recordLine(reports[1], true); !strings.HasPrefix(line, "_validation-persist.a.test (ca https://two/dir): missing") {
 		t.Errorf("check line %q does not name its CA", line)
 	}
 }

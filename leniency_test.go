@@ -83,7 +83,7 @@ func TestLenientRecordIssuesAndWarnsOnceAnHour(t *testing.T) {
 	if r.Status != record.StatusOK || len(r.Warnings) != 2 || len(r.Published) != 1 || r.Published[0] != published {
 		t.Fatalf("report = %+v", r)
 	}
-	line := checkLine(r, false)
+	line := recordLine(r, false)
 	if !strings.HasPrefix(line, "_validation-persist.lenient.test: ok (warning: ") || strings.Count(line, "(warning: ") != 2 || !strings.Contains(line, `publish "`+canonical+`" instead`) {
 		t.Errorf("check line %q", line)
 	}

@@ -199,7 +199,7 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
 				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(j.lookupErr))
 		}
-		return decision{err: fmt.Errorf("%w: %s: %w", caddytls.ErrPermissionDenied, record.Name(base), j.lookupErr), outcome: outcomeDNSError}
+		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, j.failure()), outcome: outcomeDNSError}
 	}
 	if j.passed() {
 		// the CA checks CAA too: a name it would refuse gets no order
@@ -217,15 +217,12 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 		}
 	}
 	// the log that carries a denial is where the operator learns what the
-	// tenant must publish
-	publish := ""
-	if line := j.failure().ZoneLine; line != "" {
-		publish = "; publish: " + line
-	}
+	// tenant must publish: the failure says it
+	outcome := outcomeDeniedMismatch
 	if j.verdict.Status == record.StatusMissing {
-		return decision{err: fmt.Errorf("%w: no dns-persist-01 record at %s%s", caddytls.ErrPermissionDenied, record.Name(base), publish), outcome: outcomeDeniedMissing}
+		outcome = outcomeDeniedMissing
 	}
-	return decision{err: fmt.Errorf("%w: the record at %s does not authorize this account: %s%s", caddytls.ErrPermissionDenied, record.Name(base), j.verdict.Reason(), publish), outcome: outcomeDeniedMismatch}
+	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, j.failure()), outcome: outcome}
 }
 
 // denyByCAA is the decision for a name whose record passes but whose CAA

@@ -108,7 +108,7 @@ func TestPermissionOutcomesAndMetrics(t *testing.T) {
 	if err := p.CertificateAllowed(ctx, "OK.Outcome.Test."); err != nil {
 		t.Errorf("the same name, cached: %v", err)
 	}
-	for name, want := range map[string]string{"none.outcome.test": "no dns-persist-01 record", "other.outcome.test": "does not authorize this account", "broken.outcome.test": "SERVFAIL", "192.0.2.7": "IP address"} {
+	for name, want := range map[string]string{"none.outcome.test": "_validation-persist.none.outcome.test: missing: no TXT record at the name", "other.outcome.test": "_validation-persist.other.outcome.test: mismatch: accounturi is", "broken.outcome.test": "SERVFAIL", "192.0.2.7": "IP address"} {
 		err := p.CertificateAllowed(ctx, name)
 		if !errors.Is(err, caddytls.ErrPermissionDenied) {
 			t.Errorf("%s: %v, want a denial", name, err)

@@ -37,16 +37,16 @@ type RecordReport struct {
 	// Status, Reason and Published are filled in by a check. Status is
 	// "ok", "missing", "mismatch", "dns-error" or "expiring", or
 	// "not-offered" when the CA was seen offering no dns-persist-01.
-	Status    record.Status `json:"status,omitempty"`
-	Reason    string        `json:"reason,omitempty"`
-	Published []string      `json:"published,omitempty"`
+	Status    RecordStatus `json:"status,omitempty"`
+	Reason    string       `json:"reason,omitempty"`
+	Published []string     `json:"published,omitempty"`
 	// Warnings, after a check, say what a passing record relies on that
 	// Let's Encrypt accepts and stricter CAs refuse, each naming the
 	// canonical value to publish instead.
 	Warnings []string `json:"warnings,omitempty"`
 	// When Status is "not-offered", RecordStatus is the status of the
 	// record itself, and NotOffered what the CA offered instead.
-	RecordStatus record.Status     `json:"record_status,omitempty"`
+	RecordStatus RecordStatus      `json:"record_status,omitempty"`
 	NotOffered   *NotOfferedReport `json:"not_offered,omitempty"`
 
 	// CAA, when asked for, are the CAA records that lock Domain to this
@@ -56,6 +56,10 @@ type RecordReport struct {
 	// this CA, account and method.
 	CAACheck *CAAReport `json:"caa_check,omitempty"`
 }
+
+// RecordStatus is what a check found of a record: "ok", "missing",
+// "mismatch", "dns-error", "expiring" or "not-offered".
+type RecordStatus = record.Status
 
 // CAAReport is the CAA policy of a domain as a check found it.
 type CAAReport struct {
@@ -77,14 +81,11 @@ type CAAReport struct {
 
 // caaReport turns a CAA judgement into a report.
 func caaReport(j caaJudgement) *CAAReport {
-	r := &CAAReport{Status: j.status(), Warnings: j.warnings}
+	r := &CAAReport{Status: caaAllowed}
 	if !j.allowed() {
-		e := j.failure()
-		r.Reason, r.FoundAt, r.Found, r.Servers, r.Publish = e.Reason, e.FoundAt, e.Found, e.Servers, e.Publish
-		if e.DNSErr != nil {
-			r.Reason = e.DNSErr.Error()
-		}
+		r = j.failure().report()
 	}
+	r.Warnings = j.warnings
 	return r
 }
 

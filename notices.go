@@ -1,0 +1,116 @@
+package persist
+
+import (
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
+
+// What the log says about the checks of records and CAA. The operator
+// learns there what to publish, so each notice carries the fields of the
+// failure's report (see render.go); each is rate-limited, since checks
+// repeat every few seconds while an order waits and once a day after.
+
+// noticeFailure logs the record to publish, at most once an hour for the
+// same name, status and value.
+func (iss *Issuer) noticeFailure(e *RecordError) {
+	r := e.report()
+	key := strings.Join([]string{r.RecordName, string(r.Status), r.ZoneLine, strings.Join(e.Servers, ",")}, "|")
+	if !iss.notices.Due(key, time.Hour) {
+		return
+	}
+	msg := "dns-persist-01 record missing; publish it once and certificates follow"
+	switch {
+	case len(e.Servers) > 0:
+		msg = "dns-persist-01 record not yet served by every nameserver; waiting for them before asking the CA"
+	case r.Status == record.StatusMismatch:
+		msg = "dns-persist-01 record does not authorize this account; publish the record below"
+	case r.Status == record.StatusDNSError:
+		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
+	}
+	iss.logger.Warn(msg,
+		zap.String("record_name", r.RecordName),
+		zap.String("record_value", r.Value),
+		zap.String("zone_line", r.ZoneLine),
+		zap.String("status", string(r.Status)),
+		zap.String("reason", r.Reason),
+		zap.Strings("servers_behind", e.Servers))
+}
+
+// noticeExpiry warns at each check when the passing record's persistUntil
+// is near, since after it the CA refuses the record.
+func (iss *Issuer) noticeExpiry(base string, rec record.Record) {
+	left, soon := rec.ExpiresSoon(iss.now())
+	if !soon {
+		return
+	}
+	if iss.metrics != nil {
+		iss.metrics.recordsExpiring.Inc()
+	}
+	iss.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
+		zap.String("record_name", record.Name(base)),
+		zap.Time("persist_until", rec.PersistUntil),
+		zap.Int("days_left", int(left.Hours()/24)))
+}
+
+// noticeLeniency warns that a passing record relies on what Let's Encrypt
+// accepts and stricter CAs refuse (see record.Warning), with the canonical
+// record to publish instead. The record works, so this is said at most
+// once an hour for the same name and published value.
+func (iss *Issuer) noticeLeniency(j judgement) {
+	v := j.verdict
+	if !j.passed() || len(v.Warnings) == 0 {
+		return
+	}
+	name := record.Name(j.exp.Domain)
+	if !iss.notices.Due("lenient|"+name+"|"+v.MatchedValue, time.Hour) {
+		return
+	}
+	// a record that passes always builds: its persistUntil is ahead
+	canonical, _ := v.Matched.Value()
+	zoneLine := record.ZoneLine(j.exp.Domain, canonical)
+	for _, w := range v.Warnings {
+		iss.logger.Warn("dns-persist-01 record passes by Let's Encrypt's rules, which stricter CAs do not share; publish it in canonical form",
+			zap.String("record_name", name),
+			zap.String("published_value", v.MatchedValue),
+			zap.String("record_value", canonical),
+			zap.String("zone_line", zoneLine),
+			zap.String("warning_kind", string(w.Kind)),
+			zap.String("warning", w.Detail))
+	}
+}
+
+// noticeCAA logs a CAA policy that keeps the issuer from ordering, at most
+// once an hour for the same domain and records.
+func (iss *Issuer) noticeCAA(e *CAAError) {
+	r := e.report()
+	key := strings.Join([]string{"caa", e.Domain, r.Status, strings.Join(r.Found, ","), strings.Join(r.Servers, ",")}, "|")
+	if !iss.notices.Due(key, time.Hour) {
+		return
+	}
+	if e.DNSErr != nil {
+		iss.logger.Warn("CAA could not be checked: DNS lookup failed; a CA refuses to issue while it cannot read CAA",
+			zap.String("domain", e.Domain), zap.Error(e.DNSErr))
+		return
+	}
+	iss.logger.Error("CAA forbids this CA, account or method; no order is placed until the CAA records change",
+		zap.String("domain", e.Domain),
+		zap.String("found_at", r.FoundAt),
+		zap.Strings("caa_found", r.Found),
+		zap.String("reason", r.Reason),
+		zap.Strings("servers", r.Servers),
+		zap.Strings("caa_publish", r.Publish))
+}
+
+// noticeCAALeniency warns, once a day per domain and warnings, that CAA
+// allows this account only by Let's Encrypt's reading of the records.
+func (iss *Issuer) noticeCAALeniency(j caaJudgement) {
+	if len(j.warnings) == 0 || !iss.notices.Due("caa-lenient|"+j.domain+"|"+strings.Join(j.warnings, "|"), 24*time.Hour) {
+		return
+	}
+	iss.logger.Warn("CAA allows this account by Let's Encrypt's reading, which stricter CAs may not share",
+		zap.String("domain", j.domain), zap.Strings("warnings", j.warnings), zap.Strings("caa_records", caaZoneLines(j.domain, j.publish)))
+}
