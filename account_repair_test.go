@@ -133,7 +133,7 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 			if !errors.As(err, &serr) || serr.Key != damaged || !strings.Contains(err.Error(), damaged) || !strings.Contains(err.Error(), c.wantKey) {
 				t.Fatalf("error = %v, want a StorageError naming %s", err, damaged)
 			}
-			if !strings.Contains(err.Error(), "README") {
+			if !strings.Contains(err.Error(), "docs/accounts.md") {
 				t.Errorf("the error does not point to the recovery steps: %v", err)
 			}
 			if after := snapshot(t, dir); after != before {

@@ -53,7 +53,7 @@ func confirmAccountValid(ctx context.Context, client *http.Client, dir caDirecto
 				return fmt.Errorf("the CA's answer about account %s is not JSON: %v", acct.Location, err)
 			}
 			if state.Status != acme.StatusValid {
-				return fmt.Errorf("ACME account %s is %q at the CA; records naming it will not work; configure another account (see the README)", acct.Location, state.Status)
+				return fmt.Errorf("ACME account %s is %q at the CA; records naming it will not work; configure another account (see docs/accounts.md)", acct.Location, state.Status)
 			}
 			return nil
 		}

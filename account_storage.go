@@ -89,7 +89,7 @@ func (e *StorageError) Error() string {
 	if e.readFailed {
 		return fmt.Sprintf("reading ACME account file %s failed: %v (nothing was found damaged and nothing was changed; issuance for this CA is tried again when storage reads it)", e.Key, e.Err)
 	}
-	return fmt.Sprintf("ACME account file %s: %v (issuance for this CA is stopped; nothing was overwritten; see \"Recovering an account\" in the README)", e.Key, e.Err)
+	return fmt.Sprintf("ACME account file %s: %v (issuance for this CA is stopped; nothing was overwritten; see \"Recovering an account\" in docs/accounts.md)", e.Key, e.Err)
 }
 
 func (e *StorageError) Unwrap() error { return e.Err }

@@ -82,17 +82,6 @@ type caaJudgement struct {
 
 func (j caaJudgement) allowed() bool { return j.lookupErr == nil && j.forbidding == nil }
 
-// status is allowed, forbidden or dns-error.
-func (j caaJudgement) status() string {
-	switch {
-	case j.lookupErr != nil:
-		return caaDNSError
-	case j.forbidding != nil:
-		return caaForbidden
-	}
-	return caaAllowed
-}
-
 // failure describes a judgement that did not allow issuance.
 func (j caaJudgement) failure() *CAAError {
 	e := &CAAError{Domain: j.domain, Reason: j.reason, DNSErr: j.lookupErr, Publish: caaZoneLines(j.domain, j.publish)}

@@ -510,7 +510,7 @@ func TestUnmarshalPermissionCaddyfile(t *testing.T) {
 	}
 }
 
-// The examples README points to load as they are: each adapts without a
+// The examples the docs point to load as they are: each adapts without a
 // warning, provisions, and has a persist issuer serving its names.
 func TestExamplesLoad(t *testing.T) {
 	t.Parallel()

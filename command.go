@@ -40,7 +40,7 @@ says so on stderr) if there is none. It never places an order.
 With --caa it also prints, for each domain, the CAA records that lock it to
 this account and to dns-persist-01 (in JSON, a caa array). Once they are
 published, other CAs, other accounts and other validation methods are
-refused: see "CAA" in the README before publishing them.
+refused: see docs/caa.md before publishing them.
 `+recordHelp, cmdPersistRecords)
 			records.Use += " [--caa]"
 			records.Flags().Bool("caa", false, "Also print the CAA records that lock each domain to this account and method")

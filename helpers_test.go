@@ -381,3 +381,9 @@ func listFiles(t *testing.T, dir string) []string {
 	}
 	return names
 }
+
+// inspect builds a report for each record the names need, checked or not,
+// as the commands do.
+func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
+	return iss.inspectWith(ctx, names, inspectOptions{check: check})
+}

@@ -47,7 +47,7 @@ type ChallengeNotOfferedError struct {
 
 // notOfferedAdvice is what to do about a CA that does not offer the
 // challenge.
-const notOfferedAdvice = `use a CA that offers it (Let's Encrypt staging does; see "Drafts and CAs" in the README, https://github.com/dnspersist/caddy-persist#drafts-and-cas), or add "issuer acme" after "issuer persist" so Caddy falls back to another challenge`
+const notOfferedAdvice = `use a CA that offers it (Let's Encrypt staging does; see docs/several-cas.md, https://github.com/dnspersist/caddy-persist/blob/main/docs/several-cas.md#a-ca-that-does-not-offer-dns-persist-01), or add "issuer acme" after "issuer persist" so Caddy falls back to another challenge`
 
 func (e *ChallengeNotOfferedError) Error() string {
 	return fmt.Sprintf("%s; no order is placed with it until %s. To obtain certificates, %s",

@@ -125,11 +125,6 @@ type inspectOptions struct {
 	caa bool
 }
 
-// inspect builds a report for each record the names need, checked or not.
-func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
-	return iss.inspectWith(ctx, names, inspectOptions{check: check})
-}
-
 // inspectWith builds a report for each record the names need. Issuer names come
 // from the directory (or issuer_domain_name), never from an order, so
 // nothing is spent at the CA. Showing records loads the account, or

@@ -15,7 +15,6 @@ import (
 
 	persist "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
-	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // persistContender is this plugin's issuer, driven through certmagic as
@@ -63,27 +62,23 @@ func (p *persistContender) WarmUp(ctx context.Context) error {
 	p.cfg.Issuers = []certmagic.Issuer{p.iss}
 	p.iss.SetConfig(p.cfg)
 
-	accountURL, err := p.learnAccountURL(ctx)
-	if err != nil {
-		return err
-	}
-	p.record, err = record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: accountURL, Wildcard: true}.Value()
-	if err != nil {
+	if p.record, err = p.learnRecord(ctx); err != nil {
 		return err
 	}
 	return warmUpObtain(ctx, p, p.record)
 }
 
-// learnAccountURL asks the issuer for a certificate whose record is not
-// published. The issuer registers its account, checks the record before
-// placing any order, and fails with a RecordError carrying the record to
-// publish, which names the account. No order reaches the CA.
-func (p *persistContender) learnAccountURL(ctx context.Context) (string, error) {
+// learnRecord asks the issuer for a wildcard certificate whose record is
+// not published. The issuer registers its account, checks the record
+// before placing any order, and fails with a RecordError carrying the
+// record to publish: with draft -01, the one value that authorizes the
+// account for every bench name and its wildcard. No order reaches the CA.
+func (p *persistContender) learnRecord(ctx context.Context) (string, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", err
 	}
-	csr, err := acmez.NewCSR(key, []string{"unpublished." + benchZone})
+	csr, err := acmez.NewCSR(key, []string{"*.unpublished." + benchZone, "unpublished." + benchZone})
 	if err != nil {
 		return "", err
 	}
@@ -101,11 +96,7 @@ func (p *persistContender) learnAccountURL(ctx context.Context) (string, error) 
 	if n := p.env.ca.Counts.Get(acmetest.KindNewOrder) - ordersBefore; n != 0 {
 		return "", fmt.Errorf("the issuer placed %d orders for a name without a record", n)
 	}
-	rec, err := record.Parse(recErr.Publish)
-	if err != nil {
-		return "", fmt.Errorf("the record the issuer asks for does not parse: %v", err)
-	}
-	return rec.AccountURI, nil
+	return recErr.Publish, nil
 }
 
 // Prepare gives the config fresh storage holding the account, and tells

@@ -38,7 +38,7 @@ const ExpiryWarning = 30 * 24 * time.Hour
 // issue-value). Tags other than the ones below are ignored, as CAs do.
 type Record struct {
 	// IssuerDomainName names the CA, e.g. "letsencrypt.org", in canonical
-	// form: Parse normalizes other spellings to it.
+	// form: parse normalizes other spellings to it.
 	IssuerDomainName string
 	// AccountURI is the account URL (drafts -00/-01) or its hash (-02).
 	AccountURI string
@@ -100,7 +100,7 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("malformed record %q: %s", e.Value, e.Reason)
 }
 
-// Parse reads a TXT value: the character-strings of one record, already
+// parse reads a TXT value: the character-strings of one record, already
 // joined, as miekg/dns presents them (a tab or a non-ASCII byte arrives as
 // a \DDD escape, at CAs built on it too). It reads RFC 8659 section 4.2 as
 // Let's Encrypt's VA does. Tags are case-insensitive. Malformed are: an
@@ -109,8 +109,8 @@ func (e *ParseError) Error() string {
 // character, a missing or empty accounturi, and a persistUntil that is not
 // a base-10 integer.
 //
-// Where Let's Encrypt is more lenient than other CAs, Parse accepts too,
-// and Evaluate warns:
+// Where Let's Encrypt is more lenient than other CAs, parse accepts too,
+// and returns the warnings Evaluate gives about a passing record:
 //   - the issuer-domain-name is normalized (case, Unicode form, A-label,
 //     trailing dot);
 //   - a parameter whose tag breaks RFC 8659's syntax is ignored as
@@ -119,13 +119,6 @@ func (e *ParseError) Error() string {
 //
 // One rule is stricter than Let's Encrypt's, as the drafts recommend: any
 // duplicate tag is malformed, not only a duplicate recognized one.
-func Parse(value string) (Record, error) {
-	rec, _, err := parse(value)
-	return rec, err
-}
-
-// parse is Parse with the warnings Evaluate gives about a passing record:
-// what in the value Let's Encrypt accepts and a stricter CA refuses.
 func parse(value string) (Record, []Warning, error) {
 	fail := func(format string, args ...any) (Record, []Warning, error) {
 		return Record{}, nil, &ParseError{Value: value, Reason: fmt.Sprintf(format, args...)}

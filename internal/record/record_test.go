@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// Parse is parse without the warnings: the record a value holds, or why
+// it is malformed.
+func Parse(value string) (Record, error) {
+	rec, _, err := parse(value)
+	return rec, err
+}
+
 func TestRecordValueRoundTrip(t *testing.T) {
 	until := time.Unix(1893456000, 0).UTC()
 	cases := []struct {

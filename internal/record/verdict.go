@@ -124,7 +124,7 @@ func (v Verdict) Has(kind MismatchKind) bool {
 
 // Evaluate decides whether any of the published values (one per TXT record,
 // strings already joined) authorizes the expected account at time now, by
-// Let's Encrypt's rules (see Parse). Records whose issuer domain name,
+// Let's Encrypt's rules (see parse). Records whose issuer domain name,
 // normalized, is not one the CA offers are skipped, as the CA skips them;
 // the order of checks after that follows the CA's own.
 func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
