@@ -75,7 +75,7 @@ type orderState struct {
 	// will tell.
 	in      recordInputs
 	started time.Time
-	// offers is what the order's authorizations offered (see offers.go).
+	// offers is what the order's authorizations offered (see notoffered.go).
 	offers authzOffers
 	// caaChecked is set when CAA allowed the names, with the issuer names
 	// of in, before the order was placed.
