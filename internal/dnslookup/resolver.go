@@ -64,6 +64,11 @@ type View struct {
 	// Servers are the servers that gave this answer, at the last hop of
 	// the alias chain, e.g. "ns1.example.com (192.0.2.1:53)".
 	Servers []string
+	// DNSSEC, when set, says why a validating resolver refuses this
+	// answer: its zone (or a zone along the alias chain) is signed, and
+	// the chain from the DS at the parent down to the answer does not
+	// verify. Values still hold what these servers served.
+	DNSSEC *DNSSECError
 }
 
 // Unanswered is a server skipped by a lookup, and why.

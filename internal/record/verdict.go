@@ -16,6 +16,10 @@ const (
 	StatusMissing  Status = "missing"
 	StatusMismatch Status = "mismatch"
 	StatusDNSError Status = "dns-error"
+	// StatusDNSSEC is an answer from a signed zone whose chain from the
+	// DS down does not verify: the CA's validating resolver answers
+	// SERVFAIL in its place, whatever the record says.
+	StatusDNSSEC Status = "dnssec"
 	// StatusExpiring is a passing record whose persistUntil is less than
 	// ExpiryWarning away.
 	StatusExpiring Status = "expiring"
