@@ -66,12 +66,19 @@ func (w *world) caddy(args ...string) caddytest.Result {
 // config needs.
 func (w *world) records(cfg string) persist.RecordReport {
 	w.t.Helper()
+	return w.recordsN(cfg, 1)[0]
+}
+
+// recordsN runs `caddy persist records` and returns the n records the
+// config needs.
+func (w *world) recordsN(cfg string, n int) []persist.RecordReport {
+	w.t.Helper()
 	res := w.caddy("persist", "records", "--config", cfg, "--format", "json")
 	var recs []persist.RecordReport
-	if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &recs) != nil || len(recs) != 1 {
-		w.t.Fatalf("caddy persist records: exit %d, want one record\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &recs) != nil || len(recs) != n {
+		w.t.Fatalf("caddy persist records: exit %d, want %d records\n%s\n%s", res.Code, n, res.Stdout, res.Stderr)
 	}
-	return recs[0]
+	return recs
 }
 
 // startCaddy runs `caddy run` with the config and waits for its admin

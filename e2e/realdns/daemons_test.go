@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/miekg/dns"
+
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
 
@@ -24,6 +26,8 @@ const (
 	// updateKeyFile holds the TSIG key that signs dynamic updates.
 	updateKeyFile = bindDir + "/update.key"
 	updateKeyName = "update"
+	// bindStatsPort is where named serves its statistics, on its address.
+	bindStatsPort = 8053
 )
 
 // launch starts a daemon in the foreground as a child of the test, and
@@ -67,7 +71,8 @@ func writeFile(t *testing.T, path, content string) {
 
 // startBIND runs named at addr as the primary of zones, each from the
 // zone file the world wrote, updatable with the TSIG key. It never sends
-// NOTIFY: a secondary transfers only when the test tells it to. It
+// NOTIFY: a secondary transfers only when the test tells it to. It counts
+// the queries it gets on a statistics channel (bindQueries). It
 // answers with the records of a set in one order, not rotated, so that
 // with Unbound not rotating them either, the issuer (which asks
 // nameservers in the order it is given them) meets ns1 first in every
@@ -101,8 +106,9 @@ func (w *world) startBIND(role, addr string, zones []zone) {
 	allow-transfer { 127.0.0.0/8; };
 	rrset-order { order none; };
 };
+statistics-channels { inet %s port %d allow { 127.0.0.0/8; }; };
 include %q;
-%s`, dir, addr, updateKeyFile, decls.String()))
+%s`, dir, addr, addr, bindStatsPort, updateKeyFile, decls.String()))
 	w.launch("named "+role+" "+addr, "named", "-g", "-4", "-n", "1", "-c", conf)
 }
 
@@ -122,7 +128,8 @@ func (w *world) zoneFile(z zone) string {
 }
 
 // nsdConfig writes an NSD configuration serving at addr, with a control
-// socket, and returns its path.
+// socket, and returns its path. NSD never writes zone files, so a zone
+// file the test writes is the one NSD reads.
 func (w *world) nsdConfig(role, addr, zones string) string {
 	dir := filepath.Join(w.dir, "nsd-"+role)
 	conf := filepath.Join(dir, "nsd.conf")
@@ -132,6 +139,7 @@ func (w *world) nsdConfig(role, addr, zones string) string {
 	username: ""
 	zonesdir: %q
 	database: ""
+	zonefiles-write: 0
 	zonelistfile: "zone.list"
 	xfrdfile: ""
 	xfrdir: %q
@@ -146,11 +154,14 @@ remote-control:
 
 // startLagging runs NSD at addr as a secondary of zones, transferring
 // from their primary once at start and then only when the test calls
-// catchUp: it accepts no NOTIFY, and the SOA refresh is a day.
+// catchUp: it accepts no NOTIFY, and the SOA refresh is a day. Each zone
+// has a zone file, <zone>.zone in the secondary's folder, which NSD never
+// writes (see nsdConfig) and reads only when the test gives it a copy of
+// its own to serve (expireAtSecondary).
 func (w *world) startLagging(addr string, zones []zone) {
 	var decls strings.Builder
 	for _, z := range zones {
-		fmt.Fprintf(&decls, "zone:\n\tname: %q\n\trequest-xfr: %s NOKEY\n", z.name, z.primary())
+		fmt.Fprintf(&decls, "zone:\n\tname: %q\n\tzonefile: %q\n\trequest-xfr: %s NOKEY\n", z.name, z.name+".zone", z.primary())
 	}
 	w.laggingConf = w.nsdConfig("lagging", addr, decls.String())
 	w.launch("nsd lagging "+addr, "nsd", "-d", "-c", w.laggingConf)
@@ -162,14 +173,17 @@ func (w *world) startRoot(addr, signedZone string) {
 	w.launch("nsd root "+addr, "nsd", "-d", "-c", conf)
 }
 
-// startResolver runs Unbound at addr, recursing from the private root and
-// validating with its key. Negative answers are cached for a second at
-// most, and answers keep the order the servers gave (the issuer asks
-// nameservers in the order it gets them, so runs are repeatable).
-func (w *world) startResolver(addr, rootAddr, rootKey string) {
-	hints := filepath.Join(unboundDir, "root.hints")
+// startResolver runs Unbound at addr, recursing from the world's signed
+// root and validating with its key, with its files in the folder role of
+// unboundDir and extra lines in its server clause. Negative answers are
+// cached for a second at most, and answers keep the order the servers
+// gave (the issuer asks nameservers in the order it gets them, so runs
+// are repeatable).
+func (w *world) startResolver(role, addr, extra string) {
+	dir := filepath.Join(unboundDir, role)
+	hints := filepath.Join(dir, "root.hints")
 	writeFile(w.t, hints, fmt.Sprintf(". 3600000 IN NS ns.root.\nns.root. 3600000 IN A %s\n", rootAddr))
-	conf := filepath.Join(unboundDir, "unbound.conf")
+	conf := filepath.Join(dir, "unbound.conf")
 	writeFile(w.t, conf, fmt.Sprintf(`server:
 	interface: %s
 	do-ip6: no
@@ -188,8 +202,22 @@ func (w *world) startResolver(addr, rootAddr, rootKey string) {
 	cache-max-negative-ttl: 1
 	rrset-roundrobin: no
 	val-log-level: 2
-`, addr, unboundDir, hints, rootKey))
-	w.launch("unbound "+addr, "unbound", "-d", "-c", conf)
+%s`, addr, dir, hints, w.rootKey, extra))
+	w.launch(strings.TrimSpace("unbound "+role)+" "+addr, "unbound", "-d", "-c", conf)
+}
+
+// probeResolver runs Unbound at probeAddr as the system resolver is run,
+// but asking only the server at server for the zone of name: what the
+// CA's resolver answers when it happens to ask that server. It keeps a
+// refused answer for a second, not a minute, so it sees a mended server
+// at once.
+func (w *world) probeResolver(server, name string) {
+	w.t.Helper()
+	z := w.zoneOf(name)
+	w.startResolver("probe", probeAddr, fmt.Sprintf("\tval-bogus-ttl: 1\nstub-zone:\n\tname: %q\n\tstub-addr: %s\n", z.name, server))
+	w.awaitRecursive(probeAddr, "ns.root.", dns.TypeA, "resolving from the root", func(m *dns.Msg) bool {
+		return m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0
+	})
 }
 
 // silent listens at addr on port 53, over UDP and TCP, and never answers,

@@ -4,8 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +28,7 @@ import (
 const (
 	rootAddr     = "127.0.0.2"  // NSD: the signed root zone
 	resolverAddr = "127.0.0.3"  // Unbound: the system resolver, and the CA's
+	probeAddr    = "127.0.0.4"  // Unbound: as the CA's, but asking one server of a zone
 	primaryAddr  = "127.0.0.10" // BIND: primary of zones, takes updates
 	otherAddr    = "127.0.0.11" // BIND: another DNS host, takes updates
 	laggingAddr  = "127.0.0.12" // NSD: secondary of the primaries, transfers when told
@@ -41,10 +44,13 @@ type zone struct {
 	// servers are the addresses of ns1.<name>, ns2.<name>, ... in order.
 	// The first BIND address among them is the zone's primary.
 	servers []string
-	// signed has the primary sign the zone inline, and the root hold its DS.
+	// signed has the primary sign the zone with BIND's dnssec-policy
+	// (inline signing, so updates are signed as they come), a secondary
+	// transfer the signed zone, and the root hold the zone's DS.
 	signed bool
-	// bogusDS has the root hold a DS that matches no key of the zone, so
-	// a validating resolver must refuse the zone's answers.
+	// bogusDS has the root hold, in place of the zone's DS, one that
+	// matches no key of the zone (signed or not), so a validating
+	// resolver must refuse the zone's answers.
 	bogusDS bool
 	// records are zone file lines added to the zone at start.
 	records []string
@@ -68,6 +74,8 @@ type world struct {
 	zones       []zone
 	daemons     []*caddytest.Process
 	laggingConf string
+	// rootKey is the trust anchor of the world's resolvers.
+	rootKey string
 	// silentQueries counts the UDP queries and TCP connections the
 	// silent nameserver got.
 	silentQueries atomic.Int64
@@ -114,8 +122,8 @@ func newWorld(t *testing.T, zones []zone) *world {
 		w.silent(silentAddr)
 	}
 
-	rootKey := w.startSignedRoot()
-	w.startResolver(resolverAddr, rootAddr, rootKey)
+	w.rootKey = w.startSignedRoot()
+	w.startResolver("", resolverAddr, "")
 	w.awaitRecursive(resolverAddr, "ns.root.", dns.TypeA, "resolving from the root", func(m *dns.Msg) bool {
 		return m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0
 	})
@@ -143,7 +151,7 @@ func (w *world) zonesAt(addr string) []zone {
 // on addresses an interface has.
 func (w *world) network() {
 	w.runTool("", "", "ip", "link", "set", "lo", "up")
-	for _, addr := range []string{rootAddr, resolverAddr, primaryAddr, otherAddr, laggingAddr, silentAddr} {
+	for _, addr := range []string{rootAddr, resolverAddr, probeAddr, primaryAddr, otherAddr, laggingAddr, silentAddr} {
 		w.runTool("", "", "ip", "addr", "add", addr+"/8", "dev", "lo")
 	}
 }
@@ -188,14 +196,14 @@ func (w *world) startSignedRoot() string {
 			fmt.Fprintf(&zoneText, "%s. IN NS ns%d.%s.\nns%d.%s. IN A %s\n", z.name, i+1, z.name, i+1, z.name, addr)
 		}
 		switch {
-		case z.signed:
-			for _, ds := range w.dsOf(z) {
-				zoneText.WriteString(ds.String() + "\n")
-			}
 		case z.bogusDS:
 			digest := make([]byte, 32)
 			rand.Read(digest)
 			fmt.Fprintf(&zoneText, "%s. IN DS 4242 %d %d %s\n", z.name, dns.ECDSAP256SHA256, dns.SHA256, hex.EncodeToString(digest))
+		case z.signed:
+			for _, ds := range w.dsOf(z) {
+				zoneText.WriteString(ds.String() + "\n")
+			}
 		}
 	}
 	writeFile(w.t, filepath.Join(dir, "root.zone"), zoneText.String())
@@ -227,8 +235,8 @@ func (w *world) dsOf(z zone) []*dns.DS {
 	return out
 }
 
-// trustAnchor reads the DNSKEY record out of a key file dnssec-keygen
-// wrote, past its comments.
+// trustAnchor reads the DNSKEY record out of a key file dnssec-keygen or
+// named wrote, past its comments.
 func trustAnchor(t *testing.T, keyFile string) string {
 	t.Helper()
 	data, err := os.ReadFile(keyFile)
@@ -338,6 +346,26 @@ func (w *world) laggingQueries(qtype uint16) int {
 	return 0
 }
 
+// bindQueries is how many queries of qtype the BIND instance at addr has
+// received, as its statistics channel counts them.
+func (w *world) bindQueries(addr string, qtype uint16) int {
+	w.t.Helper()
+	url := fmt.Sprintf("http://%s/json/v1/server", net.JoinHostPort(addr, strconv.Itoa(bindStatsPort)))
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		w.t.Fatalf("reading named's statistics: %v", err)
+	}
+	defer resp.Body.Close()
+	var stats struct {
+		// incoming queries by type; named lists the types it has seen
+		QTypes map[string]int `json:"qtypes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil || resp.StatusCode != http.StatusOK {
+		w.t.Fatalf("reading named's statistics at %s: %s, %v", url, resp.Status, err)
+	}
+	return stats.QTypes[dns.TypeToString[qtype]]
+}
+
 // serves tells whether the server at addr answers name with the TXT value.
 func (w *world) serves(addr, name, value string) bool {
 	w.t.Helper()
@@ -405,6 +433,22 @@ func query(addr, name string, qtype uint16, recursive bool) (*dns.Msg, error) {
 	q.SetQuestion(name, qtype)
 	q.RecursionDesired = recursive
 	q.SetEdns0(1232, true)
+	return exchange(addr, q)
+}
+
+// queryUnchecked asks the resolver at addr once with the CD bit, so it
+// answers what the servers serve without validating it.
+func queryUnchecked(addr, name string, qtype uint16) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.CheckingDisabled = true
+	q.SetEdns0(1232, true)
+	return exchange(addr, q)
+}
+
+// exchange sends q to addr over UDP, and again over TCP if the answer is
+// truncated.
+func exchange(addr string, q *dns.Msg) (*dns.Msg, error) {
 	c := &dns.Client{Timeout: 2 * time.Second}
 	m, _, err := c.Exchange(q, net.JoinHostPort(addr, "53"))
 	if err == nil && m.Truncated {
