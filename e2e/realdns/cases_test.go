@@ -1,6 +1,7 @@
 package realdns
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,7 +10,10 @@ import (
 
 	"github.com/miekg/dns"
 
+	persist "github.com/dnspersist/caddy-persist"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/caddytest"
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // issuanceTimeout bounds the wait for a certificate once its record is out.
@@ -112,32 +116,205 @@ func TestSilentNameserver(t *testing.T) {
 	})
 }
 
-// A zone signed inline by BIND, under the signed root, with Unbound
-// validating: issuance works as for any zone. A zone whose DS matches no
-// key shows the validation is real.
-func TestSignedZone(t *testing.T) {
+// A zone signed by BIND's dnssec-policy at the primary and served by the
+// NSD secondary too, under the signed root, with Unbound validating: the
+// certificate comes as for an unsigned zone, with no hold for DNSSEC. The
+// time from `caddy run` to each certificate is logged for both, from one
+// Caddy that obtains them at once, so that the cost of the DNSSEC check
+// shows beside the unsigned zone's.
+func TestSignedZoneIssuesWithoutWait(t *testing.T) {
 	inWorld(t, []zone{
-		{name: "signed.test", servers: []string{primaryAddr}, signed: true},
-		{name: "bogus.test", servers: []string{primaryAddr}, bogusDS: true},
+		{name: "signed.test", servers: []string{primaryAddr, laggingAddr}, signed: true},
+		{name: "plain.test", servers: []string{primaryAddr, laggingAddr}},
 	}, func(w *world) {
-		if m, err := query(resolverAddr, "bogus.test.", dns.TypeSOA, true); err != nil || m.Rcode != dns.RcodeServerFailure {
-			t.Fatalf("Unbound answered bogus.test, whose DS matches no key: %v %v", m, err)
+		cfg := w.caddyfile("signed.test, plain.test")
+		recs := w.recordsN(cfg, 2)
+		for _, rec := range recs {
+			w.publish(rec.RecordName, rec.Value)
+			w.catchUp(rec.Domain)
+			// the CA's resolver validates the signed zone's record, and
+			// takes the other's as insecure
+			m := w.awaitRecursive(resolverAddr, rec.RecordName, dns.TypeTXT, "the record through Unbound", func(m *dns.Msg) bool {
+				return slices.Contains(txtValues(m), rec.Value)
+			})
+			if signed := rec.Domain == "signed.test"; m.AuthenticatedData != signed {
+				t.Fatalf("Unbound validated %s: %v, want %v:\n%v", rec.RecordName, m.AuthenticatedData, signed, m)
+			}
+		}
+		if res := w.caddy("persist", "check", "--config", cfg); res.Code != 0 {
+			t.Fatalf("persist check: exit %d, want 0\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 		}
 
-		cfg := w.caddyfile("signed.test")
+		start := time.Now()
+		srv := w.startCaddy(cfg)
+		took := make(map[string]time.Duration)
+		for _, name := range []string{"signed.test", "plain.test"} {
+			// the log's own time, as the certificates come in either order
+			line := srv.WaitLog(t, 0, issuanceTimeout, "certificate obtained successfully", `"identifier":"`+name+`"`)
+			var entry struct {
+				TS float64 `json:"ts"`
+			}
+			if err := json.Unmarshal([]byte(line), &entry); err != nil || entry.TS == 0 {
+				t.Fatalf("no time in the log line %s (%v)", line, err)
+			}
+			took[name] = time.Unix(0, int64(entry.TS*float64(time.Second))).Sub(start)
+		}
+		t.Logf("from caddy run to the certificate: %s for signed.test, %s for plain.test (unsigned)",
+			took["signed.test"].Round(time.Millisecond), took["plain.test"].Round(time.Millisecond))
+		for _, rec := range recs {
+			if line := caddytest.FindLine(srv.Logs.String(), `"level":"warn"`, `"record_name":"`+rec.RecordName+`"`); line != "" {
+				t.Errorf("Caddy held %s back: %s", rec.RecordName, line)
+			}
+			w.certificate(rec.Domain, issuanceTimeout)
+		}
+		requireOneValidationEach(t, w, 2)
+	})
+}
+
+// A secondary that serves the record under a signature that expired,
+// while the primary's is valid: a validating resolver that asks the
+// secondary refuses the answer, so the challenge waits, with the check
+// naming that server alone, until the secondary serves a valid signature;
+// then the certificate follows.
+func TestExpiredSignatureAtTheSecondaryHoldsTheChallenge(t *testing.T) {
+	inWorld(t, []zone{{name: "stale.test", servers: []string{primaryAddr, laggingAddr}, signed: true}}, func(w *world) {
+		cfg := w.caddyfile("stale.test")
 		rec := w.records(cfg)
 		w.publish(rec.RecordName, rec.Value)
-		m := w.awaitRecursive(resolverAddr, rec.RecordName, dns.TypeTXT, "the record through Unbound", func(m *dns.Msg) bool {
-			return slices.Contains(txtValues(m), rec.Value)
-		})
-		if !m.AuthenticatedData {
-			t.Fatalf("Unbound did not validate the record of the signed zone:\n%v", m)
+		w.expireAtSecondary(rec.RecordName)
+		// what the CA's resolver answers when it asks ns2; the world's
+		// Unbound is not asked for the record until the CA asks it, so
+		// that it holds no refusal the CA would then meet
+		w.probeResolver(laggingAddr, rec.RecordName)
+		if m, err := query(probeAddr, rec.RecordName+".", dns.TypeTXT, true); err != nil || m.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("a validating resolver asking ns2.stale.test alone answered %v (%v), want SERVFAIL", m, err)
 		}
 
-		w.startCaddy(cfg)
-		w.certificate("signed.test", issuanceTimeout)
+		const ns2 = "ns2.stale.test (" + laggingAddr + ":53)"
+		check := w.caddy("persist", "check", "--config", cfg)
+		if detail := requireDNSSECCheck(t, check, rec, ns2); !strings.Contains(detail, "expired") || strings.Contains(detail, primaryAddr) {
+			t.Errorf("persist check does not say that the signature expired at ns2 alone: %s", detail)
+		}
+
+		asked := w.laggingQueries(dns.TypeTXT)
+		srv := w.startCaddy(cfg)
+		// several of the issuer's looks at the record fail at ns2
+		const looks = 3
+		w.until(fmt.Sprintf("%d looks at the record at ns2.stale.test", looks), func() bool {
+			if n := w.ca.Counts.Get(acmetest.KindChallenge); n > 0 {
+				t.Fatalf("%d challenge POSTs while ns2.stale.test (%s) served the record under an expired signature",
+					n, laggingAddr)
+			}
+			return w.laggingQueries(dns.TypeTXT)-asked >= looks
+		}, func() string {
+			return fmt.Sprintf("ns2 was asked for TXT records %d times", w.laggingQueries(dns.TypeTXT)-asked)
+		})
+		line := srv.WaitLog(t, 0, time.Second, `"status":"dnssec"`, `"record_name":"`+rec.RecordName+`"`)
+		if detail := requireDNSSECLog(t, line, ns2); !strings.Contains(detail, "expired") || strings.Contains(detail, primaryAddr) {
+			t.Errorf("the log does not say that the signature expired at ns2 alone: %s", line)
+		}
+
+		w.refreshAtSecondary(rec.RecordName)
+		w.awaitRecursive(probeAddr, rec.RecordName, dns.TypeTXT, "the record validated through ns2", func(m *dns.Msg) bool {
+			return m.AuthenticatedData && slices.Contains(txtValues(m), rec.Value)
+		})
+		w.certificate("stale.test", issuanceTimeout)
 		requireOneValidationEach(t, w, 1)
 	})
+}
+
+// A signed zone whose DS at the parent matches none of its keys, as after
+// a key change the parent never heard of: every validating resolver
+// refuses the zone's answers, the CA's too, whatever the record says. The
+// check reports the record as dnssec, and Caddy logs why and orders
+// nothing while its looks fail.
+func TestDSMatchingNoKeyOrdersNothing(t *testing.T) {
+	inWorld(t, []zone{{name: "bogus.test", servers: []string{primaryAddr}, signed: true, bogusDS: true}}, func(w *world) {
+		cfg := w.caddyfile("bogus.test")
+		rec := w.records(cfg)
+		w.publish(rec.RecordName, rec.Value)
+		if m, err := query(resolverAddr, rec.RecordName+".", dns.TypeTXT, true); err != nil || m.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("Unbound answered the record of bogus.test, whose DS matches no key: %v (%v), want SERVFAIL", m, err)
+		}
+		// the record is there: only DNSSEC stands in the way
+		if m, err := queryUnchecked(resolverAddr, rec.RecordName+".", dns.TypeTXT); err != nil || !slices.Contains(txtValues(m), rec.Value) {
+			t.Fatalf("Unbound, not validating, does not answer the record: %v (%v)", m, err)
+		}
+
+		const ns1 = "ns1.bogus.test (" + primaryAddr + ":53)"
+		check := w.caddy("persist", "check", "--config", cfg)
+		if detail := requireDNSSECCheck(t, check, rec, ns1); !strings.Contains(detail, "DS") {
+			t.Errorf("persist check does not name the DS: %s", detail)
+		}
+
+		asked := w.bindQueries(primaryAddr, dns.TypeTXT)
+		srv := w.startCaddy(cfg)
+		const looks = 3
+		w.until(fmt.Sprintf("%d looks at the record at ns1.bogus.test", looks), func() bool {
+			if n := w.ca.Counts.Get(acmetest.KindNewOrder); n > 0 {
+				t.Fatalf("%d orders while the DS of bogus.test matches no key", n)
+			}
+			return w.bindQueries(primaryAddr, dns.TypeTXT)-asked >= looks
+		}, func() string {
+			return fmt.Sprintf("ns1 was asked for TXT records %d times", w.bindQueries(primaryAddr, dns.TypeTXT)-asked)
+		})
+		line := srv.WaitLog(t, 0, time.Second, `"status":"dnssec"`, `"record_name":"`+rec.RecordName+`"`)
+		if detail := requireDNSSECLog(t, line, ns1); !strings.Contains(detail, "DS") {
+			t.Errorf("the log does not name the DS: %s", line)
+		}
+		srv.Stop()
+		if n := w.ca.Counts.Get(acmetest.KindNewOrder); n != 0 {
+			t.Errorf("%d orders while the DS of bogus.test matches no key", n)
+		}
+	})
+}
+
+// requireDNSSECCheck fails the test unless `caddy persist check` exited 1
+// with the line of a record whose answer at server does not validate:
+//
+//	<record>: dnssec: at <server>: <detail>; the CA's resolver will answer SERVFAIL; publish: <zone line>
+//
+// and returns the detail.
+func requireDNSSECCheck(t *testing.T, res caddytest.Result, rec persist.RecordReport, server string) string {
+	t.Helper()
+	prefix := rec.RecordName + ": " + string(record.StatusDNSSEC) + ": "
+	line := caddytest.FindLine(res.Stdout, prefix)
+	reason, published := strings.CutSuffix(strings.TrimPrefix(line, prefix), "; publish: "+rec.ZoneLine)
+	detail, ok := dnssecDetail(reason, server)
+	if res.Code != 1 || !strings.HasPrefix(line, prefix) || !published || !ok {
+		t.Fatalf("persist check: exit %d, want 1 and the line\n%sat %s: <detail>; the CA's resolver will answer SERVFAIL; publish: %s\n%s\n%s",
+			res.Code, prefix, server, rec.ZoneLine, res.Stdout, res.Stderr)
+	}
+	return detail
+}
+
+// requireDNSSECLog fails the test unless line is Caddy's warning of a
+// record whose answer at server does not validate, and returns the
+// detail of its reason.
+func requireDNSSECLog(t *testing.T, line, server string) string {
+	t.Helper()
+	var entry struct {
+		Level  string `json:"level"`
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(line), &entry); err != nil {
+		t.Fatalf("the log line is not JSON (%v): %s", err, line)
+	}
+	detail, ok := dnssecDetail(entry.Reason, server)
+	if entry.Level != "warn" || entry.Status != string(record.StatusDNSSEC) || !ok {
+		t.Fatalf("the log line is not a warning with status %s and the reason at %s: <detail>; the CA's resolver will answer SERVFAIL: %s",
+			record.StatusDNSSEC, server, line)
+	}
+	return detail
+}
+
+// dnssecDetail takes the detail out of the reason a record's answer at
+// server does not validate, and reports whether the reason had that form.
+func dnssecDetail(reason, server string) (string, bool) {
+	rest, atServer := strings.CutPrefix(reason, "at "+server+": ")
+	detail, servfail := strings.CutSuffix(rest, "; the CA's resolver will answer SERVFAIL")
+	return detail, atServer && servfail && detail != ""
 }
 
 // A record removed after issuance is reported by the daily check in the
