@@ -33,9 +33,11 @@ const maxNSEC3Iterations = 50
 func (v *validation) denial(qname string, qtype uint16) (*DNSSECError, error) {
 	zone := v.zone
 	if zone == "" {
-		// from a configured resolver, the SOA record tells the zone
+		// from a configured resolver, a signed answer's SOA record tells
+		// the zone; an unsigned one is not judged, as a positive one
+		signed := slices.ContainsFunc(v.msg.Ns, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeRRSIG })
 		for _, rr := range v.msg.Ns {
-			if soa, ok := rr.(*dns.SOA); ok && dns.IsSubDomain(soa.Hdr.Name, qname) {
+			if soa, ok := rr.(*dns.SOA); ok && signed && dns.IsSubDomain(soa.Hdr.Name, qname) {
 				zone = dns.CanonicalName(soa.Hdr.Name)
 			}
 		}

@@ -78,11 +78,12 @@ func sameDNSSEC(a, b *DNSSECError) bool {
 // A configured resolver that sets the AD bit has validated the answer
 // itself. One that does not is judged by the RRSIGs it hands over: the
 // zone of a signed RRset is the signer its RRSIG names, and that of a
-// negative answer the owner of the SOA record it carries. An unsigned
-// answer from a configured resolver is not judged, since without
-// looking up the zone (which `resolvers` mode does not) nothing says it
-// should be signed; a validating resolver answers SERVFAIL for it, and
-// the lookup fails.
+// signed negative answer the owner of the SOA record it carries. An
+// answer without RRSIGs from a configured resolver is not judged, since
+// without looking up the zone (which `resolvers` mode does not) nothing
+// says it should be signed, and judging it would cost a DS query per
+// zone where most zones are unsigned; a validating resolver answers
+// SERVFAIL for it, and the lookup fails.
 func (l *lookup) judgeDNSSEC(ctx context.Context, srv server, zone string, msg *dns.Msg, qname, target string, aliases []string, rrs []dns.RR) (*DNSSECError, error) {
 	if zone == "" && msg.AuthenticatedData {
 		return nil, nil
