@@ -63,7 +63,7 @@ func newBenchZone(b *testing.B, zone string, n int, signed bool) *benchZone {
 	z := &benchZone{recursive: fakedns.StartForTest(b), group: fakedns.StartGroupForTest(b, n)}
 	zoneOnGroup(z.recursive, z.group, zone, allIndexes(n)...)
 	if signed {
-		signZone(b, z.recursive, z.group, zone, nil)
+		fakedns.SignedZone(b, z.recursive, zone, z.group, nil)
 	}
 	return z
 }

@@ -31,25 +31,9 @@ func newSignedZone(t testing.TB, zone string, n int, sign func(i int, sg *fakedn
 	t.Helper()
 	z := &signedZone{name: zone, recursive: fakedns.StartForTest(t), group: fakedns.StartGroupForTest(t, n)}
 	zoneOnGroup(z.recursive, z.group, zone, allIndexes(n)...)
-	z.ksk, z.zsk = signZone(t, z.recursive, z.group, zone, sign)
+	z.ksk, z.zsk = fakedns.SignedZone(t, z.recursive, zone, z.group, sign)
 	z.r = groupResolver(t, z.recursive, z.group, Options{})
 	return z
-}
-
-// signZone has servers sign zone, each as sign says, with a KSK and a ZSK
-// made for it, and recursive publish the KSK's DS record.
-func signZone(t testing.TB, recursive *fakedns.Server, servers []*fakedns.Server, zone string, sign func(i int, sg *fakedns.Signing)) (ksk, zsk *fakedns.ZoneKey) {
-	t.Helper()
-	ksk, zsk = fakedns.NewZoneKey(t, zone, true), fakedns.NewZoneKey(t, zone, false)
-	for i, s := range servers {
-		sg := fakedns.Signing{KSK: ksk, ZSK: zsk}
-		if sign != nil {
-			sign(i, &sg)
-		}
-		s.SignZone(zone, sg)
-	}
-	recursive.SetDS(zone, ksk.DS())
-	return ksk, zsk
 }
 
 func (z *signedZone) setTXT(name string, values ...string) {
@@ -273,7 +257,7 @@ func TestDNSSECCNAMEIntoASignedZone(t *testing.T) {
 	group := fakedns.StartGroupForTest(t, 3)
 	zoneOnGroup(recursive, group, "customer.test", 0)
 	zoneOnGroup(recursive, group, "provider.test", 1, 2)
-	signZone(t, recursive, group[1:], "provider.test", func(i int, sg *fakedns.Signing) {
+	fakedns.SignedZone(t, recursive, "provider.test", group[1:], func(i int, sg *fakedns.Signing) {
 		if i == 1 {
 			sg.Inception, sg.Expiration = time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)
 		}

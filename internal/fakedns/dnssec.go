@@ -78,6 +78,24 @@ func (s *Server) SignZone(zone string, sg Signing) {
 	s.signing[dns.Fqdn(strings.ToLower(zone))] = sg
 }
 
+// SignedZone has servers sign zone, which they serve, with a key signing
+// key and a zone signing key made for the test, each as adjust says (it
+// may be nil), and has directory publish the DS record of the key
+// signing key, as the zone's parent does.
+func SignedZone(t testing.TB, directory *Server, zone string, servers []*Server, adjust func(i int, sg *Signing)) (ksk, zsk *ZoneKey) {
+	t.Helper()
+	ksk, zsk = NewZoneKey(t, zone, true), NewZoneKey(t, zone, false)
+	for i, s := range servers {
+		sg := Signing{KSK: ksk, ZSK: zsk}
+		if adjust != nil {
+			adjust(i, &sg)
+		}
+		s.SignZone(zone, sg)
+	}
+	directory.SetDS(zone, ksk.DS())
+	return ksk, zsk
+}
+
 // SetDS makes the server answer DS queries for zone with records, as the
 // parent of a signed zone does; none makes zone unsigned again. The
 // server is then the resolver a lookup asks for DS records.
