@@ -97,12 +97,14 @@ GET /persist/records[?domain=NAME...][&caa=1]
     lock each domain to this account and to dns-persist-01.
 GET /persist/check[?domain=NAME...][&caa=1]
     The same, with the status of what is published: ok, missing,
-    mismatch, dns-error or expiring, a reason, and warnings about a
+    mismatch, dns-error, dnssec (a signed zone whose signatures do not
+    verify at a server) or expiring, a reason, and warnings about a
     passing record that stricter CAs than Let's Encrypt refuse; or
     not-offered when the CA was seen offering no dns-persist-01 challenge.
     caa_check says whether the domain's CAA policy lets this CA, account
-    and method through: allowed, forbidden (no order is placed) or
-    dns-error, with the CAA records found and the ones to publish.
+    and method through: allowed, forbidden (no order is placed),
+    dns-error or dnssec, with the CAA records found and the ones to
+    publish.
 ` + recordHelp
 
 // Interface guard

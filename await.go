@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -23,16 +24,24 @@ type RecordError struct {
 	ZoneLine string
 	// DNSErr is set when the lookup itself failed.
 	DNSErr error
+	// DNSSEC is set when the zone is signed and the chain from its DS
+	// down to the answer of Servers does not verify: the CA's validating
+	// resolver answers SERVFAIL, whatever the record says.
+	DNSSEC *dnslookup.DNSSECError
 	// Servers, when set, are the nameservers or resolvers that fail while
 	// others serve a passing record or fail otherwise; the verdict is on
-	// the first of them.
+	// the first of them. With DNSSEC, they are the servers whose answer
+	// does not verify.
 	Servers []string
 }
 
-// Status is the kind of failure: missing, mismatch or dns-error.
+// Status is the kind of failure: missing, mismatch, dns-error or dnssec.
 func (e *RecordError) Status() RecordStatus {
-	if e.DNSErr != nil {
+	switch {
+	case e.DNSErr != nil:
 		return record.StatusDNSError
+	case e.DNSSEC != nil:
+		return record.StatusDNSSEC
 	}
 	return e.verdict.Status
 }
@@ -41,6 +50,9 @@ func (e *RecordError) Status() RecordStatus {
 func (e *RecordError) Reason() string {
 	if e.DNSErr != nil {
 		return e.DNSErr.Error()
+	}
+	if e.DNSSEC != nil {
+		return dnssecReason(e.Servers, e.DNSSEC)
 	}
 	if len(e.Servers) > 0 {
 		return fmt.Sprintf("at %s: %s (the CA may reach any of them, so each must serve a passing record)", strings.Join(e.Servers, ", "), e.verdict.Reason())
@@ -62,7 +74,12 @@ func (e *RecordError) report() RecordReport {
 	}
 }
 
-func (e *RecordError) Unwrap() error { return e.DNSErr }
+func (e *RecordError) Unwrap() error {
+	if e.DNSSEC != nil && e.DNSErr == nil {
+		return e.DNSSEC
+	}
+	return e.DNSErr
+}
 
 // newRecordError describes a failed check of exp.
 func newRecordError(exp record.Expectation, v record.Verdict, dnsErr error) *RecordError {
@@ -108,7 +125,7 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan order
 		for _, base := range caaDue {
 			err := iss.checkCAA(ctx, in, base, plan.plain[base], plan.wildcard[base])
 			var caaErr *CAAError
-			if err != nil && (!errors.As(err, &caaErr) || caaErr.DNSErr == nil) {
+			if err != nil && (!errors.As(err, &caaErr) || !caaErr.mayPass()) {
 				return err
 			}
 			if err != nil {

@@ -23,6 +23,10 @@ const (
 	caaAllowed   = "allowed"
 	caaForbidden = "forbidden"
 	caaDNSError  = "dns-error"
+	// caaDNSSEC is a CAA answer within the zone whose signatures do not
+	// verify: the CA's validating resolver answers SERVFAIL, and a CA
+	// that cannot read CAA refuses to issue.
+	caaDNSSEC = "dnssec"
 )
 
 // CAAError says that the CAA policy of a domain forbids this CA, account or
@@ -43,14 +47,27 @@ type CAAError struct {
 	Publish []string
 	// DNSErr is set when the lookup itself failed.
 	DNSErr error
+	// DNSSEC is set when the CAA answer of Servers, in a signed zone,
+	// does not verify.
+	DNSSEC *dnslookup.DNSSECError
 }
 
-// Status is forbidden or dns-error.
+// Status is forbidden, dns-error or dnssec.
 func (e *CAAError) Status() string {
-	if e.DNSErr != nil {
+	switch {
+	case e.DNSErr != nil:
 		return caaDNSError
+	case e.DNSSEC != nil:
+		return caaDNSSEC
 	}
 	return caaForbidden
+}
+
+// mayPass reports whether the same policy may pass a later check: a
+// lookup that failed or signatures that did not verify may be mended
+// while an order waits, records that forbid are not changed by waiting.
+func (e *CAAError) mayPass() bool {
+	return e.DNSErr != nil || e.DNSSEC != nil
 }
 
 func (e *CAAError) Error() string { return caaLine(e.Domain, "", e.report()) }
@@ -58,13 +75,22 @@ func (e *CAAError) Error() string { return caaLine(e.Domain, "", e.report()) }
 // report is the failure as the report of a checked CAA policy.
 func (e *CAAError) report() *CAAReport {
 	r := &CAAReport{Status: e.Status(), Reason: e.Reason, FoundAt: e.FoundAt, Found: e.Found, Servers: e.Servers, Publish: e.Publish}
-	if e.DNSErr != nil {
+	switch {
+	case e.DNSErr != nil:
 		r.Reason = fmt.Sprintf("%v; a CA refuses to issue while it cannot read CAA", e.DNSErr)
+	case e.DNSSEC != nil:
+		// the servers are in the reason, as for a record
+		r.Reason, r.Servers = dnssecReason(e.Servers, e.DNSSEC)+"; a CA refuses to issue while it cannot read CAA", nil
 	}
 	return r
 }
 
-func (e *CAAError) Unwrap() error { return e.DNSErr }
+func (e *CAAError) Unwrap() error {
+	if e.DNSSEC != nil && e.DNSErr == nil {
+		return e.DNSSEC
+	}
+	return e.DNSErr
+}
 
 // caaJudgement is the verdict of the CAA policy on the names under one
 // base domain.
@@ -74,17 +100,28 @@ type caaJudgement struct {
 	// forbidding is the first set that forbids, and why.
 	forbidding *dnslookup.CAASet
 	reason     string
+	// broken is the first set whose signatures do not verify.
+	broken *dnslookup.CAASet
 	// warnings are what the allowing records rely on, for every set.
 	warnings  []string
 	publish   []caa.Record
 	lookupErr error
 }
 
-func (j caaJudgement) allowed() bool { return j.lookupErr == nil && j.forbidding == nil }
+func (j caaJudgement) allowed() bool {
+	return j.lookupErr == nil && j.forbidding == nil && j.broken == nil
+}
 
-// failure describes a judgement that did not allow issuance.
+// failure describes a judgement that did not allow issuance: records
+// that forbid before signatures that do not verify, since waiting mends
+// only the latter.
 func (j caaJudgement) failure() *CAAError {
 	e := &CAAError{Domain: j.domain, Reason: j.reason, DNSErr: j.lookupErr, Publish: caaZoneLines(j.domain, j.publish)}
+	if j.forbidding == nil && j.broken != nil && j.lookupErr == nil {
+		// publishing CAA records mends nothing here: the signatures do
+		e.DNSSEC, e.Servers, e.Publish = j.broken.DNSSEC, j.broken.Servers, nil
+		return e
+	}
 	if set := j.forbidding; set != nil {
 		e.FoundAt = set.Name
 		e.Found = caaZoneLines(set.Name, set.CAA)
@@ -140,6 +177,12 @@ func (iss *Issuer) judgeCAA(ctx context.Context, in recordInputs, domain string,
 		kinds = append(kinds, true)
 	}
 	for i, set := range j.answer.Sets {
+		if set.DNSSEC != nil {
+			if j.broken == nil {
+				j.broken = &j.answer.Sets[i]
+			}
+			continue
+		}
 		for _, w := range kinds {
 			res := caa.Evaluate(set.CAA, caaRequest(in, w))
 			if !res.Allowed {

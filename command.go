@@ -47,8 +47,10 @@ refused: see docs/caa.md before publishing them.
 			cmd.AddCommand(records)
 			check := persistSubcommand("check", `
 Looks up each record the way the issuer does and prints one line per record:
-ok, missing, mismatch: <reason>, dns-error: <reason>, or expiring: persistUntil
-in N days, with the record to publish when it is not ok. A record that passes
+ok, missing, mismatch: <reason>, dns-error: <reason>, dnssec: <reason> (the zone
+is signed and the signatures of a server's answer do not verify, so the CA's
+validating resolver would answer SERVFAIL), or expiring: persistUntil in N
+days, with the record to publish when it is not ok and not dnssec. A record that passes
 by Let's Encrypt's rules but not a stricter CA's is "ok (warning: ...)", with
 the canonical record to publish. Every record of a CA that was seen offering
 no dns-persist-01 challenge is "not-offered: ...", with when, what the CA
@@ -56,7 +58,8 @@ offered instead, and what to do. The exit status is 0 only when every record
 is ok, so it can gate a deploy. The CAA policy of each domain is checked too: a
 policy that forbids this CA, account or method (no order is placed then) adds a
 line "caa: forbidden: ..." naming the records found and the ones to publish,
-and fails the check; so does a CAA lookup that fails ("caa: dns-error").
+and fails the check; so does a CAA lookup that fails ("caa: dns-error") and
+CAA answers whose signatures do not verify ("caa: dnssec").
 
 With several persist issuers (one per CA) serving a name, each CA has its own
 record at the same name, and each line names its CA. --any then exits 0 when,

@@ -115,12 +115,16 @@ type judgement struct {
 	published []string
 	// behind names the servers that fail while others pass.
 	behind []string
+	// dnssec, when set, is why the CA's validating resolver refuses the
+	// answer of the servers dnssecAt, whatever the record says.
+	dnssec   *dnslookup.DNSSECError
+	dnssecAt []string
 	// lookupErr is set when DNS could not be asked; verdict is then empty.
 	lookupErr error
 }
 
 func (j judgement) passed() bool {
-	return j.lookupErr == nil && j.verdict.Status == record.StatusOK
+	return j.lookupErr == nil && j.dnssec == nil && j.verdict.Status == record.StatusOK
 }
 
 // failure describes a judgement that did not pass, with the record to
@@ -128,6 +132,9 @@ func (j judgement) passed() bool {
 func (j judgement) failure() *RecordError {
 	e := newRecordError(j.exp, j.verdict, j.lookupErr)
 	e.Servers = j.behind
+	if j.dnssec != nil && j.lookupErr == nil {
+		e.DNSSEC, e.Servers = j.dnssec, j.dnssecAt
+	}
 	return e
 }
 
@@ -171,20 +178,23 @@ func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wild
 }
 
 // evaluate judges what each server serves, and passes only when every
-// server that answered serves a passing record: the CA's resolver may
-// reach any of them, so a server that lags behind the others fails the
-// check until it catches up. The verdict is then the first failing one.
+// server that answered serves a passing record whose chain of signatures,
+// in a signed zone, verifies: the CA's resolver may reach any of them, so
+// a server that lags behind the others fails the check until it catches
+// up. The verdict is then the first failing one, or the first refused by
+// DNSSEC, which the operator must mend where a lagging server catches up
+// by itself.
 func (j *judgement) evaluate(now time.Time) bool {
 	views := j.answer.Views
 	verdicts := make([]record.Verdict, len(views))
 	firstFailed := -1
-	j.behind = nil
+	j.behind, j.dnssec, j.dnssecAt = nil, nil, nil
 	for i, view := range views {
 		verdicts[i] = record.Evaluate(j.exp, view.Values, now)
-		if verdicts[i].Status == record.StatusOK {
+		if verdicts[i].Status == record.StatusOK && view.DNSSEC == nil {
 			continue
 		}
-		if firstFailed < 0 {
+		if firstFailed < 0 || view.DNSSEC != nil && views[firstFailed].DNSSEC == nil {
 			firstFailed = i
 		}
 		j.behind = append(j.behind, view.Servers...)
@@ -194,6 +204,7 @@ func (j *judgement) evaluate(now time.Time) bool {
 		j.verdict, j.published = record.Evaluate(j.exp, nil, now), nil
 	case firstFailed >= 0:
 		j.verdict, j.published = verdicts[firstFailed], views[firstFailed].Values
+		j.dnssec, j.dnssecAt = views[firstFailed].DNSSEC, views[firstFailed].Servers
 	default:
 		j.verdict, j.published = verdicts[0], views[0].Values
 	}
@@ -202,7 +213,7 @@ func (j *judgement) evaluate(now time.Time) bool {
 		// and no server is behind the others
 		j.behind = nil
 	}
-	return j.verdict.Status == record.StatusOK
+	return j.verdict.Status == record.StatusOK && j.dnssec == nil
 }
 
 func countServers(views []dnslookup.View) int {

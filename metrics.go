@@ -12,8 +12,12 @@ const (
 	outcomeDeniedMissing  = "denied_missing"
 	outcomeDeniedMismatch = "denied_mismatch"
 	outcomeDeniedCAA      = "denied_caa"
-	outcomeDNSError       = "dns_error"
-	outcomeCacheHit       = "cache_hit"
+	// outcomeDeniedDNSSEC is a name whose record or CAA answer, in a
+	// signed zone, does not verify: the CA's resolver would answer
+	// SERVFAIL.
+	outcomeDeniedDNSSEC = "denied_dnssec"
+	outcomeDNSError     = "dns_error"
+	outcomeCacheHit     = "cache_hit"
 )
 
 // persistMetrics are the plugin's Prometheus metrics, registered in the

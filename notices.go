@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -15,11 +16,24 @@ import (
 // repeat every few seconds while an order waits and once a day after.
 
 // noticeFailure logs the record to publish, at most once an hour for the
-// same name, status and value.
+// same name, status and value. A record refused by DNSSEC is logged with
+// the servers whose answer does not verify and the broken link instead.
 func (iss *Issuer) noticeFailure(e *RecordError) {
 	r := e.report()
-	key := strings.Join([]string{r.RecordName, string(r.Status), r.ZoneLine, strings.Join(e.Servers, ",")}, "|")
+	key := strings.Join([]string{r.RecordName, string(r.Status), r.ZoneLine, strings.Join(e.Servers, ","), brokenLink(e.DNSSEC)}, "|")
 	if !iss.notices.Due(key, time.Hour) {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("record_name", r.RecordName),
+		zap.String("record_value", r.Value),
+		zap.String("zone_line", r.ZoneLine),
+		zap.String("status", string(r.Status)),
+		zap.String("reason", r.Reason),
+	}
+	if e.DNSSEC != nil {
+		iss.logger.Warn("dns-persist-01 record fails DNSSEC validation: the CA's resolver would answer SERVFAIL; no order is placed until the zone's signatures or DS records are fixed",
+			append(fields, zap.Strings("servers", e.Servers), zap.String("dnssec_zone", e.DNSSEC.Zone), zap.String("dnssec_link", e.DNSSEC.Link))...)
 		return
 	}
 	msg := "dns-persist-01 record missing; publish it once and certificates follow"
@@ -31,13 +45,16 @@ func (iss *Issuer) noticeFailure(e *RecordError) {
 	case r.Status == record.StatusDNSError:
 		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
 	}
-	iss.logger.Warn(msg,
-		zap.String("record_name", r.RecordName),
-		zap.String("record_value", r.Value),
-		zap.String("zone_line", r.ZoneLine),
-		zap.String("status", string(r.Status)),
-		zap.String("reason", r.Reason),
-		zap.Strings("servers_behind", e.Servers))
+	iss.logger.Warn(msg, append(fields, zap.Strings("servers_behind", e.Servers))...)
+}
+
+// brokenLink names a broken DNSSEC link for the rate limit of its
+// notices, so that another link of the same servers is said at once.
+func brokenLink(e *dnslookup.DNSSECError) string {
+	if e == nil {
+		return ""
+	}
+	return e.Zone + " " + e.Link
 }
 
 // noticeExpiry warns at each check when the passing record's persistUntil
@@ -87,13 +104,22 @@ func (iss *Issuer) noticeLeniency(j judgement) {
 // once an hour for the same domain and records.
 func (iss *Issuer) noticeCAA(e *CAAError) {
 	r := e.report()
-	key := strings.Join([]string{"caa", e.Domain, r.Status, strings.Join(r.Found, ","), strings.Join(r.Servers, ",")}, "|")
+	key := strings.Join([]string{"caa", e.Domain, r.Status, strings.Join(r.Found, ","), strings.Join(e.Servers, ","), brokenLink(e.DNSSEC)}, "|")
 	if !iss.notices.Due(key, time.Hour) {
 		return
 	}
 	if e.DNSErr != nil {
 		iss.logger.Warn("CAA could not be checked: DNS lookup failed; a CA refuses to issue while it cannot read CAA",
 			zap.String("domain", e.Domain), zap.Error(e.DNSErr))
+		return
+	}
+	if e.DNSSEC != nil {
+		iss.logger.Warn("CAA answer fails DNSSEC validation: the CA's resolver would answer SERVFAIL, and a CA refuses to issue while it cannot read CAA; no order is placed until the zone's signatures or DS records are fixed",
+			zap.String("domain", e.Domain),
+			zap.String("reason", r.Reason),
+			zap.Strings("servers", e.Servers),
+			zap.String("dnssec_zone", e.DNSSEC.Zone),
+			zap.String("dnssec_link", e.DNSSEC.Link))
 		return
 	}
 	iss.logger.Error("CAA forbids this CA, account or method; no order is placed until the CAA records change",

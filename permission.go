@@ -219,14 +219,18 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 	// the log that carries a denial is where the operator learns what the
 	// tenant must publish: the failure says it
 	outcome := outcomeDeniedMismatch
-	if j.verdict.Status == record.StatusMissing {
+	switch {
+	case j.dnssec != nil:
+		outcome = outcomeDeniedDNSSEC
+	case j.verdict.Status == record.StatusMissing:
 		outcome = outcomeDeniedMissing
 	}
 	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, j.failure()), outcome: outcome}
 }
 
 // denyByCAA is the decision for a name whose record passes but whose CAA
-// policy forbids the issuer's CA, account or method, or could not be read.
+// policy forbids the issuer's CA, account or method, could not be read,
+// or was served with signatures that do not verify.
 func (p *Permission) denyByCAA(name string, e *CAAError) decision {
 	if e.DNSErr != nil {
 		if p.notices.Due("caa-dns|"+e.Domain, time.Hour) {
@@ -234,7 +238,11 @@ func (p *Permission) denyByCAA(name string, e *CAAError) decision {
 		}
 		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcomeDNSError}
 	}
-	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcomeDeniedCAA}
+	outcome := outcomeDeniedCAA
+	if e.DNSSEC != nil {
+		outcome = outcomeDeniedDNSSEC
+	}
+	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcome}
 }
 
 // joinDenials is the decision when no issuer allows a name. With one

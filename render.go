@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"strings"
 
+	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -17,7 +18,9 @@ import (
 // recordLine is the one line that says what a check found of a record:
 // where the record goes, its CA when the records of several CAs share
 // names, the status and why, what a passing record relies on, and, when
-// the record does not pass, the record to publish.
+// the record does not pass, the record to publish. A record refused by
+// DNSSEC gets none: what it says may be right, and the signatures are
+// what to mend.
 func recordLine(r RecordReport, withCA bool) string {
 	line := r.RecordName
 	if withCA {
@@ -30,7 +33,7 @@ func recordLine(r RecordReport, withCA bool) string {
 	for _, w := range r.Warnings {
 		line += " (warning: " + w + ")"
 	}
-	if itself := cmp.Or(r.RecordStatus, r.Status); itself != record.StatusOK && r.ZoneLine != "" {
+	if itself := cmp.Or(r.RecordStatus, r.Status); itself != record.StatusOK && itself != record.StatusDNSSEC && r.ZoneLine != "" {
 		line += "; publish: " + r.ZoneLine
 	}
 	return line
@@ -67,6 +70,12 @@ func caaLine(domain, ca string, c *CAAReport) string {
 		}
 	}
 	return line
+}
+
+// dnssecReason is the reason of an answer refused by DNSSEC, a record's
+// or a CAA policy's: the servers that give it and the broken link.
+func dnssecReason(servers []string, e *dnslookup.DNSSECError) string {
+	return "at " + strings.Join(servers, ", ") + ": " + e.Error()
 }
 
 // warningDetails lists what a passing record relies on that Let's

@@ -35,8 +35,8 @@ type RecordReport struct {
 	PersistUntil string `json:"persist_until,omitempty"`
 
 	// Status, Reason and Published are filled in by a check. Status is
-	// "ok", "missing", "mismatch", "dns-error" or "expiring", or
-	// "not-offered" when the CA was seen offering no dns-persist-01.
+	// "ok", "missing", "mismatch", "dns-error", "dnssec" or "expiring",
+	// or "not-offered" when the CA was seen offering no dns-persist-01.
 	Status    RecordStatus `json:"status,omitempty"`
 	Reason    string       `json:"reason,omitempty"`
 	Published []string     `json:"published,omitempty"`
@@ -58,12 +58,12 @@ type RecordReport struct {
 }
 
 // RecordStatus is what a check found of a record: "ok", "missing",
-// "mismatch", "dns-error", "expiring" or "not-offered".
+// "mismatch", "dns-error", "dnssec", "expiring" or "not-offered".
 type RecordStatus = record.Status
 
 // CAAReport is the CAA policy of a domain as a check found it.
 type CAAReport struct {
-	// Status is allowed, forbidden or dns-error.
+	// Status is allowed, forbidden, dns-error or dnssec.
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
 	// FoundAt is where the forbidding CAA records are, Found the records.

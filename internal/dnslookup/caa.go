@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/miekg/dns"
 )
 
@@ -18,7 +17,9 @@ type CAAAnswer struct {
 	Asked []string
 }
 
-// CAASet is the relevant RRset some servers serve.
+// CAASet is the relevant RRset some servers serve. A set whose View has
+// DNSSEC set is an answer the CA's validating resolver refuses, at Name,
+// which ends the climb there as the CA's SERVFAIL does.
 type CAASet struct {
 	// Name is where the records were found, the name itself or a parent;
 	// empty when these servers serve no CAA record up to the top-level
@@ -38,7 +39,10 @@ type CAASet struct {
 // records are not the operator's to change while it waits: with
 // authoritative lookups, the names above the zone that holds name are
 // asked of the recursive servers, as a CA's resolver would, and their
-// answers kept for nsCacheTTL. The parents within the zone are shared by
+// answers kept for nsCacheTTL; the CA's resolver validates them, and the
+// operator cannot change them, so their signatures are not judged. The
+// answers within the zone are judged as the record's are (see
+// judgeDNSSEC). The parents within the zone are shared by
 // the names under them, so their answers are kept for recentTTL, for the
 // checks of the names of one certificate or a burst of issuance; name
 // itself is always asked afresh.
@@ -64,7 +68,8 @@ func (r *Resolver) LookupCAA(ctx context.Context, name string) (CAAAnswer, error
 		out.Asked = append(out.Asked, candidate)
 		missing := false
 		for _, v := range ans.Views {
-			if len(v.CAA) == 0 {
+			// a validator's SERVFAIL ends the climb: the CA refuses
+			if len(v.CAA) == 0 && v.DNSSEC == nil {
 				missing = true
 				continue
 			}
@@ -109,11 +114,11 @@ func (r *Resolver) caaAt(ctx context.Context, name string, parent, above bool) (
 
 // caaRecursive asks the recursive servers for the CAA records at name.
 func (r *Resolver) caaRecursive(ctx context.Context, name string) (Answer, error) {
-	msg, server, err := r.exchangeFirst(ctx, dns.Fqdn(name), dns.TypeCAA, r.recursiveServers(), true)
+	msg, server, err := r.exchangeFirst(ctx, dns.Fqdn(name), dns.TypeCAA, r.recursiveServers(), askValidated)
 	if err != nil {
 		return Answer{}, &Error{Name: name, Server: server, Err: err}
 	}
-	_, aliases, rrs, err := readAnswer(msg, dns.Fqdn(name), dns.TypeCAA)
+	_, aliases, rrs, err := readAnswer(msg, dns.Fqdn(name), dns.TypeCAA, "")
 	if err != nil {
 		return Answer{}, &Error{Name: name, Server: server, Err: err}
 	}
@@ -129,9 +134,4 @@ func parentName(name string) string {
 		return ""
 	}
 	return parent
-}
-
-// zoneOf returns the zone that holds the fully qualified name.
-func (r *Resolver) zoneOf(ctx context.Context, fqdn string) (string, error) {
-	return certmagic.FindZoneByFQDN(ctx, r.logger, fqdn, r.recursiveServers())
 }

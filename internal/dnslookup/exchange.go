@@ -58,11 +58,33 @@ type reply struct {
 	err    error
 }
 
+// asking says whom a query goes to, which sets its flags. Every query
+// sets the DO bit, so that signed zones send their signatures (RFC 4035
+// §3.2.1) and the check can judge them as the CA's validating resolver
+// will.
+type asking int
+
+const (
+	// askAuthoritative asks a zone's nameserver: no recursion.
+	askAuthoritative asking = iota
+	// askValidated asks a recursive resolver and takes its validation as
+	// it stands: bogus data is SERVFAIL, as for the CA. For what the CA
+	// judges without us (the names above the zone) and the configured
+	// resolvers.
+	askValidated
+	// askUnchecked asks a recursive resolver with the CD bit (RFC 4035
+	// §3.2.2), to find a zone, its nameservers and its DS records: a
+	// validating system resolver would answer SERVFAIL for a zone whose
+	// chain is broken, hiding it before the check can say which link
+	// broke.
+	askUnchecked
+)
+
 // exchangeAll asks every server at once and returns their replies in the
 // order of servers. A server failure (SERVFAIL, REFUSED) is an error, as
 // for exchangeFirst.
-func (r *Resolver) exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, recursive bool) []reply {
-	q := newQuery(name, qtype, recursive)
+func (r *Resolver) exchangeAll(ctx context.Context, name string, qtype uint16, servers []server, how asking) []reply {
+	q := newQuery(name, qtype, how)
 	replies := make([]reply, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
@@ -77,8 +99,8 @@ func (r *Resolver) exchangeAll(ctx context.Context, name string, qtype uint16, s
 
 // exchangeFirst asks each server in turn and returns the first answer that
 // is not a server failure. NXDOMAIN counts as an answer.
-func (r *Resolver) exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, recursive bool) (*dns.Msg, string, error) {
-	q := newQuery(name, qtype, recursive)
+func (r *Resolver) exchangeFirst(ctx context.Context, name string, qtype uint16, servers []string, how asking) (*dns.Msg, string, error) {
+	q := newQuery(name, qtype, how)
 	var errs []error
 	for _, server := range servers {
 		msg, err := exchangeAnswer(ctx, q, server, r.queryTimeout)
@@ -97,11 +119,12 @@ func (r *Resolver) exchangeFirst(ctx context.Context, name string, qtype uint16,
 	return nil, last, errors.Join(errs...)
 }
 
-func newQuery(name string, qtype uint16, recursive bool) *dns.Msg {
+func newQuery(name string, qtype uint16, how asking) *dns.Msg {
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
-	q.RecursionDesired = recursive
-	q.SetEdns0(1232, false)
+	q.RecursionDesired = how != askAuthoritative
+	q.CheckingDisabled = how == askUnchecked
+	q.SetEdns0(1232, true)
 	return q
 }
 

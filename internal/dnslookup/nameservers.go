@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/certmagic"
@@ -25,27 +26,57 @@ type server struct {
 
 // serversFor returns who to ask about name: the configured resolvers, or
 // every address of every authoritative nameserver of the zone that holds
-// name.
-func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, bool, error) {
+// name, with that zone. The zone is empty for the configured resolvers,
+// which find it themselves.
+func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, string, error) {
 	if len(r.resolvers) > 0 {
-		return r.resolvers, true, nil
+		return r.resolvers, "", nil
 	}
 	recursive := r.recursiveServers()
 	zone, err := r.zoneOf(ctx, name)
 	if err != nil {
-		return nil, false, fmt.Errorf("finding the zone of %s: %v", name, err)
+		return nil, "", fmt.Errorf("finding the zone of %s: %v", name, err)
 	}
 
 	if servers, ok := r.nsCache.Get(zone, r.now()); ok {
-		return servers, false, nil
+		return servers, zone, nil
 	}
 	servers, err := r.authoritativeServers(ctx, zone, recursive)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	now := r.now()
 	r.nsCache.Put(zone, servers, now, now.Add(nsCacheTTL))
-	return servers, false, nil
+	return servers, zone, nil
+}
+
+// zoneOf returns the zone that holds the fully qualified name: the
+// closest name at or above it with an SOA record, as the recursive
+// servers say, asked with CD (see askUnchecked) from the name up. An
+// alias is skipped, since no zone's apex is one. Zones are kept for
+// nsCacheTTL per name.
+func (r *Resolver) zoneOf(ctx context.Context, fqdn string) (string, error) {
+	fqdn = dns.CanonicalName(fqdn)
+	if zone, ok := r.zones.Get(fqdn, r.now()); ok {
+		return zone, nil
+	}
+	for _, i := range dns.Split(fqdn) {
+		candidate := fqdn[i:]
+		msg, _, err := r.exchangeFirst(ctx, candidate, dns.TypeSOA, r.recursiveServers(), askUnchecked)
+		if err != nil {
+			return "", fmt.Errorf("asking for the SOA record of %s: %w", candidate, err)
+		}
+		if !slices.ContainsFunc(msg.Answer, func(rr dns.RR) bool {
+			_, soa := rr.(*dns.SOA)
+			return soa && strings.EqualFold(rr.Header().Name, candidate)
+		}) || slices.ContainsFunc(msg.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeCNAME }) {
+			continue
+		}
+		now := r.now()
+		r.zones.Put(fqdn, candidate, now, now.Add(nsCacheTTL))
+		return candidate, nil
+	}
+	return "", fmt.Errorf("no SOA record at or above %s", fqdn)
 }
 
 // recursiveServers are the servers that find zones and nameservers.
@@ -57,7 +88,7 @@ func (r *Resolver) recursiveServers() []string {
 }
 
 func (r *Resolver) authoritativeServers(ctx context.Context, zone string, recursive []string) ([]server, error) {
-	msg, _, err := r.exchangeFirst(ctx, zone, dns.TypeNS, recursive, true)
+	msg, _, err := r.exchangeFirst(ctx, zone, dns.TypeNS, recursive, askUnchecked)
 	if err != nil {
 		return nil, fmt.Errorf("finding the nameservers of %s: %v", zone, err)
 	}
@@ -96,7 +127,7 @@ func (r *Resolver) nameserverAddrs(ctx context.Context, host string, glue []dns.
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		found := addressesOf(qtype, glue, host)
 		if len(found) == 0 {
-			if msg, _, err := r.exchangeFirst(ctx, host, qtype, recursive, true); err == nil {
+			if msg, _, err := r.exchangeFirst(ctx, host, qtype, recursive, askUnchecked); err == nil {
 				// the answer may reach them through an alias, which
 				// resolvers follow though a nameserver should not be one
 				found = addressesOf(qtype, msg.Answer, "")

@@ -100,10 +100,10 @@ type Options struct {
 	// QueryTimeout bounds each try of a query at a server, over UDP and
 	// then over TCP. Default: DefaultQueryTimeout.
 	QueryTimeout time.Duration
-	// Logger receives what certmagic's zone lookup logs, and the servers
-	// a lookup skipped.
+	// Logger receives the servers a lookup skipped.
 	Logger *zap.Logger
-	// Now is the clock of the caches. Default: time.Now.
+	// Now is the clock of the caches and of the validity of DNSSEC
+	// signatures. Default: time.Now.
 	Now func() time.Time
 }
 
@@ -119,6 +119,14 @@ type Resolver struct {
 	now          func() time.Time
 
 	nsCache *cache.Expiring[[]server]
+	// zones holds the zone of each name looked up.
+	zones *cache.Expiring[string]
+	// trust holds the DS records of zones, kept as long as their
+	// nameservers, and dnskeys the DNSKEY RRset each server serves for a
+	// signed zone, so that a warm check of a signed zone asks nothing
+	// more than an unsigned one.
+	trust   *cache.Expiring[zoneTrust]
+	dnskeys *cache.Expiring[keyRRset]
 	recent  *cache.Expiring[Answer]
 	// caaParents holds the CAA answers at the parents of names looked up.
 	caaParents *cache.Expiring[Answer]
@@ -135,6 +143,9 @@ func New(opts Options) *Resolver {
 		logger:       opts.Logger,
 		now:          opts.Now,
 		nsCache:      cache.NewExpiring[[]server](maxZones),
+		zones:        cache.NewExpiring[string](maxZones),
+		trust:        cache.NewExpiring[zoneTrust](maxZones),
+		dnskeys:      cache.NewExpiring[keyRRset](maxZones),
 		recent:       cache.NewExpiring[Answer](maxRecents),
 		caaParents:   cache.NewExpiring[Answer](maxZones),
 	}
@@ -204,36 +215,52 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 		return fail("", fmt.Errorf("the servers disagree about the aliases at the record name, leading to more than %d zones; fix the alias chain", maxZonesPerLookup))
 	}
 	l.asked++
-	servers, recursive, err := l.r.serversFor(ctx, qname)
+	servers, zone, err := l.r.serversFor(ctx, qname)
 	if err != nil {
+		return fail("", err)
+	}
+	how := askAuthoritative
+	if zone == "" {
+		how = askValidated
+	} else if _, err := l.r.trustOf(ctx, zone); err != nil {
+		// the DS records decide whether answers must be signed
 		return fail("", err)
 	}
 
 	var views []*View
 	var targets []string
 	var silent []error
-	for _, rep := range l.r.exchangeAll(ctx, qname, l.qtype, servers, recursive) {
-		if rep.err == nil && !recursive && !rep.msg.Authoritative {
+	skip := func(s server, err error) {
+		l.ans.Unanswered = append(l.ans.Unanswered, Unanswered{Server: s.label, Err: err})
+		silent = append(silent, fmt.Errorf("%s: %w", s.label, err))
+	}
+	for _, rep := range l.r.exchangeAll(ctx, qname, l.qtype, servers, how) {
+		if rep.err == nil && how == askAuthoritative && !rep.msg.Authoritative {
 			// a lame server (one the NS records name that no longer
 			// serves the zone) answers without authority or with a
 			// referral; resolvers ask another, and so does the check
 			rep.err = errNotAuthoritative
 		}
 		if rep.err != nil {
-			l.ans.Unanswered = append(l.ans.Unanswered, Unanswered{Server: rep.server.label, Err: rep.err})
-			silent = append(silent, fmt.Errorf("%s: %w", rep.server.label, rep.err))
+			skip(rep.server, rep.err)
 			continue
 		}
-		target, aliases, rrs, err := readAnswer(rep.msg, qname, l.qtype)
+		target, aliases, rrs, err := readAnswer(rep.msg, qname, l.qtype, zone)
 		if err != nil {
 			return fail(rep.server.label, err)
 		}
+		sec, err := l.judgeDNSSEC(ctx, rep.server, zone, rep.msg, qname, target, aliases, rrs)
+		if err != nil {
+			// its keys could not be had: a resolver would ask another
+			skip(rep.server, err)
+			continue
+		}
 		values, caas := recordValues(rrs)
-		if v := sameAnswer(views, targets, target, values); v != nil {
+		if v := sameAnswer(views, targets, target, values, sec); v != nil {
 			v.Servers = append(v.Servers, rep.server.label)
 			continue
 		}
-		views = append(views, &View{Values: values, CAA: caas, CNAMEs: append(slices.Clone(via), aliases...), Servers: []string{rep.server.label}})
+		views = append(views, &View{Values: values, CAA: caas, CNAMEs: append(slices.Clone(via), aliases...), Servers: []string{rep.server.label}, DNSSEC: sec})
 		targets = append(targets, target)
 	}
 	if len(views) == 0 {
@@ -248,7 +275,9 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 		return fail("", fmt.Errorf("no server answered: "+strings.TrimSuffix(strings.Repeat("%w; ", len(causes)), "; "), causes...))
 	}
 	for i, v := range views {
-		if targets[i] == qname || len(v.Values) > 0 {
+		// an answer a validator refuses ends the chain: the CA's
+		// resolver stops at its SERVFAIL
+		if targets[i] == qname || len(v.Values) > 0 || v.DNSSEC != nil {
 			l.ans.Views = append(l.ans.Views, *v)
 			continue
 		}
@@ -260,10 +289,11 @@ func (l *lookup) follow(ctx context.Context, qname string, via []string, hop int
 }
 
 // sameAnswer returns the view that ends at target with the same values,
-// in any order, if there is one.
-func sameAnswer(views []*View, targets []string, target string, values []string) *View {
+// in any order, and the same DNSSEC outcome, if there is one: servers
+// that serve the same records, one with broken signatures, differ.
+func sameAnswer(views []*View, targets []string, target string, values []string, sec *DNSSECError) *View {
 	for i, v := range views {
-		if targets[i] == target && sameSet(v.Values, values) {
+		if targets[i] == target && sameSet(v.Values, values) && sameDNSSEC(v.DNSSEC, sec) {
 			return v
 		}
 	}
@@ -307,8 +337,11 @@ func (r *Resolver) logSkipped(ctx context.Context, skipped []Unanswered) {
 
 // readAnswer follows the CNAME chain inside one response and returns the
 // name it ends at, the aliases followed and the records of qtype found
-// there.
-func readAnswer(msg *dns.Msg, qname string, qtype uint16) (string, []string, []dns.RR, error) {
+// there. With zone, the chain is followed only within it: a resolver
+// does not take a server's word for names outside its zone (RFC 2181
+// §5.4.1) and asks the target's own servers, and so does the lookup, so
+// each answer is judged, signatures too, where the CA's resolver gets it.
+func readAnswer(msg *dns.Msg, qname string, qtype uint16, zone string) (string, []string, []dns.RR, error) {
 	target := qname
 	var aliases []string
 	for range maxCNAMEHops {
@@ -324,6 +357,9 @@ func readAnswer(msg *dns.Msg, qname string, qtype uint16) (string, []string, []d
 		}
 		target = next
 		aliases = append(aliases, strings.TrimSuffix(next, "."))
+		if zone != "" && !dns.IsSubDomain(zone, target) {
+			return target, aliases, nil, nil
+		}
 	}
 	var rrs []dns.RR
 	total := 0

@@ -1,6 +1,7 @@
 // Package fakedns is a small authoritative DNS server for tests and
-// benchmarks: zones with SOA and NS records, TXT and CNAME data, injectable
-// faults, and a count of the queries it answers. Unlike challtestsrv it
+// benchmarks: zones with SOA and NS records, TXT, CAA and CNAME data,
+// DNSSEC signatures made on the fly (dnssec.go), injectable faults, and a
+// count of the queries it answers. Unlike challtestsrv it
 // answers SOA and NS queries, so the record check's discovery of a zone's
 // authoritative nameservers can be exercised, and it does not use
 // miekg/dns's global handler, so any number can run in one process.
@@ -9,6 +10,7 @@ package fakedns
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +41,10 @@ const (
 	// Lame answers NOERROR without authority and without records, as a
 	// server no longer serving the zone does.
 	Lame
+	// Unsigned answers without RRSIG records even in a signed zone, as a
+	// secondary serving a record the primary signed but that reached it
+	// without its signatures.
+	Unsigned
 )
 
 // Server is a running fake authoritative server.
@@ -57,6 +63,8 @@ type Server struct {
 	caa         map[string][]dns.RR
 	cname       map[string]string
 	faults      map[string]Fault
+	signing     map[string]Signing
+	ds          map[string][]*dns.DS
 	queries     map[string]int
 	total       int
 	// delay holds every answer back, to make lookups overlap.
@@ -88,6 +96,8 @@ func StartOn(addr string) (*Server, error) {
 		caa:         make(map[string][]dns.RR),
 		cname:       make(map[string]string),
 		faults:      make(map[string]Fault),
+		signing:     make(map[string]Signing),
+		ds:          make(map[string][]*dns.DS),
 		queries:     make(map[string]int),
 		followCNAME: true,
 	}
@@ -404,7 +414,10 @@ func (s *Server) reply(r *dns.Msg, name string, fault Fault, udp bool) *dns.Msg 
 	}
 
 	s.mu.Lock()
-	s.answer(m, name, r.Question[0].Qtype)
+	owner := s.answer(m, name, r.Question[0].Qtype)
+	if opt := r.IsEdns0(); opt != nil && opt.Do() && fault != Unsigned && owner != "" {
+		s.addDNSSEC(m, owner, r.Question[0].Qtype)
+	}
 	s.mu.Unlock()
 	if udp {
 		size := 512
@@ -416,8 +429,10 @@ func (s *Server) reply(r *dns.Msg, name string, fault Fault, udp bool) *dns.Msg 
 	return m
 }
 
-// answer fills m for name and qtype; s.mu is held.
-func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
+// answer fills m for name and qtype and returns the name the answer ends
+// at, after any CNAMEs, or "" when it stops at a CNAME it does not
+// follow; s.mu is held.
+func (s *Server) answer(m *dns.Msg, name string, qtype uint16) string {
 	hdr := func(owner string, t uint16) dns.RR_Header {
 		return dns.RR_Header{Name: owner, Rrtype: t, Class: dns.ClassINET, Ttl: 60}
 	}
@@ -430,7 +445,7 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 		m.Answer = append(m.Answer, &dns.CNAME{Hdr: hdr(owner, dns.TypeCNAME), Target: target})
 		owner = target
 		if !s.followCNAME {
-			return
+			return ""
 		}
 	}
 
@@ -439,7 +454,7 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 	case dns.TypeSOA:
 		if s.zones[owner] {
 			m.Answer = append(m.Answer, s.soa(owner))
-			return
+			return owner
 		}
 	case dns.TypeNS:
 		if s.zones[owner] {
@@ -448,7 +463,7 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 				m.Answer = append(m.Answer, &dns.NS{Hdr: hdr(owner, dns.TypeNS), Ns: ns})
 				m.Extra = append(m.Extra, addressRR(hdr, ns, ip))
 			}
-			return
+			return owner
 		}
 	case dns.TypeA, dns.TypeAAAA:
 		label, zone, _ := strings.Cut(owner, ".")
@@ -458,14 +473,11 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 			if (ip.To4() != nil) == (qtype == dns.TypeA) {
 				m.Answer = append(m.Answer, addressRR(hdr, owner, ip))
 			}
-			return
+			return owner
 		}
 	case dns.TypeTXT:
 		for _, v := range s.txt[owner] {
 			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(owner, dns.TypeTXT), Txt: splitStrings(v)})
-		}
-		if len(m.Answer) > 0 {
-			return
 		}
 	case dns.TypeCAA:
 		for _, rr := range s.caa[owner] {
@@ -473,18 +485,27 @@ func (s *Server) answer(m *dns.Msg, name string, qtype uint16) {
 			rr.Header().Name = owner
 			m.Answer = append(m.Answer, rr)
 		}
+	case dns.TypeDNSKEY:
+		if _, signed := s.signing[owner]; signed && s.zones[owner] {
+			m.Answer = append(m.Answer, s.keysOf(owner)...)
+		}
+	case dns.TypeDS:
+		for _, ds := range s.ds[owner] {
+			m.Answer = append(m.Answer, dns.Copy(ds))
+		}
 	}
-	if len(m.Answer) > 0 {
-		return
+	if slices.ContainsFunc(m.Answer, func(rr dns.RR) bool { return rr.Header().Name == owner && rr.Header().Rrtype == qtype }) {
+		return owner
 	}
-	_, hasTXT := s.txt[owner]
-	_, hasCAA := s.caa[owner]
-	if !hasTXT && !hasCAA && !s.zones[owner] && zone != "" {
+	if zone == "" {
+		return owner
+	}
+	// a name with names below it exists, though it holds no record
+	if _, exists := s.existing(zone)[owner]; !exists {
 		m.Rcode = dns.RcodeNameError
 	}
-	if zone != "" {
-		m.Ns = append(m.Ns, s.soa(zone))
-	}
+	m.Ns = append(m.Ns, s.soa(zone))
+	return owner
 }
 
 // nameserversOf returns the addresses of zone's nameservers; s.mu is held.
