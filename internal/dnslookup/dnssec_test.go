@@ -73,27 +73,31 @@ func TestDNSSECValidChainPasses(t *testing.T) {
 			name := "_validation-persist.www.valid.test"
 			z.setTXT(name, ours)
 			for _, s := range z.group {
-				s.SetCAA(t, "www.valid.test", `0 issue "ca.example"`)
+				s.SetCAA(t, "valid.test", `0 issue "ca.example"`)
+				s.SetCAA(t, "caa.valid.test", `0 issue "ca.example"`)
 			}
 
 			v := onlyView(t, z.lookup(t, name))
 			if v.DNSSEC != nil || len(v.Servers) != 2 || !slices.Equal(v.Values, []string{ours}) {
 				t.Fatalf("view = %+v, want the record from both servers, verified", v)
 			}
-			if v := onlyView(t, z.lookup(t, "_validation-persist.absent.valid.test")); v.DNSSEC != nil || len(v.Values) != 0 {
-				t.Errorf("a name that does not exist, proven so: %+v (%v)", v, v.DNSSEC)
+			for _, absent := range []string{
+				"_validation-persist.absent.valid.test", // NXDOMAIN
+				"caa.valid.test",                        // NODATA: it has a CAA record
+				"www.valid.test",                        // NODATA: an empty non-terminal
+			} {
+				if v := onlyView(t, z.lookup(t, absent)); v.DNSSEC != nil || len(v.Values) != 0 {
+					t.Errorf("no TXT at %s, proven so: %+v (%v)", absent, v, v.DNSSEC)
+				}
 			}
-			// www exists (it has a CAA record): no TXT there is NODATA
-			if v := onlyView(t, z.lookup(t, "www.valid.test")); v.DNSSEC != nil || len(v.Values) != 0 {
-				t.Errorf("a name without TXT, proven so: %+v (%v)", v, v.DNSSEC)
-			}
-			// valid.test has no CAA record, www has: the climb stops at www
+			// no CAA at www, an empty non-terminal, nor at sub below it:
+			// the climb goes on to the apex
 			caa, err := z.r.LookupCAA(context.Background(), "sub.www.valid.test")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if set := onlySet(t, caa); set.DNSSEC != nil || set.Name != "www.valid.test" {
-				t.Errorf("CAA set = %+v (%v), want www's, verified", set, set.DNSSEC)
+			if set := onlySet(t, caa); set.DNSSEC != nil || set.Name != "valid.test" {
+				t.Errorf("CAA set = %+v (%v), want the apex's, verified", set, set.DNSSEC)
 			}
 
 			// warm, a check asks for the record with its signatures and
