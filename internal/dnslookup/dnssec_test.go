@@ -485,3 +485,26 @@ func TestDNSSECWildcardAnswerNeedsAProof(t *testing.T) {
 		}
 	}
 }
+
+// An unsigned zone below a signed one, served by the same servers: a
+// CNAME into it is followed within one answer, and the target's missing
+// signature is no fault, since the child has no DS records.
+func TestDNSSECUnsignedChildZoneServedAlongside(t *testing.T) {
+	z := newSignedZone(t, "parent.test", 1, nil)
+	fakedns.ServeZone(z.recursive, "child.parent.test", z.group[0])
+	name := "_validation-persist.parent.test"
+	z.group[0].SetCNAME(name, "records.child.parent.test")
+	z.group[0].SetTXT("records.child.parent.test", ours)
+
+	v := onlyView(t, z.lookup(t, name))
+	if v.DNSSEC != nil || !slices.Equal(v.Values, []string{ours}) {
+		t.Errorf("view = %+v (%v), want the record, its unsigned zone not held against it", v, v.DNSSEC)
+	}
+	// once the child has DS records, its own signatures are missing
+	other := newSignedZone(t, "child.parent.test", 1, nil)
+	z.recursive.SetDS("child.parent.test", other.ksk.DS())
+	z.r = groupResolver(t, z.recursive, z.group, Options{})
+	if v := onlyView(t, z.lookup(t, name)); v.DNSSEC == nil || v.DNSSEC.Zone != "child.parent.test" {
+		t.Errorf("view = %+v (%v), want the signed child's missing keys", v, v.DNSSEC)
+	}
+}
