@@ -154,6 +154,11 @@ func (p denialProof) proves(qname string, qtype uint16, nxdomain bool) bool {
 	if nxdomain {
 		return covering != nil && p.nsecCovering("*."+nsecClosestEncloser(qname, covering)) != nil
 	}
+	if covering != nil && dns.IsSubDomain(qname, covering.NextDomain) && canonicalCompare(qname, covering.NextDomain) != 0 {
+		// an empty non-terminal: no NSEC record of its own, but the next
+		// name after it lies below it (RFC 4035 §3.1.3.2)
+		return true
+	}
 	return lacks(p.nsecAt(qname), qtype) || covering != nil && lacks(p.nsecAt("*."+nsecClosestEncloser(qname, covering)), qtype)
 }
 

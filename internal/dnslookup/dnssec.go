@@ -133,16 +133,30 @@ func (v *validation) rrset(set []dns.RR, sigs []*dns.RRSIG) (*DNSSECError, error
 	if zone == "" {
 		return nil, nil
 	}
-	return v.withKeys(zone, func(keys []*dns.DNSKEY) *DNSSECError {
+	e, err := v.withKeys(zone, v.judgeRRset(zone, set, sigs))
+	if e != nil && len(sigs) == 0 && zone == v.zone {
+		// an unsigned RRset below the zone may lie in an unsigned zone
+		// the same servers serve, which its own DS records decide, as
+		// for the CA's resolver; only then is its zone looked up
+		if child, zerr := v.r.zoneOf(v.ctx, owner); zerr == nil && child != zone && dns.IsSubDomain(zone, child) {
+			return v.withKeys(child, v.judgeRRset(child, set, sigs))
+		}
+	}
+	return e, err
+}
+
+// judgeRRset judges set with the keys of zone.
+func (v *validation) judgeRRset(zone string, set []dns.RR, sigs []*dns.RRSIG) func(keys []*dns.DNSKEY) *DNSSECError {
+	return func(keys []*dns.DNSKEY) *DNSSECError {
 		sig, detail, unknownKey := verifyRRset(set, sigs, keys, v.r.now(), "the DNSKEY RRset of "+trimDot(zone))
 		if detail != "" {
 			return &DNSSECError{Zone: trimDot(zone), Link: linkRRSIG, Detail: detail, unknownKey: unknownKey}
 		}
-		if int(sig.Labels) < dns.CountLabel(owner) {
+		if owner := set[0].Header().Name; int(sig.Labels) < dns.CountLabel(owner) {
 			return v.noCloserName(zone, owner, int(sig.Labels), keys)
 		}
 		return nil
-	})
+	}
 }
 
 // signerOf returns the zone whose keys must sign an RRset at owner, or ""

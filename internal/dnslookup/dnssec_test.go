@@ -67,33 +67,39 @@ func (z *signedZone) resetCounts() {
 }
 
 func TestDNSSECValidChainPasses(t *testing.T) {
+	t.Parallel()
 	for _, nsec3 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nsec3=%v", nsec3), func(t *testing.T) {
+			t.Parallel()
 			z := newSignedZone(t, "valid.test", 2, func(_ int, sg *fakedns.Signing) { sg.NSEC3 = nsec3 })
 			name := "_validation-persist.www.valid.test"
 			z.setTXT(name, ours)
 			for _, s := range z.group {
-				s.SetCAA(t, "www.valid.test", `0 issue "ca.example"`)
+				s.SetCAA(t, "valid.test", `0 issue "ca.example"`)
+				s.SetCAA(t, "caa.valid.test", `0 issue "ca.example"`)
 			}
 
 			v := onlyView(t, z.lookup(t, name))
 			if v.DNSSEC != nil || len(v.Servers) != 2 || !slices.Equal(v.Values, []string{ours}) {
 				t.Fatalf("view = %+v, want the record from both servers, verified", v)
 			}
-			if v := onlyView(t, z.lookup(t, "_validation-persist.absent.valid.test")); v.DNSSEC != nil || len(v.Values) != 0 {
-				t.Errorf("a name that does not exist, proven so: %+v (%v)", v, v.DNSSEC)
+			for _, absent := range []string{
+				"_validation-persist.absent.valid.test", // NXDOMAIN
+				"caa.valid.test",                        // NODATA: it has a CAA record
+				"www.valid.test",                        // NODATA: an empty non-terminal
+			} {
+				if v := onlyView(t, z.lookup(t, absent)); v.DNSSEC != nil || len(v.Values) != 0 {
+					t.Errorf("no TXT at %s, proven so: %+v (%v)", absent, v, v.DNSSEC)
+				}
 			}
-			// www exists (it has a CAA record): no TXT there is NODATA
-			if v := onlyView(t, z.lookup(t, "www.valid.test")); v.DNSSEC != nil || len(v.Values) != 0 {
-				t.Errorf("a name without TXT, proven so: %+v (%v)", v, v.DNSSEC)
-			}
-			// valid.test has no CAA record, www has: the climb stops at www
+			// no CAA at www, an empty non-terminal, nor at sub below it:
+			// the climb goes on to the apex
 			caa, err := z.r.LookupCAA(context.Background(), "sub.www.valid.test")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if set := onlySet(t, caa); set.DNSSEC != nil || set.Name != "www.valid.test" {
-				t.Errorf("CAA set = %+v (%v), want www's, verified", set, set.DNSSEC)
+			if set := onlySet(t, caa); set.DNSSEC != nil || set.Name != "valid.test" {
+				t.Errorf("CAA set = %+v (%v), want the apex's, verified", set, set.DNSSEC)
 			}
 
 			// warm, a check asks for the record with its signatures and
@@ -108,6 +114,7 @@ func TestDNSSECValidChainPasses(t *testing.T) {
 }
 
 func TestDNSSECFaultAtOneServer(t *testing.T) {
+	t.Parallel()
 	now := time.Now().Truncate(time.Second)
 	past, future := now.Add(-time.Hour), now.Add(time.Hour)
 	other := fakedns.NewZoneKey(t, "fault.test", false)
@@ -135,6 +142,7 @@ func TestDNSSECFaultAtOneServer(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			z := newSignedZone(t, "fault.test", 2, nil)
 			sg := fakedns.Signing{KSK: z.ksk, ZSK: z.zsk}
 			c.fault(z, &sg)
@@ -163,6 +171,7 @@ func TestDNSSECFaultAtOneServer(t *testing.T) {
 }
 
 func TestDNSSECDSMatchingNoKey(t *testing.T) {
+	t.Parallel()
 	z := newSignedZone(t, "dsmismatch.test", 2, nil)
 	name := "_validation-persist.dsmismatch.test"
 	z.setTXT(name, ours)
@@ -178,8 +187,10 @@ func TestDNSSECDSMatchingNoKey(t *testing.T) {
 }
 
 func TestDNSSECDeniesAbsenceOnlyWithAProof(t *testing.T) {
+	t.Parallel()
 	for _, nsec3 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nsec3=%v", nsec3), func(t *testing.T) {
+			t.Parallel()
 			past := time.Now().Add(-time.Hour)
 			z := newSignedZone(t, "denial.test", 2, func(i int, sg *fakedns.Signing) {
 				sg.NSEC3 = nsec3
@@ -204,8 +215,10 @@ func TestDNSSECDeniesAbsenceOnlyWithAProof(t *testing.T) {
 // The proofs themselves, from what a signed server serves: the records
 // that prove one thing prove no other.
 func TestDNSSECProofsProveOnlyWhatTheySay(t *testing.T) {
+	t.Parallel()
 	for _, nsec3 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nsec3=%v", nsec3), func(t *testing.T) {
+			t.Parallel()
 			z := newSignedZone(t, "proof.test", 1, func(_ int, sg *fakedns.Signing) { sg.NSEC3 = nsec3 })
 			z.group[0].SetCAA(t, "caa.proof.test", `0 issue "ca.example"`)
 			z.group[0].SetTXT("_validation-persist.b.proof.test", ours)
@@ -253,6 +266,7 @@ func TestDNSSECProofsProveOnlyWhatTheySay(t *testing.T) {
 }
 
 func TestDNSSECCNAMEIntoASignedZone(t *testing.T) {
+	t.Parallel()
 	recursive := fakedns.StartForTest(t)
 	group := fakedns.StartGroupForTest(t, 3)
 	zoneOnGroup(recursive, group, "customer.test", 0)
@@ -289,6 +303,7 @@ func TestDNSSECCNAMEIntoASignedZone(t *testing.T) {
 }
 
 func TestDNSSECCNAMEWithinASignedZone(t *testing.T) {
+	t.Parallel()
 	z := newSignedZone(t, "alias.test", 1, nil)
 	name := "_validation-persist.alias.test"
 	z.group[0].SetCNAME(name, "records.alias.test")
@@ -308,6 +323,7 @@ func TestDNSSECCNAMEWithinASignedZone(t *testing.T) {
 }
 
 func TestDNSSECUnsignedZoneCostsOneDSQuery(t *testing.T) {
+	t.Parallel()
 	recursive := fakedns.StartForTest(t)
 	group := fakedns.StartGroupForTest(t, 2)
 	zoneOnGroup(recursive, group, "plain.test", 0, 1)
@@ -332,6 +348,7 @@ func TestDNSSECUnsignedZoneCostsOneDSQuery(t *testing.T) {
 }
 
 func TestDNSSECKeysAreFetchedAgainAfterARollover(t *testing.T) {
+	t.Parallel()
 	z := newSignedZone(t, "roll.test", 1, nil)
 	name := "_validation-persist.roll.test"
 	z.setTXT(name, ours)
@@ -350,7 +367,23 @@ func TestDNSSECKeysAreFetchedAgainAfterARollover(t *testing.T) {
 	}
 }
 
+// Signatures are judged at the resolver's clock, not the machine's: a
+// check that runs past a signature's end fails as the CA's would then.
+func TestDNSSECValidityIsJudgedAtTheResolversClock(t *testing.T) {
+	t.Parallel()
+	z := newSignedZone(t, "clock.test", 1, nil)
+	name := "_validation-persist.clock.test"
+	z.setTXT(name, ours)
+	later := time.Now().Add(31 * 24 * time.Hour)
+	z.r = groupResolver(t, z.recursive, z.group, Options{Now: func() time.Time { return later }})
+	// fakedns signs for 30 days
+	if v := onlyView(t, z.lookup(t, name)); v.DNSSEC == nil || v.DNSSEC.Link != linkDNSKEY || !strings.Contains(v.DNSSEC.Detail, "expired at") {
+		t.Errorf("31 days on: %+v (%v), want the DNSKEY RRset's signature expired", v, v.DNSSEC)
+	}
+}
+
 func TestDNSSECUnsupportedAlgorithmIsInsecure(t *testing.T) {
+	t.Parallel()
 	past := time.Now().Add(-time.Hour)
 	z := newSignedZone(t, "ed448.test", 1, func(_ int, sg *fakedns.Signing) {
 		sg.Inception, sg.Expiration = past.Add(-time.Hour), past
@@ -367,6 +400,7 @@ func TestDNSSECUnsupportedAlgorithmIsInsecure(t *testing.T) {
 }
 
 func TestDNSSECCAAInTheZone(t *testing.T) {
+	t.Parallel()
 	z := newSignedZone(t, "caasigned.test", 2, func(i int, sg *fakedns.Signing) {
 		if i == 1 {
 			sg.SignAnswersWith = fakedns.NewZoneKey(t, "caasigned.test", false)
@@ -405,6 +439,7 @@ func TestDNSSECCAAInTheZone(t *testing.T) {
 }
 
 func TestDNSSECThroughAConfiguredResolver(t *testing.T) {
+	t.Parallel()
 	srv := fakedns.StartForTest(t)
 	srv.AddZone("viaresolver.test")
 	ksk := fakedns.NewZoneKey(t, "viaresolver.test", true)
@@ -433,6 +468,7 @@ func TestDNSSECThroughAConfiguredResolver(t *testing.T) {
 // message is built and signed here, the zone's DS and keys put where the
 // resolver keeps them.
 func TestDNSSECWildcardAnswerNeedsAProof(t *testing.T) {
+	t.Parallel()
 	const zone, qname = "wild.test.", "_validation-persist.wild.test."
 	key := &dns.DNSKEY{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600}, Flags: dns.ZONE | dns.SEP, Protocol: 3, Algorithm: dns.ECDSAP256SHA256}
 	priv, err := key.Generate(256)
@@ -479,5 +515,29 @@ func TestDNSSECWildcardAnswerNeedsAProof(t *testing.T) {
 		if (e != nil) != c.fails || e != nil && (e.Link != linkDenial || !strings.Contains(e.Detail, "comes from the wildcard *.wild.test")) {
 			t.Errorf("%s: %v, want a failure: %v", c.name, e, c.fails)
 		}
+	}
+}
+
+// An unsigned zone below a signed one, served by the same servers: a
+// CNAME into it is followed within one answer, and the target's missing
+// signature is no fault, since the child has no DS records.
+func TestDNSSECUnsignedChildZoneServedAlongside(t *testing.T) {
+	t.Parallel()
+	z := newSignedZone(t, "parent.test", 1, nil)
+	fakedns.ServeZone(z.recursive, "child.parent.test", z.group[0])
+	name := "_validation-persist.parent.test"
+	z.group[0].SetCNAME(name, "records.child.parent.test")
+	z.group[0].SetTXT("records.child.parent.test", ours)
+
+	v := onlyView(t, z.lookup(t, name))
+	if v.DNSSEC != nil || !slices.Equal(v.Values, []string{ours}) {
+		t.Errorf("view = %+v (%v), want the record, its unsigned zone not held against it", v, v.DNSSEC)
+	}
+	// once the child has DS records, its own signatures are missing
+	other := newSignedZone(t, "child.parent.test", 1, nil)
+	z.recursive.SetDS("child.parent.test", other.ksk.DS())
+	z.r = groupResolver(t, z.recursive, z.group, Options{})
+	if v := onlyView(t, z.lookup(t, name)); v.DNSSEC == nil || v.DNSSEC.Zone != "child.parent.test" {
+		t.Errorf("view = %+v (%v), want the signed child's missing keys", v, v.DNSSEC)
 	}
 }
