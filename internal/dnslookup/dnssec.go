@@ -128,6 +128,9 @@ func (v *validation) how() asking {
 // when its signature says it was expanded from a wildcard, the proof that
 // no closer name exists.
 func (v *validation) rrset(set []dns.RR, sigs []*dns.RRSIG) (*DNSSECError, error) {
+	if len(set) == 0 {
+		return nil, nil
+	}
 	owner := set[0].Header().Name
 	zone := v.signerOf(owner, sigs)
 	if zone == "" {
