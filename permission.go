@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -67,6 +68,9 @@ type Permission struct {
 	// issuersFor finds the persist issuers that serve a name, in the
 	// order Caddy tries them; tests replace it.
 	issuersFor func(name string) ([]*Issuer, error)
+	// policies indexes the running TLS app's automation policies, once:
+	// they do not change while the config runs.
+	policies func() (*policyIndex, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,6 +108,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 	if p.issuersFor == nil {
 		p.issuersFor = p.servingIssuers
 	}
+	p.policies = sync.OnceValues(p.indexPolicies)
 	return nil
 }
 
@@ -266,17 +271,27 @@ func joinDenials(denials []decision, issuers []*Issuer) decision {
 // servingIssuers finds, in the running TLS app, the persist issuers of
 // the automation policy that serves name.
 func (p *Permission) servingIssuers(name string) ([]*Issuer, error) {
+	index, err := p.policies()
+	if err != nil {
+		return nil, err
+	}
+	if issuers := persistIssuersOf(index.policyFor(name)); len(issuers) > 0 {
+		return issuers, nil
+	}
+	return nil, fmt.Errorf("no persist issuer serves %s: `permission persist` checks records against the account of the site's `issuer persist` (or `cert_issuer persist`)", name)
+}
+
+// indexPolicies indexes the automation policies of the running TLS app.
+func (p *Permission) indexPolicies() (*policyIndex, error) {
 	app, err := p.ctx.AppIfConfigured("tls")
 	if err != nil {
 		return nil, fmt.Errorf("finding the TLS app: %v; `permission persist` needs the tls app with a site using `issuer persist`", err)
 	}
-	tlsApp := app.(*caddytls.TLS)
-	if tlsApp.Automation != nil {
-		if issuers := persistIssuersOf(policyFor(tlsApp.Automation.Policies, name)); len(issuers) > 0 {
-			return issuers, nil
-		}
+	var policies []*caddytls.AutomationPolicy
+	if automation := app.(*caddytls.TLS).Automation; automation != nil {
+		policies = automation.Policies
 	}
-	return nil, fmt.Errorf("no persist issuer serves %s: `permission persist` checks records against the account of the site's `issuer persist` (or `cert_issuer persist`)", name)
+	return newPolicyIndex(policies), nil
 }
 
 // maxCachedDecisions bounds the cache against a flood of random names.
