@@ -122,18 +122,27 @@ type policyIndex struct {
 }
 
 func newPolicyIndex(policies []*caddytls.AutomationPolicy) *policyIndex {
-	x := &policyIndex{policies: policies, subjects: make([]map[string]bool, len(policies))}
+	lists := make([][]string, len(policies))
 	for i, ap := range policies {
-		subjects := ap.Subjects()
+		lists[i] = ap.Subjects()
+	}
+	return &policyIndex{policies: policies, subjects: subjectSets(lists)}
+}
+
+// subjectSets turns each policy's subjects into a set of lowercased
+// subjects, nil for a policy without any.
+func subjectSets(lists [][]string) []map[string]bool {
+	sets := make([]map[string]bool, len(lists))
+	for i, subjects := range lists {
 		if len(subjects) == 0 {
 			continue
 		}
-		x.subjects[i] = make(map[string]bool, len(subjects))
+		sets[i] = make(map[string]bool, len(subjects))
 		for _, s := range subjects {
-			x.subjects[i][strings.ToLower(s)] = true
+			sets[i][strings.ToLower(s)] = true
 		}
 	}
-	return x
+	return sets
 }
 
 // policyFor is the TLS app's choice of automation policy for name.
