@@ -160,11 +160,11 @@ type decision struct {
 // allows the name when one of them passes.
 func (p *Permission) decide(ctx context.Context, name string) decision {
 	if err := refuseIPAddress(name); err != nil {
-		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
+		return decision{err: refusal{err}, outcome: outcomeDeniedMismatch}
 	}
 	base, wildcard, err := record.BaseDomain(name)
 	if err != nil {
-		return decision{err: fmt.Errorf("%w: %v", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
+		return decision{err: refusal{err}, outcome: outcomeDeniedMismatch}
 	}
 	issuers, err := p.issuersFor(name)
 	if err != nil {
@@ -204,7 +204,7 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
 				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(j.lookupErr))
 		}
-		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, j.failure()), outcome: outcomeDNSError}
+		return decision{err: refusal{j.failure()}, outcome: outcomeDNSError}
 	}
 	if j.passed() {
 		// the CA checks CAA too: a name it would refuse gets no order
@@ -227,7 +227,7 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 	if j.verdict.Status == record.StatusMissing {
 		outcome = outcomeDeniedMissing
 	}
-	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, j.failure()), outcome: outcome}
+	return decision{err: refusal{j.failure()}, outcome: outcome}
 }
 
 // denyByCAA is the decision for a name whose record passes but whose CAA
@@ -237,10 +237,19 @@ func (p *Permission) denyByCAA(name string, e *CAAError) decision {
 		if p.notices.Due("caa-dns|"+e.Domain, time.Hour) {
 			p.logger.Warn("on-demand certificate denied: CAA could not be looked up", zap.String("domain", name), zap.Error(e.DNSErr))
 		}
-		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcomeDNSError}
+		return decision{err: refusal{e}, outcome: outcomeDNSError}
 	}
-	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcomeDeniedCAA}
+	return decision{err: refusal{e}, outcome: outcomeDeniedCAA}
 }
+
+// refusal is a name refused, for cause: it wraps
+// caddytls.ErrPermissionDenied and the cause, and words itself only when
+// asked, since the decision cache keeps one for every name refused, and a
+// flood of random names makes a million of them.
+type refusal struct{ cause error }
+
+func (r refusal) Error() string   { return caddytls.ErrPermissionDenied.Error() + ": " + r.cause.Error() }
+func (r refusal) Unwrap() []error { return []error{caddytls.ErrPermissionDenied, r.cause} }
 
 // joinDenials is the decision when no issuer allows a name. With one
 // issuer it is that issuer's; with several, each CA's reason is given,
