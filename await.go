@@ -17,11 +17,11 @@ type RecordError struct {
 	// Domain is the base domain the record sits under.
 	Domain string
 	// verdict is the outcome of the check; its Status is never "ok".
-	verdict record.Verdict
-	// Publish is the value to publish, and ZoneLine the same as a zone
-	// file line; empty when the CA's issuer domain name is unknown.
-	Publish  string
-	ZoneLine string
+	verdict failedVerdict
+	// want is the record to publish. It is kept rather than its text:
+	// the on-demand permission caches a denial per name, and a flood of
+	// names makes a million of them.
+	want record.Record
 	// DNSErr is set when the lookup itself failed.
 	DNSErr error
 	// DNSSEC is set when the zone is signed and the chain from its DS
@@ -62,13 +62,33 @@ func (e *RecordError) Reason() string {
 
 func (e *RecordError) Error() string { return recordLine(e.report(), false) }
 
+// Publish is the value to publish; empty when the CA's issuer domain
+// name is unknown.
+func (e *RecordError) Publish() string {
+	value, err := e.want.Value()
+	if err != nil {
+		return ""
+	}
+	return value
+}
+
+// ZoneLine is the record to publish as a zone file line; empty when the
+// CA's issuer domain name is unknown.
+func (e *RecordError) ZoneLine() string {
+	value := e.Publish()
+	if value == "" {
+		return ""
+	}
+	return record.ZoneLine(e.Domain, value)
+}
+
 // report is the failure as the report of a checked record.
 func (e *RecordError) report() RecordReport {
 	return RecordReport{
 		Domain:     e.Domain,
 		RecordName: record.Name(e.Domain),
-		Value:      e.Publish,
-		ZoneLine:   e.ZoneLine,
+		Value:      e.Publish(),
+		ZoneLine:   e.ZoneLine(),
 		Status:     e.Status(),
 		Reason:     e.Reason(),
 	}
@@ -83,13 +103,26 @@ func (e *RecordError) Unwrap() error {
 
 // newRecordError describes a failed check of exp.
 func newRecordError(exp record.Expectation, v record.Verdict, dnsErr error) *RecordError {
-	e := &RecordError{Domain: exp.Domain, verdict: v, DNSErr: dnsErr}
-	if value, err := exp.Want(v).Value(); err == nil {
-		e.Publish = value
-		e.ZoneLine = record.ZoneLine(exp.Domain, value)
-	}
-	return e
+	return &RecordError{Domain: exp.Domain, verdict: failedVerdict{Status: v.Status, Mismatches: v.Mismatches}, want: exp.Want(v), DNSErr: dnsErr}
 }
+
+// failedVerdict is what a RecordError keeps of a verdict: a record that
+// fails has no matched value and no warnings, and the smaller error is
+// what the on-demand permission caches per refused name.
+type failedVerdict struct {
+	Status     record.Status
+	Mismatches []record.Mismatch
+}
+
+func (v failedVerdict) full() record.Verdict {
+	return record.Verdict{Status: v.Status, Mismatches: v.Mismatches}
+}
+
+// Reason explains the failure in one line.
+func (v failedVerdict) Reason() string { return v.full().Reason() }
+
+// Has reports whether the verdict includes a mismatch of kind.
+func (v failedVerdict) Has(kind record.MismatchKind) bool { return v.full().Has(kind) }
 
 // checkBeforeOrder confirms every record of the order is published, and
 // that CAA lets this account through, when the issuer domain names are
@@ -119,7 +152,7 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan order
 		caaDue = bases
 	}
 	var failures []error
-	for {
+	for looks := 1; ; looks++ {
 		failures = failures[:0]
 		var caaStill []string
 		for _, base := range caaDue {
@@ -155,8 +188,8 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan order
 				return err
 			}
 		}
-		wait := min(iss.checkInterval, deadline.Sub(iss.now()))
-		if wait <= 0 {
+		wait := nextLookIn(looks, iss.checkInterval)
+		if wait > deadline.Sub(iss.now()) {
 			return errors.Join(failures...)
 		}
 		timer := time.NewTimer(wait)
@@ -167,6 +200,20 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan order
 		case <-timer.C:
 		}
 	}
+}
+
+// nextLookIn is the pause after the first looks at the records. The
+// second look comes an eighth of the interval after the first, the others
+// an interval apart, until the next would come after the deadline. A
+// record published as soon as the log names it is then seen within a
+// fraction of a second, and a wait that never sees it makes as many looks
+// as a fixed interval with a look at the deadline would: the early look
+// takes the deadline's place (over a 2-minute wait at 2s, 61 either way).
+func nextLookIn(looks int, interval time.Duration) time.Duration {
+	if looks == 1 {
+		return interval / 8
+	}
+	return interval
 }
 
 // checkRecord judges the record at base once, reusing a passing answer of

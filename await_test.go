@@ -303,3 +303,36 @@ func TestPropagationDeadlineFollowsTheIssuersClock(t *testing.T) {
 		t.Errorf("%d orders without a record", n)
 	}
 }
+
+// The wait looks again an eighth of an interval after its first look, and over
+// a whole wait makes no more looks than the fixed interval it replaced,
+// which looked every interval and once more at the deadline.
+func TestWaitLooksSoonButNoMoreOften(t *testing.T) {
+	t.Parallel()
+	const interval = 2 * time.Second
+	if got := nextLookIn(1, interval); got != interval/8 {
+		t.Errorf("the second look comes %s after the first, want %s", got, interval/8)
+	}
+	for _, wait := range []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, DefaultPropagationTimeout, 10 * time.Minute} {
+		fixed := 1
+		for at := time.Duration(0); ; fixed++ {
+			step := min(interval, wait-at)
+			if step <= 0 {
+				break
+			}
+			at += step
+		}
+		looks := 1
+		for at := time.Duration(0); ; looks++ {
+			step := nextLookIn(looks, interval)
+			if step > wait-at {
+				break
+			}
+			at += step
+		}
+		if looks > fixed {
+			t.Errorf("a %s wait makes %d looks, the fixed interval %d", wait, looks, fixed)
+		}
+		t.Logf("a %s wait: %d looks (fixed interval: %d)", wait, looks, fixed)
+	}
+}

@@ -49,16 +49,24 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 		candidates = append(candidates, routeHosts(httpApp.(*caddyhttp.App))...)
 	}
 	candidates = normalizeNames(candidates)
+	listed := make(map[string]bool, len(candidates))
+	for _, name := range candidates {
+		listed[name] = true
+	}
+	byPolicy := newPolicyIndex(policies.Policies)
 
 	var sets []servedSet
 	// every persist issuer of the policies has its set below, so the
 	// names are added to sets that exist
 	index := make(map[*Issuer]int)
+	added := make(map[*Issuer]map[string]bool)
 	add := func(iss *Issuer, name string) {
-		i := index[iss]
-		if !slices.Contains(sets[i].Names, name) {
-			sets[i].Names = append(sets[i].Names, name)
+		if added[iss][name] {
+			return
 		}
+		added[iss][name] = true
+		i := index[iss]
+		sets[i].Names = append(sets[i].Names, name)
 	}
 	var fallback []*Issuer
 	for _, ap := range policies.Policies {
@@ -68,6 +76,7 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 		}
 		for _, iss := range issuers {
 			index[iss] = len(sets)
+			added[iss] = make(map[string]bool)
 			sets = append(sets, servedSet{Issuer: iss})
 		}
 	}
@@ -76,10 +85,10 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 	}
 
 	for _, name := range candidates {
-		if coveredByWildcard(name, candidates) || !certmagic.SubjectQualifiesForCert(name) || certmagic.SubjectIsIP(name) {
+		if coveredByWildcard(name, listed) || !certmagic.SubjectQualifiesForCert(name) || certmagic.SubjectIsIP(name) {
 			continue
 		}
-		for _, iss := range persistIssuersOf(policyFor(policies.Policies, name)) {
+		for _, iss := range persistIssuersOf(byPolicy.policyFor(name)) {
 			add(iss, name)
 		}
 	}
@@ -87,7 +96,7 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 		if err := refuseIPAddress(name); err != nil {
 			return nil, &inputError{err}
 		}
-		issuers := persistIssuersOf(policyFor(policies.Policies, name))
+		issuers := persistIssuersOf(byPolicy.policyFor(name))
 		if len(issuers) == 0 {
 			issuers = fallback
 		}
@@ -100,20 +109,73 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 
 var errNoPersistIssuer = errors.New("no persist issuer in this config: add `issuer persist` to a site's tls block, or `cert_issuer persist` to the global options")
 
-// policyFor is the TLS app's choice of automation policy for name.
-func policyFor(policies []*caddytls.AutomationPolicy, name string) *caddytls.AutomationPolicy {
-	for _, ap := range policies {
-		subjects := ap.Subjects()
+// policyIndex finds a name's automation policy as the TLS app does: the
+// first policy one of whose subjects matches it (certmagic.MatchWildcard),
+// or a policy without subjects. A site block may list thousands of
+// names, so the subjects are kept in sets, and a name is looked up by the
+// forms that can match it rather than against every subject.
+type policyIndex struct {
+	policies []*caddytls.AutomationPolicy
+	// subjects of each policy, lowercased; nil for a policy without any,
+	// which matches every name
+	subjects []map[string]bool
+}
+
+func newPolicyIndex(policies []*caddytls.AutomationPolicy) *policyIndex {
+	lists := make([][]string, len(policies))
+	for i, ap := range policies {
+		lists[i] = ap.Subjects()
+	}
+	return &policyIndex{policies: policies, subjects: subjectSets(lists)}
+}
+
+// subjectSets turns each policy's subjects into a set of lowercased
+// subjects, nil for a policy without any.
+func subjectSets(lists [][]string) []map[string]bool {
+	sets := make([]map[string]bool, len(lists))
+	for i, subjects := range lists {
 		if len(subjects) == 0 {
+			continue
+		}
+		sets[i] = make(map[string]bool, len(subjects))
+		for _, s := range subjects {
+			sets[i][strings.ToLower(s)] = true
+		}
+	}
+	return sets
+}
+
+// policyFor is the TLS app's choice of automation policy for name.
+func (x *policyIndex) policyFor(name string) *caddytls.AutomationPolicy {
+	forms := matchingForms(name)
+	for i, ap := range x.policies {
+		if x.subjects[i] == nil {
 			return ap
 		}
-		for _, s := range subjects {
-			if certmagic.MatchWildcard(name, s) {
+		for _, form := range forms {
+			if x.subjects[i][form] && certmagic.MatchWildcard(name, form) {
 				return ap
 			}
 		}
 	}
 	return nil
+}
+
+// matchingForms are the subjects certmagic.MatchWildcard matches name
+// with: name itself, and name with its leftmost labels turned into "*",
+// one more each time (*.b.example, *.*.example, ...).
+func matchingForms(name string) []string {
+	name = strings.ToLower(name)
+	forms := []string{name}
+	labels := strings.Split(name, ".")
+	for i := range labels {
+		if labels[i] == "" {
+			continue
+		}
+		labels[i] = "*"
+		forms = append(forms, strings.Join(labels, "."))
+	}
+	return forms
 }
 
 // persistIssuersOf returns the persist issuers of a policy, in the order
@@ -166,13 +228,14 @@ func routeHosts(app *caddyhttp.App) []string {
 }
 
 // coveredByWildcard reports whether a wildcard that covers name is among
-// names; Caddy then serves name with the wildcard's certificate.
-func coveredByWildcard(name string, names []string) bool {
+// the listed names; Caddy then serves name with the wildcard's
+// certificate.
+func coveredByWildcard(name string, listed map[string]bool) bool {
 	if strings.HasPrefix(name, "*.") {
 		return false
 	}
 	_, parent, ok := strings.Cut(name, ".")
-	return ok && slices.Contains(names, "*."+parent)
+	return ok && listed["*."+parent]
 }
 
 // normalizeName lowercases and trims a name as TLS handshakes and configs
@@ -185,11 +248,13 @@ func normalizeName(name string) string {
 // with placeholders, which only a request can fill in.
 func normalizeNames(names []string) []string {
 	var out []string
+	seen := make(map[string]bool, len(names))
 	for _, n := range names {
 		n = normalizeName(n)
-		if n == "" || strings.Contains(n, "{") || slices.Contains(out, n) {
+		if n == "" || strings.Contains(n, "{") || seen[n] {
 			continue
 		}
+		seen[n] = true
 		out = append(out, n)
 	}
 	return out

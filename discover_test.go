@@ -4,6 +4,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/caddyserver/certmagic"
 )
 
 func namesOf(sets []servedSet) [][]string {
@@ -154,5 +157,47 @@ func TestCheckOutcomeWithSeveralCAs(t *testing.T) {
 	}
 	if line := recordLine(reports[1], true); !strings.HasPrefix(line, "_validation-persist.a.test (ca https://two/dir): missing") {
 		t.Errorf("check line %q does not name its CA", line)
+	}
+}
+
+// The policy index chooses the policy a scan with certmagic.MatchWildcard
+// over every subject chooses, for names that match exactly, through
+// wildcards of one or more labels, and not at all.
+func TestPolicyIndexMatchesCertmagic(t *testing.T) {
+	t.Parallel()
+	lists := [][]string{
+		{"a.example.test", "*.b.example.test"},
+		{"*.*.example.test", "Mixed.Case.test"},
+		{"*.c.example.test"},
+		nil,
+	}
+	policies := make([]*caddytls.AutomationPolicy, len(lists))
+	for i := range policies {
+		policies[i] = new(caddytls.AutomationPolicy)
+	}
+	scan := func(lists [][]string, name string) *caddytls.AutomationPolicy {
+		for i, subjects := range lists {
+			if len(subjects) == 0 {
+				return policies[i]
+			}
+			for _, s := range subjects {
+				if certmagic.MatchWildcard(name, s) {
+					return policies[i]
+				}
+			}
+		}
+		return nil
+	}
+	for _, n := range []int{len(lists), len(lists) - 1} {
+		index := &policyIndex{policies: policies[:n], subjects: subjectSets(lists[:n])}
+		for _, name := range []string{
+			"a.example.test", "x.b.example.test", "b.example.test", "y.x.b.example.test",
+			"x.c.example.test", "x.y.example.test", "mixed.case.test", "MIXED.case.TEST",
+			"other.test", "example.test", "*.b.example.test", "a..example.test",
+		} {
+			if got, want := index.policyFor(name), scan(lists[:n], name); got != want {
+				t.Errorf("%d policies, %s: the index chose policy %p, a scan chooses %p", n, name, got, want)
+			}
+		}
 	}
 }

@@ -18,7 +18,9 @@ const (
 )
 
 // startMonitor checks the records of the names this issuer serves once a
-// day, until the config is unloaded.
+// day, until the config is unloaded. Each day's pass is spread over the
+// day, a base domain at a time, so that a platform serving thousands of
+// names makes a lookup every minute or so, not thousands at one instant.
 func (iss *Issuer) startMonitor(ctx caddy.Context) {
 	go func() {
 		timer := time.NewTimer(monitorFirstDelay)
@@ -28,17 +30,19 @@ func (iss *Issuer) startMonitor(ctx caddy.Context) {
 			case <-ctx.Done():
 				return
 			case <-timer.C:
-				iss.checkServedRecords(ctx, ctx)
-				timer.Reset(monitorInterval)
+				started := time.Now()
+				iss.checkServedRecords(ctx, ctx, monitorInterval)
+				timer.Reset(max(monitorInterval-time.Since(started), 0))
 			}
 		}
 	}()
 }
 
 // checkServedRecords looks up the record of every name this issuer serves
-// in the running config; checkRecord logs what needs attention. It never
-// registers an account: without one there is no record to check yet.
-func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context) {
+// in the running config, one base domain after another, spread evenly
+// over spread; checkRecord logs what needs attention. It never registers
+// an account: without one there is no record to check yet.
+func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context, spread time.Duration) {
 	sets, err := servedNames(running, nil, nil)
 	if err != nil {
 		iss.logger.Warn("daily record check skipped: the names this issuer serves could not be listed", zap.Error(err))
@@ -73,7 +77,15 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 		iss.logger.Warn("daily record check skipped: fix the name in the config", zap.Error(err))
 		return
 	}
-	for _, base := range plan.bases {
+	gap := spread / time.Duration(len(plan.bases))
+	for i, base := range plan.bases {
+		if i > 0 && gap > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(gap):
+			}
+		}
 		// a record that fails is logged by checkRecord itself
 		err := iss.checkRecord(ctx, in, base, plan.wildcard[base])
 		var recErr *RecordError

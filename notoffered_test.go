@@ -212,7 +212,7 @@ func TestCheckSaysTheCADoesNotOffer(t *testing.T) {
 		t.Errorf("json report %+v", r)
 	}
 
-	iss.checkServedRecords(ctx, running)
+	iss.checkServedRecords(ctx, running, 0)
 	daily := iss.logs.FilterMessageSnippet("daily record check: the CA did not offer dns-persist-01").All()
 	if len(daily) != 1 || daily[0].ContextMap()["ca"] != ca.URL {
 		t.Errorf("daily check logged %v", daily)

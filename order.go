@@ -21,6 +21,9 @@ type orderPlan struct {
 	// plain is set for a base that is itself among the names, not only
 	// its wildcard.
 	plain map[string]bool
+	// under holds, for each base, the names it serves: itself and its
+	// wildcard, as given.
+	under map[string][]string
 }
 
 // planOrder reads the names of a CSR. A wildcard *.example.com and
@@ -45,7 +48,7 @@ func refuseIPAddress(name string) error {
 }
 
 func planNames(names []string) (orderPlan, error) {
-	plan := orderPlan{names: names, wildcard: make(map[string]bool), plain: make(map[string]bool)}
+	plan := orderPlan{names: names, wildcard: make(map[string]bool), plain: make(map[string]bool), under: make(map[string][]string)}
 	if len(names) == 0 {
 		return plan, errors.New("no domain names to obtain a certificate for")
 	}
@@ -59,6 +62,7 @@ func planNames(names []string) (orderPlan, error) {
 		}
 		plan.wildcard[base] = plan.wildcard[base] || wildcard
 		plan.plain[base] = plan.plain[base] || !wildcard
+		plan.under[base] = append(plan.under[base], name)
 	}
 	slices.Sort(plan.bases)
 	return plan, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -67,6 +68,9 @@ type Permission struct {
 	// issuersFor finds the persist issuers that serve a name, in the
 	// order Caddy tries them; tests replace it.
 	issuersFor func(name string) ([]*Issuer, error)
+	// policies indexes the running TLS app's automation policies, once:
+	// they do not change while the config runs.
+	policies func() (*policyIndex, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,6 +108,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 	if p.issuersFor == nil {
 		p.issuersFor = p.servingIssuers
 	}
+	p.policies = sync.OnceValues(p.indexPolicies)
 	return nil
 }
 
@@ -155,11 +160,11 @@ type decision struct {
 // allows the name when one of them passes.
 func (p *Permission) decide(ctx context.Context, name string) decision {
 	if err := refuseIPAddress(name); err != nil {
-		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
+		return decision{err: refusal{err}, outcome: outcomeDeniedMismatch}
 	}
 	base, wildcard, err := record.BaseDomain(name)
 	if err != nil {
-		return decision{err: fmt.Errorf("%w: %v", caddytls.ErrPermissionDenied, err), outcome: outcomeDeniedMismatch}
+		return decision{err: refusal{err}, outcome: outcomeDeniedMismatch}
 	}
 	issuers, err := p.issuersFor(name)
 	if err != nil {
@@ -199,7 +204,7 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
 				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(j.lookupErr))
 		}
-		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, j.failure()), outcome: outcomeDNSError}
+		return decision{err: refusal{j.failure()}, outcome: outcomeDNSError}
 	}
 	if j.passed() {
 		// the CA checks CAA too: a name it would refuse gets no order
@@ -225,7 +230,7 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 	case j.verdict.Status == record.StatusMissing:
 		outcome = outcomeDeniedMissing
 	}
-	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, j.failure()), outcome: outcome}
+	return decision{err: refusal{j.failure()}, outcome: outcome}
 }
 
 // denyByCAA is the decision for a name whose record passes but whose CAA
@@ -236,14 +241,23 @@ func (p *Permission) denyByCAA(name string, e *CAAError) decision {
 		if p.notices.Due("caa-dns|"+e.Domain, time.Hour) {
 			p.logger.Warn("on-demand certificate denied: CAA could not be looked up", zap.String("domain", name), zap.Error(e.DNSErr))
 		}
-		return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcomeDNSError}
+		return decision{err: refusal{e}, outcome: outcomeDNSError}
 	}
 	outcome := outcomeDeniedCAA
 	if e.DNSSEC != nil {
 		outcome = outcomeDeniedDNSSEC
 	}
-	return decision{err: fmt.Errorf("%w: %w", caddytls.ErrPermissionDenied, e), outcome: outcome}
+	return decision{err: refusal{e}, outcome: outcome}
 }
+
+// refusal is a name refused, for cause: it wraps
+// caddytls.ErrPermissionDenied and the cause, and words itself only when
+// asked, since the decision cache keeps one for every name refused, and a
+// flood of random names makes a million of them.
+type refusal struct{ cause error }
+
+func (r refusal) Error() string   { return caddytls.ErrPermissionDenied.Error() + ": " + r.cause.Error() }
+func (r refusal) Unwrap() []error { return []error{caddytls.ErrPermissionDenied, r.cause} }
 
 // joinDenials is the decision when no issuer allows a name. With one
 // issuer it is that issuer's; with several, each CA's reason is given,
@@ -274,17 +288,27 @@ func joinDenials(denials []decision, issuers []*Issuer) decision {
 // servingIssuers finds, in the running TLS app, the persist issuers of
 // the automation policy that serves name.
 func (p *Permission) servingIssuers(name string) ([]*Issuer, error) {
+	index, err := p.policies()
+	if err != nil {
+		return nil, err
+	}
+	if issuers := persistIssuersOf(index.policyFor(name)); len(issuers) > 0 {
+		return issuers, nil
+	}
+	return nil, fmt.Errorf("no persist issuer serves %s: `permission persist` checks records against the account of the site's `issuer persist` (or `cert_issuer persist`)", name)
+}
+
+// indexPolicies indexes the automation policies of the running TLS app.
+func (p *Permission) indexPolicies() (*policyIndex, error) {
 	app, err := p.ctx.AppIfConfigured("tls")
 	if err != nil {
 		return nil, fmt.Errorf("finding the TLS app: %v; `permission persist` needs the tls app with a site using `issuer persist`", err)
 	}
-	tlsApp := app.(*caddytls.TLS)
-	if tlsApp.Automation != nil {
-		if issuers := persistIssuersOf(policyFor(tlsApp.Automation.Policies, name)); len(issuers) > 0 {
-			return issuers, nil
-		}
+	var policies []*caddytls.AutomationPolicy
+	if automation := app.(*caddytls.TLS).Automation; automation != nil {
+		policies = automation.Policies
 	}
-	return nil, fmt.Errorf("no persist issuer serves %s: `permission persist` checks records against the account of the site's `issuer persist` (or `cert_issuer persist`)", name)
+	return newPolicyIndex(policies), nil
 }
 
 // maxCachedDecisions bounds the cache against a flood of random names.

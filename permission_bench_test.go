@@ -3,13 +3,21 @@ package persist
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/cache"
 	"github.com/dnspersist/caddy-persist/internal/fakedns"
 	"github.com/dnspersist/caddy-persist/internal/record"
+	"github.com/miekg/dns"
 )
 
 // benchPermission sets up a permission whose issuer asks a local fake DNS
@@ -92,4 +100,127 @@ func BenchmarkPermissionCache10k(b *testing.B) {
 	}
 	b.ReportMetric(heapMB, "heap-MB/10k-names")
 	b.ReportMetric(0, "ns/op")
+}
+
+// floodDNS answers the permission's lookups without keeping anything: the
+// tenants' records, and no record at every other name. A flood of a
+// million names through a server that logs its queries would measure the
+// log.
+type floodDNS struct {
+	addr    string
+	records map[string]string
+}
+
+func startFloodDNS(b *testing.B, records map[string]string) *floodDNS {
+	b.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &floodDNS{addr: pc.LocalAddr().String(), records: records}
+	srv := &dns.Server{PacketConn: pc, Handler: f}
+	go srv.ActivateAndServe()
+	b.Cleanup(func() { srv.Shutdown() })
+	return f
+}
+
+func (f *floodDNS) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.Authoritative = true
+	name := strings.ToLower(q.Question[0].Name)
+	switch value, ok := f.records[name]; {
+	case ok && q.Question[0].Qtype == dns.TypeTXT:
+		m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{value}})
+	case !ok && q.Question[0].Qtype == dns.TypeTXT:
+		m.Rcode = dns.RcodeNameError
+	}
+	w.WriteMsg(m)
+}
+
+// BenchmarkPermissionFlood: a million random names from 64 goroutines
+// while 1,000 tenants, whose decisions are cached, keep asking. It reports
+// the tenants' latency (p50, p99), the flood's allocations per name and
+// the heap the full decision cache holds. Run it once:
+//
+//	go test -run '^$' -bench PermissionFlood -benchtime 1x .
+func BenchmarkPermissionFlood(b *testing.B) {
+	const (
+		tenants   = 1000
+		flood     = 1_000_000
+		flooders  = 64
+		askEveryN = 1000 // tenant checks: one per this many flood names
+	)
+	ca := startCA(b, acmetest.Options{})
+	probe := newTestIssuer(b, ca, b.TempDir(), nil)
+	value := "pebble.letsencrypt.org; accounturi=" + probe.accountURL(b)
+	records := make(map[string]string, tenants)
+	names := make([]string, tenants)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%04d.tenant.flood.test", i)
+		records[dns.Fqdn(record.Name(names[i]))] = value
+	}
+	srv := startFloodDNS(b, records)
+	iss := newTestIssuer(b, ca, probe.storage.Path, func(iss *Issuer) { iss.Resolvers = []string{srv.addr} })
+	p, _, _ := newTestPermission(b, iss.Issuer, nil)
+	ctx := context.Background()
+	for _, name := range names {
+		if err := p.CertificateAllowed(ctx, name); err != nil {
+			b.Fatalf("tenant %s: %v", name, err)
+		}
+	}
+
+	for range b.N {
+		p.decisions = cache.NewExpiring[decision](maxCachedDecisions)
+		for _, name := range names {
+			p.CertificateAllowed(ctx, name)
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+
+		var next atomic.Int64
+		var latencies []time.Duration
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range flooders {
+			wg.Go(func() {
+				var mine []time.Duration
+				for {
+					i := next.Add(1)
+					if i > flood {
+						break
+					}
+					p.CertificateAllowed(ctx, fmt.Sprintf("r%x-%d.flood.test", rand.Uint64(), i))
+					if i%askEveryN == 0 {
+						asked := time.Now()
+						if err := p.CertificateAllowed(ctx, names[int(i/askEveryN)%tenants]); err != nil {
+							b.Errorf("a tenant was denied during the flood: %v", err)
+						}
+						mine = append(mine, time.Since(asked))
+					}
+				}
+				mu.Lock()
+				latencies = append(latencies, mine...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		took := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+
+		slices.Sort(latencies)
+		pct := func(q float64) float64 {
+			return float64(latencies[int(q*float64(len(latencies)-1))].Microseconds())
+		}
+		b.ReportMetric(pct(0.50), "tenant-p50-µs")
+		b.ReportMetric(pct(0.99), "tenant-p99-µs")
+		b.ReportMetric(float64(after.Mallocs-before.Mallocs)/flood, "allocs/flood-name")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MB-full")
+		b.ReportMetric(float64(p.decisions.Len()), "cached-decisions")
+		b.ReportMetric(float64(flood)/took.Seconds(), "flood-names/s")
+		b.ReportMetric(0, "ns/op")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dnspersist/caddy-persist/internal/record"
+	"golang.org/x/sync/errgroup"
 )
 
 // RecordReport is one record to publish and, after a check, what is
@@ -151,51 +152,71 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	if check {
 		notOffered = iss.lastNotOffered(ctx)
 	}
-	reports := make([]RecordReport, 0, len(plan.bases))
-	for _, base := range plan.bases {
-		j, err := iss.judge(ctx, in, base, plan.wildcard[base], freshAnswer)
-		if err != nil {
-			return nil, err
-		}
-		want := j.exp.Want(j.verdict)
-		value, err := want.Value()
-		if err != nil {
-			return nil, fmt.Errorf("building the record for %s: %v", base, err)
-		}
-		r := RecordReport{
-			Domain:           base,
-			Names:            namesUnder(plan, base),
-			RecordName:       record.Name(base),
-			Value:            value,
-			ZoneLine:         record.ZoneLine(base, value),
-			IssuerDomainName: want.IssuerDomainName,
-			AccountURL:       in.acct.Location,
-			CADirectory:      iss.CA,
-			Draft:            in.dir.Draft.String(),
-			Wildcard:         j.exp.Wildcard,
-		}
-		if !iss.persistUntil.IsZero() {
-			r.PersistUntil = iss.persistUntil.Format(time.RFC3339)
-		}
-		if check {
-			r.Published = j.published
-			r.Status, r.Reason = checkStatus(j, iss.now())
-			if j.passed() {
-				r.Warnings = warningDetails(j.verdict)
-				iss.noticeExpiry(base, *j.verdict.Matched)
-				iss.noticeLeniency(j)
-			}
-			if notOffered != nil {
-				r.markNotOffered(notOffered)
-			}
-			r.CAACheck = caaReport(iss.judgeCAA(ctx, in, base, plan.plain[base], plan.wildcard[base]))
-		}
-		if opts.caa {
-			r.CAA = caaRecords(in, base, plan.wildcard[base])
-		}
-		reports = append(reports, r)
+	// each base is looked up at once with others, within a bound, and
+	// reported in the plan's order
+	reports := make([]RecordReport, len(plan.bases))
+	var group errgroup.Group
+	group.SetLimit(maxConcurrentReports)
+	for i, base := range plan.bases {
+		group.Go(func() error {
+			r, err := iss.reportOn(ctx, in, plan, base, opts, notOffered)
+			reports[i] = r
+			return err
+		})
+	}
+	if err := group.Wait(); err != nil {
+		return nil, err
 	}
 	return reports, nil
+}
+
+// maxConcurrentReports bounds the lookups of one report, as
+// max_concurrent_lookups bounds the on-demand permission's.
+const maxConcurrentReports = DefaultMaxConcurrentLookups
+
+// reportOn builds the report of the record at base.
+func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan, base string, opts inspectOptions, notOffered *ChallengeNotOfferedError) (RecordReport, error) {
+	j, err := iss.judge(ctx, in, base, plan.wildcard[base], freshAnswer)
+	if err != nil {
+		return RecordReport{}, err
+	}
+	want := j.exp.Want(j.verdict)
+	value, err := want.Value()
+	if err != nil {
+		return RecordReport{}, fmt.Errorf("building the record for %s: %v", base, err)
+	}
+	r := RecordReport{
+		Domain:           base,
+		Names:            namesUnder(plan, base),
+		RecordName:       record.Name(base),
+		Value:            value,
+		ZoneLine:         record.ZoneLine(base, value),
+		IssuerDomainName: want.IssuerDomainName,
+		AccountURL:       in.acct.Location,
+		CADirectory:      iss.CA,
+		Draft:            in.dir.Draft.String(),
+		Wildcard:         j.exp.Wildcard,
+	}
+	if !iss.persistUntil.IsZero() {
+		r.PersistUntil = iss.persistUntil.Format(time.RFC3339)
+	}
+	if opts.check {
+		r.Published = j.published
+		r.Status, r.Reason = checkStatus(j, iss.now())
+		if j.passed() {
+			r.Warnings = warningDetails(j.verdict)
+			iss.noticeExpiry(base, *j.verdict.Matched)
+			iss.noticeLeniency(j)
+		}
+		if notOffered != nil {
+			r.markNotOffered(notOffered)
+		}
+		r.CAACheck = caaReport(iss.judgeCAA(ctx, in, base, plan.plain[base], plan.wildcard[base]))
+	}
+	if opts.caa {
+		r.CAA = caaRecords(in, base, plan.wildcard[base])
+	}
+	return r, nil
 }
 
 // checkStatus turns a judgement into a report's status and reason.
@@ -210,12 +231,11 @@ func checkStatus(j judgement, now time.Time) (record.Status, string) {
 	return record.StatusOK, ""
 }
 
+// namesUnder are the names under base, lowercased, sorted, once each.
 func namesUnder(plan orderPlan, base string) []string {
-	var out []string
-	for _, n := range plan.names {
-		if b, _, err := record.BaseDomain(n); err == nil && b == base {
-			out = append(out, strings.ToLower(n))
-		}
+	out := make([]string, 0, len(plan.under[base]))
+	for _, n := range plan.under[base] {
+		out = append(out, strings.ToLower(n))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -29,6 +29,8 @@ type options struct {
 	only        []string
 	cpuProfile  string
 	memProfile  string
+	managed     int
+	idle        time.Duration
 }
 
 // allContenders is the order contenders are listed in; each repetition
@@ -55,6 +57,8 @@ func parseFlags() (options, error) {
 	only := flag.String("only", "", "comma-separated contenders to run (default: "+strings.Join(allContenders, ",")+")")
 	flag.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed runs to this file (best with -only)")
 	flag.StringVar(&opts.memProfile, "memprofile", "", "write a heap profile to this file at the end")
+	flag.IntVar(&opts.managed, "managed", 0, "after the workloads, obtain certificates for this many bases with persist, have certmagic manage them, and measure their heap and the CPU while idle")
+	flag.DurationVar(&opts.idle, "idle", 30*time.Second, "with -managed: how long to measure the CPU while idle")
 	flag.Parse()
 
 	for _, f := range strings.Split(*ns, ",") {
@@ -174,6 +178,25 @@ func run(opts options) error {
 		printTable(os.Stdout, n, opts.concurrency, allContenders, results[n])
 	}
 	printTargets(os.Stdout, opts.ns, results)
+
+	if p, ok := contenders["persist"].(*persistContender); ok {
+		f, err := measurePublish(ctx, e, p)
+		if err != nil {
+			return fmt.Errorf("publishing while the issuer waits: %v", err)
+		}
+		printPublish(os.Stdout, f)
+	}
+	if opts.managed > 0 {
+		p, ok := contenders["persist"].(*persistContender)
+		if !ok {
+			return fmt.Errorf("-managed needs the persist contender")
+		}
+		f, err := measureManaged(ctx, p, opts.managed, opts.concurrency, opts.idle)
+		if err != nil {
+			return fmt.Errorf("managed certificates: %v", err)
+		}
+		printManaged(os.Stdout, f)
+	}
 
 	if opts.memProfile != "" {
 		f, err := os.Create(opts.memProfile)

@@ -90,13 +90,13 @@ func (p *persistContender) learnRecord(ctx context.Context) (string, error) {
 	defer cancel()
 	_, err = p.iss.Issue(ctx, csr)
 	var recErr *persist.RecordError
-	if !errors.As(err, &recErr) || recErr.Publish == "" {
+	if !errors.As(err, &recErr) || recErr.Publish() == "" {
 		return "", fmt.Errorf("expected a RecordError naming the record to publish, got: %v", err)
 	}
 	if n := p.env.ca.Counts.Get(acmetest.KindNewOrder) - ordersBefore; n != 0 {
 		return "", fmt.Errorf("the issuer placed %d orders for a name without a record", n)
 	}
-	return recErr.Publish, nil
+	return recErr.Publish(), nil
 }
 
 // Prepare gives the config fresh storage holding the account, and tells

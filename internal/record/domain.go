@@ -50,5 +50,11 @@ func NormalizeDomain(name string) (string, error) {
 			return "", fmt.Errorf("domain name %q has a label of %d octets; the limit is %d", ascii, len(label), maxLabelOctets)
 		}
 	}
+	if ascii == name {
+		// a name already in this form keeps its own storage: callers
+		// that hold both (the on-demand decision cache, among them)
+		// hold one copy
+		return name, nil
+	}
 	return ascii, nil
 }
