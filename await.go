@@ -16,23 +16,43 @@ import (
 type RecordError struct {
 	// Domain is the base domain the record sits under.
 	Domain string
-	// verdict is the outcome of the check; its Status is never "ok".
-	verdict failedVerdict
-	// want is the record to publish. It is kept rather than its text:
-	// the on-demand permission caches a denial per name, and a flood of
-	// names makes a million of them.
-	want record.Record
 	// DNSErr is set when the lookup itself failed.
 	DNSErr error
-	// DNSSEC is set when the zone is signed and the chain from its DS
-	// down to the answer of Servers does not verify: the CA's validating
-	// resolver answers SERVFAIL, whatever the record says.
-	DNSSEC *dnslookup.DNSSECError
-	// Servers, when set, are the nameservers or resolvers that fail while
-	// others serve a passing record or fail otherwise; the verdict is on
-	// the first of them. With DNSSEC, they are the servers whose answer
-	// does not verify.
-	Servers []string
+	// verdict is the outcome of the check, which did not pass.
+	verdict failedVerdict
+	// want is the record to publish. It is kept rather than its text:
+	// the on-demand permission caches a refusal per name, and a flood of
+	// names makes a million of them.
+	want record.Record
+	// lag, when set, names the servers that fail while others pass.
+	lag *laggingServers
+}
+
+// laggingServers are the nameservers or resolvers that fail while others
+// serve a passing record or fail otherwise; the verdict is on the first
+// of them. With dnssec, they are the servers whose answer does not verify
+// from the zone's DS down: the CA's validating resolver answers SERVFAIL,
+// whatever the record says.
+type laggingServers struct {
+	servers []string
+	dnssec  *dnslookup.DNSSECError
+}
+
+// Servers are the servers that fail while others do not, if any.
+func (e *RecordError) Servers() []string {
+	if e.lag == nil {
+		return nil
+	}
+	return e.lag.servers
+}
+
+// dnssecFailure is why a validating resolver refuses the answer, if it
+// does.
+func (e *RecordError) dnssecFailure() *dnslookup.DNSSECError {
+	if e.lag == nil {
+		return nil
+	}
+	return e.lag.dnssec
 }
 
 // Status is the kind of failure: missing, mismatch, dns-error or dnssec.
@@ -40,10 +60,10 @@ func (e *RecordError) Status() RecordStatus {
 	switch {
 	case e.DNSErr != nil:
 		return record.StatusDNSError
-	case e.DNSSEC != nil:
+	case e.dnssecFailure() != nil:
 		return record.StatusDNSSEC
 	}
-	return e.verdict.Status
+	return e.verdict.status()
 }
 
 // Reason explains the failure in one line.
@@ -51,11 +71,11 @@ func (e *RecordError) Reason() string {
 	if e.DNSErr != nil {
 		return e.DNSErr.Error()
 	}
-	if e.DNSSEC != nil {
-		return dnssecReason(e.Servers, e.DNSSEC)
+	if d := e.dnssecFailure(); d != nil {
+		return dnssecReason(e.Servers(), d)
 	}
-	if len(e.Servers) > 0 {
-		return fmt.Sprintf("at %s: %s (the CA may reach any of them, so each must serve a passing record)", strings.Join(e.Servers, ", "), e.verdict.Reason())
+	if servers := e.Servers(); len(servers) > 0 {
+		return fmt.Sprintf("at %s: %s (the CA may reach any of them, so each must serve a passing record)", strings.Join(servers, ", "), e.verdict.Reason())
 	}
 	return e.verdict.Reason()
 }
@@ -95,27 +115,34 @@ func (e *RecordError) report() RecordReport {
 }
 
 func (e *RecordError) Unwrap() error {
-	if e.DNSSEC != nil && e.DNSErr == nil {
-		return e.DNSSEC
+	if d := e.dnssecFailure(); d != nil && e.DNSErr == nil {
+		return d
 	}
 	return e.DNSErr
 }
 
 // newRecordError describes a failed check of exp.
 func newRecordError(exp record.Expectation, v record.Verdict, dnsErr error) *RecordError {
-	return &RecordError{Domain: exp.Domain, verdict: failedVerdict{Status: v.Status, Mismatches: v.Mismatches}, want: exp.Want(v), DNSErr: dnsErr}
+	return &RecordError{Domain: exp.Domain, verdict: failedVerdict{Mismatches: v.Mismatches}, want: exp.Want(v), DNSErr: dnsErr}
 }
 
 // failedVerdict is what a RecordError keeps of a verdict: a record that
-// fails has no matched value and no warnings, and the smaller error is
-// what the on-demand permission caches per refused name.
+// fails has no matched value and no warnings, and is missing unless
+// something published mismatches; the smaller error is what the
+// on-demand permission caches per refused name.
 type failedVerdict struct {
-	Status     record.Status
 	Mismatches []record.Mismatch
 }
 
+func (v failedVerdict) status() record.Status {
+	if len(v.Mismatches) > 0 {
+		return record.StatusMismatch
+	}
+	return record.StatusMissing
+}
+
 func (v failedVerdict) full() record.Verdict {
-	return record.Verdict{Status: v.Status, Mismatches: v.Mismatches}
+	return record.Verdict{Status: v.status(), Mismatches: v.Mismatches}
 }
 
 // Reason explains the failure in one line.

@@ -47,9 +47,9 @@ type CAAError struct {
 	Publish []string
 	// DNSErr is set when the lookup itself failed.
 	DNSErr error
-	// DNSSEC is set when the CAA answer of Servers, in a signed zone,
+	// dnssec is set when the CAA answer of Servers, in a signed zone,
 	// does not verify.
-	DNSSEC *dnslookup.DNSSECError
+	dnssec *dnslookup.DNSSECError
 }
 
 // Status is forbidden, dns-error or dnssec.
@@ -57,7 +57,7 @@ func (e *CAAError) Status() string {
 	switch {
 	case e.DNSErr != nil:
 		return caaDNSError
-	case e.DNSSEC != nil:
+	case e.dnssec != nil:
 		return caaDNSSEC
 	}
 	return caaForbidden
@@ -67,7 +67,7 @@ func (e *CAAError) Status() string {
 // lookup that failed or signatures that did not verify may be mended
 // while an order waits, records that forbid are not changed by waiting.
 func (e *CAAError) mayPass() bool {
-	return e.DNSErr != nil || e.DNSSEC != nil
+	return e.DNSErr != nil || e.dnssec != nil
 }
 
 func (e *CAAError) Error() string { return caaLine(e.Domain, "", e.report()) }
@@ -78,16 +78,16 @@ func (e *CAAError) report() *CAAReport {
 	switch {
 	case e.DNSErr != nil:
 		r.Reason = fmt.Sprintf("%v; a CA refuses to issue while it cannot read CAA", e.DNSErr)
-	case e.DNSSEC != nil:
+	case e.dnssec != nil:
 		// the servers are in the reason, as for a record
-		r.Reason, r.Servers = dnssecReason(e.Servers, e.DNSSEC)+"; a CA refuses to issue while it cannot read CAA", nil
+		r.Reason, r.Servers = dnssecReason(e.Servers, e.dnssec)+"; a CA refuses to issue while it cannot read CAA", nil
 	}
 	return r
 }
 
 func (e *CAAError) Unwrap() error {
-	if e.DNSSEC != nil && e.DNSErr == nil {
-		return e.DNSSEC
+	if e.dnssec != nil && e.DNSErr == nil {
+		return e.dnssec
 	}
 	return e.DNSErr
 }
@@ -119,7 +119,7 @@ func (j caaJudgement) failure() *CAAError {
 	e := &CAAError{Domain: j.domain, Reason: j.reason, DNSErr: j.lookupErr, Publish: caaZoneLines(j.domain, j.publish)}
 	if j.forbidding == nil && j.broken != nil && j.lookupErr == nil {
 		// publishing CAA records mends nothing here: the signatures do
-		e.DNSSEC, e.Servers, e.Publish = j.broken.DNSSEC, j.broken.Servers, nil
+		e.dnssec, e.Servers, e.Publish = j.broken.DNSSEC, j.broken.Servers, nil
 		return e
 	}
 	if set := j.forbidding; set != nil {

@@ -76,8 +76,8 @@ func TestExpiredSignaturesAtOneNameserverHoldTheOrder(t *testing.T) {
 	}
 	ns2 := "ns2.signed-expired.test (" + group[1].Addr + ")"
 	want := fmt.Sprintf("_validation-persist.signed-expired.test: dnssec: at %s: the RRSIG over _validation-persist.signed-expired.test TXT expired at %s; the CA's resolver will answer SERVFAIL", ns2, expired.UTC().Format(time.RFC3339))
-	if recErr.Status() != record.StatusDNSSEC || !slices.Equal(recErr.Servers, []string{ns2}) || recErr.Error() != want {
-		t.Errorf("error = %q (status %s, servers %v),\nwant %q", recErr, recErr.Status(), recErr.Servers, want)
+	if recErr.Status() != record.StatusDNSSEC || !slices.Equal(recErr.Servers(), []string{ns2}) || recErr.Error() != want {
+		t.Errorf("error = %q (status %s, servers %v),\nwant %q", recErr, recErr.Status(), recErr.Servers(), want)
 	}
 	var sec *dnslookup.DNSSECError
 	if !errors.As(recErr, &sec) || sec.Link != "rrsig" {

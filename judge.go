@@ -131,9 +131,11 @@ func (j judgement) passed() bool {
 // publish.
 func (j judgement) failure() *RecordError {
 	e := newRecordError(j.exp, j.verdict, j.lookupErr)
-	e.Servers = j.behind
-	if j.dnssec != nil && j.lookupErr == nil {
-		e.DNSSEC, e.Servers = j.dnssec, j.dnssecAt
+	switch {
+	case j.dnssec != nil && j.lookupErr == nil:
+		e.lag = &laggingServers{servers: j.dnssecAt, dnssec: j.dnssec}
+	case len(j.behind) > 0:
+		e.lag = &laggingServers{servers: j.behind}
 	}
 	return e
 }

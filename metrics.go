@@ -6,19 +6,38 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/promreg"
 )
 
-// Outcomes of an on-demand permission check, as metric labels.
+// outcome is how an on-demand permission check ended. It is a byte
+// rather than its label because every cached decision holds one.
+type outcome uint8
+
+// Outcomes of an on-demand permission check.
 const (
-	outcomeAllowed        = "allowed"
-	outcomeDeniedMissing  = "denied_missing"
-	outcomeDeniedMismatch = "denied_mismatch"
-	outcomeDeniedCAA      = "denied_caa"
+	outcomeNone outcome = iota // a decision not counted, such as an aborted lookup
+	outcomeAllowed
+	outcomeDeniedMissing
+	outcomeDeniedMismatch
+	outcomeDeniedCAA
 	// outcomeDeniedDNSSEC is a name whose record or CAA answer, in a
 	// signed zone, does not verify: the CA's resolver would answer
 	// SERVFAIL.
-	outcomeDeniedDNSSEC = "denied_dnssec"
-	outcomeDNSError     = "dns_error"
-	outcomeCacheHit     = "cache_hit"
+	outcomeDeniedDNSSEC
+	outcomeDNSError
+	outcomeCacheHit
 )
+
+// outcomeLabels are the outcomes as metric labels.
+var outcomeLabels = [...]string{
+	outcomeNone:           "",
+	outcomeAllowed:        "allowed",
+	outcomeDeniedMissing:  "denied_missing",
+	outcomeDeniedMismatch: "denied_mismatch",
+	outcomeDeniedCAA:      "denied_caa",
+	outcomeDeniedDNSSEC:   "denied_dnssec",
+	outcomeDNSError:       "dns_error",
+	outcomeCacheHit:       "cache_hit",
+}
+
+func (o outcome) String() string { return outcomeLabels[o] }
 
 // persistMetrics are the plugin's Prometheus metrics, registered in the
 // config's registry so they appear on Caddy's /metrics endpoints.

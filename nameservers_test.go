@@ -108,8 +108,8 @@ func TestRecordErrorNamesTheServersBehind(t *testing.T) {
 	if recErr.Status() != record.StatusMismatch || !recErr.verdict.Has(record.MismatchAccount) {
 		t.Errorf("verdict = %+v, want ns2's accounturi mismatch", recErr.verdict)
 	}
-	if !slices.Equal(recErr.Servers, []string{"ns2.split.test (" + group[1].Addr + ")"}) || !strings.Contains(err.Error(), "at ns2.split.test") {
-		t.Errorf("error %q (servers %v) does not name ns2 alone", err, recErr.Servers)
+	if !slices.Equal(recErr.Servers(), []string{"ns2.split.test (" + group[1].Addr + ")"}) || !strings.Contains(err.Error(), "at ns2.split.test") {
+		t.Errorf("error %q (servers %v) does not name ns2 alone", err, recErr.Servers())
 	}
 
 	// the report shows what the lagging server serves

@@ -20,7 +20,7 @@ import (
 // the servers whose answer does not verify and the broken link instead.
 func (iss *Issuer) noticeFailure(e *RecordError) {
 	r := e.report()
-	key := strings.Join([]string{r.RecordName, string(r.Status), r.ZoneLine, strings.Join(e.Servers, ","), brokenLink(e.DNSSEC)}, "|")
+	key := strings.Join([]string{r.RecordName, string(r.Status), r.ZoneLine, strings.Join(e.Servers(), ","), brokenLink(e.dnssecFailure())}, "|")
 	if !iss.notices.Due(key, time.Hour) {
 		return
 	}
@@ -31,21 +31,21 @@ func (iss *Issuer) noticeFailure(e *RecordError) {
 		zap.String("status", string(r.Status)),
 		zap.String("reason", r.Reason),
 	}
-	if e.DNSSEC != nil {
+	if d := e.dnssecFailure(); d != nil {
 		iss.logger.Warn("dns-persist-01 record fails DNSSEC validation: the CA's resolver would answer SERVFAIL; no order is placed until the zone's signatures or DS records are fixed",
-			append(fields, zap.Strings("servers", e.Servers), zap.String("dnssec_zone", e.DNSSEC.Zone), zap.String("dnssec_link", e.DNSSEC.Link))...)
+			append(fields, zap.Strings("servers", e.Servers()), zap.String("dnssec_zone", d.Zone), zap.String("dnssec_link", d.Link))...)
 		return
 	}
 	msg := "dns-persist-01 record missing; publish it once and certificates follow"
 	switch {
-	case len(e.Servers) > 0:
+	case len(e.Servers()) > 0:
 		msg = "dns-persist-01 record not yet served by every nameserver; waiting for them before asking the CA"
 	case r.Status == record.StatusMismatch:
 		msg = "dns-persist-01 record does not authorize this account; publish the record below"
 	case r.Status == record.StatusDNSError:
 		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
 	}
-	iss.logger.Warn(msg, append(fields, zap.Strings("servers_behind", e.Servers))...)
+	iss.logger.Warn(msg, append(fields, zap.Strings("servers_behind", e.Servers()))...)
 }
 
 // brokenLink names a broken DNSSEC link for the rate limit of its
@@ -104,7 +104,7 @@ func (iss *Issuer) noticeLeniency(j judgement) {
 // once an hour for the same domain and records.
 func (iss *Issuer) noticeCAA(e *CAAError) {
 	r := e.report()
-	key := strings.Join([]string{"caa", e.Domain, r.Status, strings.Join(r.Found, ","), strings.Join(e.Servers, ","), brokenLink(e.DNSSEC)}, "|")
+	key := strings.Join([]string{"caa", e.Domain, r.Status, strings.Join(r.Found, ","), strings.Join(e.Servers, ","), brokenLink(e.dnssec)}, "|")
 	if !iss.notices.Due(key, time.Hour) {
 		return
 	}
@@ -113,13 +113,13 @@ func (iss *Issuer) noticeCAA(e *CAAError) {
 			zap.String("domain", e.Domain), zap.Error(e.DNSErr))
 		return
 	}
-	if e.DNSSEC != nil {
+	if e.dnssec != nil {
 		iss.logger.Warn("CAA answer fails DNSSEC validation: the CA's resolver would answer SERVFAIL, and a CA refuses to issue while it cannot read CAA; no order is placed until the zone's signatures or DS records are fixed",
 			zap.String("domain", e.Domain),
 			zap.String("reason", r.Reason),
 			zap.Strings("servers", e.Servers),
-			zap.String("dnssec_zone", e.DNSSEC.Zone),
-			zap.String("dnssec_link", e.DNSSEC.Link))
+			zap.String("dnssec_zone", e.dnssec.Zone),
+			zap.String("dnssec_link", e.dnssec.Link))
 		return
 	}
 	iss.logger.Error("CAA forbids this CA, account or method; no order is placed until the CAA records change",

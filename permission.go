@@ -118,7 +118,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 func (p *Permission) CertificateAllowed(ctx context.Context, name string) error {
 	name = normalizeName(name)
 	if d, ok := p.decisions.Get(name, p.now()); ok {
-		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit).Inc()
+		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit.String()).Inc()
 		return d.err
 	}
 	var decided bool
@@ -128,8 +128,8 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 		}
 		decided = true
 		d := p.decide(ctx, name)
-		if d.outcome != "" {
-			p.metrics.permissionChecks.WithLabelValues(d.outcome).Inc()
+		if d.outcome != outcomeNone {
+			p.metrics.permissionChecks.WithLabelValues(d.outcome.String()).Inc()
 		}
 		ttl := time.Duration(p.NegativeTTL)
 		if d.err == nil {
@@ -144,7 +144,7 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 	})
 	if !decided {
 		// another check of the same name did the lookup for this one
-		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit).Inc()
+		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit.String()).Inc()
 	}
 	return result.(decision).err
 }
@@ -152,7 +152,7 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 // decision is the answer for one name.
 type decision struct {
 	err     error
-	outcome string
+	outcome outcome
 }
 
 // decide judges the record of name once for each persist issuer that
@@ -244,7 +244,7 @@ func (p *Permission) denyByCAA(name string, e *CAAError) decision {
 		return decision{err: refusal{e}, outcome: outcomeDNSError}
 	}
 	outcome := outcomeDeniedCAA
-	if e.DNSSEC != nil {
+	if e.dnssec != nil {
 		outcome = outcomeDeniedDNSSEC
 	}
 	return decision{err: refusal{e}, outcome: outcome}
@@ -273,7 +273,7 @@ func joinDenials(denials []decision, issuers []*Issuer) decision {
 	for i, d := range denials {
 		reasons[i] = fmt.Errorf("ca %s: %w", issuers[i].CA, d.err)
 		denied = denied && errors.Is(d.err, caddytls.ErrPermissionDenied)
-		if d.outcome != "" && d.outcome != outcomeDeniedMissing {
+		if d.outcome != outcomeNone && d.outcome != outcomeDeniedMissing {
 			outcome = d.outcome
 		}
 	}

@@ -40,8 +40,8 @@ func newTestPermission(t testing.TB, iss *Issuer, configure func(*Permission)) (
 	return p, ctx.GetMetricsRegistry(), logs
 }
 
-func checkCount(p *Permission, outcome string) int {
-	return int(testutil.ToFloat64(p.metrics.permissionChecks.WithLabelValues(outcome)))
+func checkCount(p *Permission, o outcome) int {
+	return int(testutil.ToFloat64(p.metrics.permissionChecks.WithLabelValues(o.String())))
 }
 
 func TestPermissionHonoursTTLsWithAControlledClock(t *testing.T) {
@@ -125,7 +125,7 @@ func TestPermissionOutcomesAndMetrics(t *testing.T) {
 		}
 	}
 
-	want := map[string]int{outcomeAllowed: 1, outcomeCacheHit: 4, outcomeDeniedMissing: 1, outcomeDeniedMismatch: 2, outcomeDNSError: 1}
+	want := map[outcome]int{outcomeAllowed: 1, outcomeCacheHit: 4, outcomeDeniedMissing: 1, outcomeDeniedMismatch: 2, outcomeDNSError: 1}
 	for outcome, n := range want {
 		if got := checkCount(p, outcome); got != n {
 			t.Errorf("outcome %s counted %d, want %d", outcome, got, n)
