@@ -82,7 +82,7 @@ func run(sizes []int, reps int) error {
 	for _, n := range sizes {
 		r, err := measure(bin, ca, dnsAddr, tmp, n, reps)
 		if err != nil {
-			return fmt.Errorf("N=%d: %v", n, err)
+			return fmt.Errorf("with %d bases: %v", n, err)
 		}
 		rows = append(rows, r)
 		fmt.Printf("N=%d done: adapt %s, records %s, check %s\n", n, r.adapt.Round(time.Millisecond), r.records.Round(time.Millisecond), r.check.Round(time.Millisecond))
