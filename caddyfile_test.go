@@ -539,7 +539,7 @@ func TestExamplesLoad(t *testing.T) {
 		if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
-		ctx, err := caddy.ProvisionContext(&cfg)
+		ctx, err := provisionConfig(&cfg)
 		if err != nil {
 			t.Errorf("%s does not load: %v", file, err)
 			continue

@@ -233,11 +233,23 @@ func provisionCaddyfile(t *testing.T, body string) caddy.Context {
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	ctx, err := caddy.ProvisionContext(&cfg)
+	ctx, err := provisionConfig(&cfg)
 	if err != nil {
 		t.Fatalf("provisioning: %v", err)
 	}
 	return ctx
+}
+
+// caddyGlobals is held while a config is provisioned or loaded: Caddy
+// then sets process-wide values (certmagic.Default.Storage among them),
+// which tests running in parallel would otherwise race on.
+var caddyGlobals sync.Mutex
+
+// provisionConfig is caddy.ProvisionContext, one config at a time.
+func provisionConfig(cfg *caddy.Config) (caddy.Context, error) {
+	caddyGlobals.Lock()
+	defer caddyGlobals.Unlock()
+	return caddy.ProvisionContext(cfg)
 }
 
 // persistSiteCaddyfile is a Caddyfile serving site with a persist issuer

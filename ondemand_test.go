@@ -78,10 +78,17 @@ func startOnDemandPlatform(t *testing.T) *onDemandPlatform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := caddy.Load(body, true); err != nil {
+	caddyGlobals.Lock()
+	err = caddy.Load(body, true)
+	caddyGlobals.Unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { caddy.Stop() })
+	t.Cleanup(func() {
+		caddyGlobals.Lock()
+		defer caddyGlobals.Unlock()
+		caddy.Stop()
+	})
 	return p
 }
 
