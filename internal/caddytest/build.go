@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 
 	"github.com/dnspersist/caddy-persist/internal/filelock"
@@ -57,4 +58,33 @@ func BuildCached(dir, pkg, name, key string, env ...string) (string, error) {
 		return "", fmt.Errorf("building %s in %s: %v\n%s", pkg, dir, err, output)
 	}
 	return bin, nil
+}
+
+// BuildModule builds the main package of a Go module of its own, kept in
+// the folder dir beside the source file of its caller (as
+// internal/etcdtest/etcdserver), into the binary name, and returns its
+// path. Such a module keeps a program the tests run (etcd's server,
+// lego) and its dependencies out of this module's go.mod, and so out of
+// every Caddy built with the plugin. The binary is kept per checkout and
+// per version of the module's go.mod, go.sum and main.go: a changed
+// module gets a new binary rather than replacing one that a running test
+// may be starting, and the go command's cache makes later builds quick.
+func BuildModule(dir, name string) (string, error) {
+	_, caller, _, ok := runtime.Caller(1)
+	if !ok {
+		return "", fmt.Errorf("cannot find the source folder of the module %s", dir)
+	}
+	dir = filepath.Join(filepath.Dir(caller), dir)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", dir)
+	for _, file := range []string{"go.mod", "go.sum", "main.go"} {
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			return "", fmt.Errorf("the module of %s: %v", name, err)
+		}
+		fmt.Fprintf(h, "%s %d\n", file, len(data))
+		h.Write(data)
+	}
+	// the module is not part of any workspace of this one
+	return BuildCached(dir, ".", name, hex.EncodeToString(h.Sum(nil))[:16], "GOWORK=off")
 }
