@@ -13,32 +13,18 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
 
-// clientModule is the folder, beside this file, of the Go module whose
-// main package runs lego's library.
-const clientModule = "legoclient"
-
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// Binary returns the path of the lego client, built from clientModule on
-// the first call of this test binary.
-func Binary(t testing.TB) string {
-	t.Helper()
-	built.once.Do(func() { built.path, built.err = caddytest.BuildModule(clientModule, "legoclient") })
-	if built.err != nil {
-		t.Fatalf("the lego client is built from lego's Go module: %v", built.err)
-	}
-	return built.path
+// client is lego, built from the Go module in legoclient beside this
+// file, whose main package runs lego's library.
+var client = caddytest.Module{
+	Dir:     "legoclient",
+	Name:    "legoclient",
+	Purpose: "the lego client is built from lego's Go module",
 }
 
 // Options say what lego does.
@@ -64,7 +50,7 @@ type Options struct {
 // registered, and fails the test with lego's output if lego fails.
 func Obtain(t testing.TB, o Options, publish func(name, value string)) string {
 	t.Helper()
-	cmd := exec.Command(Binary(t),
+	cmd := exec.Command(client.Path(t),
 		"-server", o.Server, "-email", o.Email, "-path", o.Path, "-roots", o.Roots,
 		"-resolver", o.Resolver, "-domains", strings.Join(o.Domains, ","))
 	// lego's solver looks at the record every second, not every two
