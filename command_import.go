@@ -63,7 +63,7 @@ func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, sets, err := loadLocally(fl, nil, stderr)
+	ctx, sets, err := loadLocally(fl, nil, "", stderr)
 	if err != nil {
 		return err
 	}

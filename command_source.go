@@ -99,12 +99,9 @@ func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]Reco
 // localReports loads the config in this process and inspects it, saying
 // why on stderr (unless asked to with --local) and which storage it uses.
 func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, why string) ([]RecordReport, error) {
-	ctx, sets, err := loadLocally(fl, domains, stderr)
+	ctx, sets, err := loadLocally(fl, domains, why, stderr)
 	if err != nil {
 		return nil, err
-	}
-	if why != "" {
-		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", why, describeStorage(sets[0].Issuer.storage()))
 	}
 
 	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
@@ -119,9 +116,10 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 
 // loadLocally loads and provisions the config in this process, as
 // `caddy run` would, and finds its persist issuers and the names each
-// serves, with domains added. A config that sets no storage gets the
-// warning of storageOwnerWarning on stderr.
-func loadLocally(fl caddycmd.Flags, domains []string, stderr io.Writer) (caddy.Context, []servedSet, error) {
+// serves, with domains added. It says on stderr why it loads the config
+// here, unless why is empty, and warns, for a config that sets no
+// storage, as storageOwnerWarning does.
+func loadLocally(fl caddycmd.Flags, domains []string, why string, stderr io.Writer) (caddy.Context, []servedSet, error) {
 	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return caddy.Context{}, nil, err
@@ -144,6 +142,9 @@ func loadLocally(fl caddycmd.Flags, domains []string, stderr io.Writer) (caddy.C
 	sets, err := servedNames(ctx, automate, domains)
 	if err != nil {
 		return caddy.Context{}, nil, err
+	}
+	if why != "" {
+		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", why, describeStorage(sets[0].Issuer.storage()))
 	}
 	if cfg.StorageRaw == nil {
 		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {
