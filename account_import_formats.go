@@ -74,7 +74,7 @@ func (f foreignAccount) matches(ca string) bool {
 }
 
 // errNoForeignAccount is a folder that holds no account of the client.
-var errNoForeignAccount = errors.New("no account found")
+var errNoForeignAccount = errors.New("nothing to import")
 
 // findForeignAccounts reads every account of client stored at or under
 // root: the client's whole folder, its accounts folder, or one account's.
@@ -117,8 +117,8 @@ func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, e
 		return nil, err
 	}
 	if len(found) == 0 {
-		return nil, fmt.Errorf("%w: no %s account (%s) at or under %s; give the folder %s keeps its accounts in",
-			errNoForeignAccount, client, marker, root, usualFolder(client))
+		return nil, fmt.Errorf("%w: no %s account (%s) at or under %s; give the folder %s keeps its accounts in %s",
+			errNoForeignAccount, client, marker, root, client, usualFolder(client))
 	}
 	return found, nil
 }
