@@ -69,6 +69,9 @@ without the redundancy.
 			check.Use += " [--any]"
 			check.Flags().Bool("any", false, "Exit 0 when one CA's record per domain is ok, not every CA's")
 			cmd.AddCommand(check)
+			account := &cobra.Command{Use: "account", Short: "Manages the ACME account the records name"}
+			addImportCommand(account)
+			cmd.AddCommand(account)
 		},
 	})
 }

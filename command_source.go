@@ -99,37 +99,9 @@ func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]Reco
 // localReports loads the config in this process and inspects it, saying
 // why on stderr (unless asked to with --local) and which storage it uses.
 func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, why string) ([]RecordReport, error) {
-	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	ctx, sets, err := loadLocally(fl, domains, why, stderr)
 	if err != nil {
 		return nil, err
-	}
-	if cfgJSON == nil {
-		return nil, errors.New("no config found: give --config, or run where a Caddyfile is")
-	}
-	var cfg caddy.Config
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		return nil, fmt.Errorf("decoding config: %v", err)
-	}
-	automate, err := automateNames(cfgJSON)
-	if err != nil {
-		return nil, err
-	}
-	ctx, err := caddy.ProvisionContext(&cfg)
-	if err != nil {
-		return nil, fmt.Errorf("loading config: %v", err)
-	}
-	sets, err := servedNames(ctx, automate, domains)
-	if err != nil {
-		return nil, err
-	}
-	storage := describeStorage(sets[0].Issuer.storage())
-	if why != "" {
-		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", why, storage)
-	}
-	if cfg.StorageRaw == nil {
-		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {
-			fmt.Fprintln(stderr, warning)
-		}
 	}
 
 	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
@@ -140,6 +112,46 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 		}
 	}
 	return reports, err
+}
+
+// loadLocally loads and provisions the config in this process, as
+// `caddy run` would, and finds its persist issuers and the names each
+// serves, with domains added. It says on stderr why it loads the config
+// here, unless why is empty, and warns, for a config that sets no
+// storage, as storageOwnerWarning does.
+func loadLocally(fl caddycmd.Flags, domains []string, why string, stderr io.Writer) (caddy.Context, []servedSet, error) {
+	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return caddy.Context{}, nil, err
+	}
+	if cfgJSON == nil {
+		return caddy.Context{}, nil, errors.New("no config found: give --config, or run where a Caddyfile is")
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		return caddy.Context{}, nil, fmt.Errorf("decoding config: %v", err)
+	}
+	automate, err := automateNames(cfgJSON)
+	if err != nil {
+		return caddy.Context{}, nil, err
+	}
+	ctx, err := caddy.ProvisionContext(&cfg)
+	if err != nil {
+		return caddy.Context{}, nil, fmt.Errorf("loading config: %v", err)
+	}
+	sets, err := servedNames(ctx, automate, domains)
+	if err != nil {
+		return caddy.Context{}, nil, err
+	}
+	if why != "" {
+		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", why, describeStorage(sets[0].Issuer.storage()))
+	}
+	if cfg.StorageRaw == nil {
+		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {
+			fmt.Fprintln(stderr, warning)
+		}
+	}
+	return ctx, sets, nil
 }
 
 // usualDataDirs are where packaged Caddy keeps its data: the home of the

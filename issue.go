@@ -106,7 +106,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	}
 	// issuer names the directory does not give are learnt from the
 	// challenges, so unlike other callers an order goes ahead without them
-	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir), acct: acct}
+	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir), acct: acct, challengeURI: iss.challengeURIFor(ctx, acct)}
 	iss.logReplacementRecords(plan, in)
 
 	chains, err := iss.obtain(ctx, plan, in, csr)

@@ -151,8 +151,9 @@ type issuerState struct {
 	client   *acmez.Client
 	dir      *caDirectory
 
-	grants     grants
-	notOffered notOfferedMemory
+	grants       grants
+	notOffered   notOfferedMemory
+	challengeURI challengeURIMemory
 
 	// storeMu guards store, the storage of the certmagic config the
 	// issuer serves, as SetConfig last gave it.

@@ -28,6 +28,11 @@ type recordInputs struct {
 	// offered are the issuer domain names records may use.
 	offered []string
 	acct    acme.Account
+	// challengeURI is the accounturi a -01 challenge names, which the CA
+	// validates the record against instead of the account URL: the
+	// challenge's in the solver, else the one challenges last named
+	// (see challenge_accounturi.go); empty when none names one.
+	challengeURI string
 }
 
 // recordInputs gathers the inputs known without placing an order: the
@@ -43,8 +48,11 @@ func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInput
 	if in.offered == nil {
 		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
 	}
-	in.acct, err = iss.accounts.get(ctx, register)
-	return in, err
+	if in.acct, err = iss.accounts.get(ctx, register); err != nil {
+		return in, err
+	}
+	in.challengeURI = iss.challengeURIFor(ctx, in.acct)
+	return in, nil
 }
 
 // offeredBeforeOrder returns the issuer domain names known without an
@@ -72,6 +80,10 @@ func (iss *Issuer) expectation(in recordInputs, base string, wildcard bool) (rec
 	}
 	if exp.Preferred != "" && !slices.Contains(in.offered, exp.Preferred) {
 		return exp, fmt.Errorf("issuer_domain_name %q is not offered by %s, which offers %v; set one of those or remove issuer_domain_name", exp.Preferred, iss.CA, in.offered)
+	}
+	if in.challengeURI != "" && in.dir.Draft != record.Draft02 {
+		exp.AccountURIs = []string{in.challengeURI}
+		return exp, nil
 	}
 	uris, err := accountURIs(in.dir, in.acct, base)
 	if err != nil {

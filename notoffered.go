@@ -71,6 +71,10 @@ type authzOffers struct {
 	mu sync.Mutex
 	// lacking is the first authorization without dns-persist-01.
 	lacking *lackingAuthz
+	// accountURIs holds, by challenge URL, the accounturi of each
+	// dns-persist-01 challenge that carries one (draft -01 §3.1): the
+	// URI the CA validates the record against. acmez does not parse it.
+	accountURIs map[string]string
 }
 
 type lackingAuthz struct {
@@ -85,7 +89,9 @@ func (o *authzOffers) observe(body []byte) {
 		Identifier acme.Identifier `json:"identifier"`
 		Wildcard   bool            `json:"wildcard"`
 		Challenges []struct {
-			Type string `json:"type"`
+			Type       string `json:"type"`
+			URL        string `json:"url"`
+			AccountURI string `json:"accounturi"`
 		} `json:"challenges"`
 	}
 	if json.Unmarshal(body, &authz) != nil || authz.Identifier.Value == "" || authz.Status != acme.StatusPending {
@@ -94,6 +100,9 @@ func (o *authzOffers) observe(body []byte) {
 	offered := make([]string, 0, len(authz.Challenges))
 	for _, c := range authz.Challenges {
 		offered = append(offered, c.Type)
+		if c.Type == acme.ChallengeTypeDNSPersist01 && c.AccountURI != "" {
+			o.noteAccountURI(c.URL, c.AccountURI)
+		}
 	}
 	if slices.Contains(offered, acme.ChallengeTypeDNSPersist01) {
 		return

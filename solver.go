@@ -15,8 +15,9 @@ import (
 
 // persistSolver is the issuer's only acmez solver. Nothing is created in
 // DNS: Present confirms the operator's record authorizes the account,
-// against the issuer names this challenge offers, and fails without
-// letting acmez POST the challenge when it does not.
+// against the issuer names this challenge offers (and the accounturi it
+// names, if any), and fails without letting acmez POST the challenge when
+// it does not.
 type persistSolver struct {
 	iss *Issuer
 }
@@ -42,6 +43,12 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	if in.offered, err = offeredInChallenge(chal, in.dir); err != nil {
 		return err
 	}
+	// the challenge says what the CA validates against: a value it
+	// names is remembered, and one it does not name is the account URL
+	in.challengeURI = order.offers.accountURIOf(chal.URL)
+	if in.challengeURI != "" {
+		s.iss.rememberChallengeURI(ctx, in.acct, in.challengeURI)
+	}
 	base, _, err := record.BaseDomain(chal.Identifier.Value)
 	if err != nil {
 		return err
@@ -50,7 +57,8 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	// CAA was judged before the order unless the issuer names were
 	// unknown then, or the challenge offers others
 	withCAA := !order.caaChecked || !slices.Equal(caaIssuers(in), caaIssuers(order.in))
-	return s.iss.awaitRecords(ctx, in, order.plan, []string{base}, withCAA, deadline, nil)
+	err = s.iss.awaitRecords(ctx, in, order.plan, []string{base}, withCAA, deadline, nil)
+	return withChallengeAccount(err, base, in)
 }
 
 // CleanUp does nothing: the record belongs to the operator and stays.

@@ -7,7 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
+	"testing"
 
 	"github.com/dnspersist/caddy-persist/internal/filelock"
 )
@@ -57,4 +60,59 @@ func BuildCached(dir, pkg, name, key string, env ...string) (string, error) {
 		return "", fmt.Errorf("building %s in %s: %v\n%s", pkg, dir, err, output)
 	}
 	return bin, nil
+}
+
+// Module is the main package of a Go module of its own, kept in the
+// folder Dir beside the source file of the code that asks for its Path
+// (as internal/etcdtest/etcdserver). Such a module keeps a program the
+// tests run (etcd's server, lego) and its dependencies out of this
+// module's go.mod, and so out of every Caddy built with the plugin.
+type Module struct {
+	// Dir is the module's folder, relative to the caller's.
+	Dir string
+	// Name is the binary's name.
+	Name string
+	// Purpose says, in a failed test, what the program is for.
+	Purpose string
+
+	once sync.Once
+	path string
+	err  error
+}
+
+// Path builds the module on the first call of this test binary and
+// returns the binary's path; a build that fails fails the test with the
+// go command's output. The binary is kept per checkout and per version
+// of the module's go.mod, go.sum and main.go: a changed module gets a new
+// binary rather than replacing one that a running test may be starting,
+// and the go command's cache makes later builds quick.
+func (m *Module) Path(t testing.TB) string {
+	t.Helper()
+	_, caller, _, ok := runtime.Caller(1)
+	m.once.Do(func() {
+		if !ok {
+			m.err = fmt.Errorf("cannot find the source folder of the module %s", m.Dir)
+			return
+		}
+		m.path, m.err = buildModule(filepath.Join(filepath.Dir(caller), m.Dir), m.Name)
+	})
+	if m.err != nil {
+		t.Fatalf("%s: %v", m.Purpose, m.err)
+	}
+	return m.path
+}
+
+func buildModule(dir, name string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", dir)
+	for _, file := range []string{"go.mod", "go.sum", "main.go"} {
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			return "", fmt.Errorf("the module of %s: %v", name, err)
+		}
+		fmt.Fprintf(h, "%s %d\n", file, len(data))
+		h.Write(data)
+	}
+	// the module is not part of any workspace of this one
+	return BuildCached(dir, ".", name, hex.EncodeToString(h.Sum(nil))[:16], "GOWORK=off")
 }

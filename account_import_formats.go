@@ -1,0 +1,387 @@
+package persist
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Other ACME clients keep their accounts in folders of their own. This
+// file reads them, as each client writes them, into a foreignAccount:
+// the key, the account URL the client recorded, and the CA it names by
+// its folders. It never writes there and never asks a CA.
+//
+//	lego v5:  <path>/accounts/<host>_<port>/<id>/account.json
+//	          <path>/accounts/<host>_<port>/<id>/<id>.key
+//	          account.json: {"id", "email", "server",
+//	                         "registration": {..., "accountURL"}}
+//	lego v4:  <path>/accounts/<host>_<port>/<email>/account.json
+//	          <path>/accounts/<host>_<port>/<email>/keys/<email>.key
+//	          account.json: {"email", "registration": {"body", "uri"}}
+//	acme.sh:  <home>/ca/<host>/<directory path>/account.key (PEM)
+//	          <home>/ca/<host>/<directory path>/ca.conf:
+//	          ACCOUNT_URL='<url>' (the port is not in the folder name)
+//	certbot:  <config>/accounts/<host[:port]>/<directory path>/<id>/
+//	          private_key.json (a JWK), regr.json {"body", "uri"}, meta.json
+
+// foreignClient names the clients whose storage is read.
+type foreignClient string
+
+const (
+	fromLego    foreignClient = "lego"
+	fromAcmeSh  foreignClient = "acme.sh"
+	fromCertbot foreignClient = "certbot"
+)
+
+// foreignClients are the values --from takes.
+var foreignClients = []foreignClient{fromLego, fromAcmeSh, fromCertbot}
+
+// foreignAccount is an account found in another client's storage.
+type foreignAccount struct {
+	client foreignClient
+	// dir is the account's folder.
+	dir string
+	key crypto.Signer
+	// url is the account URL the client recorded; empty when its files
+	// keep none (a registration lego lost, acme.sh without ca.conf).
+	url string
+	// server is the CA as the client's files name it: a directory URL
+	// (lego v5), or the folder the client derives from one.
+	server string
+	// forCA reports whether the account's folders are those the client
+	// uses for the CA with the given directory URL; nil when the folders
+	// do not tell.
+	forCA func(ca string) bool
+}
+
+// matches reports whether the account may belong to the CA at ca, as far
+// as the client's folders tell.
+func (f foreignAccount) matches(ca string) bool {
+	return f.forCA == nil || f.forCA(ca)
+}
+
+// errNoForeignAccount is a folder that holds no account of the client.
+var errNoForeignAccount = errors.New("nothing to import")
+
+// findForeignAccounts reads every account of client stored at or under
+// root: the client's whole folder, its accounts folder, or one account's.
+// An account whose files cannot be read is an error, not skipped: the
+// account the operator means may be that one.
+func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("reading the %s folder: %w", client, err)
+	}
+	var marker string
+	var read func(dir string) (foreignAccount, error)
+	switch client {
+	case fromLego:
+		marker, read = "account.json", readLegoAccount
+	case fromAcmeSh:
+		marker, read = "account.key", readAcmeShAccount
+	case fromCertbot:
+		marker, read = "private_key.json", readCertbotAccount
+	default:
+		return nil, fmt.Errorf("--from must be one of %s, not %q", joinClients(), client)
+	}
+	var found []foreignAccount
+	err = walkFollowing(root, maxImportDepth, func(dir string, names []string) error {
+		if !slices.Contains(names, marker) {
+			return nil
+		}
+		acct, err := read(dir)
+		if err != nil {
+			return fmt.Errorf("%s account in %s: %w", client, dir, err)
+		}
+		acct.client, acct.dir = client, dir
+		found = append(found, acct)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%w: no %s account (%s) at or under %s; give the folder %s keeps its accounts in %s",
+			errNoForeignAccount, client, marker, root, client, usualFolder(client))
+	}
+	return found, nil
+}
+
+// maxImportDepth bounds how deep below the given folder accounts are
+// looked for: certbot's are five levels below its config folder.
+const maxImportDepth = 6
+
+// walkFollowing calls visit for root and each folder below it, up to
+// depth levels down, with the names of the entries in it. Unlike
+// filepath.WalkDir it follows symbolic links to folders: certbot links
+// the folder of Let's Encrypt's current directory URL to an older one.
+func walkFollowing(root string, depth int, visit func(dir string, names []string) error) error {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if err := visit(root, names); err != nil {
+		return err
+	}
+	if depth == 0 {
+		return nil
+	}
+	for _, name := range names {
+		sub := filepath.Join(root, name)
+		if info, err := os.Stat(sub); err != nil || !info.IsDir() {
+			continue
+		}
+		if err := walkFollowing(sub, depth-1, visit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func usualFolder(client foreignClient) string {
+	switch client {
+	case fromLego:
+		return "(lego's --path, ./.lego by default)"
+	case fromAcmeSh:
+		return "(~/.acme.sh, or acme.sh's --config-home)"
+	default:
+		return "(certbot's --config-dir, /etc/letsencrypt by default)"
+	}
+}
+
+func joinClients() string {
+	names := make([]string, len(foreignClients))
+	for i, c := range foreignClients {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
+}
+
+// legoAccountFile is lego's account.json, of v5 and of v4.
+type legoAccountFile struct {
+	ID           string `json:"id"`
+	Email        string `json:"email"`
+	Server       string `json:"server"`
+	Registration *struct {
+		// v5 keeps the account object with its URL beside the fields
+		AccountURL string `json:"accountURL"`
+		// v4 keeps the account object as body and its URL as uri
+		URI string `json:"uri"`
+	} `json:"registration"`
+}
+
+func readLegoAccount(dir string) (foreignAccount, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "account.json"))
+	if err != nil {
+		return foreignAccount{}, err
+	}
+	var f legoAccountFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return foreignAccount{}, fmt.Errorf("account.json is not lego's account file: %v", err)
+	}
+	acct := foreignAccount{server: f.Server}
+	if f.Registration != nil {
+		acct.url = firstNonEmpty(f.Registration.AccountURL, f.Registration.URI)
+	}
+	// v5 names the key after the account ID, v4 after the email, in keys/
+	var keyFiles []string
+	for _, id := range []string{f.ID, f.Email, filepath.Base(dir)} {
+		if id != "" {
+			keyFiles = append(keyFiles, filepath.Join(dir, id+".key"), filepath.Join(dir, "keys", id+".key"))
+		}
+	}
+	if acct.key, err = readFirstKey(keyFiles); err != nil {
+		return foreignAccount{}, err
+	}
+	if f.Server != "" {
+		acct.forCA = func(ca string) bool { return sameDirectoryURL(ca, f.Server) }
+	} else {
+		// v4 keeps the server only in the folder name: host and port
+		// with ':' turned into '_'
+		folder := filepath.Base(filepath.Dir(dir))
+		acct.server = folder
+		acct.forCA = func(ca string) bool {
+			u, err := url.Parse(ca)
+			return err == nil && strings.NewReplacer(":", "_", "/", "_", `\`, "_").Replace(u.Host) == folder
+		}
+	}
+	return acct, nil
+}
+
+func readAcmeShAccount(dir string) (foreignAccount, error) {
+	key, err := readKeyFile(filepath.Join(dir, "account.key"))
+	if err != nil {
+		return foreignAccount{}, err
+	}
+	acct := foreignAccount{key: key}
+	conf, err := os.ReadFile(filepath.Join(dir, "ca.conf"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return foreignAccount{}, err
+	}
+	acct.url = shellAssignment(conf, "ACCOUNT_URL")
+	// acme.sh names the folder ca/<host>/<path> after the directory
+	// URL, without its port; older versions used ca/<host> alone
+	if sub, ok := below(dir, "ca"); ok {
+		acct.server = sub
+		acct.forCA = func(ca string) bool {
+			u, err := url.Parse(ca)
+			if err != nil {
+				return false
+			}
+			path := strings.Trim(collapseSlashes(u.Path), "/")
+			return sub == u.Hostname() || sub == u.Hostname()+"/"+path
+		}
+	}
+	return acct, nil
+}
+
+// shellAssignment reads KEY='value' (or "value", or bare) from an acme.sh
+// configuration file, the last assignment winning as when it is sourced.
+func shellAssignment(conf []byte, key string) string {
+	var value string
+	scanner := bufio.NewScanner(bytes.NewReader(conf))
+	for scanner.Scan() {
+		line := strings.TrimSpace(scanner.Text())
+		rest, ok := strings.CutPrefix(line, key+"=")
+		if !ok {
+			continue
+		}
+		if len(rest) >= 2 && (rest[0] == '\'' || rest[0] == '"') && rest[len(rest)-1] == rest[0] {
+			rest = rest[1 : len(rest)-1]
+		}
+		value = rest
+	}
+	return value
+}
+
+// certbotRegistration is certbot's regr.json.
+type certbotRegistration struct {
+	URI string `json:"uri"`
+}
+
+func readCertbotAccount(dir string) (foreignAccount, error) {
+	jwkData, err := os.ReadFile(filepath.Join(dir, "private_key.json"))
+	if err != nil {
+		return foreignAccount{}, err
+	}
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(jwkData); err != nil {
+		return foreignAccount{}, fmt.Errorf("private_key.json is not a JWK: %v", err)
+	}
+	key, ok := jwk.Key.(crypto.Signer)
+	if !ok || jwk.IsPublic() {
+		return foreignAccount{}, fmt.Errorf("private_key.json holds no private key (%T)", jwk.Key)
+	}
+	regData, err := os.ReadFile(filepath.Join(dir, "regr.json"))
+	if err != nil {
+		return foreignAccount{}, fmt.Errorf("the account has a key but no regr.json: %w", err)
+	}
+	var reg certbotRegistration
+	if err := json.Unmarshal(regData, &reg); err != nil {
+		return foreignAccount{}, fmt.Errorf("regr.json is not certbot's registration: %v", err)
+	}
+	acct := foreignAccount{key: key, url: reg.URI}
+	// certbot names the folder accounts/<netloc><path>/<account id>;
+	// on Windows ':' becomes '_'
+	if sub, ok := below(filepath.Dir(dir), "accounts"); ok {
+		acct.server = sub
+		acct.forCA = func(ca string) bool {
+			u, err := url.Parse(ca)
+			if err != nil {
+				return false
+			}
+			want := strings.TrimSuffix(u.Host+u.Path, "/")
+			return sub == want || sub == strings.ReplaceAll(want, ":", "_")
+		}
+	}
+	return acct, nil
+}
+
+// below returns the part of dir after its last path element named
+// parent, with '/' separators, if there is one.
+func below(dir, parent string) (string, bool) {
+	parts := strings.Split(filepath.ToSlash(dir), "/")
+	for i := len(parts) - 2; i >= 0; i-- {
+		if parts[i] == parent {
+			return strings.Join(parts[i+1:], "/"), true
+		}
+	}
+	return "", false
+}
+
+func collapseSlashes(s string) string {
+	for strings.Contains(s, "//") {
+		s = strings.ReplaceAll(s, "//", "/")
+	}
+	return s
+}
+
+// sameDirectoryURL compares two directory URLs, ignoring a trailing '/'.
+func sameDirectoryURL(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
+}
+
+// readFirstKey reads the first of files that exists.
+func readFirstKey(files []string) (crypto.Signer, error) {
+	for _, file := range files {
+		key, err := readKeyFile(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		return key, err
+	}
+	return nil, fmt.Errorf("no account key: none of %s exists", strings.Join(files, ", "))
+}
+
+// readKeyFile reads the first private key of a PEM file, passing over
+// other blocks (openssl may write EC PARAMETERS before the key).
+func readKeyFile(file string) (crypto.Signer, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("%s holds no PEM private key", file)
+		}
+		if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			continue
+		}
+		key, err := certmagic.PEMDecodePrivateKey(pem.EncodeToMemory(block))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", file, err)
+		}
+		return key, nil
+	}
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

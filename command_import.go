@@ -1,0 +1,143 @@
+package persist
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+// addImportCommand adds `import` to parent, the `caddy persist account`
+// command.
+func addImportCommand(parent *cobra.Command) {
+	sub := &cobra.Command{
+		Use:   "import --from lego|acme.sh|certbot [--config <path>] [--adapter <name>] [--ca <directory URL>] <folder>",
+		Short: "Makes an account another ACME client registered the persist issuer's",
+		Long: `
+Reads the ACME account another client keeps in <folder> (lego's --path,
+~/.acme.sh, or certbot's /etc/letsencrypt; or the folder of one account in
+them) and makes it the account of the config's persist issuer for the same
+CA: the records already published for it keep working, and nothing changes
+in DNS.
+
+It asks the CA for the account of the key (newAccount with
+onlyReturnExisting), so it never registers an account, and imports nothing
+when the CA knows no account for the key or names another account URL than
+the client recorded. It stores the account where the issuer keeps it, in
+the config's storage, for the issuer's CA and email, and never over another
+account stored there. Run it before Caddy first needs an account, or Caddy
+registers one of its own.
+
+The config is loaded here, as 'caddy run' would load it. With several
+persist issuers, the account goes to the one whose CA the client's folders
+name; --ca chooses among issuers for several CAs.
+`,
+		Args: cobra.ExactArgs(1),
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdPersistAccountImport),
+	}
+	sub.Flags().String("from", "", "The client whose storage <folder> is: "+joinClients())
+	sub.Flags().StringP("config", "c", "", "Configuration file (default: ./Caddyfile)")
+	sub.Flags().StringP("adapter", "a", "", "Name of config adapter to apply")
+	sub.Flags().String("ca", "", "The directory URL of the persist issuer to import for, when the config has several CAs")
+	parent.AddCommand(sub)
+}
+
+func cmdPersistAccountImport(fl caddycmd.Flags) (int, error) {
+	if err := runAccountImport(fl, os.Stdout, os.Stderr); err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	return caddy.ExitCodeSuccess, nil
+}
+
+func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
+	client := foreignClient(fl.String("from"))
+	if !slices.Contains(foreignClients, client) {
+		return fmt.Errorf("--from must be one of %s, not %q", joinClients(), client)
+	}
+	found, err := findForeignAccounts(client, fl.Arg(0))
+	if err != nil {
+		return err
+	}
+	ctx, sets, err := loadLocally(fl, nil, "", stderr)
+	if err != nil {
+		return err
+	}
+	iss, src, err := pickImport(sets, found, fl.String("ca"))
+	if err != nil {
+		return err
+	}
+	out, err := iss.importAccount(ctx, src)
+	if err != nil {
+		return err
+	}
+	where := fmt.Sprintf("%s, as %s", describeStorage(iss.storage()), out.StoredAt)
+	switch {
+	case out.AlreadyStored:
+		fmt.Fprintf(stdout, "The %s account %s is already the persist issuer's account for %s (%s); nothing changed.\n", client, out.Account.Location, iss.CA, where)
+	default:
+		fmt.Fprintf(stdout, "Imported the %s account %s from %s for %s into %s.\n", client, out.Account.Location, src.dir, iss.CA, where)
+		if out.Pinned {
+			fmt.Fprintln(stdout, "The config's account_key is this account's key, so the issuer used it already; the stored copy serves 'acme' issuers and later runs.")
+		}
+	}
+	fmt.Fprintf(stdout, "Records naming %s keep working: nothing changes in DNS. 'caddy persist check' confirms them.\n", out.Account.Location)
+	return nil
+}
+
+// pickImport pairs the account to import with the persist issuer whose CA
+// the account's folders name: there must be exactly one such pair.
+// Issuers sharing a CA and email share one account and count once.
+func pickImport(sets []servedSet, found []foreignAccount, ca string) (*Issuer, foreignAccount, error) {
+	var issuers []*Issuer
+	seen := make(map[accountLocation]bool)
+	var cas []string
+	for _, set := range sets {
+		iss := set.Issuer
+		if !slices.Contains(cas, iss.CA) {
+			cas = append(cas, iss.CA)
+		}
+		loc := locateAccount(iss.CA, iss.Email)
+		if seen[loc] || ca != "" && !sameDirectoryURL(iss.CA, ca) {
+			continue
+		}
+		seen[loc] = true
+		issuers = append(issuers, iss)
+	}
+	if len(issuers) == 0 {
+		return nil, foreignAccount{}, fmt.Errorf("no persist issuer of the config uses the CA %s; its persist issuers use %s", ca, strings.Join(cas, ", "))
+	}
+
+	type pair struct {
+		iss  *Issuer
+		acct foreignAccount
+	}
+	var pairs []pair
+	for _, iss := range issuers {
+		for _, acct := range found {
+			if acct.matches(iss.CA) {
+				pairs = append(pairs, pair{iss, acct})
+			}
+		}
+	}
+	switch len(pairs) {
+	case 1:
+		return pairs[0].iss, pairs[0].acct, nil
+	case 0:
+		var servers []string
+		for _, acct := range found {
+			servers = append(servers, fmt.Sprintf("%s (%s)", acct.dir, acct.server))
+		}
+		return nil, foreignAccount{}, fmt.Errorf("the %s accounts found are for other CAs than the config's persist issuers (%s): %s. An account belongs to one CA (a staging account is not a production account): import one registered at the issuer's CA, or let the issuer register its own",
+			found[0].client, strings.Join(cas, ", "), strings.Join(servers, "; "))
+	}
+	var choices []string
+	for _, p := range pairs {
+		choices = append(choices, fmt.Sprintf("%s for %s (email %q)", p.acct.dir, p.iss.CA, p.iss.Email))
+	}
+	return nil, foreignAccount{}, fmt.Errorf("more than one account could be imported: %s. Give the folder of one account, or --ca", strings.Join(choices, "; "))
+}
