@@ -18,10 +18,11 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "persist",
-		Short: "Shows and checks the dns-persist-01 records to publish",
+		Short: "Shows and checks the dns-persist-01 records to publish, and changes the account they name",
 		Long: `
 Shows the TXT records the persist issuer needs, and checks what is published,
-without placing an order at the CA.
+without placing an order at the CA; 'caddy persist account' changes the ACME
+account the records name.
 ` + recordHelp,
 		CobraFunc: func(cmd *cobra.Command) {
 			records := persistSubcommand("records", `
@@ -69,6 +70,7 @@ without the redundancy.
 			check.Use += " [--any]"
 			check.Flags().Bool("any", false, "Exit 0 when one CA's record per domain is ok, not every CA's")
 			cmd.AddCommand(check)
+			cmd.AddCommand(accountCommand())
 		},
 	})
 }

@@ -26,29 +26,42 @@ import (
 // when no Caddy answers (and no --address insists on one), it loads the
 // config here and says so on stderr.
 func gatherReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer) ([]RecordReport, error) {
+	return fromCaddy(fl,
+		func(addr string) ([]RecordReport, error) { return askRunningCaddy(addr, check, withCAA, domains) },
+		func(why string) ([]RecordReport, error) {
+			return localReports(fl, check, withCAA, domains, stderr, why)
+		})
+}
+
+// fromCaddy gets a command's result from the running Caddy through ask,
+// unless --local; when no Caddy answers (and no --address insists on
+// one), or the config turns the admin API off, it gets it here, saying
+// why.
+func fromCaddy[T any](fl caddycmd.Flags, ask func(addr string) (T, error), here func(why string) (T, error)) (T, error) {
+	var none T
 	address := fl.String("address")
 	if fl.Bool("local") {
 		if address != "" {
-			return nil, errors.New("--local and --address contradict each other: give one")
+			return none, errors.New("--local and --address contradict each other: give one")
 		}
-		return localReports(fl, check, withCAA, domains, stderr, "")
+		return here("")
 	}
 	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	if address == "" && adminDisabled(cfgJSON) {
-		return localReports(fl, check, withCAA, domains, stderr, "the config turns the admin API off")
+		return here("the config turns the admin API off")
 	}
 	addr, err := caddycmd.DetermineAdminAPIAddress(address, cfgJSON, fl.String("config"), fl.String("adapter"))
 	if err != nil {
-		return nil, err
+		return none, err
 	}
-	reports, err := askRunningCaddy(addr, check, withCAA, domains)
+	got, err := ask(addr)
 	if err == nil || address != "" || !errors.Is(err, errNoRunningCaddy) {
-		return reports, err
+		return got, err
 	}
-	return localReports(fl, check, withCAA, domains, stderr, fmt.Sprintf("no Caddy with this plugin answers at %s", addr))
+	return here(fmt.Sprintf("no Caddy with this plugin answers at %s", addr))
 }
 
 // adminDisabled reports whether a config turns the admin API off.
@@ -65,13 +78,22 @@ func adminDisabled(cfgJSON []byte) bool {
 // the persist API.
 var errNoRunningCaddy = errors.New("no running Caddy with the persist admin API")
 
-// askRunningCaddy gets the reports from the admin API at addr.
-func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]RecordReport, error) {
+// findRunningCaddy returns errNoRunningCaddy unless a Caddy serving the
+// persist API answers at addr.
+func findRunningCaddy(addr string) error {
 	help, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/persist/", nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoRunningCaddy, err)
+		return fmt.Errorf("%w: %w", errNoRunningCaddy, err)
 	}
 	help.Body.Close()
+	return nil
+}
+
+// askRunningCaddy gets the reports from the admin API at addr.
+func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]RecordReport, error) {
+	if err := findRunningCaddy(addr); err != nil {
+		return nil, err
+	}
 
 	query := url.Values{"domain": domains}
 	if withCAA {
@@ -99,28 +121,46 @@ func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]Reco
 // localReports loads the config in this process and inspects it, saying
 // why on stderr (unless asked to with --local) and which storage it uses.
 func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, why string) ([]RecordReport, error) {
-	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	ctx, sets, err := loadHere(fl, domains, stderr, why)
 	if err != nil {
 		return nil, err
 	}
+	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
+	for _, set := range sets {
+		if url := set.Issuer.accounts.registeredURL(); url != "" {
+			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
+				set.Issuer.CA, url, describeStorage(set.Issuer.storage()))
+		}
+	}
+	return reports, err
+}
+
+// loadHere loads and provisions the config in this process and finds the
+// names its persist issuers serve, with domains added. It says why on
+// stderr (unless asked to with --local) and which storage it uses.
+func loadHere(fl caddycmd.Flags, domains []string, stderr io.Writer, why string) (caddy.Context, []servedSet, error) {
+	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return caddy.Context{}, nil, err
+	}
 	if cfgJSON == nil {
-		return nil, errors.New("no config found: give --config, or run where a Caddyfile is")
+		return caddy.Context{}, nil, errors.New("no config found: give --config, or run where a Caddyfile is")
 	}
 	var cfg caddy.Config
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		return nil, fmt.Errorf("decoding config: %v", err)
+		return caddy.Context{}, nil, fmt.Errorf("decoding config: %v", err)
 	}
 	automate, err := automateNames(cfgJSON)
 	if err != nil {
-		return nil, err
+		return caddy.Context{}, nil, err
 	}
 	ctx, err := caddy.ProvisionContext(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("loading config: %v", err)
+		return caddy.Context{}, nil, fmt.Errorf("loading config: %v", err)
 	}
 	sets, err := servedNames(ctx, automate, domains)
 	if err != nil {
-		return nil, err
+		return caddy.Context{}, nil, err
 	}
 	storage := describeStorage(sets[0].Issuer.storage())
 	if why != "" {
@@ -131,15 +171,7 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 			fmt.Fprintln(stderr, warning)
 		}
 	}
-
-	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
-	for _, set := range sets {
-		if url := set.Issuer.accounts.registeredURL(); url != "" {
-			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
-				set.Issuer.CA, url, describeStorage(set.Issuer.storage()))
-		}
-	}
-	return reports, err
+	return ctx, sets, nil
 }
 
 // usualDataDirs are where packaged Caddy keeps its data: the home of the
