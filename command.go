@@ -53,7 +53,9 @@ is signed and the signatures of a server's answer do not verify, so the CA's
 validating resolver would answer SERVFAIL), or expiring: persistUntil in N
 days, with the record to publish when it is not ok and not dnssec. A record that passes
 by Let's Encrypt's rules but not a stricter CA's is "ok (warning: ...)", with
-the canonical record to publish. Every record of a CA that was seen offering
+the canonical record to publish; a draft -02 record made with the account's
+key before 'caddy persist account rollover' is "ok (made with a previous
+account key; republish to follow the draft)", with the record to publish. Every record of a CA that was seen offering
 no dns-persist-01 challenge is "not-offered: ...", with when, what the CA
 offered instead, and what to do. The exit status is 0 only when every record
 is ok, so it can gate a deploy. The CAA policy of each domain is checked too: a
