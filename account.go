@@ -237,6 +237,16 @@ func (a *accounts) ownedStorage() (certmagic.Storage, accountLocation, error) {
 	return storage, locateAccount(a.ca, a.email), nil
 }
 
+// loadExisting loads the stored account at loc, for a change to it: a
+// missing one is errNoAccountYet, since a change never registers one.
+func loadExisting(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
+	acct, err := loadStoredAccount(ctx, storage, loc)
+	if errors.Is(err, fs.ErrNotExist) {
+		return acme.Account{}, noAccountYet(storage, loc)
+	}
+	return acct, err
+}
+
 // noAccountYet says where the account was looked for, since the commands
 // may run with another storage than the server.
 func noAccountYet(storage certmagic.Storage, loc accountLocation) error {

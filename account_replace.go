@@ -90,10 +90,7 @@ func (a *accounts) beginReplacement(ctx context.Context) (pending acme.Account, 
 	}
 	next := loc.replacement()
 	pending, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		current, err := loadStoredAccount(ctx, storage, loc)
-		if errors.Is(err, fs.ErrNotExist) {
-			return acme.Account{}, noAccountYet(storage, loc)
-		}
+		current, err := loadExisting(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}

@@ -49,10 +49,7 @@ func (a *accounts) rollover(ctx context.Context) (rolledOver, error) {
 	}
 	var out rolledOver
 	_, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		acct, err := loadStoredAccount(ctx, storage, loc)
-		if errors.Is(err, fs.ErrNotExist) {
-			return acme.Account{}, noAccountYet(storage, loc)
-		}
+		acct, err := loadExisting(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}

@@ -102,9 +102,9 @@ func cmdPersistCheck(fl caddycmd.Flags) (int, error) {
 }
 
 func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) (int, error) {
-	format := fl.String("format")
-	if format != "zone" && format != "json" {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("--format must be zone or json, not %q", format)
+	format, err := formatFlag(fl)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
 	}
 	domains, err := fl.GetStringArray("domain")
 	if err != nil {
@@ -121,9 +121,7 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 	}
 
 	if format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(reports); err != nil {
+		if err := printJSON(stdout, reports); err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	} else {
@@ -161,6 +159,22 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		}
 	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// formatFlag is --format: zone or json.
+func formatFlag(fl caddycmd.Flags) (string, error) {
+	format := fl.String("format")
+	if format != "zone" && format != "json" {
+		return "", fmt.Errorf("--format must be zone or json, not %q", format)
+	}
+	return format, nil
+}
+
+// printJSON prints v as indented JSON, the commands' --format json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // spansCAs reports whether the reports are for more than one CA, whose

@@ -106,9 +106,9 @@ func accountScopeOf(fl caddycmd.Flags) accountScope {
 // runAccountCommand runs the account action with the request req, in the
 // running Caddy or here, and prints what it did.
 func runAccountCommand(fl caddycmd.Flags, action string, req any, stdout, stderr io.Writer) (int, error) {
-	format := fl.String("format")
-	if format != "zone" && format != "json" {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("--format must be zone or json, not %q", format)
+	format, err := formatFlag(fl)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -121,9 +121,7 @@ func runAccountCommand(fl caddycmd.Flags, action string, req any, stdout, stderr
 		return caddy.ExitCodeFailedStartup, err
 	}
 	if format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(changes); err != nil {
+		if err := printJSON(stdout, changes); err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	} else {
