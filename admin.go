@@ -128,7 +128,7 @@ POST /persist/account/replace
     {"deactivate_old": true}, deactivates the old account.
     Both take {"ca": URL} to pick one CA's account, and {"domain": [...]},
     and answer only requests from this machine (loopback, unix socket)
-    or through admin.remote. See "caddy help persist account".
+    or through admin.remote. See "caddy persist account --help".
 ` + recordHelp
 
 // Interface guard

@@ -41,11 +41,12 @@ of objects, one per account. See docs/accounts.md, "The account's life".
 
 func rolloverCommand() *cobra.Command {
 	cmd := accountSubcommand("rollover", `
-Gives the ACME account a new key: the CA is told (an RFC 8555 key change),
-then storage, under the lock instances sharing the storage register
-accounts with, so the key changes once; the others pick the new key up from
-storage without a restart. The account URL stays, so records of draft -01
-CAs, which name the URL, stay as they are. Records of draft -02 CAs hash the
+Gives the ACME account a new key; the account URL stays.
+
+The CA is told (an RFC 8555 key change), then storage, under the lock
+instances sharing the storage register accounts with, so the key changes
+once; the others pick the new key up from storage without a restart. Records
+of draft -01 CAs name the account URL, and stay as they are. Records of draft -02 CAs hash the
 key: the command prints the new ones to publish, and the old ones keep
 passing meanwhile (caddy persist check says "ok (made with a previous
 account key; republish to follow the draft)"). The old key is not kept (the
@@ -59,8 +60,9 @@ config, the key lives there, and the command refuses.
 
 func replaceCommand() *cobra.Command {
 	cmd := accountSubcommand("replace", `
-Moves to a new ACME account, for a key that may have leaked, in three runs;
-certificates already obtained stay served throughout.
+Moves to a new ACME account, for a key that may have leaked.
+
+It takes three runs; certificates already obtained stay served throughout.
 
 Without flags, it registers a new account (once: later runs show the same
 one) and prints its records, with --caa its CAA records too. Publish them
