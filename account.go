@@ -20,7 +20,11 @@ import (
 // reads and writes the files, account_registration.go asks the CA for an
 // account or creates one, and account_repair.go rebuilds or replaces an
 // account whose files or CA entry are gone. Repair uses registration,
-// registration uses storage, and never the other way round.
+// registration uses storage, and never the other way round. The
+// account's deliberate changes, asked for by the operator, are in
+// account_rollover.go (a new key), account_replace.go (a new account) and
+// account_thumbprints.go (what is kept of earlier keys);
+// account_refresh.go picks up what another instance changed.
 
 // accounts keeps the one ACME account an issuer uses. Every published
 // record names it, so it is loaded from storage where certmagic keeps
@@ -41,6 +45,15 @@ type accounts struct {
 
 	mu      sync.Mutex
 	current *acme.Account
+	// checked is when current was last compared with storage, where
+	// another instance may have rolled its key over or replaced it.
+	checked time.Time
+	// previous caches the thumbprints of the earlier keys of an account
+	// and key.
+	previous struct {
+		account, thumbprint string
+		thumbprints         []string
+	}
 	// registered is the URL of an account registered by this value.
 	registered string
 	// replaced, when set, is an account replacement whose records have
@@ -54,11 +67,15 @@ var errNoAccountYet = errors.New("no ACME account yet, so no record can name it;
 // the CA by its pinned key, or, with register, registering it, in that
 // order. Without register a missing account is errNoAccountYet. The
 // result is remembered until forget (the issuer forgets it when its
-// storage changes).
+// storage changes), and compared with storage once per accountRecheck
+// (see recheck).
 func (a *accounts) get(ctx context.Context, register bool) (acme.Account, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.current != nil {
+		if a.pinnedKey == nil && a.now().Sub(a.checked) >= accountRecheck {
+			a.recheck(ctx)
+		}
 		return *a.current, nil
 	}
 	acct, err := a.loadOrRegister(ctx, register)
@@ -68,7 +85,7 @@ func (a *accounts) get(ctx context.Context, register bool) (acme.Account, error)
 	if acct.Status != acme.StatusValid {
 		return acme.Account{}, fmt.Errorf("ACME account %s has status %q at %s; it cannot be used to obtain certificates, and records naming it no longer work", acct.Location, acct.Status, a.ca)
 	}
-	a.current = &acct
+	a.current, a.checked = &acct, a.now()
 	return acct, nil
 }
 
@@ -76,6 +93,14 @@ func (a *accounts) get(ctx context.Context, register bool) (acme.Account, error)
 func (a *accounts) forget() {
 	a.mu.Lock()
 	a.current = nil
+	a.mu.Unlock()
+}
+
+// expire makes the next get compare the remembered account with storage,
+// for a flow about to use it at the CA or to show it.
+func (a *accounts) expire() {
+	a.mu.Lock()
+	a.checked = time.Time{}
 	a.mu.Unlock()
 }
 
@@ -197,6 +222,29 @@ func (a *accounts) keepPinnedCopy(ctx context.Context, storage certmagic.Storage
 		a.logger.Warn("using the account of the configured account_key without storing it",
 			zap.String("account_url", acct.Location), zap.Error(err))
 	}
+}
+
+// ownedStorage is the storage and location of an account this plugin may
+// change: one storage holds, not one account_key pins.
+func (a *accounts) ownedStorage() (certmagic.Storage, accountLocation, error) {
+	if a.pinnedKey != nil {
+		return nil, accountLocation{}, errPinnedAccount
+	}
+	storage := a.storage()
+	if storage == nil {
+		return nil, accountLocation{}, errors.New("no storage configured (the issuer was not given a certmagic config)")
+	}
+	return storage, locateAccount(a.ca, a.email), nil
+}
+
+// loadExisting loads the stored account at loc, for a change to it: a
+// missing one is errNoAccountYet, since a change never registers one.
+func loadExisting(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
+	acct, err := loadStoredAccount(ctx, storage, loc)
+	if errors.Is(err, fs.ErrNotExist) {
+		return acme.Account{}, noAccountYet(storage, loc)
+	}
+	return acct, err
 }
 
 // noAccountYet says where the account was looked for, since the commands

@@ -39,12 +39,27 @@ func (a *accounts) registerNew(ctx context.Context, storage certmagic.Storage, l
 	return a.register(ctx, storage, loc, key, false)
 }
 
-// register creates an account for key at the CA and stores it. The caller
-// holds the registration lock. The key is stored before the CA is asked,
-// so an interruption cannot lose an account the CA created; a pinned key,
-// which lives in the config, may go unstored if another key occupies the
-// location.
+// register creates the account for key at the CA and stores it, saying
+// so. The caller holds the registration lock.
 func (a *accounts) register(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, pinned bool) (acme.Account, error) {
+	acct, err := a.registerAt(ctx, storage, loc, key, pinned)
+	if err != nil {
+		return acme.Account{}, err
+	}
+	a.registered = acct.Location
+	a.logger.Warn("registered a new ACME account; dns-persist-01 records must name it (if records for another account are published, restore that account instead: see account_key)",
+		zap.String("account_url", acct.Location),
+		zap.String("ca", a.ca),
+		zap.String("stored_at", loc.Reg))
+	return acct, nil
+}
+
+// registerAt creates an account for key at the CA and stores it at loc.
+// The caller holds the registration lock. The key is stored before the CA
+// is asked, so an interruption cannot lose an account the CA created; a
+// pinned key, which lives in the config, may go unstored if another key
+// occupies the location.
+func (a *accounts) registerAt(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, pinned bool) (acme.Account, error) {
 	keyStored := true
 	if err := storeKey(ctx, storage, loc, key); err != nil {
 		if !pinned || !errors.Is(err, errDifferentKey) {
@@ -75,11 +90,6 @@ func (a *accounts) register(ctx context.Context, storage certmagic.Storage, loc 
 			return acme.Account{}, fmt.Errorf("ACME account %s was registered but could not be stored: %w", acct.Location, err)
 		}
 	}
-	a.registered = acct.Location
-	a.logger.Warn("registered a new ACME account; dns-persist-01 records must name it (if records for another account are published, restore that account instead: see account_key)",
-		zap.String("account_url", acct.Location),
-		zap.String("ca", a.ca),
-		zap.String("stored_at", loc.Reg))
 	return acct, nil
 }
 

@@ -147,8 +147,10 @@ func (a *accounts) replaceVanished(ctx context.Context, old acme.Account) (acct 
 	acct, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
 		stored, err := loadStoredAccount(ctx, storage, loc)
 		ours := err == nil && (a.pinnedKey == nil || sameKey(stored.PrivateKey, a.pinnedKey))
-		// another instance sharing the storage may have replaced it already
-		if ours && stored.Location != old.Location {
+		// another instance sharing the storage may have replaced it
+		// already, or rolled its key over (the CA knows no account for
+		// the old key then)
+		if ours && !sameAccount(stored, old) {
 			return stored, nil
 		}
 		// a pinned key may live only in the config, beside another

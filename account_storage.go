@@ -74,6 +74,49 @@ func locateAccount(ca, email string) accountLocation {
 	}
 }
 
+// The account's life adds files beside its two, named after the account's
+// user (rollover and replacement keep their state here, so that every
+// instance sharing the storage, and every later run, sees it):
+//
+//	<username>.rollover.key                the new key while a key change is under way
+//	<username>.previous-thumbprints.json   the thumbprints of earlier keys, never the keys
+//	<username>.replacement.json and .key   a replacement account, until the switch
+//	<username>.replaced.json and .key      the old account after the switch, until it is deactivated
+
+// base is the storage key of the account's files without the extension.
+func (loc accountLocation) base() string {
+	return strings.TrimSuffix(loc.Reg, ".json")
+}
+
+// rolloverKey holds the new key of a key change the CA may not have taken
+// yet.
+func (loc accountLocation) rolloverKey() string {
+	return loc.base() + ".rollover.key"
+}
+
+// previousThumbprints lists the thumbprints of the account's earlier keys.
+func (loc accountLocation) previousThumbprints() string {
+	return loc.base() + ".previous-thumbprints.json"
+}
+
+// replacement is where a replacement account waits for the switch.
+func (loc accountLocation) replacement() accountLocation {
+	return loc.beside("replacement")
+}
+
+// replaced is where the old account waits, after the switch, until it is
+// deactivated.
+func (loc accountLocation) replaced() accountLocation {
+	return loc.beside("replaced")
+}
+
+// beside is the location of another account's files in the same folder,
+// under the same lock.
+func (loc accountLocation) beside(role string) accountLocation {
+	base := loc.base() + "." + role
+	return accountLocation{Reg: base + ".json", Key: base + ".key", Users: loc.Users, LockKey: loc.LockKey}
+}
+
 // StorageError is stored account data that cannot be used. Issuance for the
 // CA stops until a person repairs it; the plugin never overwrites it.
 type StorageError struct {
@@ -221,18 +264,12 @@ func setAside(ctx context.Context, storage certmagic.Storage, keys []string, why
 	suffix := "." + why + "-" + strconv.FormatInt(now, 10)
 	var copied []string
 	for _, key := range keys {
-		data, err := storage.Load(ctx, key)
+		err := copyVerified(ctx, storage, key, key+suffix)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("reading %s to keep a copy before replacing the account: %w (nothing was changed)", key, err)
-		}
-		if err := storage.Store(ctx, key+suffix, data); err != nil {
-			return fmt.Errorf("keeping a copy of %s before replacing the account: %w (nothing was changed)", key, err)
-		}
-		if back, err := storage.Load(ctx, key+suffix); err != nil || !bytes.Equal(back, data) {
-			return fmt.Errorf("the copy %s of %s does not read back intact; nothing was deleted", key+suffix, key)
+			return fmt.Errorf("%w (nothing was changed)", err)
 		}
 		copied = append(copied, key)
 	}
@@ -240,6 +277,30 @@ func setAside(ctx context.Context, storage certmagic.Storage, keys []string, why
 		if err := storage.Delete(ctx, key); err != nil && storage.Exists(ctx, key) {
 			return fmt.Errorf("moving %s aside: %w", key, err)
 		}
+	}
+	return nil
+}
+
+// copyVerified copies the file at from to to, and reads the copy back. It
+// returns fs.ErrNotExist, unwrapped, when there is nothing at from.
+func copyVerified(ctx context.Context, storage certmagic.Storage, from, to string) error {
+	data, err := storage.Load(ctx, from)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fs.ErrNotExist
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s to keep a copy: %w", from, err)
+	}
+	return storeVerified(ctx, storage, to, data)
+}
+
+// storeVerified stores data at key and reads it back.
+func storeVerified(ctx context.Context, storage certmagic.Storage, key string, data []byte) error {
+	if err := storage.Store(ctx, key, data); err != nil {
+		return fmt.Errorf("storing %s: %w", key, err)
+	}
+	if back, err := storage.Load(ctx, key); err != nil || !bytes.Equal(back, data) {
+		return fmt.Errorf("%s does not read back intact after storing it", key)
 	}
 	return nil
 }

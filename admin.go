@@ -20,7 +20,12 @@ func init() {
 //	GET /persist/check[?domain=NAME...][&caa=1]
 //
 // The domain parameter asks about names the config does not list, e.g. a
-// hosting control panel asking what a tenant must publish.
+// hosting control panel asking what a tenant must publish. It also
+// changes the account, for `caddy persist account`, to requests from this
+// machine only (admin_account.go):
+//
+//	POST /persist/account/rollover
+//	POST /persist/account/replace
 type adminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -33,13 +38,16 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the routes of the persist admin API.
 func (a adminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/persist/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+	return []caddy.AdminRoute{
+		{Pattern: "/persist/", Handler: caddy.AdminHandlerFunc(a.serve)},
+		{Pattern: "/persist/account/", Handler: caddy.AdminHandlerFunc(a.serveAccount)},
+	}
 }
 
 func (adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed; this API is read-only", r.Method)}
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed; %s is read-only (GET); only POST %s changes anything", r.Method, r.URL.Path, accountActionPaths())}
 	}
 	var check bool
 	switch r.URL.Path {
@@ -82,11 +90,17 @@ func apiError(err error) error {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	case errors.Is(err, errNoAccountYet):
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: fmt.Errorf("%w; GET /persist/records creates it", err)}
+	case isAccountStateError(err):
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
+	}
+	var storageErr *StorageError
+	if errors.As(err, &storageErr) {
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
 	return caddy.APIError{HTTPStatus: http.StatusBadGateway, Err: err}
 }
 
-const adminHelp = `Persist admin API (read-only; GET only)
+const adminHelp = `Persist admin API (GET is read-only; POST /persist/account/ changes the account)
 
 GET /persist/records[?domain=NAME...][&caa=1]
     The dns-persist-01 records the running config's persist issuers need,
@@ -105,6 +119,16 @@ GET /persist/check[?domain=NAME...][&caa=1]
     and method through: allowed, forbidden (no order is placed),
     dns-error or dnssec, with the CAA records found and the ones to
     publish.
+POST /persist/account/rollover
+    Gives the ACME account a new key (RFC 8555 key change); the account
+    URL stays. For draft -02 CAs, returns the records to publish.
+POST /persist/account/replace
+    Registers a replacement account and returns its records; with
+    {"switch": true}, moves to it once its records pass; with
+    {"deactivate_old": true}, deactivates the old account.
+    Both take {"ca": URL} to pick one CA's account, and {"domain": [...]},
+    and answer only requests from this machine (loopback, unix socket)
+    or through admin.remote. See "caddy persist account --help".
 ` + recordHelp
 
 // Interface guard

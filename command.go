@@ -18,10 +18,11 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "persist",
-		Short: "Shows and checks the dns-persist-01 records to publish",
+		Short: "Shows and checks the dns-persist-01 records to publish, and changes the account they name",
 		Long: `
 Shows the TXT records the persist issuer needs, and checks what is published,
-without placing an order at the CA.
+without placing an order at the CA; 'caddy persist account' changes the ACME
+account the records name.
 ` + recordHelp,
 		CobraFunc: func(cmd *cobra.Command) {
 			records := persistSubcommand("records", `
@@ -52,7 +53,9 @@ is signed and the signatures of a server's answer do not verify, so the CA's
 validating resolver would answer SERVFAIL), or expiring: persistUntil in N
 days, with the record to publish when it is not ok and not dnssec. A record that passes
 by Let's Encrypt's rules but not a stricter CA's is "ok (warning: ...)", with
-the canonical record to publish. Every record of a CA that was seen offering
+the canonical record to publish; a draft -02 record made with the account's
+key before 'caddy persist account rollover' is "ok (made with a previous
+account key; republish to follow the draft)", with the record to publish. Every record of a CA that was seen offering
 no dns-persist-01 challenge is "not-offered: ...", with when, what the CA
 offered instead, and what to do. The exit status is 0 only when every record
 is ok, so it can gate a deploy. The CAA policy of each domain is checked too: a
@@ -69,9 +72,7 @@ without the redundancy.
 			check.Use += " [--any]"
 			check.Flags().Bool("any", false, "Exit 0 when one CA's record per domain is ok, not every CA's")
 			cmd.AddCommand(check)
-			account := &cobra.Command{Use: "account", Short: "Manages the ACME account the records name"}
-			addImportCommand(account)
-			cmd.AddCommand(account)
+			cmd.AddCommand(accountCommand())
 		},
 	})
 }
@@ -101,9 +102,9 @@ func cmdPersistCheck(fl caddycmd.Flags) (int, error) {
 }
 
 func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) (int, error) {
-	format := fl.String("format")
-	if format != "zone" && format != "json" {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("--format must be zone or json, not %q", format)
+	format, err := formatFlag(fl)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
 	}
 	domains, err := fl.GetStringArray("domain")
 	if err != nil {
@@ -120,9 +121,7 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 	}
 
 	if format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(reports); err != nil {
+		if err := printJSON(stdout, reports); err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	} else {
@@ -160,6 +159,22 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		}
 	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// formatFlag is --format: zone or json.
+func formatFlag(fl caddycmd.Flags) (string, error) {
+	format := fl.String("format")
+	if format != "zone" && format != "json" {
+		return "", fmt.Errorf("--format must be zone or json, not %q", format)
+	}
+	return format, nil
+}
+
+// printJSON prints v as indented JSON, the commands' --format json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // spansCAs reports whether the reports are for more than one CA, whose

@@ -26,29 +26,42 @@ import (
 // when no Caddy answers (and no --address insists on one), it loads the
 // config here and says so on stderr.
 func gatherReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer) ([]RecordReport, error) {
+	return fromCaddy(fl,
+		func(addr string) ([]RecordReport, error) { return askRunningCaddy(addr, check, withCAA, domains) },
+		func(why string) ([]RecordReport, error) {
+			return localReports(fl, check, withCAA, domains, stderr, why)
+		})
+}
+
+// fromCaddy gets a command's result from the running Caddy through ask,
+// unless --local; when no Caddy answers (and no --address insists on
+// one), or the config turns the admin API off, it gets it here, saying
+// why.
+func fromCaddy[T any](fl caddycmd.Flags, ask func(addr string) (T, error), here func(why string) (T, error)) (T, error) {
+	var none T
 	address := fl.String("address")
 	if fl.Bool("local") {
 		if address != "" {
-			return nil, errors.New("--local and --address contradict each other: give one")
+			return none, errors.New("--local and --address contradict each other: give one")
 		}
-		return localReports(fl, check, withCAA, domains, stderr, "")
+		return here("")
 	}
 	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	if address == "" && adminDisabled(cfgJSON) {
-		return localReports(fl, check, withCAA, domains, stderr, "the config turns the admin API off")
+		return here("the config turns the admin API off")
 	}
 	addr, err := caddycmd.DetermineAdminAPIAddress(address, cfgJSON, fl.String("config"), fl.String("adapter"))
 	if err != nil {
-		return nil, err
+		return none, err
 	}
-	reports, err := askRunningCaddy(addr, check, withCAA, domains)
+	got, err := ask(addr)
 	if err == nil || address != "" || !errors.Is(err, errNoRunningCaddy) {
-		return reports, err
+		return got, err
 	}
-	return localReports(fl, check, withCAA, domains, stderr, fmt.Sprintf("no Caddy with this plugin answers at %s", addr))
+	return here(fmt.Sprintf("no Caddy with this plugin answers at %s", addr))
 }
 
 // adminDisabled reports whether a config turns the admin API off.
@@ -65,13 +78,22 @@ func adminDisabled(cfgJSON []byte) bool {
 // the persist API.
 var errNoRunningCaddy = errors.New("no running Caddy with the persist admin API")
 
-// askRunningCaddy gets the reports from the admin API at addr.
-func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]RecordReport, error) {
+// findRunningCaddy returns errNoRunningCaddy unless a Caddy serving the
+// persist API answers at addr.
+func findRunningCaddy(addr string) error {
 	help, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/persist/", nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoRunningCaddy, err)
+		return fmt.Errorf("%w: %w", errNoRunningCaddy, err)
 	}
 	help.Body.Close()
+	return nil
+}
+
+// askRunningCaddy gets the reports from the admin API at addr.
+func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]RecordReport, error) {
+	if err := findRunningCaddy(addr); err != nil {
+		return nil, err
+	}
 
 	query := url.Values{"domain": domains}
 	if withCAA {
@@ -103,7 +125,6 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 	if err != nil {
 		return nil, err
 	}
-
 	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
 	for _, set := range sets {
 		if url := set.Issuer.accounts.registeredURL(); url != "" {

@@ -100,21 +100,37 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	if err != nil {
 		return nil, err
 	}
+	// another instance may have rolled the key over or switched accounts
+	iss.accounts.expire()
 	acct, err := iss.accounts.get(ctx, true)
 	if err != nil {
 		return nil, err
 	}
 	// issuer names the directory does not give are learnt from the
 	// challenges, so unlike other callers an order goes ahead without them
-	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir), acct: acct, challengeURI: iss.challengeURIFor(ctx, acct)}
+	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir)}
+	if err := iss.useAccount(ctx, &in, acct); err != nil {
+		return nil, err
+	}
 	iss.logReplacementRecords(plan, in)
 
 	chains, err := iss.obtain(ctx, plan, in, csr)
+	// it may have happened since: the CA then refuses the key we hold
+	if changed, ok := iss.accounts.pickUpChanged(ctx, in.acct, err); ok {
+		if err := iss.useAccount(ctx, &in, changed); err != nil {
+			return nil, err
+		}
+		chains, err = iss.obtain(ctx, plan, in, csr)
+	}
 	var problem acme.Problem
 	if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
 		old := in.acct
 		var replaced bool
-		if in.acct, replaced, err = iss.accounts.replaceVanished(ctx, old); err != nil {
+		var acct acme.Account
+		if acct, replaced, err = iss.accounts.replaceVanished(ctx, old); err != nil {
+			return nil, err
+		}
+		if err := iss.useAccount(ctx, &in, acct); err != nil {
 			return nil, err
 		}
 		if replaced {
@@ -188,6 +204,7 @@ func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResourc
 	if err != nil {
 		return err
 	}
+	iss.accounts.expire()
 	acct, err := iss.accounts.get(ctx, true)
 	if err != nil {
 		return err

@@ -33,6 +33,9 @@ type recordInputs struct {
 	// challenge's in the solver, else the one challenges last named
 	// (see challenge_accounturi.go); empty when none names one.
 	challengeURI string
+	// previous, for a -02 CA, are the thumbprints of acct's earlier
+	// keys: the CA keeps accepting records hashed with them.
+	previous []string
 }
 
 // recordInputs gathers the inputs known without placing an order: the
@@ -40,6 +43,20 @@ type recordInputs struct {
 // account. With register, an account is registered if there is none;
 // without, a missing account is errNoAccountYet.
 func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInputs, error) {
+	in, err := iss.directoryInputs(ctx)
+	if err != nil {
+		return in, err
+	}
+	acct, err := iss.accounts.get(ctx, register)
+	if err != nil {
+		return in, err
+	}
+	return in, iss.useAccount(ctx, &in, acct)
+}
+
+// directoryInputs are the inputs but the account: the directory and the
+// issuer names it offers, or issuer_domain_name.
+func (iss *Issuer) directoryInputs(ctx context.Context) (recordInputs, error) {
 	client, dir, err := iss.acmeClientAndDirectory(ctx)
 	if err != nil {
 		return recordInputs{}, err
@@ -48,11 +65,21 @@ func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInput
 	if in.offered == nil {
 		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
 	}
-	if in.acct, err = iss.accounts.get(ctx, register); err != nil {
-		return in, err
-	}
-	in.challengeURI = iss.challengeURIFor(ctx, in.acct)
 	return in, nil
+}
+
+// useAccount makes acct the account of in, with the accounturi its
+// challenges last named and, for a -02 CA, the thumbprints of its
+// previous keys.
+func (iss *Issuer) useAccount(ctx context.Context, in *recordInputs, acct acme.Account) error {
+	in.acct, in.previous = acct, nil
+	in.challengeURI = iss.challengeURIFor(ctx, acct)
+	if in.dir.Draft != record.Draft02 {
+		return nil
+	}
+	previous, err := iss.accounts.previousThumbprints(ctx, acct)
+	in.previous = previous
+	return err
 }
 
 // offeredBeforeOrder returns the issuer domain names known without an
@@ -90,6 +117,13 @@ func (iss *Issuer) expectation(in recordInputs, base string, wildcard bool) (rec
 		return exp, err
 	}
 	exp.AccountURIs = uris
+	for _, thumbprint := range in.previous {
+		previous, err := hashedAccountURIs(in.dir, thumbprint, in.acct.Location, base)
+		if err != nil {
+			return exp, err
+		}
+		exp.PreviousAccountURIs = append(exp.PreviousAccountURIs, previous...)
+	}
 	return exp, nil
 }
 
@@ -104,11 +138,17 @@ func accountURIs(dir caDirectory, acct acme.Account, base string) ([]string, err
 	if err != nil {
 		return nil, fmt.Errorf("computing the account key thumbprint: %v", err)
 	}
-	perDomain, err := record.HashedAccountURI(dir.HashPrefix, base, thumbprint, acct.Location)
+	return hashedAccountURIs(dir, thumbprint, acct.Location, base)
+}
+
+// hashedAccountURIs are the -02 values of the key with thumbprint for the
+// account at accountURL: the one for base, then the one for every domain.
+func hashedAccountURIs(dir caDirectory, thumbprint, accountURL, base string) ([]string, error) {
+	perDomain, err := record.HashedAccountURI(dir.HashPrefix, base, thumbprint, accountURL)
 	if err != nil {
 		return nil, err
 	}
-	anyDomain, err := record.HashedAccountURI(dir.HashPrefix, record.AnyDomain, thumbprint, acct.Location)
+	anyDomain, err := record.HashedAccountURI(dir.HashPrefix, record.AnyDomain, thumbprint, accountURL)
 	if err != nil {
 		return nil, err
 	}

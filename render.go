@@ -33,11 +33,18 @@ func recordLine(r RecordReport, withCA bool) string {
 	for _, w := range r.Warnings {
 		line += " (warning: " + w + ")"
 	}
-	if itself := cmp.Or(r.RecordStatus, r.Status); itself != record.StatusOK && itself != record.StatusDNSSEC && r.ZoneLine != "" {
+	if r.PreviousKey {
+		line += " (" + previousKeyNote + ")"
+	}
+	if itself := cmp.Or(r.RecordStatus, r.Status); (itself != record.StatusOK || r.PreviousKey) && itself != record.StatusDNSSEC && r.ZoneLine != "" {
 		line += "; publish: " + r.ZoneLine
 	}
 	return line
 }
+
+// previousKeyNote is what recordLine says of a passing -02 record made
+// with a previous key of the account.
+const previousKeyNote = "made with a previous account key; republish to follow the draft"
 
 // caaLine is the one line that says what a check found of the CAA policy
 // of domain: none when it allows this CA, account and method without

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dnspersist/caddy-persist/internal/record"
+	"github.com/mholt/acmez/v3/acme"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // RecordReport is one record to publish and, after a check, what is
@@ -45,6 +47,10 @@ type RecordReport struct {
 	// Let's Encrypt accepts and stricter CAs refuse, each naming the
 	// canonical value to publish instead.
 	Warnings []string `json:"warnings,omitempty"`
+	// PreviousKey, after a check, is set when the passing record is a -02
+	// value made with a key the account had before a rollover: CAs keep
+	// accepting it, and Value is the record to publish in its place.
+	PreviousKey bool `json:"previous_key,omitempty"`
 	// When Status is "not-offered", RecordStatus is the status of the
 	// record itself, and NotOffered what the CA offered instead.
 	RecordStatus RecordStatus      `json:"record_status,omitempty"`
@@ -124,6 +130,9 @@ type inspectOptions struct {
 	check bool
 	// caa adds the CAA records to publish.
 	caa bool
+	// account, when set, is the account the records name instead of the
+	// issuer's: a replacement's, before the switch to it.
+	account *acme.Account
 }
 
 // inspectWith builds a report for each record the names need. Issuer names come
@@ -138,8 +147,21 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	if err != nil {
 		return nil, &inputError{err}
 	}
-	in, err := iss.recordInputs(ctx, !check)
+	in, err := iss.directoryInputs(ctx)
 	if err != nil {
+		return nil, err
+	}
+	acct := opts.account
+	if acct == nil {
+		// what another instance changed shows at once
+		iss.accounts.expire()
+		current, err := iss.accounts.get(ctx, !check)
+		if err != nil {
+			return nil, err
+		}
+		acct = &current
+	}
+	if err := iss.useAccount(ctx, &in, *acct); err != nil {
 		return nil, err
 	}
 	if in.dir.Draft == record.Draft02 {
@@ -205,6 +227,7 @@ func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan
 		r.Status, r.Reason = checkStatus(j, iss.now())
 		if j.passed() {
 			r.Warnings = warningDetails(j.verdict)
+			r.PreviousKey = j.verdict.PreviousKey
 			iss.noticeExpiry(base, *j.verdict.Matched)
 			iss.noticeLeniency(j)
 		}

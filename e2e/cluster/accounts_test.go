@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"encoding/json"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -52,4 +54,49 @@ func TestOneAccountThreeInstances(t *testing.T) {
 		}
 		c.checkOneAccount()
 	})
+}
+
+// TestRolloverOnOneInstanceTheOthersKeepIssuing: each instance holds the
+// account in memory, having obtained a certificate with it; `caddy
+// persist account rollover` runs on one; the two others obtain
+// certificates for new names with the new key, which they pick up from
+// the shared storage, without a restart and with the one account.
+func TestRolloverOnOneInstanceTheOthersKeepIssuing(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, acmetest.Options{})
+	cfg := c.caddyfile("Caddyfile", "15s", onDemandGlobals, c.onDemandSite())
+	c.startAll(cfg)
+	before := []string{"before0.rollover.test", "before1.rollover.test", "before2.rollover.test"}
+	after := []string{"after1.rollover.test", "after2.rollover.test"}
+	query := url.Values{}
+	for _, name := range append(slices.Clone(before), after...) {
+		query.Add("domain", name)
+	}
+	code, body := adminGet(t, c.nodes[0], "/persist/records?"+query.Encode())
+	if code != 200 {
+		t.Fatalf("/persist/records answered %d: %s", code, body)
+	}
+	recs := decodeRecords(t, body)
+	publish(t, recs)
+	for i, n := range c.nodes {
+		c.handshake(n, before[i], time.Minute)
+	}
+
+	res := c.caddy(c.nodes[0], "persist", "account", "rollover", "--config", cfg, "--format", "json")
+	var changes []struct {
+		AccountURL string `json:"account_url"`
+		State      string `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &changes); res.Code != 0 || err != nil || len(changes) != 1 || changes[0].AccountURL != recs[0].AccountURL || changes[0].State != "rolled-over" {
+		t.Fatalf("rollover on %s: exit %d, %v\n%s\n%s", c.nodes[0].name, res.Code, err, res.Stdout, res.Stderr)
+	}
+	for i, n := range c.nodes[1:] {
+		c.handshake(n, after[i], time.Minute)
+		n.proc.WaitLog(t, 0, 10*time.Second, "the ACME account in storage changed")
+	}
+	c.checkOneAccount()
+	if n := c.ca.Counts.Get(acmetest.KindKeyChange + " 200"); n != 1 {
+		t.Errorf("%d key changes, want 1", n)
+	}
+	c.checkOrderedOnce(append(before, after...)...)
 }

@@ -319,6 +319,7 @@ const (
 	KindCert       = "cert"
 	KindRenewal    = "renewal-info"
 	KindRevoke     = "revoke"
+	KindKeyChange  = "key-change"
 	KindOther      = "other"
 )
 
@@ -350,6 +351,8 @@ func KindOf(r *http.Request) string {
 		return KindRenewal
 	case p == "/revoke-cert":
 		return KindRevoke
+	case p == "/rollover-account-key":
+		return KindKeyChange
 	}
 	return KindOther
 }

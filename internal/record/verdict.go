@@ -49,6 +49,10 @@ type Expectation struct {
 	// AccountURIs are the accounturi values the CA accepts for this
 	// account; the first is the one to publish.
 	AccountURIs []string
+	// PreviousAccountURIs are values made with the account's previous
+	// keys (draft -02 hashes the key's thumbprint): CAs keep accepting
+	// them, so a record naming one passes, flagged PreviousKey.
+	PreviousAccountURIs []string
 	// Wildcard is set when a requested name is *.<Domain>.
 	Wildcard bool
 	// PersistUntil is the configured persist_until, zero if none.
@@ -97,6 +101,11 @@ type Verdict struct {
 	// Encrypt accepts and stricter CAs refuse. A record that passes at
 	// every CA has none, and is chosen over one that has some.
 	Warnings []Warning
+	// PreviousKey is set when the passing record names the account by a
+	// value made with a previous key of the account: it passes, and the
+	// record of the current key should replace it. A record made with
+	// the current key is chosen over it.
+	PreviousKey bool
 	// Mismatches explain a StatusMismatch, most relevant first.
 	Mismatches []Mismatch
 	// IssuerDomainName is the issuer domain name to publish: the
@@ -142,7 +151,10 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 	add := func(rank int, kind MismatchKind, format string, args ...any) {
 		byRelevance[rank] = append(byRelevance[rank], Mismatch{Kind: kind, Detail: fmt.Sprintf(format, args...)})
 	}
-	var lenient *Verdict
+	// a passing record that is not the best kind is kept while a
+	// better one may follow: with warnings, or made with a previous key
+	var second *Verdict
+	secondRank := 0
 	for _, value := range values {
 		if _, ok := offeredIssuer(exp.Offered, value); !ok {
 			add(5, MismatchIssuer, "issuer domain name %q is not one this CA offers (%s)", issuerOf(value), strings.Join(exp.Offered, ", "))
@@ -153,7 +165,8 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 			add(0, MismatchMalformed, "%v", err)
 			continue
 		}
-		if !slices.Contains(exp.AccountURIs, rec.AccountURI) {
+		previousKey := !slices.Contains(exp.AccountURIs, rec.AccountURI)
+		if previousKey && !slices.Contains(exp.PreviousAccountURIs, rec.AccountURI) {
 			add(1, MismatchAccount, "accounturi is %q but this account is %q", rec.AccountURI, exp.AccountURIs[0])
 			continue
 		}
@@ -173,17 +186,24 @@ func Evaluate(exp Expectation, values []string, now time.Time) Verdict {
 			add(4, MismatchPersistUntil, "persistUntil is %s but persist_until is configured as %s", published, formatPersistUntil(exp.PersistUntil))
 			continue
 		}
-		pass := Verdict{Status: StatusOK, Matched: &rec, MatchedValue: value, IssuerDomainName: v.IssuerDomainName}
-		if len(warnings) == 0 {
+		pass := Verdict{Status: StatusOK, Matched: &rec, MatchedValue: value, IssuerDomainName: v.IssuerDomainName, Warnings: warnings, PreviousKey: previousKey}
+		// the current key before a previous one, then no warnings first
+		rank := 0
+		if previousKey {
+			rank += 2
+		}
+		if len(warnings) > 0 {
+			rank++
+		}
+		if rank == 0 {
 			return pass
 		}
-		if lenient == nil {
-			pass.Warnings = warnings
-			lenient = &pass
+		if second == nil || rank < secondRank {
+			second, secondRank = &pass, rank
 		}
 	}
-	if lenient != nil {
-		return *lenient
+	if second != nil {
+		return *second
 	}
 	v.Status = StatusMismatch
 	for _, group := range byRelevance {

@@ -144,3 +144,36 @@ func TestChooseIssuer(t *testing.T) {
 		t.Errorf("configured: issuer %q", got)
 	}
 }
+
+func TestEvaluatePassesRecordsOfPreviousKeysFlagged(t *testing.T) {
+	now := time.Unix(1800000000, 0)
+	exp := testExpectation()
+	exp.AccountURIs = []string{"h/new", "h/new-any"}
+	exp.PreviousAccountURIs = []string{"h/old", "h/old-any"}
+	current := "letsencrypt.org; accounturi=h/new"
+	previous := "letsencrypt.org; accounturi=h/old-any"
+	lenientCurrent := "LetsEncrypt.org; accounturi=h/new"
+
+	v := Evaluate(exp, []string{previous}, now)
+	if v.Status != StatusOK || !v.PreviousKey || v.MatchedValue != previous {
+		t.Errorf("a record of a previous key: %s (%s), previous key %v", v.Status, v.Reason(), v.PreviousKey)
+	}
+	if want := exp.Want(v); want.AccountURI != "h/new" {
+		t.Errorf("the record to publish names %q, want the current key's value", want.AccountURI)
+	}
+	// the current key's record wins in whichever order, even with warnings
+	for _, values := range [][]string{{previous, current}, {current, previous}, {previous, lenientCurrent}} {
+		if v := Evaluate(exp, values, now); v.Status != StatusOK || v.PreviousKey || v.MatchedValue == previous {
+			t.Errorf("%q: matched %q, previous key %v", values, v.MatchedValue, v.PreviousKey)
+		}
+	}
+	// a value no key of the account made is still a mismatch
+	if v := Evaluate(exp, []string{"letsencrypt.org; accounturi=h/other"}, now); v.Status != StatusMismatch || !v.Has(MismatchAccount) {
+		t.Errorf("another account's value: %s", v.Status)
+	}
+	// a previous key's record must still say what the names need
+	exp.Wildcard = true
+	if v := Evaluate(exp, []string{previous}, now); v.Status != StatusMismatch || !v.Has(MismatchPolicy) {
+		t.Errorf("a previous key's record without policy=wildcard: %s", v.Status)
+	}
+}

@@ -1,0 +1,242 @@
+package persist
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
+
+// The account's deliberate changes, as `caddy persist account` and POST
+// /persist/account/ run them on a config: which accounts they change, and
+// what they report. The changes themselves are the accounts' own
+// (account_rollover.go, account_replace.go).
+
+// AccountChange is what an account command did to one ACME account. The
+// `caddy persist account` commands print it, and POST /persist/account/
+// returns an array of them.
+type AccountChange struct {
+	// Action is the command: rollover or replace.
+	Action      string `json:"action"`
+	CADirectory string `json:"ca_directory"`
+	Email       string `json:"email,omitempty"`
+	Draft       string `json:"draft"`
+	// AccountURL is the account orders use after the command.
+	AccountURL string `json:"account_url"`
+	// State is where the change stands; see the accountState constants.
+	State string `json:"state"`
+	// Registered is set when this run registered the replacement.
+	Registered bool `json:"registered,omitempty"`
+	// ReplacementURL is the replacement account, before the switch to it.
+	ReplacementURL string `json:"replacement_account_url,omitempty"`
+	// OldAccountURL is the replaced account, after the switch.
+	OldAccountURL string `json:"old_account_url,omitempty"`
+	// Records are the records to publish: after a -02 rollover, those of
+	// the new key; for a replacement, its own (checked, when a switch
+	// is refused because they do not pass yet).
+	Records []RecordReport `json:"records,omitempty"`
+	// Remove are the records of a deactivated account, as zone file
+	// lines: they no longer authorize anything, and may go.
+	Remove []string `json:"remove,omitempty"`
+}
+
+// The states of an AccountChange.
+const (
+	// stateRolledOver: the account has a new key.
+	stateRolledOver = "rolled-over"
+	// stateResumed: a rollover an earlier run left unfinished is
+	// complete, and the account has its new key.
+	stateResumed = "resumed"
+	// statePending: the replacement is registered; orders use the
+	// current account until the switch.
+	statePending = "pending"
+	// stateNotSwitched: the switch was asked for, and refused, because
+	// the replacement's records do not pass everywhere yet.
+	stateNotSwitched = "not-switched"
+	// stateSwitched: orders use the replacement; the old account still
+	// works at the CA.
+	stateSwitched = "switched"
+	// stateDeactivated: the old account is deactivated.
+	stateDeactivated = "deactivated"
+)
+
+// accountTarget is one ACME account of a config: the persist issuers that
+// use it (the same CA, email and account_key), with the names they serve.
+type accountTarget []servedSet
+
+// accountTargets groups the served sets by account, keeping those of the
+// CA ca when it is given.
+func accountTargets(sets []servedSet, ca string) ([]accountTarget, error) {
+	var targets []accountTarget
+	var cas []string
+	for _, set := range sets {
+		cas = append(cas, set.Issuer.CA)
+		if ca != "" && set.Issuer.CA != ca {
+			continue
+		}
+		i := slices.IndexFunc(targets, func(t accountTarget) bool { return t.issuer().sameAccountAs(set.Issuer) })
+		if i < 0 {
+			targets = append(targets, accountTarget{set})
+			continue
+		}
+		targets[i] = append(targets[i], set)
+	}
+	if len(targets) == 0 {
+		slices.Sort(cas)
+		return nil, &inputError{fmt.Errorf("no persist issuer of the config uses the CA %s; its persist issuers use %s", ca, strings.Join(slices.Compact(cas), ", "))}
+	}
+	return targets, nil
+}
+
+// sameAccountAs reports whether two issuers use one account.
+func (iss *Issuer) sameAccountAs(other *Issuer) bool {
+	return iss.CA == other.CA && strings.EqualFold(iss.Email, other.Email) && iss.AccountKey == other.AccountKey
+}
+
+// issuer is the issuer that changes the account for all of them.
+func (t accountTarget) issuer() *Issuer { return t[0].Issuer }
+
+// forget makes every issuer of the account load it again.
+func (t accountTarget) forget() {
+	for _, set := range t {
+		set.Issuer.accounts.forget()
+	}
+}
+
+// change starts the report of what an action did.
+func (t accountTarget) change(ctx context.Context, action string) (AccountChange, error) {
+	iss := t.issuer()
+	_, dir, err := iss.acmeClientAndDirectory(ctx)
+	if err != nil {
+		return AccountChange{}, err
+	}
+	return AccountChange{Action: action, CADirectory: iss.CA, Email: iss.Email, Draft: dir.Draft.String()}, nil
+}
+
+// rollover gives the account a new key, and reports the records a -02 CA
+// now wants.
+func (t accountTarget) rollover(ctx context.Context) (AccountChange, error) {
+	change, err := t.change(ctx, "rollover")
+	if err != nil {
+		return change, err
+	}
+	out, err := t.issuer().accounts.rollover(ctx)
+	t.forget()
+	if err != nil {
+		return change, err
+	}
+	change.AccountURL, change.State = out.acct.Location, stateRolledOver
+	if out.resumed {
+		change.State = stateResumed
+	}
+	if change.Draft == record.Draft02.String() {
+		change.Records, err = inspectAll(ctx, t, inspectOptions{})
+	}
+	return change, err
+}
+
+// replaceRequest is the body of POST /persist/account/replace.
+type replaceRequest struct {
+	accountScope
+	// CAA adds the CAA records of the replacement to its records.
+	CAA bool `json:"caa,omitempty"`
+	// Switch moves to the replacement, if its records pass everywhere.
+	Switch bool `json:"switch,omitempty"`
+	// DeactivateOld deactivates the replaced account, after the switch.
+	DeactivateOld bool `json:"deactivate_old,omitempty"`
+}
+
+// replace takes the replacement of the account as far as req asks: it
+// registers it (or shows the one registered), switches to it once its
+// records pass, and deactivates the old account.
+func (t accountTarget) replace(ctx context.Context, req replaceRequest) (AccountChange, error) {
+	change, err := t.change(ctx, "replace")
+	if err != nil {
+		return change, err
+	}
+	a := t.issuer().accounts
+	if !req.Switch && !req.DeactivateOld {
+		pending, created, err := a.beginReplacement(ctx)
+		if err != nil {
+			return change, err
+		}
+		current, err := a.get(ctx, false)
+		if err != nil {
+			return change, err
+		}
+		change.AccountURL, change.State, change.Registered, change.ReplacementURL = current.Location, statePending, created, pending.Location
+		change.Records, err = inspectAll(ctx, t, inspectOptions{caa: req.CAA, account: &pending})
+		return change, err
+	}
+
+	if req.Switch {
+		st, err := a.replacementState(ctx)
+		if err != nil {
+			return change, err
+		}
+		if st.pending != nil {
+			// every record and CAA policy must let the new account through
+			// first, or orders would fail after the switch
+			reports, err := inspectAll(ctx, t, inspectOptions{check: true, caa: req.CAA, account: st.pending})
+			if err != nil {
+				return change, err
+			}
+			if checkOutcome(reports, false) != nil {
+				current, err := a.get(ctx, false)
+				change.AccountURL, change.State, change.ReplacementURL, change.Records = current.Location, stateNotSwitched, st.pending.Location, reports
+				return change, err
+			}
+		}
+		old, current, err := a.switchToReplacement(ctx)
+		t.forget()
+		if err != nil {
+			return change, err
+		}
+		change.AccountURL, change.State, change.OldAccountURL = current.Location, stateSwitched, old.Location
+	}
+
+	if req.DeactivateOld {
+		old, err := a.deactivateReplaced(ctx)
+		if err != nil {
+			return change, err
+		}
+		current, err := a.get(ctx, false)
+		if err != nil {
+			return change, err
+		}
+		change.AccountURL, change.State, change.OldAccountURL = current.Location, stateDeactivated, old.Location
+		change.Remove, err = t.recordsOf(ctx, old)
+		return change, err
+	}
+	return change, nil
+}
+
+// recordsOf renders the records naming acct for the account's names,
+// without looking anything up.
+func (t accountTarget) recordsOf(ctx context.Context, acct acme.Account) ([]string, error) {
+	var lines []string
+	for _, set := range t {
+		if len(set.Names) == 0 {
+			continue
+		}
+		plan, err := planNames(set.Names)
+		if err != nil {
+			return nil, &inputError{err}
+		}
+		in, err := set.Issuer.directoryInputs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		in.acct = acct
+		for _, line := range set.Issuer.zoneLines(plan, in) {
+			if !slices.Contains(lines, line) {
+				lines = append(lines, line)
+			}
+		}
+	}
+	return lines, nil
+}

@@ -1,0 +1,73 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// target is the account target of the issuer alone, serving names.
+func (ti *testIssuer) target(names ...string) accountTarget {
+	return accountTarget{{Issuer: ti.Issuer, Names: names}}
+}
+
+// TestAccountTargetsGroupIssuersByAccount: issuers of one CA, email and
+// account_key change one account together; --ca picks a CA's.
+func TestAccountTargetsGroupIssuersByAccount(t *testing.T) {
+	t.Parallel()
+	first := &Issuer{CA: "https://a.test/dir", Email: "Ops@example.test"}
+	sameAccount := &Issuer{CA: "https://a.test/dir", Email: "ops@example.test"}
+	otherCA := &Issuer{CA: "https://b.test/dir", Email: "ops@example.test"}
+	pinned := &Issuer{CA: "https://a.test/dir", Email: "ops@example.test", AccountKey: "{env.KEY}"}
+	sets := []servedSet{{first, []string{"one.test"}}, {otherCA, []string{"two.test"}}, {sameAccount, []string{"three.test"}}, {pinned, []string{"four.test"}}}
+
+	targets, err := accountTargets(sets, "")
+	if err != nil || len(targets) != 3 || len(targets[0]) != 2 || targets[0][1].Issuer != sameAccount || targets[1].issuer() != otherCA || targets[2].issuer() != pinned {
+		t.Errorf("targets = %v, %v; want the two issuers of one account together", targets, err)
+	}
+	if targets, err := accountTargets(sets, "https://b.test/dir"); err != nil || len(targets) != 1 || targets[0].issuer() != otherCA {
+		t.Errorf("targets of one CA = %v, %v", targets, err)
+	}
+	var badInput *inputError
+	if _, err := accountTargets(sets, "https://c.test/dir"); !errors.As(err, &badInput) || !strings.Contains(err.Error(), "https://a.test/dir, https://b.test/dir") {
+		t.Errorf("an unknown CA: %v", err)
+	}
+}
+
+// TestRolloverReportsRecordsOnlyWhereTheyChange: -01 records name the
+// account URL, which a rollover keeps; -02 records hash the key, so the
+// rollover reports the ones to publish.
+func TestRolloverReportsRecordsOnlyWhereTheyChange(t *testing.T) {
+	t.Parallel()
+	for _, draft02CA := range []bool{false, true} {
+		opts, draft, name := acmetest.Options{}, "draft-01", "report01.rollover.test"
+		if draft02CA {
+			opts, draft, name = acmetest.Options{Wrap: draft02}, "draft-02", "report02.rollover.test"
+		}
+		t.Run(draft, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			iss := newTestIssuer(t, startCA(t, opts), t.TempDir(), nil)
+			before, err := iss.inspect(ctx, []string{name}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			change, err := iss.target(name).rollover(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if change.Action != "rollover" || change.State != stateRolledOver || change.Draft != draft || change.AccountURL != before[0].AccountURL || change.CADirectory != iss.CA {
+				t.Errorf("change = %+v", change)
+			}
+			switch {
+			case !draft02CA && len(change.Records) != 0:
+				t.Errorf("a -01 rollover reports records to publish: %+v", change.Records)
+			case draft02CA && (len(change.Records) != 1 || change.Records[0].Value == before[0].Value):
+				t.Errorf("a -02 rollover reports %+v, want one new record", change.Records)
+			}
+		})
+	}
+}

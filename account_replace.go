@@ -1,0 +1,250 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+)
+
+// A replacement moves to a new account, for a key that may have leaked,
+// in three runs of `caddy persist account replace`, each under the
+// account's registration lock and each leaving a state in storage that
+// every instance and the next run see:
+//
+//  1. without flags: a new account is registered and kept at
+//     <user>.replacement.*; orders go on with the current account, and
+//     the new account's records are printed;
+//  2. --switch, once its records pass: the current account is copied to
+//     <user>.replaced.*, the new one takes its place at <user>.*, and
+//     the replacement files go;
+//  3. --deactivate-old: the old account is deactivated at the CA (RFC
+//     8555, section 7.3.6), then its files are set aside
+//     (<file>.deactivated-<unix>), never deleted.
+//
+// Every step writes before it removes, so an interruption leaves a state
+// the same step completes when run again, and no key is lost.
+
+// accountStateError is a change the account's state does not allow yet;
+// it says which step comes first.
+type accountStateError struct{ error }
+
+func (e *accountStateError) Unwrap() error { return e.error }
+
+// isAccountStateError reports whether err is a change the account's
+// state refuses, rather than a failure.
+func isAccountStateError(err error) bool {
+	var state *accountStateError
+	return errors.As(err, &state) || errors.Is(err, errPinnedAccount)
+}
+
+var (
+	errNoReplacement       = errors.New("no replacement account is pending: run `caddy persist account replace` without --switch first, which registers one and prints its records")
+	errNothingToDeactivate = errors.New("no replaced account awaits deactivation: --deactivate-old deactivates the old account once `caddy persist account replace --switch` has moved to the replacement")
+)
+
+// replacementState is where a replacement stands in storage.
+type replacementState struct {
+	// pending is the replacement, registered and not switched to yet.
+	pending *acme.Account
+	// replaced is the old account after the switch, until it is
+	// deactivated.
+	replaced *acme.Account
+}
+
+// replacementState reads the replacement's files.
+func (a *accounts) replacementState(ctx context.Context) (replacementState, error) {
+	storage, loc, err := a.ownedStorage()
+	if err != nil {
+		return replacementState{}, err
+	}
+	var st replacementState
+	for _, slot := range []struct {
+		loc  accountLocation
+		into **acme.Account
+	}{{loc.replacement(), &st.pending}, {loc.replaced(), &st.replaced}} {
+		acct, err := loadStoredAccount(ctx, storage, slot.loc)
+		switch {
+		case err == nil:
+			*slot.into = &acct
+		case errors.Is(err, errRegistrationMissing):
+			// a registration or a switch left unfinished: the next step
+			// completes it
+		case !errors.Is(err, fs.ErrNotExist):
+			return replacementState{}, err
+		}
+	}
+	return st, nil
+}
+
+// beginReplacement returns the pending replacement, registering it if
+// there is none; created says this run registered it (or completed a
+// registration an earlier run left unfinished).
+func (a *accounts) beginReplacement(ctx context.Context) (pending acme.Account, created bool, err error) {
+	storage, loc, err := a.ownedStorage()
+	if err != nil {
+		return acme.Account{}, false, err
+	}
+	next := loc.replacement()
+	pending, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		current, err := loadExisting(ctx, storage, loc)
+		if err != nil {
+			return acme.Account{}, err
+		}
+		acct, err := loadStoredAccount(ctx, storage, next)
+		switch {
+		case err == nil:
+			return acct, nil
+		case errors.Is(err, errRegistrationMissing):
+			// the key was stored and the CA may have answered: ask it
+			created = true
+			found, err := a.lookUp(ctx, acct.PrivateKey)
+			if errors.Is(err, errAccountUnknown) {
+				return a.registerAt(ctx, storage, next, acct.PrivateKey, false)
+			}
+			if err != nil {
+				return acme.Account{}, err
+			}
+			return found, saveAccount(ctx, storage, next, found)
+		case !errors.Is(err, fs.ErrNotExist):
+			return acme.Account{}, err
+		}
+		if old, err := loadStoredAccount(ctx, storage, loc.replaced()); err == nil && old.Location != current.Location {
+			return acme.Account{}, &accountStateError{fmt.Errorf("the account was replaced before, and the old account %s still awaits deactivation (its files are %s and .key): run `caddy persist account replace --deactivate-old` first", old.Location, loc.replaced().Reg)}
+		}
+		key, err := newAccountKey()
+		if err != nil {
+			return acme.Account{}, fmt.Errorf("generating account key: %v", err)
+		}
+		created = true
+		return a.registerAt(ctx, storage, next, key, false)
+	})
+	if err != nil {
+		return acme.Account{}, false, err
+	}
+	if created {
+		a.logger.Warn("registered a replacement ACME account, as `caddy persist account replace` asked; orders go on with the current account until the replacement's records pass and `caddy persist account replace --switch` runs",
+			zap.String("replacement_account_url", pending.Location), zap.String("ca", a.ca), zap.String("stored_at", next.Reg))
+	}
+	return pending, created, nil
+}
+
+// switchToReplacement makes the pending replacement the account. The old
+// account is kept as the replaced one. Run when the switch is done, it
+// returns the same accounts again.
+func (a *accounts) switchToReplacement(ctx context.Context) (old, current acme.Account, err error) {
+	storage, loc, err := a.ownedStorage()
+	if err != nil {
+		return acme.Account{}, acme.Account{}, err
+	}
+	next, prev := loc.replacement(), loc.replaced()
+	current, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		main, err := loadStoredAccount(ctx, storage, loc)
+		if err != nil {
+			return acme.Account{}, err
+		}
+		pending, err := loadStoredAccount(ctx, storage, next)
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errRegistrationMissing) && sameKey(pending.PrivateKey, main.PrivateKey):
+			// switched; at most a copy of the key is left over
+			if err := storage.Delete(ctx, next.Key); err != nil && storage.Exists(ctx, next.Key) {
+				return acme.Account{}, fmt.Errorf("deleting %s, left over by the switch: %w", next.Key, err)
+			}
+			if old, err = loadStoredAccount(ctx, storage, prev); err != nil || old.Location == main.Location {
+				return acme.Account{}, &accountStateError{errNoReplacement}
+			}
+			return main, nil
+		case errors.Is(err, errRegistrationMissing):
+			return acme.Account{}, &accountStateError{errors.New("the replacement's registration was left unfinished: run `caddy persist account replace` without --switch, which completes it, then publish its records")}
+		case err != nil:
+			return acme.Account{}, err
+		}
+
+		if !sameKey(main.PrivateKey, pending.PrivateKey) {
+			// main is wholly the old account: keep it before it changes
+			if kept, err := loadStoredAccount(ctx, storage, prev); err == nil && kept.Location != main.Location {
+				return acme.Account{}, &accountStateError{fmt.Errorf("an account replaced before, %s, still awaits deactivation at %s: run `caddy persist account replace --deactivate-old` first", kept.Location, prev.Reg)}
+			}
+			for _, f := range [][2]string{{loc.Key, prev.Key}, {loc.Reg, prev.Reg}} {
+				if err := copyVerified(ctx, storage, f[0], f[1]); err != nil {
+					return acme.Account{}, fmt.Errorf("keeping the old account before the switch: %w; nothing was switched", err)
+				}
+			}
+		}
+		if old, err = loadStoredAccount(ctx, storage, prev); err != nil {
+			return acme.Account{}, err
+		}
+		for _, f := range [][2]string{{next.Key, loc.Key}, {next.Reg, loc.Reg}} {
+			if err := copyVerified(ctx, storage, f[0], f[1]); err != nil {
+				return acme.Account{}, fmt.Errorf("switching to the replacement: %w; the old account is kept at %s: run --switch again to complete the switch", err, prev.Reg)
+			}
+		}
+		// the registration goes first: a key left alone is recognized
+		// above as a copy of the account's
+		for _, key := range []string{next.Reg, next.Key} {
+			if err := storage.Delete(ctx, key); err != nil && storage.Exists(ctx, key) {
+				return acme.Account{}, fmt.Errorf("the switch is done, but deleting %s failed: %w; run --switch again to tidy up", key, err)
+			}
+		}
+		return pending, nil
+	})
+	a.forget()
+	if err != nil {
+		return acme.Account{}, acme.Account{}, err
+	}
+	a.logger.Warn("switched to the replacement ACME account; the old account still works at the CA until `caddy persist account replace --deactivate-old`",
+		zap.String("account_url", current.Location), zap.String("old_account_url", old.Location), zap.String("ca", a.ca))
+	return old, current, nil
+}
+
+// deactivateReplaced deactivates the old account at the CA, then sets its
+// files aside. A CA that answers that the account may no longer act
+// (unauthorized) has deactivated it already, as when an earlier run's
+// answer was lost.
+func (a *accounts) deactivateReplaced(ctx context.Context) (acme.Account, error) {
+	storage, loc, err := a.ownedStorage()
+	if err != nil {
+		return acme.Account{}, err
+	}
+	prev := loc.replaced()
+	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		old, err := loadStoredAccount(ctx, storage, prev)
+		if errors.Is(err, fs.ErrNotExist) {
+			if storage.Exists(ctx, loc.replacement().Reg) {
+				return acme.Account{}, &accountStateError{fmt.Errorf("%w; a replacement is pending: switch to it first (--switch, once its records pass)", errNothingToDeactivate)}
+			}
+			return acme.Account{}, &accountStateError{errNothingToDeactivate}
+		}
+		if err != nil {
+			return acme.Account{}, err
+		}
+		main, err := loadStoredAccount(ctx, storage, loc)
+		if err != nil {
+			return acme.Account{}, err
+		}
+		if main.Location == old.Location {
+			return acme.Account{}, &accountStateError{fmt.Errorf("the switch to the replacement was left unfinished, so %s is still the account in use: run --switch to complete it; nothing was deactivated", old.Location)}
+		}
+		client, err := a.client()
+		if err != nil {
+			return acme.Account{}, err
+		}
+		_, err = client.UpdateAccount(ctx, acme.Account{Status: acme.StatusDeactivated, Location: old.Location, PrivateKey: old.PrivateKey})
+		var problem acme.Problem
+		switch {
+		case errors.As(err, &problem) && problem.Type == acme.ProblemTypeUnauthorized:
+			a.logger.Info("the CA no longer lets the old ACME account act: it was deactivated already", zap.String("old_account_url", old.Location), zap.String("detail", problem.Detail))
+		case err != nil:
+			return acme.Account{}, fmt.Errorf("deactivating the old ACME account %s at %s: %w; nothing was changed, and its key is kept at %s: run `caddy persist account replace --deactivate-old` again", old.Location, a.ca, redactError(err, a.secrets), prev.Key)
+		}
+		if err := setAside(ctx, storage, []string{prev.Key, prev.Reg}, "deactivated", a.now().Unix()); err != nil {
+			return acme.Account{}, fmt.Errorf("the old ACME account %s is deactivated, but setting its files aside failed: %w; run --deactivate-old again to complete it", old.Location, err)
+		}
+		a.logger.Warn("deactivated the old ACME account; records naming it no longer work and may be removed",
+			zap.String("old_account_url", old.Location), zap.String("ca", a.ca))
+		return old, nil
+	})
+}

@@ -1,0 +1,158 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// faultyStorage is file storage whose Store fails for the keys given, as
+// many times as given.
+type faultyStorage struct {
+	*certmagic.FileStorage
+	mu    sync.Mutex
+	fails map[string]int
+}
+
+func (f *faultyStorage) failStore(key string, times int) {
+	f.mu.Lock()
+	f.fails[key] = times
+	f.mu.Unlock()
+}
+
+func (f *faultyStorage) Store(ctx context.Context, key string, value []byte) error {
+	f.mu.Lock()
+	fail := f.fails[key] > 0
+	if fail {
+		f.fails[key]--
+	}
+	f.mu.Unlock()
+	if fail {
+		return errors.New("injected storage failure")
+	}
+	return f.FileStorage.Store(ctx, key, value)
+}
+
+// TestReplacementStepsThatFailAreCompletedByTheNextRun: a registration
+// the CA does not answer, a switch whose storage fails half-way and a
+// deactivation the CA fails each leave a state the same step completes
+// when run again; no key is lost, and the old one is set aside at the
+// end, never deleted.
+func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var failKind atomic.Value
+	failKind.Store("")
+	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if kind := failKind.Load().(string); kind != "" && acmetest.KindOf(r) == kind {
+				serverInternal(w)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	dir := t.TempDir()
+	iss := newTestIssuer(t, ca, dir, nil)
+	storage := &faultyStorage{FileStorage: iss.storage, fails: map[string]int{}}
+	iss.useStorage(storage)
+	oldURL := iss.accountURL(t)
+	oldKeyPEM := iss.storedKeyPEM(t)
+	loc := locateAccount(ca.URL, iss.Email)
+	a := iss.accounts
+
+	if _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) || !isAccountStateError(err) {
+		t.Errorf("deactivation before any replacement: %v", err)
+	}
+	if _, _, err := a.switchToReplacement(ctx); !errors.Is(err, errNoReplacement) {
+		t.Errorf("switch before any replacement: %v", err)
+	}
+
+	// the CA does not answer the registration: its key is kept
+	failKind.Store(acmetest.KindNewAccount)
+	if _, _, err := a.beginReplacement(ctx); err == nil {
+		t.Fatal("the replacement was registered while the CA failed")
+	}
+	failKind.Store("")
+	storedNext, err := storage.Load(ctx, loc.replacement().Key)
+	if err != nil {
+		t.Fatalf("the replacement's key was not kept: %v", err)
+	}
+	pending, created, err := a.beginReplacement(ctx)
+	if err != nil || !created || pending.Location == oldURL {
+		t.Fatalf("the next run: %+v, created %v, %v", pending, created, err)
+	}
+	if nextPEM, _ := certmagic.PEMEncodePrivateKey(pending.PrivateKey); !equalPEM(nextPEM, storedNext) {
+		t.Error("the next run registered another key than the one kept")
+	}
+	if again, created, err := a.beginReplacement(ctx); err != nil || created || again.Location != pending.Location {
+		t.Errorf("a third run: %s, created %v, %v; want the same replacement", again.Location, created, err)
+	}
+	if cur, _ := a.get(ctx, false); cur.Location != oldURL {
+		t.Errorf("orders would use %s before the switch, want the old account", cur.Location)
+	}
+
+	// storage fails between the key and the registration of the switch
+	storage.failStore(loc.Reg, 1)
+	if _, _, err := a.switchToReplacement(ctx); err == nil || !strings.Contains(err.Error(), "run --switch again") {
+		t.Fatalf("the failing switch: %v", err)
+	}
+	if kept, _ := storage.Load(ctx, loc.replaced().Key); !equalPEM(kept, oldKeyPEM) {
+		t.Fatal("the old key was not kept before the switch began")
+	}
+	old, current, err := a.switchToReplacement(ctx)
+	if err != nil || old.Location != oldURL || current.Location != pending.Location || !sameKey(current.PrivateKey, pending.PrivateKey) {
+		t.Fatalf("the next switch: old %s, current %s, %v", old.Location, current.Location, err)
+	}
+	if stored, err := loadStoredAccount(ctx, storage, loc); err != nil || !sameAccount(stored, current) {
+		t.Errorf("storage holds %s after the switch: %v", stored.Location, err)
+	}
+	if storage.Exists(ctx, loc.replacement().Key) || storage.Exists(ctx, loc.replacement().Reg) {
+		t.Error("the replacement's files are left after the switch")
+	}
+	if cur, _ := a.get(ctx, false); cur.Location != pending.Location {
+		t.Errorf("orders would use %s after the switch", cur.Location)
+	}
+	if _, _, err := a.beginReplacement(ctx); !isAccountStateError(err) || !strings.Contains(err.Error(), "--deactivate-old") {
+		t.Errorf("another replacement while the old account awaits deactivation: %v", err)
+	}
+
+	// the CA fails the deactivation
+	failKind.Store(acmetest.KindAccount)
+	if _, err := a.deactivateReplaced(ctx); err == nil || !strings.Contains(err.Error(), "replace --deactivate-old` again") {
+		t.Fatalf("the failing deactivation: %v", err)
+	}
+	failKind.Store("")
+	if kept, _ := storage.Load(ctx, loc.replaced().Key); !equalPEM(kept, oldKeyPEM) {
+		t.Fatal("the old key is gone after a failed deactivation")
+	}
+	if deactivated, err := a.deactivateReplaced(ctx); err != nil || deactivated.Location != oldURL {
+		t.Fatalf("the next deactivation: %s, %v", deactivated.Location, err)
+	}
+	oldKey, err := certmagic.PEMDecodePrivateKey(oldKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problem acme.Problem
+	if _, err := a.lookUp(ctx, oldKey); !errors.As(err, &problem) || problem.Type != acme.ProblemTypeUnauthorized {
+		t.Errorf("the CA on the old key: %v, want unauthorized", err)
+	}
+	if holder := fileHolding(t, dir, oldKeyPEM); !strings.Contains(holder, ".replaced.key.deactivated-") {
+		t.Errorf("the old key is kept in %q, want a file set aside", holder)
+	}
+	if _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) {
+		t.Errorf("a second deactivation: %v", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 2 {
+		t.Errorf("%d registrations, want the old account and its replacement", n)
+	}
+}

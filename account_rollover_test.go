@@ -1,0 +1,308 @@
+package persist
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// storedKeyPEM reads the key stored for the issuer's account.
+func (ti *testIssuer) storedKeyPEM(t testing.TB) []byte {
+	t.Helper()
+	data, err := ti.storage.Load(context.Background(), locateAccount(ti.CA, ti.Email).Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestRolloverDraft02RepublishesAndOldRecordsStillPass: at a -02 CA, the
+// records hash the key, so a rollover prints new ones; the one published
+// before keeps passing, in the check with a note and in the issuance
+// check, until it is replaced. Only the old key's thumbprint is kept.
+func TestRolloverDraft02RepublishesAndOldRecordsStillPass(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ca := startCA(t, acmetest.Options{Wrap: draft02})
+	dir := t.TempDir()
+	iss := newTestIssuer(t, ca, dir, nil)
+	const name = "rolled02.test"
+	before, err := iss.inspect(ctx, []string{name}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setTXT(t, before[0].RecordName, before[0].Value)
+	url := iss.accountURL(t)
+	oldKeyPEM := iss.storedKeyPEM(t)
+	oldAcct, _ := iss.accounts.get(ctx, false)
+	oldThumbprint, _ := oldAcct.Thumbprint()
+
+	out, err := iss.accounts.rollover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.resumed || out.acct.Location != url {
+		t.Fatalf("rollover = %+v, want the account %s", out, url)
+	}
+	records, err := iss.inspect(ctx, []string{name}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := records[0]
+	if after.Value == before[0].Value || after.RecordName != before[0].RecordName {
+		t.Errorf("the record after the rollover is %q, before %q: a -02 record must change with the key", after.Value, before[0].Value)
+	}
+	if bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) {
+		t.Error("the stored key did not change")
+	}
+	if n := ca.Counts.Get(acmetest.KindKeyChange + " 200"); n != 1 {
+		t.Errorf("%d key changes at the CA, want 1", n)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("%d registrations, want 1", n)
+	}
+
+	checked, err := iss.inspect(ctx, []string{name}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := checked[0]
+	want := "_validation-persist.rolled02.test: ok (made with a previous account key; republish to follow the draft); publish: " + after.ZoneLine
+	if r.Status != "ok" || !r.PreviousKey || r.Value != after.Value || recordLine(r, false) != want {
+		t.Errorf("check of the old record: %+v\nline %q\nwant %q", r, recordLine(r, false), want)
+	}
+	in, err := iss.recordInputs(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := iss.judge(ctx, in, name, false, freshAnswer); err != nil || !j.passed() || !j.verdict.PreviousKey {
+		t.Errorf("the issuance check refuses the old record: %v, %+v", err, j.verdict)
+	}
+
+	setTXT(t, after.RecordName, after.Value)
+	checked, err = iss.inspect(ctx, []string{name}, true)
+	if err != nil || checked[0].PreviousKey || recordLine(checked[0], false) != "_validation-persist.rolled02.test: ok" {
+		t.Errorf("check of the new record: %v %+v", err, checked)
+	}
+
+	keys, err := loadPreviousKeys(ctx, iss.storage, locateAccount(ca.URL, iss.Email))
+	if err != nil || len(keys) != 1 || keys[0].Thumbprint != oldThumbprint || keys[0].AccountURL != url {
+		t.Errorf("previous keys kept: %+v, %v", keys, err)
+	}
+	if holder := fileHolding(t, dir, oldKeyPEM); holder != "" {
+		t.Errorf("the old key is still stored, in %s", holder)
+	}
+}
+
+// fileHolding returns a file under dir that contains data, if any.
+func fileHolding(t *testing.T, dir string, data []byte) string {
+	t.Helper()
+	found := ""
+	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			if content, _ := os.ReadFile(path); bytes.Contains(content, bytes.TrimSpace(data)) {
+				found = path
+			}
+		}
+		return nil
+	})
+	return found
+}
+
+// TestInstanceWithTheOldKeyPicksUpTheNewOneWhenTheCARefusesIt: another
+// instance's order, signed with the old key, reaches the CA after the
+// rollover; the CA refuses it, the instance finds the new key in storage
+// and orders again, without a restart and without a new account.
+func TestInstanceWithTheOldKeyPicksUpTheNewOneWhenTheCARefusesIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gate := acmetest.NewGate(acmetest.KindNewOrder)
+	ca := startCA(t, acmetest.Options{Wrap: gate.Wrap})
+	dir := t.TempDir()
+	rolling := newTestIssuer(t, ca, dir, nil)
+	other := newTestIssuer(t, ca, dir, nil)
+	other.publish(t, "pickup.test", false)
+	csr := newCSR(t, "pickup.test")
+
+	issued := make(chan error, 1)
+	go func() {
+		_, err := other.Issue(ctx, csr)
+		issued <- err
+	}()
+	gate.WaitArrived(t, time.Minute)
+	if _, err := rolling.accounts.rollover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gate.Release()
+	if err := <-issued; err != nil {
+		t.Fatalf("the instance holding the old key did not get its certificate: %v", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewOrder + " 400"); n != 1 {
+		t.Errorf("%d orders refused, want the one signed with the old key", n)
+	}
+	if n := len(other.logs.FilterMessageSnippet("storage holds a changed one").All()); n != 1 {
+		t.Errorf("%d log entries about picking up the new key, want 1", n)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("%d registrations, want 1", n)
+	}
+}
+
+// TestRolloverWhoseAnswerIsLostCompletes: the CA takes the new key but
+// answers with an error; acmez retries, signed with the old key, which
+// the CA then refuses. The rollover asks the CA which key it has, and
+// completes.
+func TestRolloverWhoseAnswerIsLostCompletes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var lose atomic.Bool
+	lose.Store(true)
+	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if acmetest.KindOf(r) == acmetest.KindKeyChange && lose.CompareAndSwap(true, false) {
+				next.ServeHTTP(httptest.NewRecorder(), r)
+				serverInternal(w)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	url := iss.accountURL(t)
+	oldKeyPEM := iss.storedKeyPEM(t)
+
+	out, err := iss.accounts.rollover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.acct.Location != url || bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) {
+		t.Errorf("rollover = %+v; the key changed: %v", out, !bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM))
+	}
+	assertCAHasStoredKey(t, iss, url)
+	if n := len(iss.logs.FilterMessageSnippet("but it has taken the new key").All()); n != 1 {
+		t.Errorf("%d log entries about the lost answer", n)
+	}
+}
+
+// serverInternal answers as a CA whose server failed.
+func serverInternal(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(http.StatusInternalServerError)
+	w.Write([]byte(`{"type":"` + acme.ProblemTypeServerInternal + `","detail":"injected by the test","status":500}`))
+}
+
+// assertCAHasStoredKey fails the test unless the CA knows the stored key
+// as the account at url, and no rollover key is left.
+func assertCAHasStoredKey(t *testing.T, iss *testIssuer, url string) {
+	t.Helper()
+	ctx := context.Background()
+	acct, err := loadStoredAccount(ctx, iss.storage, locateAccount(iss.CA, iss.Email))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := iss.accounts.lookUp(ctx, acct.PrivateKey)
+	if err != nil || found.Location != url || acct.Location != url {
+		t.Errorf("the CA knows the stored key as %q (%v), want %s", found.Location, err, url)
+	}
+	if iss.storage.Exists(ctx, locateAccount(iss.CA, iss.Email).rolloverKey()) {
+		t.Error("the rollover key is left")
+	}
+}
+
+// TestInterruptedRolloverIsCompletedByWhoeverFindsIt: the CA takes the new
+// key and then stops answering, so the rollover cannot learn it did. The
+// new key stays at the rollover key; the next rollover completes it, and
+// so does an instance whose order the CA refuses for the old key.
+func TestInterruptedRolloverIsCompletedByWhoeverFindsIt(t *testing.T) {
+	t.Parallel()
+	for i, by := range []string{"the next rollover", "an instance the CA refuses"} {
+		name := []string{"next.interrupted.test", "refused.interrupted.test"}[i]
+		t.Run(by, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			var down atomic.Bool
+			ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					switch {
+					case down.Load() && acmetest.KindOf(r) != acmetest.KindDirectory:
+						serverInternal(w)
+					case acmetest.KindOf(r) == acmetest.KindKeyChange:
+						next.ServeHTTP(httptest.NewRecorder(), r)
+						down.Store(true)
+						serverInternal(w)
+					default:
+						next.ServeHTTP(w, r)
+					}
+				})
+			}})
+			dir := t.TempDir()
+			iss := newTestIssuer(t, ca, dir, nil)
+			iss.publish(t, name, false)
+			url := iss.accountURL(t)
+			oldKeyPEM := iss.storedKeyPEM(t)
+			loc := locateAccount(ca.URL, iss.Email)
+
+			_, err := iss.accounts.rollover(ctx)
+			if err == nil || !strings.Contains(err.Error(), "run the rollover again") || !strings.Contains(err.Error(), loc.rolloverKey()) {
+				t.Fatalf("error = %v, want one saying the key is kept and to run again", err)
+			}
+			if !bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) || !iss.storage.Exists(ctx, loc.rolloverKey()) {
+				t.Fatal("the interrupted rollover did not keep both keys")
+			}
+			down.Store(false)
+
+			switch by {
+			case "the next rollover":
+				out, err := iss.accounts.rollover(ctx)
+				if err != nil || !out.resumed {
+					t.Fatalf("the next rollover: %+v, %v", out, err)
+				}
+			default:
+				other := newTestIssuer(t, ca, dir, nil)
+				if _, err := other.Issue(ctx, newCSR(t, name)); err != nil {
+					t.Fatalf("the instance holding the old key: %v", err)
+				}
+				if n := ca.Counts.Get(acmetest.KindNewOrder + " 400"); n != 1 {
+					t.Errorf("%d orders refused, want 1", n)
+				}
+			}
+			assertCAHasStoredKey(t, iss, url)
+		})
+	}
+}
+
+// TestRolloverRefusesAPinnedKeyAndAMissingAccount: a key in the config
+// cannot change there, and a rollover never registers an account.
+func TestRolloverRefusesAPinnedKeyAndAMissingAccount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ca := startCA(t, acmetest.Options{})
+	dir := t.TempDir()
+	if _, err := newTestIssuer(t, ca, dir, nil).accounts.rollover(ctx); !errors.Is(err, errNoAccountYet) {
+		t.Errorf("rollover without an account: %v", err)
+	}
+	first := newTestIssuer(t, ca, dir, nil)
+	first.accountURL(t)
+	pinned := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.AccountKey = string(first.storedKeyPEM(t)) })
+	if _, err := pinned.accounts.rollover(ctx); !errors.Is(err, errPinnedAccount) {
+		t.Errorf("rollover of a pinned key: %v", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindKeyChange); n != 0 {
+		t.Errorf("%d key changes sent", n)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("%d registrations, want 1", n)
+	}
+}

@@ -1,0 +1,107 @@
+package persist
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// TestAccountChangesOnlyFromThisMachine: POST /persist/account/ is
+// served to a unix socket, a loopback connection and Caddy's remote admin
+// endpoint (a verified client certificate), and refused, saying how to
+// get through, to anyone else.
+func TestAccountChangesOnlyFromThisMachine(t *testing.T) {
+	t.Parallel()
+	admin := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 2019}
+	verified := &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
+	cases := []struct {
+		name    string
+		remote  string
+		local   net.Addr
+		tls     *tls.ConnectionState
+		allowed bool
+	}{
+		{"loopback", "127.0.0.1:40000", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2019}, nil, true},
+		{"IPv6 loopback", "[::1]:40000", &net.TCPAddr{IP: net.IPv6loopback, Port: 2019}, nil, true},
+		{"loopback to a wildcard listener", "127.0.0.1:40000", admin, nil, true},
+		{"unix socket", "@", &net.UnixAddr{Name: "/run/caddy/admin.sock", Net: "unix"}, nil, true},
+		{"another machine", "192.0.2.7:40000", admin, nil, false},
+		{"another machine through admin.remote", "192.0.2.7:40000", admin, verified, true},
+		{"another machine over TLS without a verified certificate", "192.0.2.7:40000", admin, &tls.ConnectionState{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/persist/account/rollover", nil)
+			r.RemoteAddr, r.TLS = c.remote, c.tls
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, c.local))
+			err := allowAccountChange(r)
+			if c.allowed {
+				if err != nil {
+					t.Errorf("refused: %v", err)
+				}
+				return
+			}
+			var apiErr caddy.APIError
+			if !errors.As(err, &apiErr) || apiErr.HTTPStatus != http.StatusForbidden {
+				t.Fatalf("error = %v, want 403", err)
+			}
+			for _, hint := range []string{c.remote, "caddy persist account", "admin.remote", "docs/accounts.md"} {
+				if !strings.Contains(err.Error(), hint) {
+					t.Errorf("the refusal does not say %q: %v", hint, err)
+				}
+			}
+		})
+	}
+}
+
+// TestAccountRoutesTakePOSTAndTheOthersStayReadOnly: the account actions
+// answer POST only, an unknown one names those there are, and the read
+// endpoints still refuse everything but GET.
+func TestAccountRoutesTakePOSTAndTheOthersStayReadOnly(t *testing.T) {
+	t.Parallel()
+	handlers := map[string]caddy.AdminHandler{}
+	for _, route := range (adminAPI{}).Routes() {
+		handlers[route.Pattern] = route.Handler
+	}
+	call := func(method, path string) (caddy.APIError, http.Header) {
+		t.Helper()
+		pattern := "/persist/"
+		if strings.HasPrefix(path, "/persist/account/") {
+			pattern = "/persist/account/"
+		}
+		r := httptest.NewRequest(method, path, strings.NewReader("{}"))
+		r.RemoteAddr = "127.0.0.1:40000"
+		w := httptest.NewRecorder()
+		var apiErr caddy.APIError
+		if err := handlers[pattern].ServeHTTP(w, r); !errors.As(err, &apiErr) {
+			t.Fatalf("%s %s: %v, want an API error", method, path, err)
+		}
+		return apiErr, w.Header()
+	}
+
+	for _, action := range []string{"rollover", "replace"} {
+		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+			apiErr, header := call(method, "/persist/account/"+action)
+			if apiErr.HTTPStatus != http.StatusMethodNotAllowed || header.Get("Allow") != http.MethodPost {
+				t.Errorf("%s /persist/account/%s: %d, Allow %q; want 405, POST", method, action, apiErr.HTTPStatus, header.Get("Allow"))
+			}
+		}
+	}
+	if apiErr, _ := call(http.MethodPost, "/persist/account/nope"); apiErr.HTTPStatus != http.StatusNotFound || !strings.Contains(apiErr.Err.Error(), "/persist/account/replace or /persist/account/rollover") {
+		t.Errorf("POST /persist/account/nope: %d %v", apiErr.HTTPStatus, apiErr.Err)
+	}
+	for _, path := range []string{"/persist/records", "/persist/check", "/persist/"} {
+		apiErr, header := call(http.MethodPost, path)
+		if apiErr.HTTPStatus != http.StatusMethodNotAllowed || header.Get("Allow") != http.MethodGet {
+			t.Errorf("POST %s: %d, Allow %q; want 405, GET", path, apiErr.HTTPStatus, header.Get("Allow"))
+		}
+	}
+}
