@@ -26,7 +26,8 @@ import (
 // A challenge's accounturi that is not the account URL is remembered, in
 // memory and in storage, so that the check before an order, the reports
 // and the on-demand permission judge records against it too, here and
-// after a restart, until a challenge names another.
+// after a restart, until a challenge names another or none (the account
+// URL).
 
 // noteAccountURI keeps the accounturi of the challenge at url.
 func (o *authzOffers) noteAccountURI(url, uri string) {

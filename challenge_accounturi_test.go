@@ -24,7 +24,11 @@ func TestSolverJudgesTheChallengesAccountURI(t *testing.T) {
 		challenges, _ := authz["challenges"].([]any)
 		for _, c := range challenges {
 			if m, _ := c.(map[string]any); m["type"] == acme.ChallengeTypeDNSPersist01 {
-				m["accounturi"] = *named.Load()
+				if uri := *named.Load(); uri != "" {
+					m["accounturi"] = uri
+				} else {
+					delete(m, "accounturi")
+				}
 			}
 		}
 	})})
@@ -73,11 +77,31 @@ func TestSolverJudgesTheChallengesAccountURI(t *testing.T) {
 		}
 	}
 
-	// a challenge that names the account URL passes the record printed
-	// for the account
+	// a CA that stops naming another accounturi validates against the
+	// account URL: its next challenge, naming none, makes the solver
+	// forget the remembered one, here and in storage, and the record
+	// naming it is refused with the record to publish, before any
+	// challenge POST
+	none := ""
+	named.Store(&none)
+	_, err = restarted.Issue(context.Background(), newCSR(t, "chal-uri.test"))
+	if !errors.As(err, &recErr) || errors.As(err, &chalErr) || !strings.Contains(err.Error(), record.ZoneLine("chal-uri.test", iss.recordValue(t, false))) {
+		t.Errorf("a challenge naming no accounturi: %v, want the record for the account URL to publish", err)
+	}
+	if n := ca.Counts.Get(acmetest.KindChallenge); n != 2 {
+		t.Errorf("challenge POSTs = %d, want 2", n)
+	}
+
+	// the record for the account URL then passes the check before the
+	// order of an issuer that reads storage afresh, and a challenge
+	// naming the account URL passes it too
 	named.Store(&acctURL)
 	iss.publish(t, "chal-uri.test", false)
-	if _, err := restarted.Issue(context.Background(), newCSR(t, "chal-uri.test")); err != nil {
+	fresh := newTestIssuer(t, ca, iss.storage.Path, nil)
+	if uri := fresh.challengeURIFor(context.Background(), acme.Account{Location: acctURL}); uri != "" {
+		t.Errorf("storage still remembers accounturi %s", uri)
+	}
+	if _, err := fresh.Issue(context.Background(), newCSR(t, "chal-uri.test")); err != nil {
 		t.Fatal(err)
 	}
 	if n := ca.Counts.Get(acmetest.KindChallenge); n != 3 {

@@ -44,11 +44,14 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 		return err
 	}
 	// the challenge says what the CA validates against: a value it
-	// names is remembered, and one it does not name is the account URL
+	// names is remembered, and one it does not name is the account URL,
+	// which makes the issuer forget what earlier challenges named
 	in.challengeURI = order.offers.accountURIOf(chal.URL)
-	if in.challengeURI != "" {
-		s.iss.rememberChallengeURI(ctx, in.acct, in.challengeURI)
+	validatedAgainst := in.challengeURI
+	if validatedAgainst == "" {
+		validatedAgainst = in.acct.Location
 	}
+	s.iss.rememberChallengeURI(ctx, in.acct, validatedAgainst)
 	base, _, err := record.BaseDomain(chal.Identifier.Value)
 	if err != nil {
 		return err
