@@ -122,7 +122,7 @@ func (a *accounts) loadOrRegister(ctx context.Context, register bool) (acme.Acco
 		return a.pinned(ctx, storage, loc, register)
 	}
 
-	acct, err := loadStoredAccount(ctx, storage, loc)
+	acct, err := loadInUse(ctx, storage, loc)
 	if err == nil {
 		return acct, nil
 	}
@@ -143,7 +143,7 @@ func (a *accounts) loadOrRegister(ctx context.Context, register bool) (acme.Acco
 	}
 
 	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		acct, err := loadStoredAccount(ctx, storage, loc)
+		acct, err := loadInUse(ctx, storage, loc)
 		if err == nil {
 			a.logger.Info("using the ACME account another instance registered", zap.String("account_url", acct.Location))
 			return acct, nil

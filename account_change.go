@@ -21,10 +21,15 @@ import (
 // returns an array of them.
 type AccountChange struct {
 	// Action is the command: rollover or replace.
-	Action      string `json:"action"`
+	Action string `json:"action"`
+	// CADirectory is the directory URL of the account's CA.
 	CADirectory string `json:"ca_directory"`
-	Email       string `json:"email,omitempty"`
-	Draft       string `json:"draft"`
+	// Email is the email the issuers give the account, if any; with the
+	// CA it says where the account is stored.
+	Email string `json:"email,omitempty"`
+	// Draft is the dns-persist-01 draft the CA speaks, which says
+	// whether a new key changes the records.
+	Draft string `json:"draft"`
 	// AccountURL is the account orders use after the command.
 	AccountURL string `json:"account_url"`
 	// State is where the change stands; see the accountState constants.
@@ -75,7 +80,7 @@ func accountTargets(sets []servedSet, ca string) ([]accountTarget, error) {
 	var cas []string
 	for _, set := range sets {
 		cas = append(cas, set.Issuer.CA)
-		if ca != "" && set.Issuer.CA != ca {
+		if ca != "" && !sameDirectoryURL(set.Issuer.CA, ca) {
 			continue
 		}
 		i := slices.IndexFunc(targets, func(t accountTarget) bool { return t.issuer().sameAccountAs(set.Issuer) })
@@ -184,6 +189,9 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 			reports, err := inspectAll(ctx, t, inspectOptions{check: true, caa: req.CAA, account: st.pending})
 			if err != nil {
 				return change, err
+			}
+			if len(reports) == 0 {
+				return change, &inputError{fmt.Errorf("not switched: the switch first checks the replacement's record for every name, and none is known (names served only on demand are not in the config): give --domain for each name whose record you published for %s", st.pending.Location)}
 			}
 			if checkOutcome(reports, false) != nil {
 				current, err := a.get(ctx, false)

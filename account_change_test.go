@@ -28,7 +28,7 @@ func TestAccountTargetsGroupIssuersByAccount(t *testing.T) {
 	if err != nil || len(targets) != 3 || len(targets[0]) != 2 || targets[0][1].Issuer != sameAccount || targets[1].issuer() != otherCA || targets[2].issuer() != pinned {
 		t.Errorf("targets = %v, %v; want the two issuers of one account together", targets, err)
 	}
-	if targets, err := accountTargets(sets, "https://b.test/dir"); err != nil || len(targets) != 1 || targets[0].issuer() != otherCA {
+	if targets, err := accountTargets(sets, "https://b.test/dir/"); err != nil || len(targets) != 1 || targets[0].issuer() != otherCA {
 		t.Errorf("targets of one CA = %v, %v", targets, err)
 	}
 	var badInput *inputError
@@ -69,5 +69,52 @@ func TestRolloverReportsRecordsOnlyWhereTheyChange(t *testing.T) {
 				t.Errorf("a -02 rollover reports %+v, want one new record", change.Records)
 			}
 		})
+	}
+}
+
+// TestSwitchWithoutNamesIsRefused: a config whose names are all served on
+// demand gives the switch no record to check, so it refuses rather than
+// move orders to an account no record may name yet.
+func TestSwitchWithoutNamesIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	iss := newTestIssuer(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
+	url := iss.accountURL(t)
+	pending, err := iss.target().replace(ctx, replaceRequest{})
+	if err != nil || pending.State != statePending {
+		t.Fatalf("replace: %+v, %v", pending, err)
+	}
+	var badInput *inputError
+	if _, err := iss.target().replace(ctx, replaceRequest{Switch: true}); !errors.As(err, &badInput) || !strings.Contains(err.Error(), "--domain") {
+		t.Errorf("switch without names: %v, want a refusal asking for --domain", err)
+	}
+	if current, err := iss.accounts.get(ctx, false); err != nil || current.Location != url {
+		t.Errorf("orders use %s after the refused switch (%v), want %s", current.Location, err, url)
+	}
+	switched, err := iss.target("named.switch.test").replace(ctx, replaceRequest{Switch: true})
+	if err != nil || switched.State != stateNotSwitched {
+		t.Errorf("switch with a name whose record is not published: %+v, %v", switched, err)
+	}
+}
+
+// TestAFailingAccountNamesTheChangesDoneBefore: with two accounts, a
+// rollover that fails on the second says the first was rolled over, and
+// returns its change, so that nobody rolls it over again to learn it.
+func TestAFailingAccountNamesTheChangesDoneBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ca := startCA(t, acmetest.Options{})
+	dir := t.TempDir()
+	first := newTestIssuer(t, ca, dir, nil)
+	url := first.accountURL(t)
+	unregistered := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.Email = "nobody-yet@example.test" })
+	targets := []accountTarget{first.target(), unregistered.target()}
+
+	changes, err := runAccountAction(ctx, accountActions["rollover"], targets, &accountScope{})
+	if !errors.Is(err, errNoAccountYet) || !strings.Contains(err.Error(), "done before this failed: rolled-over ("+url+" at "+ca.URL+")") {
+		t.Errorf("error = %v, want the second account's, naming the first's rollover", err)
+	}
+	if len(changes) != 1 || changes[0].AccountURL != url || changes[0].State != stateRolledOver {
+		t.Errorf("changes = %+v, want the first account's rollover", changes)
 	}
 }

@@ -38,7 +38,7 @@ func (a *accounts) recheck(ctx context.Context) {
 	if storage == nil {
 		return
 	}
-	stored, err := loadStoredAccount(ctx, storage, locateAccount(a.ca, a.email))
+	stored, err := loadInUse(ctx, storage, locateAccount(a.ca, a.email))
 	if err != nil || sameAccount(stored, *a.current) {
 		return
 	}
@@ -73,7 +73,7 @@ func (a *accounts) pickUpChanged(ctx context.Context, used acme.Account, refusal
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	loc := locateAccount(a.ca, a.email)
-	stored, err := loadStoredAccount(ctx, storage, loc)
+	stored, err := loadInUse(ctx, storage, loc)
 	if err != nil {
 		return used, false
 	}
@@ -122,4 +122,12 @@ func refusesAccount(err error) bool {
 		return true
 	}
 	return false
+}
+
+// expireAccountState makes the next use of the account, and of the
+// accounturi its challenges named, read storage again: another instance
+// may have changed either.
+func (iss *Issuer) expireAccountState() {
+	iss.accounts.expire()
+	iss.st.challengeURI.expire()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 )
@@ -130,6 +131,23 @@ func (a *accounts) beginReplacement(ctx context.Context) (pending acme.Account, 
 			zap.String("replacement_account_url", pending.Location), zap.String("ca", a.ca), zap.String("stored_at", next.Reg))
 	}
 	return pending, created, nil
+}
+
+// loadInUse loads the account at loc as orders use it. A switch
+// interrupted between copying the replacement's key and its registration
+// leaves the replacement's key beside the old account's URL, which the CA
+// refuses; the replacement, still stored whole beside, is then the
+// account, as it is once the switch is done.
+func loadInUse(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
+	acct, err := loadStoredAccount(ctx, storage, loc)
+	if err != nil {
+		return acct, err
+	}
+	pending, err := loadStoredAccount(ctx, storage, loc.replacement())
+	if err == nil && pending.Location != acct.Location && sameKey(pending.PrivateKey, acct.PrivateKey) {
+		return pending, nil
+	}
+	return acct, nil
 }
 
 // switchToReplacement makes the pending replacement the account. The old

@@ -109,6 +109,14 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	if kept, _ := storage.Load(ctx, loc.replaced().Key); !equalPEM(kept, oldKeyPEM) {
 		t.Fatal("the old key was not kept before the switch began")
 	}
+	// meanwhile the account's files hold the replacement's key and the
+	// old URL: an instance loading them uses the replacement whole
+	if half, err := loadStoredAccount(ctx, storage, loc); err != nil || half.Location != oldURL || !sameKey(half.PrivateKey, pending.PrivateKey) {
+		t.Fatalf("the half-done switch left %s: %v", half.Location, err)
+	}
+	if inUse, err := newTestIssuer(t, ca, dir, nil).accounts.get(ctx, false); err != nil || !sameAccount(inUse, pending) {
+		t.Errorf("an instance loading the half-switched account uses %s: %v; want the replacement %s", inUse.Location, err, pending.Location)
+	}
 	old, current, err := a.switchToReplacement(ctx)
 	if err != nil || old.Location != oldURL || current.Location != pending.Location || !sameKey(current.PrivateKey, pending.PrivateKey) {
 		t.Fatalf("the next switch: old %s, current %s, %v", old.Location, current.Location, err)

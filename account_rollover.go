@@ -114,8 +114,8 @@ func (a *accounts) changeKey(ctx context.Context, storage certmagic.Storage, loc
 
 // finishRollover completes a key change left unfinished, if the rollover
 // key is there: when the CA has taken it, it becomes the account's key
-// (changed is set); when the CA does not know it, it is dropped. The
-// caller holds the lock.
+// (changed is set); when the CA does not know it and still knows the old
+// key as the account's, it is set aside. The caller holds the lock.
 func (a *accounts) finishRollover(ctx context.Context, storage certmagic.Storage, loc accountLocation, acct acme.Account) (_ acme.Account, changed bool, _ error) {
 	nextPEM, err := storage.Load(ctx, loc.rolloverKey())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -135,8 +135,15 @@ func (a *accounts) finishRollover(ctx context.Context, storage certmagic.Storage
 	found, err := a.lookUp(ctx, next)
 	switch {
 	case errors.Is(err, errAccountUnknown):
-		a.logger.Info("dropping the key of an unfinished rollover: the CA never took it", zap.String("key", loc.rolloverKey()))
-		return acct, false, storage.Delete(ctx, loc.rolloverKey())
+		// a CA answering from a lagging replica may not know the new
+		// key yet: only the old key still being the account's proves
+		// the change never happened, and even then the key is set
+		// aside, not deleted
+		if kept, err := a.lookUp(ctx, acct.PrivateKey); err != nil || kept.Location != acct.Location {
+			return acct, false, fmt.Errorf("a rollover of ACME account %s was left unfinished, and the CA knows neither its new key nor, as the account's, its old one (%v); nothing was changed and both keys are kept: try again later", acct.Location, err)
+		}
+		a.logger.Info("setting aside the key of an unfinished rollover: the CA never took it, and the account keeps its key", zap.String("key", loc.rolloverKey()))
+		return acct, false, setAside(ctx, storage, []string{loc.rolloverKey()}, "untaken", a.now().Unix())
 	case err != nil:
 		return acct, false, fmt.Errorf("a rollover of ACME account %s was left unfinished, and asking the CA which key it has failed: %w; nothing was changed: try again once the CA answers", acct.Location, err)
 	case found.Location != acct.Location:

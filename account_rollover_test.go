@@ -104,6 +104,21 @@ func TestRolloverDraft02RepublishesAndOldRecordsStillPass(t *testing.T) {
 	if holder := fileHolding(t, dir, oldKeyPEM); holder != "" {
 		t.Errorf("the old key is still stored, in %s", holder)
 	}
+
+	// a file of thumbprints that cannot be read stops nothing: the record
+	// made with the current key passes, and the log says why older ones
+	// would not
+	if err := iss.storage.Store(ctx, locateAccount(ca.URL, iss.Email).previousThumbprints(), []byte("{")); err != nil {
+		t.Fatal(err)
+	}
+	restarted := newTestIssuer(t, ca, dir, nil)
+	checked, err = restarted.inspect(ctx, []string{name}, true)
+	if err != nil || len(checked) != 1 || checked[0].Status != "ok" {
+		t.Errorf("check of the current record with unreadable thumbprints: %v %+v", err, checked)
+	}
+	if n := len(restarted.logs.FilterMessageSnippet("could not read the thumbprints").All()); n == 0 {
+		t.Error("nothing logged about the unreadable thumbprints")
+	}
 }
 
 // fileHolding returns a file under dir that contains data, if any.
@@ -193,6 +208,60 @@ func TestRolloverWhoseAnswerIsLostCompletes(t *testing.T) {
 	assertCAHasStoredKey(t, iss, url)
 	if n := len(iss.logs.FilterMessageSnippet("but it has taken the new key").All()); n != 1 {
 		t.Errorf("%d log entries about the lost answer", n)
+	}
+}
+
+// TestRolloverTheCANeverTookKeepsItsKey: the CA fails the key change
+// without taking the new key. While it also says it knows no account for
+// the old key (a lagging replica would), both keys stay where they are;
+// once it knows the old key as the account's, the rollover's key is set
+// aside, never deleted, and the account keeps its key.
+func TestRolloverTheCANeverTookKeepsItsKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var forgetful atomic.Bool
+	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch kind := acmetest.KindOf(r); {
+			case kind == acmetest.KindKeyChange:
+				serverInternal(w)
+			case kind == acmetest.KindNewAccount && forgetful.Load():
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusBadRequest)
+				w.Write([]byte(`{"type":"` + acme.ProblemTypeAccountDoesNotExist + `","detail":"injected by the test","status":400}`))
+			default:
+				next.ServeHTTP(w, r)
+			}
+		})
+	}})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	url := iss.accountURL(t)
+	oldKeyPEM := iss.storedKeyPEM(t)
+	loc := locateAccount(ca.URL, iss.Email)
+
+	forgetful.Store(true)
+	if _, err := iss.accounts.rollover(ctx); err == nil || !strings.Contains(err.Error(), "both keys are kept") {
+		t.Fatalf("rollover while the CA knows neither key: %v", err)
+	}
+	if !bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) || !iss.storage.Exists(ctx, loc.rolloverKey()) {
+		t.Fatal("a key was dropped while the CA knew neither")
+	}
+	newKeyPEM, _ := iss.storage.Load(ctx, loc.rolloverKey())
+
+	forgetful.Store(false)
+	if _, err := iss.accounts.rollover(ctx); err == nil || !strings.Contains(err.Error(), "did not change the key") {
+		t.Fatalf("rollover once the CA knows the old key: %v", err)
+	}
+	assertCAHasStoredKey(t, iss, url)
+	if !bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) {
+		t.Error("the account's key changed")
+	}
+	aside, _ := filepath.Glob(filepath.Join(iss.storage.Path, filepath.FromSlash(loc.rolloverKey())+".untaken-*"))
+	if len(aside) == 0 {
+		t.Fatal("the first rollover's key was not set aside")
+	}
+	if kept, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(kept, newKeyPEM) {
+		t.Errorf("the key set aside is not the first rollover's: %v", err)
 	}
 }
 

@@ -82,6 +82,7 @@ func locateAccount(ca, email string) accountLocation {
 //	<username>.previous-thumbprints.json   the thumbprints of earlier keys, never the keys
 //	<username>.replacement.json and .key   a replacement account, until the switch
 //	<username>.replaced.json and .key      the old account after the switch, until it is deactivated
+//	<username>.challenge-accounturi.json   the accounturi the CA's challenges name, when not the account URL
 
 // base is the storage key of the account's files without the extension.
 func (loc accountLocation) base() string {
@@ -97,6 +98,12 @@ func (loc accountLocation) rolloverKey() string {
 // previousThumbprints lists the thumbprints of the account's earlier keys.
 func (loc accountLocation) previousThumbprints() string {
 	return loc.base() + ".previous-thumbprints.json"
+}
+
+// challengeAccountURI holds the accounturi the CA's challenges named for
+// the account, when it is not the account's URL (challenge_accounturi.go).
+func (loc accountLocation) challengeAccountURI() string {
+	return loc.base() + ".challenge-accounturi.json"
 }
 
 // replacement is where a replacement account waits for the switch.
@@ -257,14 +264,20 @@ func findAccountByKey(ctx context.Context, storage certmagic.Storage, ca string,
 }
 
 // setAside moves the given account files to names ending in
-// ".<why>-<unix>", so the old key is kept but the place is free. A file is
+// ".<why>-<unix>" (then ".2", ".3" for more in the same second), so the
+// old key is kept but the place is free. A file is
 // deleted only once its copy has been stored and read back intact; a file
 // that cannot be read stops everything, since it cannot be copied.
 func setAside(ctx context.Context, storage certmagic.Storage, keys []string, why string, now int64) error {
 	suffix := "." + why + "-" + strconv.FormatInt(now, 10)
 	var copied []string
 	for _, key := range keys {
-		err := copyVerified(ctx, storage, key, key+suffix)
+		aside := key + suffix
+		// a file set aside in the same second is kept too
+		for n := 2; storage.Exists(ctx, aside); n++ {
+			aside = key + suffix + "." + strconv.Itoa(n)
+		}
+		err := copyVerified(ctx, storage, key, aside)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

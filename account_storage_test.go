@@ -52,6 +52,17 @@ func TestSetAsideNeverDeletesWhatItCannotCopy(t *testing.T) {
 	if err != nil || string(kept) != "the only copy of the key" || fs.Exists(ctx, loc.Key) {
 		t.Errorf("the key was not moved aside intact: %q, %v", kept, err)
 	}
+
+	// another key set aside in the same second keeps the first
+	fs.Store(ctx, loc.Key, []byte("a second key"))
+	if err := setAside(ctx, fs, []string{loc.Key}, "unusable", 1); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := fs.Load(ctx, loc.Key+".unusable-1")
+	second, err := fs.Load(ctx, loc.Key+".unusable-1.2")
+	if string(first) != "the only copy of the key" || err != nil || string(second) != "a second key" {
+		t.Errorf("two keys set aside in one second: %q and %q (%v)", first, second, err)
+	}
 }
 
 func TestAccountKeyIsStoredPrivately(t *testing.T) {

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,25 +20,37 @@ import (
 // config's persist issuers, as `caddy persist account <action>` asks. It
 // is the one part of the persist admin API that changes anything, so it
 // is served only to requests from this machine (see allowAccountChange).
-// Every action reads the accountScope of the request's JSON body, and its
-// own options from the same body.
+// Every action reads its own request type from the request's JSON body,
+// which holds the accountScope every request may give.
 
-// accountAction changes the account of one target, with the options of
-// the request body.
-type accountAction func(ctx context.Context, t accountTarget, body []byte) (AccountChange, error)
+// accountAction is one change to an account, run on every target.
+type accountAction struct {
+	// request makes what the request body decodes into.
+	request func() scopedRequest
+	// run changes the account of one target as req asks.
+	run func(ctx context.Context, t accountTarget, req scopedRequest) (AccountChange, error)
+}
+
+// scopedRequest is an action's request, which always holds an
+// accountScope.
+type scopedRequest interface {
+	scope() accountScope
+}
 
 // accountActions are the actions, by the name the path and the command
 // give them.
 var accountActions = map[string]accountAction{
-	"rollover": func(ctx context.Context, t accountTarget, _ []byte) (AccountChange, error) {
-		return t.rollover(ctx)
+	"rollover": {
+		request: func() scopedRequest { return &accountScope{} },
+		run: func(ctx context.Context, t accountTarget, _ scopedRequest) (AccountChange, error) {
+			return t.rollover(ctx)
+		},
 	},
-	"replace": func(ctx context.Context, t accountTarget, body []byte) (AccountChange, error) {
-		var req replaceRequest
-		if err := decodeAccountRequest(body, &req); err != nil {
-			return AccountChange{}, err
-		}
-		return t.replace(ctx, req)
+	"replace": {
+		request: func() scopedRequest { return &replaceRequest{} },
+		run: func(ctx context.Context, t accountTarget, req scopedRequest) (AccountChange, error) {
+			return t.replace(ctx, *req.(*replaceRequest))
+		},
 	},
 }
 
@@ -51,16 +64,22 @@ type accountScope struct {
 	Domains []string `json:"domain,omitempty"`
 }
 
-// decodeAccountRequest reads a request body; an empty one asks for the
-// defaults.
-func decodeAccountRequest(body []byte, into any) error {
+func (s accountScope) scope() accountScope { return s }
+
+// decodeAccountRequest reads the request body of action; an empty one asks
+// for the defaults. A field the action does not take is refused, not
+// ignored, so that a misspelt option never runs another step.
+func decodeAccountRequest(action accountAction, body []byte) (scopedRequest, error) {
+	req := action.request()
 	if len(body) == 0 {
-		return nil
+		return req, nil
 	}
-	if err := json.Unmarshal(body, into); err != nil {
-		return &inputError{fmt.Errorf("the request body is not the JSON object of an account request: %v", err)}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		return nil, &inputError{fmt.Errorf("the request body is not the JSON object of this account request: %v", err)}
 	}
-	return nil
+	return req, nil
 }
 
 // maxAccountRequest bounds the body of an account request.
@@ -84,22 +103,22 @@ func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading the request body: %v", err)}
 	}
-	var scope accountScope
-	if err := decodeAccountRequest(body, &scope); err != nil {
-		return apiError(err)
-	}
-
-	sets, err := servedNames(caddy.ActiveContext(), nil, scope.Domains)
+	req, err := decodeAccountRequest(action, body)
 	if err != nil {
 		return apiError(err)
 	}
-	targets, err := accountTargets(sets, scope.CA)
+
+	sets, err := servedNames(caddy.ActiveContext(), nil, req.scope().Domains)
+	if err != nil {
+		return apiError(err)
+	}
+	targets, err := accountTargets(sets, req.scope().CA)
 	if err != nil {
 		return apiError(err)
 	}
 	// a change the CA has begun is seen through, whatever the client does
 	ctx := context.WithoutCancel(r.Context())
-	changes, err := runAccountAction(ctx, action, targets, body)
+	changes, err := runAccountAction(ctx, action, targets, req)
 	if err != nil {
 		return apiError(err)
 	}
@@ -108,19 +127,31 @@ func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
 }
 
 // runAccountAction runs action for each target, and stops at the first
-// that fails, naming its account; the accounts changed before stay
-// changed, and their logs say so.
-func runAccountAction(ctx context.Context, action accountAction, targets []accountTarget, body []byte) ([]AccountChange, error) {
+// that fails, naming its account. The accounts changed before stay
+// changed, and so may the failing one, when only reporting on it failed:
+// the error names them, so that nobody runs the change again for them.
+func runAccountAction(ctx context.Context, action accountAction, targets []accountTarget, req scopedRequest) ([]AccountChange, error) {
 	changes := []AccountChange{}
 	for _, t := range targets {
-		change, err := action(ctx, t, body)
-		if err != nil {
-			if len(targets) > 1 {
-				err = fmt.Errorf("the account of %s: %w", t.issuer().CA, err)
-			}
-			return changes, err
+		change, err := action.run(ctx, t, req)
+		if err == nil {
+			changes = append(changes, change)
+			continue
 		}
-		changes = append(changes, change)
+		if len(targets) > 1 {
+			err = fmt.Errorf("the account of %s: %w", t.issuer().CA, err)
+		}
+		if change.State != "" {
+			changes = append(changes, change)
+		}
+		if len(changes) > 0 {
+			var done []string
+			for _, c := range changes {
+				done = append(done, fmt.Sprintf("%s (%s at %s)", c.State, c.AccountURL, c.CADirectory))
+			}
+			err = fmt.Errorf("%w; done before this failed: %s; `caddy persist records` prints the records the accounts need now", err, strings.Join(done, ", "))
+		}
+		return changes, err
 	}
 	return changes, nil
 }
@@ -135,23 +166,48 @@ func accountActionPaths() string {
 }
 
 // allowAccountChange accepts a request that comes from this machine,
-// through a unix socket or a loopback connection, or through Caddy's
-// remote admin endpoint (admin.remote), which authenticates its clients
-// by certificate and applies its own access control. Caddy gives admin
-// API modules no config of their own, so this is the one rule: an admin
-// endpoint reachable from elsewhere without authentication (admin
-// 0.0.0.0:2019, as containers often have) cannot change the account.
+// through a unix socket or a connection whose two ends are loopback, or
+// through Caddy's remote admin endpoint (admin.remote), which
+// authenticates its clients by certificate and applies its own access
+// control. Caddy gives admin API modules no config of their own, so this
+// is the one rule: an admin endpoint reachable from elsewhere without
+// authentication (admin 0.0.0.0:2019, as containers often have) cannot
+// change the account. A loopback peer is not enough, since a sidecar
+// proxy (Istio's connects from 127.0.0.6 to the pod's address) or a
+// reverse proxy on this machine relays other machines' requests; so the
+// local end must be loopback too, and a request a proxy says it forwarded
+// is refused.
 func allowAccountChange(r *http.Request) error {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return nil
 	}
-	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if _, unix := local.(*net.UnixAddr); unix {
-			return nil
+	forwarded := ""
+	for _, header := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip", "Via"} {
+		if r.Header.Get(header) != "" {
+			forwarded = header
+			break
 		}
 	}
-	if ip, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && ip.Addr().Unmap().IsLoopback() {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if forwarded == "" && fromThisMachine(local, r.RemoteAddr) {
 		return nil
 	}
-	return caddy.APIError{HTTPStatus: http.StatusForbidden, Err: fmt.Errorf("%s %s changes the ACME account every published record names, so it is accepted only from this machine (a loopback or unix socket admin endpoint) or through Caddy's remote admin endpoint (admin.remote, which authenticates clients by certificate), and this request came from %s: run `caddy persist account` on the Caddy host (with --address set to a loopback or unix socket admin address), or configure admin.remote and send it there (see \"Changing the account through the admin API\" in docs/accounts.md)", r.Method, r.URL.Path, r.RemoteAddr)}
+	from := r.RemoteAddr
+	if forwarded != "" {
+		from += ", which says (" + forwarded + ") it forwarded it"
+	}
+	return caddy.APIError{HTTPStatus: http.StatusForbidden, Err: fmt.Errorf("%s %s changes the ACME account every published record names, so it is accepted only from this machine (a loopback or unix socket admin endpoint, reached directly, not through a proxy) or through Caddy's remote admin endpoint (admin.remote, which authenticates clients by certificate), and this request came from %s: run `caddy persist account` on the Caddy host (with --address set to a loopback or unix socket admin address), or configure admin.remote and send it there (see \"Changing the account through the admin API\" in docs/accounts.md)", r.Method, r.URL.Path, from)}
+}
+
+// fromThisMachine reports whether a connection between local and remote
+// stays on this machine: a unix socket, or loopback at both ends.
+func fromThisMachine(local net.Addr, remote string) bool {
+	switch local := local.(type) {
+	case *net.UnixAddr:
+		return true
+	case *net.TCPAddr:
+		peer, err := netip.ParseAddrPort(remote)
+		return err == nil && peer.Addr().Unmap().IsLoopback() && local.IP.IsLoopback()
+	}
+	return false
 }

@@ -27,20 +27,27 @@ func TestAccountChangesOnlyFromThisMachine(t *testing.T) {
 		remote  string
 		local   net.Addr
 		tls     *tls.ConnectionState
+		header  string
 		allowed bool
 	}{
-		{"loopback", "127.0.0.1:40000", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2019}, nil, true},
-		{"IPv6 loopback", "[::1]:40000", &net.TCPAddr{IP: net.IPv6loopback, Port: 2019}, nil, true},
-		{"loopback to a wildcard listener", "127.0.0.1:40000", admin, nil, true},
-		{"unix socket", "@", &net.UnixAddr{Name: "/run/caddy/admin.sock", Net: "unix"}, nil, true},
-		{"another machine", "192.0.2.7:40000", admin, nil, false},
-		{"another machine through admin.remote", "192.0.2.7:40000", admin, verified, true},
-		{"another machine over TLS without a verified certificate", "192.0.2.7:40000", admin, &tls.ConnectionState{}, false},
+		{"loopback", "127.0.0.1:40000", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2019}, nil, "", true},
+		{"IPv6 loopback", "[::1]:40000", &net.TCPAddr{IP: net.IPv6loopback, Port: 2019}, nil, "", true},
+		{"unix socket", "@", &net.UnixAddr{Name: "/run/caddy/admin.sock", Net: "unix"}, nil, "", true},
+		{"another machine", "192.0.2.7:40000", admin, nil, "", false},
+		{"this machine's own address", "192.0.2.2:40000", admin, nil, "", false},
+		{"a sidecar relaying from loopback to the pod's address", "127.0.0.6:40000", admin, nil, "", false},
+		{"a proxy on this machine, over loopback", "127.0.0.1:40000", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2019}, nil, "X-Forwarded-For", false},
+		{"a proxy on this machine, to the unix socket", "@", &net.UnixAddr{Name: "/run/caddy/admin.sock", Net: "unix"}, nil, "Forwarded", false},
+		{"another machine through admin.remote", "192.0.2.7:40000", admin, verified, "", true},
+		{"another machine over TLS without a verified certificate", "192.0.2.7:40000", admin, &tls.ConnectionState{}, "", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/persist/account/rollover", nil)
 			r.RemoteAddr, r.TLS = c.remote, c.tls
+			if c.header != "" {
+				r.Header.Set(c.header, "192.0.2.7")
+			}
 			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, c.local))
 			err := allowAccountChange(r)
 			if c.allowed {
@@ -53,7 +60,7 @@ func TestAccountChangesOnlyFromThisMachine(t *testing.T) {
 			if !errors.As(err, &apiErr) || apiErr.HTTPStatus != http.StatusForbidden {
 				t.Fatalf("error = %v, want 403", err)
 			}
-			for _, hint := range []string{c.remote, "caddy persist account", "admin.remote", "docs/accounts.md"} {
+			for _, hint := range []string{c.remote, c.header, "caddy persist account", "admin.remote", "docs/accounts.md"} {
 				if !strings.Contains(err.Error(), hint) {
 					t.Errorf("the refusal does not say %q: %v", hint, err)
 				}
@@ -103,5 +110,36 @@ func TestAccountRoutesTakePOSTAndTheOthersStayReadOnly(t *testing.T) {
 		if apiErr.HTTPStatus != http.StatusMethodNotAllowed || header.Get("Allow") != http.MethodGet {
 			t.Errorf("POST %s: %d, Allow %q; want 405, GET", path, apiErr.HTTPStatus, header.Get("Allow"))
 		}
+	}
+}
+
+// TestAccountRequestsRefuseFieldsTheyDoNotTake: a misspelt option, or one
+// of another action, is a 400 before anything changes, rather than a
+// request for the defaults (a replace asked to "swtich" would register).
+func TestAccountRequestsRefuseFieldsTheyDoNotTake(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		action, body string
+		ok           bool
+	}{
+		{"replace", `{"switch":true,"domain":["a.test"]}`, true},
+		{"replace", `{"swtich":true}`, false},
+		{"rollover", `{"switch":true}`, false},
+		{"rollover", `{"ca":"https://ca.example/dir"}`, true},
+		{"rollover", ``, true},
+		{"replace", `[]`, false},
+	} {
+		_, err := decodeAccountRequest(accountActions[c.action], []byte(c.body))
+		var badInput *inputError
+		switch {
+		case c.ok && err != nil:
+			t.Errorf("%s %s: %v", c.action, c.body, err)
+		case !c.ok && !errors.As(err, &badInput):
+			t.Errorf("%s %s: %v, want a refusal of the input", c.action, c.body, err)
+		}
+	}
+	req, err := decodeAccountRequest(accountActions["replace"], []byte(`{"switch":true,"domain":["a.test"]}`))
+	if r, ok := req.(*replaceRequest); err != nil || !ok || !r.Switch || len(r.scope().Domains) != 1 {
+		t.Errorf("replace request decoded as %+v, %v", req, err)
 	}
 }

@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"sync"
+	"time"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 )
@@ -24,7 +23,7 @@ import (
 // reads it from the authorizations of each order (notoffered.go).
 //
 // A challenge's accounturi that is not the account URL is remembered, in
-// memory and in storage, so that the check before an order, the reports
+// memory and in storage beside the account's files, so that the check before an order, the reports
 // and the on-demand permission judge records against it too, here and
 // after a restart, until a challenge names another or none (the account
 // URL).
@@ -82,11 +81,20 @@ func withChallengeAccount(err error, domain string, in recordInputs) error {
 }
 
 // challengeURIMemory is the accounturi the CA's last challenge named for
-// an account, when it was not the account's URL.
+// the issuer's account, when it was not the account's URL, as storage
+// held it when last read.
 type challengeURIMemory struct {
-	mu     sync.Mutex
-	loaded bool
-	file   challengeURIFile
+	mu sync.Mutex
+	// read is when storage was last read; zero reads it at the next use
+	read time.Time
+	file challengeURIFile
+}
+
+// expire makes the next use read storage again.
+func (m *challengeURIMemory) expire() {
+	m.mu.Lock()
+	m.read = time.Time{}
+	m.mu.Unlock()
 }
 
 // challengeURIFile is the storage form of the memory.
@@ -95,26 +103,25 @@ type challengeURIFile struct {
 	AccountURI string `json:"accounturi"`
 }
 
-// challengeURIKey is where the memory is stored for the CA of issuerKey,
-// under this plugin's own prefix.
-func challengeURIKey(issuerKey string) string {
-	return path.Join("persist", certmagic.StorageKeys.Safe(issuerKey), "challenge-accounturi.json")
-}
-
 // challengeURIFor returns the accounturi the CA's challenges last named
-// for acct when it is not acct's URL, or "". Storage is read once, when
-// it answers.
+// for acct when it is not acct's URL, or "". Another instance sharing the
+// storage may have learnt a new one, so storage is read again as the
+// account is (accountRecheck, and at once before an order); when it does
+// not answer, what was read last stands.
 func (iss *Issuer) challengeURIFor(ctx context.Context, acct acme.Account) string {
 	m := &iss.st.challengeURI
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if storage := iss.storage(); !m.loaded && storage != nil {
-		data, err := storage.Load(ctx, challengeURIKey(iss.IssuerKey()))
+	if storage := iss.storage(); storage != nil && iss.now().Sub(m.read) >= accountRecheck {
+		data, err := storage.Load(ctx, locateAccount(iss.CA, iss.Email).challengeAccountURI())
 		switch {
 		case err == nil:
-			m.loaded = json.Unmarshal(data, &m.file) == nil
+			var file challengeURIFile
+			if json.Unmarshal(data, &file) == nil {
+				m.file, m.read = file, iss.now()
+			}
 		case errors.Is(err, fs.ErrNotExist):
-			m.loaded = true
+			m.file, m.read = challengeURIFile{}, iss.now()
 		}
 	}
 	if m.file.AccountURL == acct.Location {
@@ -133,8 +140,9 @@ func (iss *Issuer) rememberChallengeURI(ctx context.Context, acct acme.Account, 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	storage := iss.storage()
-	key := challengeURIKey(iss.IssuerKey())
+	key := locateAccount(iss.CA, iss.Email).challengeAccountURI()
 	var err error
+	m.read = iss.now()
 	if uri == acct.Location {
 		m.file = challengeURIFile{}
 		if storage != nil {
@@ -154,6 +162,6 @@ func (iss *Issuer) rememberChallengeURI(ctx context.Context, acct acme.Account, 
 		}
 	}
 	if err != nil {
-		iss.logger.Warn("could not store the accounturi the CA's challenges name; after a restart records are judged against the account URL until the next order", zap.Error(err))
+		iss.logger.Warn("could not store the accounturi the CA's challenges name; once storage is read again (after a restart, or within a minute) records are judged against what it holds, until the next order", zap.Error(err))
 	}
 }

@@ -162,19 +162,20 @@ func askAccountChange(addr, action string, body []byte) ([]AccountChange, error)
 // localAccountChange loads the config here and runs the action on its
 // storage.
 func localAccountChange(fl caddycmd.Flags, action string, body []byte, stderr io.Writer, why string) ([]AccountChange, error) {
-	var scope accountScope
-	if err := decodeAccountRequest(body, &scope); err != nil {
-		return nil, err
-	}
-	ctx, sets, err := loadLocally(fl, scope.Domains, why, stderr)
+	act := accountActions[action]
+	req, err := decodeAccountRequest(act, body)
 	if err != nil {
 		return nil, err
 	}
-	targets, err := accountTargets(sets, scope.CA)
+	ctx, sets, err := loadLocally(fl, req.scope().Domains, why, stderr)
 	if err != nil {
 		return nil, err
 	}
-	return runAccountAction(ctx, accountActions[action], targets, body)
+	targets, err := accountTargets(sets, req.scope().CA)
+	if err != nil {
+		return nil, err
+	}
+	return runAccountAction(ctx, act, targets, req)
 }
 
 // printAccountChange prints a change as zone file lines: remarks as

@@ -101,7 +101,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 		return nil, err
 	}
 	// another instance may have rolled the key over or switched accounts
-	iss.accounts.expire()
+	iss.expireAccountState()
 	acct, err := iss.accounts.get(ctx, true)
 	if err != nil {
 		return nil, err
@@ -109,17 +109,13 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	// issuer names the directory does not give are learnt from the
 	// challenges, so unlike other callers an order goes ahead without them
 	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir)}
-	if err := iss.useAccount(ctx, &in, acct); err != nil {
-		return nil, err
-	}
+	iss.useAccount(ctx, &in, acct)
 	iss.logReplacementRecords(plan, in)
 
 	chains, err := iss.obtain(ctx, plan, in, csr)
 	// it may have happened since: the CA then refuses the key we hold
 	if changed, ok := iss.accounts.pickUpChanged(ctx, in.acct, err); ok {
-		if err := iss.useAccount(ctx, &in, changed); err != nil {
-			return nil, err
-		}
+		iss.useAccount(ctx, &in, changed)
 		chains, err = iss.obtain(ctx, plan, in, csr)
 	}
 	var problem acme.Problem
@@ -130,9 +126,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 		if acct, replaced, err = iss.accounts.replaceVanished(ctx, old); err != nil {
 			return nil, err
 		}
-		if err := iss.useAccount(ctx, &in, acct); err != nil {
-			return nil, err
-		}
+		iss.useAccount(ctx, &in, acct)
 		if replaced {
 			iss.logger.Error("replaced the vanished ACME account; publish the new records, or no certificate can be obtained",
 				zap.String("old_account_url", old.Location),
@@ -204,7 +198,7 @@ func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResourc
 	if err != nil {
 		return err
 	}
-	iss.accounts.expire()
+	iss.expireAccountState()
 	acct, err := iss.accounts.get(ctx, true)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
@@ -51,7 +52,8 @@ func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInput
 	if err != nil {
 		return in, err
 	}
-	return in, iss.useAccount(ctx, &in, acct)
+	iss.useAccount(ctx, &in, acct)
+	return in, nil
 }
 
 // directoryInputs are the inputs but the account: the directory and the
@@ -70,16 +72,21 @@ func (iss *Issuer) directoryInputs(ctx context.Context) (recordInputs, error) {
 
 // useAccount makes acct the account of in, with the accounturi its
 // challenges last named and, for a -02 CA, the thumbprints of its
-// previous keys.
-func (iss *Issuer) useAccount(ctx context.Context, in *recordInputs, acct acme.Account) error {
+// previous keys. Those thumbprints only let more records pass, so a file
+// of them that cannot be read is no reason to stop: records made with
+// the current key still pass, and the others fail as if it were empty.
+func (iss *Issuer) useAccount(ctx context.Context, in *recordInputs, acct acme.Account) {
 	in.acct, in.previous = acct, nil
 	in.challengeURI = iss.challengeURIFor(ctx, acct)
 	if in.dir.Draft != record.Draft02 {
-		return nil
+		return
 	}
 	previous, err := iss.accounts.previousThumbprints(ctx, acct)
+	if err != nil {
+		iss.logger.Warn("could not read the thumbprints of the account's previous keys; draft -02 records made with those keys fail the check until they can be read",
+			zap.String("account_url", acct.Location), zap.Error(err))
+	}
 	in.previous = previous
-	return err
 }
 
 // offeredBeforeOrder returns the issuer domain names known without an

@@ -154,16 +154,14 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	acct := opts.account
 	if acct == nil {
 		// what another instance changed shows at once
-		iss.accounts.expire()
+		iss.expireAccountState()
 		current, err := iss.accounts.get(ctx, !check)
 		if err != nil {
 			return nil, err
 		}
 		acct = &current
 	}
-	if err := iss.useAccount(ctx, &in, *acct); err != nil {
-		return nil, err
-	}
+	iss.useAccount(ctx, &in, *acct)
 	if in.dir.Draft == record.Draft02 {
 		if err := confirmAccountValid(ctx, in.client.HTTPClient, in.dir, in.acct); err != nil {
 			return nil, err
