@@ -42,7 +42,7 @@ const (
 func startForwarder(upstream, zone string) (*dnsForwarder, error) {
 	f := &dnsForwarder{
 		upstream: upstream,
-		zone:     dns.Fqdn(strings.ToLower(zone)),
+		zone:     dns.CanonicalName(zone),
 		counts:   map[side]map[uint16]int{sideClient: {}, sideCA: {}},
 	}
 	var err error

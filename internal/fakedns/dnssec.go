@@ -29,7 +29,7 @@ type ZoneKey struct {
 func NewZoneKey(t testing.TB, zone string, ksk bool) *ZoneKey {
 	t.Helper()
 	k := &dns.DNSKEY{
-		Hdr:       dns.RR_Header{Name: dns.Fqdn(strings.ToLower(zone)), Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
+		Hdr:       dns.RR_Header{Name: dns.CanonicalName(zone), Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
 		Flags:     dns.ZONE,
 		Protocol:  3,
 		Algorithm: dns.ECDSAP256SHA256,
@@ -75,7 +75,7 @@ type Signing struct {
 func (s *Server) SignZone(zone string, sg Signing) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.signing[dns.Fqdn(strings.ToLower(zone))] = sg
+	s.signing[dns.CanonicalName(zone)] = sg
 }
 
 // SignedZone has servers sign zone, which they serve, with a key signing
@@ -102,12 +102,7 @@ func SignedZone(t testing.TB, directory *Server, zone string, servers []*Server,
 func (s *Server) SetDS(zone string, records ...*dns.DS) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := dns.Fqdn(strings.ToLower(zone))
-	if len(records) == 0 {
-		delete(s.ds, key)
-		return
-	}
-	s.ds[key] = records
+	replaceAt(s.ds, dns.CanonicalName(zone), records)
 }
 
 // keysOf returns the DNSKEY RRset of a signed zone; s.mu is held.

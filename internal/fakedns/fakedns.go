@@ -212,7 +212,7 @@ func (s *Server) Close() {
 func (s *Server) AddZone(zone string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.zones[dns.Fqdn(strings.ToLower(zone))] = true
+	s.zones[dns.CanonicalName(zone)] = true
 }
 
 // SetNameservers makes zone's NS records ns1.<zone>, ns2.<zone> and so on,
@@ -220,7 +220,7 @@ func (s *Server) AddZone(zone string) {
 func (s *Server) SetNameservers(zone string, addrs ...net.IP) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nameservers[dns.Fqdn(strings.ToLower(zone))] = addrs
+	s.nameservers[dns.CanonicalName(zone)] = addrs
 }
 
 // ServeZone makes servers authoritative for zone and has directory, the
@@ -241,12 +241,17 @@ func ServeZone(directory *Server, zone string, servers ...*Server) {
 func (s *Server) SetTXT(name string, values ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := dns.Fqdn(strings.ToLower(name))
-	if len(values) == 0 {
-		delete(s.txt, key)
+	replaceAt(s.txt, dns.CanonicalName(name), values)
+}
+
+// replaceAt makes records the records at key, or removes key when there
+// are none.
+func replaceAt[R any](m map[string][]R, key string, records []R) {
+	if len(records) == 0 {
+		delete(m, key)
 		return
 	}
-	s.txt[key] = values
+	m[key] = records
 }
 
 // SetCAA replaces the CAA records at name with one record per value, each
@@ -254,7 +259,7 @@ func (s *Server) SetTXT(name string, values ...string) {
 // does not parse fails the test, as a typo in the test itself.
 func (s *Server) SetCAA(t testing.TB, name string, records ...string) {
 	t.Helper()
-	key := dns.Fqdn(strings.ToLower(name))
+	key := dns.CanonicalName(name)
 	var rrs []dns.RR
 	for _, v := range records {
 		rr, err := dns.NewRR(key + " 60 IN CAA " + v)
@@ -265,23 +270,19 @@ func (s *Server) SetCAA(t testing.TB, name string, records ...string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(rrs) == 0 {
-		delete(s.caa, key)
-		return
-	}
-	s.caa[key] = rrs
+	replaceAt(s.caa, key, rrs)
 }
 
 // SetCNAME points name at target; an empty target removes the alias.
 func (s *Server) SetCNAME(name, target string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := dns.Fqdn(strings.ToLower(name))
+	key := dns.CanonicalName(name)
 	if target == "" {
 		delete(s.cname, key)
 		return
 	}
-	s.cname[key] = dns.Fqdn(strings.ToLower(target))
+	s.cname[key] = dns.CanonicalName(target)
 }
 
 // SetFollowCNAME chooses whether answers include a CNAME target's records.
@@ -309,7 +310,7 @@ func (s *Server) MaxInFlight() int {
 func (s *Server) SetFault(name string, f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults[dns.Fqdn(strings.ToLower(name))] = f
+	s.faults[dns.CanonicalName(name)] = f
 }
 
 // Queries returns how many queries the server has received in all.
@@ -324,7 +325,7 @@ func (s *Server) Queries() int {
 func (s *Server) QueriesFor(name string, qtype uint16) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queries[queryKey(dns.Fqdn(strings.ToLower(name)), qtype)]
+	return s.queries[queryKey(dns.CanonicalName(name), qtype)]
 }
 
 // ResetCounts forgets the query counts.
