@@ -85,9 +85,6 @@ func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, e
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(root); err != nil {
-		return nil, fmt.Errorf("reading the %s folder: %w", client, err)
-	}
 	var marker string
 	var read func(dir string) (foreignAccount, error)
 	switch client {
@@ -100,6 +97,9 @@ func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, e
 	default:
 		return nil, fmt.Errorf("--from must be one of %s, not %q", joinClients(), client)
 	}
+	if _, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("reading the %s folder: %w; give the folder %s keeps its accounts in %s", client, err, client, usualFolder(client))
+	}
 	var found []foreignAccount
 	err = walkFollowing(root, maxImportDepth, func(dir string, names []string) error {
 		if !slices.Contains(names, marker) {
@@ -107,7 +107,7 @@ func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, e
 		}
 		acct, err := read(dir)
 		if err != nil {
-			return fmt.Errorf("%s account in %s: %w", client, dir, err)
+			return fmt.Errorf("%s account in %s: %w; nothing was imported: if another client wrote this folder, name it in --from, or give the folder of the one account to import", client, dir, err)
 		}
 		acct.client, acct.dir = client, dir
 		found = append(found, acct)

@@ -56,9 +56,6 @@ func cmdPersistAccountImport(fl caddycmd.Flags) (int, error) {
 
 func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
 	client := foreignClient(fl.String("from"))
-	if !slices.Contains(foreignClients, client) {
-		return fmt.Errorf("--from must be one of %s, not %q", joinClients(), client)
-	}
 	found, err := findForeignAccounts(client, fl.Arg(0))
 	if err != nil {
 		return err
