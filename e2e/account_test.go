@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -63,15 +61,8 @@ func (e *env) accountKey(t *testing.T, suffix string) crypto.Signer {
 
 // acmeClient is an ACME client of the env's CA, for the test to speak to
 // it as a client holding some key would.
-func (e *env) acmeClient(t *testing.T) *acme.Client {
-	t.Helper()
-	pem, err := os.ReadFile(e.ca.TLSRootsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	return &acme.Client{Directory: e.ca.URL, HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}}
+func (e *env) acmeClient() *acme.Client {
+	return &acme.Client{Directory: e.ca.URL, HTTPClient: e.ca.HTTPClient()}
 }
 
 // problemType is the type of the ACME problem err carries, if any.
@@ -131,7 +122,7 @@ func TestRolloverKeepsTheAccountAndItsRecords(t *testing.T) {
 	// GetOrder sends one to the URL it is given), refused for its
 	// signature; the same request with the new key is answered
 	ctx := context.Background()
-	client := e.acmeClient(t)
+	client := e.acmeClient()
 	if _, err := client.GetOrder(ctx, acme.Account{Location: url, PrivateKey: oldKey}, acme.Order{Location: url}); problemType(err) != acme.ProblemTypeMalformed {
 		t.Errorf("the CA on a request signed with the old key: %v, want malformed", err)
 	}
@@ -270,7 +261,7 @@ func TestReplaceMovesToANewAccountOnceItsRecordsPass(t *testing.T) {
 		t.Fatalf("deactivate: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 	oldKey := e.accountKey(t, ".replaced.key.deactivated-*")
-	if _, err := e.acmeClient(t).GetAccount(context.Background(), acme.Account{PrivateKey: oldKey}); problemType(err) != acme.ProblemTypeUnauthorized {
+	if _, err := e.acmeClient().GetAccount(context.Background(), acme.Account{PrivateKey: oldKey}); problemType(err) != acme.ProblemTypeUnauthorized {
 		t.Errorf("the CA on the old account: %v, want unauthorized", err)
 	}
 	if n := e.ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 2 {

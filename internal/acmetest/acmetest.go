@@ -153,6 +153,12 @@ func (c *CA) Reset() {
 }
 
 // Root returns the root certificate the CA issues under, for verifying
+// HTTPClient is a client that trusts the CA's HTTPS endpoint, for a test
+// to speak ACME to it directly.
+func (c *CA) HTTPClient() *http.Client {
+	return c.server.Client()
+}
+
 // issued chains.
 func (c *CA) Root() *x509.Certificate {
 	return c.ca.Load().GetRootCert(0).Cert
