@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"crypto"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -157,21 +156,10 @@ type orderSigners struct {
 func (o *orderSigners) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if acmetest.KindOf(r) == acmetest.KindNewOrder {
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
-			var jws struct {
-				Protected string `json:"protected"`
-			}
-			var header struct {
-				KID string `json:"kid"`
-			}
-			json.Unmarshal(body, &jws)
-			protected, _ := base64.RawURLEncoding.DecodeString(jws.Protected)
-			json.Unmarshal(protected, &header)
 			order := acmetest.ReadNewOrder(r)
 			o.mu.Lock()
 			for _, id := range order.Identifiers {
-				o.kids[id.Value] = append(o.kids[id.Value], header.KID)
+				o.kids[id.Value] = append(o.kids[id.Value], order.Account)
 			}
 			o.mu.Unlock()
 		}

@@ -6,7 +6,6 @@ package acmetest
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/letsencrypt/challtestsrv"
 	"github.com/letsencrypt/pebble/v2/ca"
 	"github.com/letsencrypt/pebble/v2/db"
@@ -284,11 +284,15 @@ type NewOrder struct {
 		Value string `json:"value"`
 	} `json:"identifiers"`
 	Replaces string `json:"replaces"`
+	// Account is the account URL that signed the request (the JWS kid).
+	Account string `json:"-"`
 }
 
-// ReadNewOrder reads a newOrder request's JWS payload, leaving the body
-// for Pebble to read. The body is flattened JWS JSON whose payload is
-// base64url JSON.
+// acmeAlgorithms are the JWS algorithms ACME clients sign with.
+var acmeAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.EdDSA}
+
+// ReadNewOrder reads a newOrder request's JWS, without verifying it (Pebble
+// does), leaving the body for Pebble to read.
 func ReadNewOrder(r *http.Request) NewOrder {
 	var order NewOrder
 	body, err := io.ReadAll(r.Body)
@@ -297,17 +301,12 @@ func ReadNewOrder(r *http.Request) NewOrder {
 	if err != nil {
 		return order
 	}
-	var jws struct {
-		Payload string `json:"payload"`
-	}
-	if json.Unmarshal(body, &jws) != nil {
+	jws, err := jose.ParseSignedJSON(string(body), acmeAlgorithms)
+	if err != nil || len(jws.Signatures) != 1 {
 		return order
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(jws.Payload)
-	if err != nil {
-		return order
-	}
-	json.Unmarshal(payload, &order)
+	json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &order)
+	order.Account = jws.Signatures[0].Protected.KeyID
 	return order
 }
 
