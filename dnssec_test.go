@@ -75,7 +75,7 @@ func TestExpiredSignaturesAtOneNameserverHoldTheOrder(t *testing.T) {
 		t.Fatalf("error = %v, want a RecordError", err)
 	}
 	ns2 := "ns2.signed-expired.test (" + group[1].Addr + ")"
-	want := fmt.Sprintf("_validation-persist.signed-expired.test: dnssec: at %s: the RRSIG over _validation-persist.signed-expired.test TXT expired at %s; the CA's resolver will answer SERVFAIL", ns2, expired.UTC().Format(time.RFC3339))
+	want := fmt.Sprintf("_validation-persist.signed-expired.test: dnssec: at %s: the RRSIG over _validation-persist.signed-expired.test TXT expired at %s; the CA's resolver will answer SERVFAIL; re-sign signed-expired.test on that server, and check its signer runs: signatures expire", ns2, expired.UTC().Format(time.RFC3339))
 	if recErr.Status() != record.StatusDNSSEC || !slices.Equal(recErr.Servers(), []string{ns2}) || recErr.Error() != want {
 		t.Errorf("error = %q (status %s, servers %v),\nwant %q", recErr, recErr.Status(), recErr.Servers(), want)
 	}

@@ -265,7 +265,7 @@ func TestDSMatchingNoKeyOrdersNothing(t *testing.T) {
 // requireDNSSECCheck fails the test unless `caddy persist check` exited 1
 // with the line of a record whose answer at server does not validate:
 //
-//	<record>: dnssec: at <server>: <detail>; the CA's resolver will answer SERVFAIL
+//	<record>: dnssec: at <server>: <detail>; the CA's resolver will answer SERVFAIL; <remedy>
 //
 // and returns the detail. The line offers no record to publish: the
 // record passes, and publishing it again mends nothing.
@@ -275,7 +275,7 @@ func requireDNSSECCheck(t *testing.T, res caddytest.Result, rec persist.RecordRe
 	line := caddytest.FindLine(res.Stdout, prefix)
 	detail, ok := dnssecDetail(strings.TrimPrefix(line, prefix), server)
 	if res.Code != 1 || !strings.HasPrefix(line, prefix) || !ok {
-		t.Fatalf("persist check: exit %d, want 1 and the line\n%sat %s: <detail>; the CA's resolver will answer SERVFAIL\n%s\n%s",
+		t.Fatalf("persist check: exit %d, want 1 and the line\n%sat %s: <detail>; the CA's resolver will answer SERVFAIL; <remedy>\n%s\n%s",
 			res.Code, prefix, server, res.Stdout, res.Stderr)
 	}
 	return detail
@@ -301,7 +301,7 @@ func requireDNSSECLog(t *testing.T, line, server, zone, link string) {
 	_, ok := dnssecDetail(entry.Reason, server)
 	if entry.Level != "warn" || entry.Status != string(record.StatusDNSSEC) || !ok ||
 		!slices.Equal(entry.Servers, []string{server}) || entry.Zone != zone || entry.Link != link {
-		t.Fatalf("want a warning with status %s, the reason \"at %s: <detail>; the CA's resolver will answer SERVFAIL\", servers [%s], dnssec_zone %s and dnssec_link %s:\n%s",
+		t.Fatalf("want a warning with status %s, the reason \"at %s: <detail>; the CA's resolver will answer SERVFAIL; <remedy>\", servers [%s], dnssec_zone %s and dnssec_link %s:\n%s",
 			record.StatusDNSSEC, server, server, zone, link, line)
 	}
 }
@@ -310,8 +310,8 @@ func requireDNSSECLog(t *testing.T, line, server, zone, link string) {
 // server does not validate, and reports whether the reason had that form.
 func dnssecDetail(reason, server string) (string, bool) {
 	rest, atServer := strings.CutPrefix(reason, "at "+server+": ")
-	detail, servfail := strings.CutSuffix(rest, "; the CA's resolver will answer SERVFAIL")
-	return detail, atServer && servfail && detail != ""
+	detail, remedy, servfail := strings.Cut(rest, "; the CA's resolver will answer SERVFAIL; ")
+	return detail, atServer && servfail && detail != "" && remedy != ""
 }
 
 // A record removed after issuance is reported by the daily check in the

@@ -50,7 +50,23 @@ type DNSSECError struct {
 }
 
 func (e *DNSSECError) Error() string {
-	return e.Detail + "; the CA's resolver will answer SERVFAIL"
+	return e.Detail + "; the CA's resolver will answer SERVFAIL; " + e.remedy()
+}
+
+// remedy says what mends the link; republishing the record does not.
+func (e *DNSSECError) remedy() string {
+	switch {
+	case e.unknownKey:
+		return "add the key that made the signature to the DNSKEY set of " + e.Zone + ", or re-sign with a key the set holds"
+	case e.Link == linkDS:
+		return "make the DS of " + e.Zone + " at its parent (the registrar) match one of its DNSKEYs, or remove the DS to leave the zone unsigned"
+	case e.Link == linkDNSKEY:
+		return "sign the DNSKEY set of " + e.Zone + " with the key the DS names"
+	case e.Link == linkDenial:
+		return "serve " + e.Zone + " with the NSEC or NSEC3 records its signer made"
+	default:
+		return "re-sign " + e.Zone + " on that server, and check its signer runs: signatures expire"
+	}
 }
 
 // The links a DNSSECError names.

@@ -160,7 +160,7 @@ func TestDNSSECFaultAtOneServer(t *testing.T) {
 			if len(bad.Servers) != 1 || !strings.HasPrefix(bad.Servers[0], "ns2.fault.test ") || bad.DNSSEC == nil {
 				t.Fatalf("ns2's view = %+v, want a DNSSEC failure", bad)
 			}
-			if e := bad.DNSSEC; e.Zone != "fault.test" || e.Link != c.link || !strings.HasPrefix(e.Detail, c.want) || !strings.HasSuffix(e.Error(), "; the CA's resolver will answer SERVFAIL") {
+			if e := bad.DNSSEC; e.Zone != "fault.test" || e.Link != c.link || !strings.HasPrefix(e.Detail, c.want) || !strings.HasSuffix(e.Error(), "; the CA's resolver will answer SERVFAIL; "+e.remedy()) || !strings.Contains(e.remedy(), "fault.test") {
 				t.Errorf("ns2: %+v, want link %s and a detail starting %q", e, c.link, c.want)
 			}
 			if !slices.Equal(bad.Values, []string{ours}) {
