@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -67,13 +68,26 @@ func (r *Resolver) trustOf(ctx context.Context, zone string) (zoneTrust, error) 
 type keyRRset struct {
 	rrset []dns.RR
 	sigs  []*dns.RRSIG
+	// validated is the last validation that succeeded, which holds as
+	// long as the DS records and the signature's validity do: every
+	// check reuses the set, and verifying it again would give the same
+	// answer.
+	validated atomic.Pointer[validatedKeys]
+}
+
+// validatedKeys are the keys of a DNSKEY RRset that the DS records ds
+// named, with the signature sig that made them valid.
+type validatedKeys struct {
+	ds   []*dns.DS
+	sig  *dns.RRSIG
+	keys []*dns.DNSKEY
 }
 
 // dnskeysAt returns the DNSKEY RRset of zone that srv serves, from the
 // cache unless fresh, and whether it came from there. It is kept per
 // server for nsCacheTTL and judged again at each use, since validity
 // depends on the time.
-func (r *Resolver) dnskeysAt(ctx context.Context, srv server, zone string, how asking, fresh bool) (keyRRset, bool, error) {
+func (r *Resolver) dnskeysAt(ctx context.Context, srv server, zone string, how asking, fresh bool) (*keyRRset, bool, error) {
 	key := srv.addr + "|" + zone
 	if !fresh {
 		if k, ok := r.dnskeys.Get(key, r.now()); ok {
@@ -85,11 +99,11 @@ func (r *Resolver) dnskeysAt(ctx context.Context, srv server, zone string, how a
 		err = errNotAuthoritative
 	}
 	if err != nil {
-		return keyRRset{}, false, fmt.Errorf("asking for the DNSKEY records of %s: %w", trimDot(zone), err)
+		return nil, false, fmt.Errorf("asking for the DNSKEY records of %s: %w", trimDot(zone), err)
 	}
-	var k keyRRset
-	k.rrset, k.sigs = rrsetAt(msg.Answer, zone, dns.TypeDNSKEY)
 	now := r.now()
+	k := &keyRRset{}
+	k.rrset, k.sigs = rrsetAt(msg.Answer, zone, dns.TypeDNSKEY)
 	r.dnskeys.Put(key, k, now, now.Add(nsCacheTTL))
 	return k, false, nil
 }
@@ -97,7 +111,10 @@ func (r *Resolver) dnskeysAt(ctx context.Context, srv server, zone string, how a
 // validate returns the keys of the RRset when a key that a DS record of
 // trust names signs it, with a signature valid at now; else the broken
 // link.
-func (k keyRRset) validate(zone string, trust zoneTrust, now time.Time) ([]*dns.DNSKEY, *DNSSECError) {
+func (k *keyRRset) validate(zone string, trust zoneTrust, now time.Time) ([]*dns.DNSKEY, *DNSSECError) {
+	if last := k.validated.Load(); last != nil && slices.Equal(last.ds, trust.ds) && last.sig.ValidityPeriod(now) {
+		return last.keys, nil
+	}
 	name := trimDot(zone)
 	var keys, named []*dns.DNSKEY
 	for _, rr := range k.rrset {
@@ -114,9 +131,11 @@ func (k keyRRset) validate(zone string, trust zoneTrust, now time.Time) ([]*dns.
 	case len(named) == 0:
 		return nil, &DNSSECError{Zone: name, Link: linkDS, Detail: fmt.Sprintf("no DNSKEY of %s (key tags %s) matches its DS records at the parent (key tags %s)", name, tagList(keys, (*dns.DNSKEY).KeyTag), dsTags)}
 	}
-	if _, detail, _ := verifyRRset(k.rrset, k.sigs, named, now, "the keys its DS records name"); detail != "" {
+	sig, detail, _ := verifyRRset(k.rrset, k.sigs, named, now, "the keys its DS records name")
+	if detail != "" {
 		return nil, &DNSSECError{Zone: name, Link: linkDNSKEY, Detail: detail}
 	}
+	k.validated.Store(&validatedKeys{ds: trust.ds, sig: sig, keys: keys})
 	return keys, nil
 }
 

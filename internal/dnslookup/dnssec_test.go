@@ -372,6 +372,30 @@ func TestDNSSECKeysAreFetchedAgainAfterARollover(t *testing.T) {
 	}
 }
 
+// TestDNSSECKeysValidatedOnceAreJudgedAgainWhenTheDSChanges: a DNSKEY
+// RRset is verified once and reused, but only under the DS records it
+// was verified against: a parent that now names another key breaks the
+// chain at once, and one naming the key again mends it.
+func TestDNSSECKeysValidatedOnceAreJudgedAgainWhenTheDSChanges(t *testing.T) {
+	t.Parallel()
+	z := newSignedZone(t, "memo.test", 1, nil)
+	name := "_validation-persist.memo.test"
+	z.setTXT(name, ours)
+	if v := onlyView(t, z.lookup(t, name)); v.DNSSEC != nil {
+		t.Fatal(v.DNSSEC)
+	}
+	now := time.Now()
+	stranger := fakedns.NewZoneKey(t, "memo.test.", true)
+	z.r.trust.Put("memo.test.", zoneTrust{ds: []*dns.DS{stranger.DS()}}, now, now.Add(time.Hour))
+	if v := onlyView(t, z.lookup(t, name)); v.DNSSEC == nil || v.DNSSEC.Link != linkDS {
+		t.Errorf("with a DS naming another key: %v, want the ds link broken", v.DNSSEC)
+	}
+	z.r.trust.Put("memo.test.", zoneTrust{ds: []*dns.DS{z.ksk.DS()}}, now, now.Add(time.Hour))
+	if v := onlyView(t, z.lookup(t, name)); v.DNSSEC != nil {
+		t.Errorf("with the DS naming the key again: %v", v.DNSSEC)
+	}
+}
+
 // Signatures are judged at the resolver's clock, not the machine's: a
 // check that runs past a signature's end fails as the CA's would then.
 func TestDNSSECValidityIsJudgedAtTheResolversClock(t *testing.T) {
@@ -491,7 +515,7 @@ func TestDNSSECWildcardAnswerNeedsAProof(t *testing.T) {
 	r := New(Options{Resolvers: []string{"127.0.0.1:1"}, Now: func() time.Time { return now }})
 	srv := server{addr: "127.0.0.1:1", label: "ns1.wild.test"}
 	r.trust.Put(zone, zoneTrust{ds: []*dns.DS{key.ToDS(dns.SHA256)}}, now, now.Add(time.Hour))
-	r.dnskeys.Put(srv.addr+"|"+zone, keyRRset{rrset: []dns.RR{key}, sigs: []*dns.RRSIG{sign(key)}}, now, now.Add(time.Hour))
+	r.dnskeys.Put(srv.addr+"|"+zone, &keyRRset{rrset: []dns.RR{key}, sigs: []*dns.RRSIG{sign(key)}}, now, now.Add(time.Hour))
 
 	wild := &dns.TXT{Hdr: dns.RR_Header{Name: "*." + zone, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{ours}}
 	sig := sign(wild)

@@ -126,7 +126,7 @@ type Resolver struct {
 	// signed zone, so that a warm check of a signed zone asks nothing
 	// more than an unsigned one.
 	trust   *cache.Expiring[zoneTrust]
-	dnskeys *cache.Expiring[keyRRset]
+	dnskeys *cache.Expiring[*keyRRset]
 	recent  *cache.Expiring[Answer]
 	// caaParents holds the CAA answers at the parents of names looked up.
 	caaParents *cache.Expiring[Answer]
@@ -145,7 +145,7 @@ func New(opts Options) *Resolver {
 		nsCache:      cache.NewExpiring[[]server](maxZones),
 		zones:        cache.NewExpiring[string](maxZones),
 		trust:        cache.NewExpiring[zoneTrust](maxZones),
-		dnskeys:      cache.NewExpiring[keyRRset](maxZones),
+		dnskeys:      cache.NewExpiring[*keyRRset](maxZones),
 		recent:       cache.NewExpiring[Answer](maxRecents),
 		caaParents:   cache.NewExpiring[Answer](maxZones),
 	}
