@@ -86,6 +86,15 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 			case <-time.After(gap):
 			}
 		}
+		if i > 0 {
+			// the pass spans the day, and the account may have been
+			// rolled over or replaced since it began; the directory
+			// and the account are cached, so this costs no round trip
+			if in, err = iss.recordInputs(ctx, false); err != nil {
+				iss.logger.Warn("daily record check stopped", zap.String("domain", base), zap.Error(err))
+				return
+			}
+		}
 		// a record that fails is logged by checkRecord itself
 		err := iss.checkRecord(ctx, in, base, plan.wildcard[base])
 		var recErr *RecordError
