@@ -11,10 +11,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/dnspersist/caddy-persist/internal/caddytest"
 )
@@ -97,27 +98,17 @@ func Obtain(t testing.TB, o Options, publish func(name, value string)) string {
 	return accountURL
 }
 
-// recordLine reads the record lego asks for, printed as a zone file line
-// whose value is one or more quoted strings:
+// recordLine reads the record lego asks for, printed as a zone file line:
 //
 //	_validation-persist.example.com. IN TXT "<value>"
 func recordLine(line string) (name, value string, ok bool) {
-	name, quoted, ok := strings.Cut(line, " IN TXT ")
-	if !ok {
+	if !strings.Contains(line, " IN TXT ") {
 		return "", "", false
 	}
-	var b strings.Builder
-	for quoted = strings.TrimSpace(quoted); quoted != ""; quoted = strings.TrimSpace(quoted) {
-		part, err := strconv.QuotedPrefix(quoted)
-		if err != nil {
-			return "", "", false
-		}
-		s, err := strconv.Unquote(part)
-		if err != nil {
-			return "", "", false
-		}
-		b.WriteString(s)
-		quoted = quoted[len(part):]
+	rr, err := dns.NewRR(strings.TrimSpace(line))
+	txt, isTXT := rr.(*dns.TXT)
+	if err != nil || !isTXT {
+		return "", "", false
 	}
-	return strings.TrimSuffix(name, "."), b.String(), b.Len() > 0
+	return strings.TrimSuffix(txt.Hdr.Name, "."), strings.Join(txt.Txt, ""), true
 }
