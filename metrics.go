@@ -43,7 +43,15 @@ func (o outcome) String() string { return outcomeLabels[o] }
 // config's registry so they appear on Caddy's /metrics endpoints.
 type persistMetrics struct {
 	permissionChecks *prometheus.CounterVec
-	recordsExpiring  prometheus.Counter
+	// byOutcome are permissionChecks' counters, looked up once: a cached
+	// decision then costs no label lookup
+	byOutcome       [len(outcomeLabels)]prometheus.Counter
+	recordsExpiring prometheus.Counter
+}
+
+// countCheck counts an on-demand permission check with its outcome.
+func (m *persistMetrics) countCheck(o outcome) {
+	m.byOutcome[o].Inc()
 }
 
 // newPersistMetrics registers the metrics in reg, or finds them there when
@@ -63,10 +71,13 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 			Help:      "Checks that found a passing dns-persist-01 record whose persistUntil is less than 30 days away.",
 		}),
 	}
-	if reg == nil {
-		return m
+	if reg != nil {
+		m.permissionChecks = promreg.Register(reg, m.permissionChecks)
+		m.recordsExpiring = promreg.Register(reg, m.recordsExpiring)
 	}
-	m.permissionChecks = promreg.Register(reg, m.permissionChecks)
-	m.recordsExpiring = promreg.Register(reg, m.recordsExpiring)
+	// outcomeNone is never counted, and gets no series
+	for o := outcomeAllowed; int(o) < len(m.byOutcome); o++ {
+		m.byOutcome[o] = m.permissionChecks.WithLabelValues(o.String())
+	}
 	return m
 }

@@ -118,7 +118,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 func (p *Permission) CertificateAllowed(ctx context.Context, name string) error {
 	name = normalizeName(name)
 	if d, ok := p.decisions.Get(name, p.now()); ok {
-		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit.String()).Inc()
+		p.metrics.countCheck(outcomeCacheHit)
 		return d.err
 	}
 	var decided bool
@@ -129,7 +129,7 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 		decided = true
 		d := p.decide(ctx, name)
 		if d.outcome != outcomeNone {
-			p.metrics.permissionChecks.WithLabelValues(d.outcome.String()).Inc()
+			p.metrics.countCheck(d.outcome)
 		}
 		ttl := time.Duration(p.NegativeTTL)
 		if d.err == nil {
@@ -144,7 +144,7 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 	})
 	if !decided {
 		// another check of the same name did the lookup for this one
-		p.metrics.permissionChecks.WithLabelValues(outcomeCacheHit.String()).Inc()
+		p.metrics.countCheck(outcomeCacheHit)
 	}
 	return result.(decision).err
 }
