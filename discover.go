@@ -152,8 +152,10 @@ func (x *policyIndex) policyFor(name string) *caddytls.AutomationPolicy {
 		if x.subjects[i] == nil {
 			return ap
 		}
+		// every form matches name by construction, as MatchWildcard
+		// would judge it
 		for _, form := range forms {
-			if x.subjects[i][form] && certmagic.MatchWildcard(name, form) {
+			if x.subjects[i][form] {
 				return ap
 			}
 		}
