@@ -97,7 +97,7 @@ func (m *Module) Path(t testing.TB) string {
 		m.path, m.err = buildModule(filepath.Join(filepath.Dir(caller), m.Dir), m.Name)
 	})
 	if m.err != nil {
-		t.Fatalf("%s: %v", m.Purpose, m.err)
+		t.Fatalf("%s: %v\nThe module's dependencies come from the Go module proxy: check that GOPROXY reaches it, or run `go mod download` in %s where it does", m.Purpose, m.err, m.Dir)
 	}
 	return m.path
 }
