@@ -77,7 +77,9 @@ type Module struct {
 
 	once sync.Once
 	path string
-	err  error
+	// source is the module's folder, once known
+	source string
+	err    error
 }
 
 // Path builds the module on the first call of this test binary and
@@ -94,10 +96,11 @@ func (m *Module) Path(t testing.TB) string {
 			m.err = fmt.Errorf("cannot find the source folder of the module %s", m.Dir)
 			return
 		}
-		m.path, m.err = buildModule(filepath.Join(filepath.Dir(caller), m.Dir), m.Name)
+		m.source = filepath.Join(filepath.Dir(caller), m.Dir)
+		m.path, m.err = buildModule(m.source, m.Name)
 	})
 	if m.err != nil {
-		t.Fatalf("%s: %v\nThe module's dependencies come from the Go module proxy: check that GOPROXY reaches it, or run `go mod download` in %s where it does", m.Purpose, m.err, m.Dir)
+		t.Fatalf("%s: %v\nThe module's dependencies come from the Go module proxy: check that GOPROXY reaches it, or run `go mod download` in %s where it does", m.Purpose, m.err, m.source)
 	}
 	return m.path
 }
