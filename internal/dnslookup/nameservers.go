@@ -53,8 +53,11 @@ func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, strin
 // zoneOf returns the zone that holds the fully qualified name: the
 // closest name at or above it with an SOA record, as the recursive
 // servers say, asked with CD (see askUnchecked) from the name up. An
-// alias is skipped, since no zone's apex is one. Zones are kept for
-// nsCacheTTL per name.
+// alias is skipped, since no zone's apex is one. A negative answer names
+// the zone itself, by the owner of the SOA record in its authority
+// section (RFC 2308), which saves asking at each label above. The zone
+// is kept for nsCacheTTL for the name and every name above it up to the
+// zone, so those a CAA lookup climbs through cost nothing more.
 func (r *Resolver) zoneOf(ctx context.Context, fqdn string) (string, error) {
 	fqdn = dns.CanonicalName(fqdn)
 	if zone, ok := r.zones.Get(fqdn, r.now()); ok {
@@ -66,17 +69,50 @@ func (r *Resolver) zoneOf(ctx context.Context, fqdn string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("asking for the SOA record of %s: %w", candidate, err)
 		}
-		if !slices.ContainsFunc(msg.Answer, func(rr dns.RR) bool {
+		aliased := slices.ContainsFunc(msg.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeCNAME })
+		zone := ""
+		switch {
+		case aliased:
+		case slices.ContainsFunc(msg.Answer, func(rr dns.RR) bool {
 			_, soa := rr.(*dns.SOA)
 			return soa && strings.EqualFold(rr.Header().Name, candidate)
-		}) || slices.ContainsFunc(msg.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeCNAME }) {
+		}):
+			zone = candidate
+		default:
+			zone = negativeAnswerZone(msg, candidate)
+		}
+		if zone == "" {
 			continue
 		}
+		// every name from fqdn up to the zone lies in it: a zone cut
+		// between them would have answered for itself
 		now := r.now()
-		r.zones.Put(fqdn, candidate, now, now.Add(nsCacheTTL))
-		return candidate, nil
+		for _, j := range dns.Split(fqdn) {
+			if name := fqdn[j:]; dns.IsSubDomain(zone, name) {
+				r.zones.Put(name, zone, now, now.Add(nsCacheTTL))
+			}
+		}
+		return zone, nil
 	}
 	return "", fmt.Errorf("no SOA record at or above %s", fqdn)
+}
+
+// negativeAnswerZone is the zone a negative answer about name names: the
+// owner of the SOA record in its authority section, when that is above
+// name; else "".
+func negativeAnswerZone(msg *dns.Msg, name string) string {
+	if len(msg.Answer) > 0 {
+		return ""
+	}
+	for _, rr := range msg.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			owner := dns.CanonicalName(soa.Hdr.Name)
+			if owner != name && dns.IsSubDomain(owner, name) {
+				return owner
+			}
+		}
+	}
+	return ""
 }
 
 // recursiveServers are the servers that find zones and nameservers.

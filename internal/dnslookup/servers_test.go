@@ -213,3 +213,36 @@ func TestLookupAsksEveryConfiguredResolver(t *testing.T) {
 		t.Errorf("views = %+v, want the record at %s and none at %s", ans.Views, a.Addr, b.Addr)
 	}
 }
+
+// TestZoneIsFoundInOneQuestion: a negative answer names the zone by its
+// SOA record, so finding the zone of a name three labels below it costs
+// one SOA query, and the names above it, which a CAA lookup climbs
+// through, cost none.
+func TestZoneIsFoundInOneQuestion(t *testing.T) {
+	t.Parallel()
+	recursive := fakedns.StartForTest(t)
+	group := fakedns.StartGroupForTest(t, 1)
+	zoneOnGroup(recursive, group, "soa.test", 0)
+	name := "_validation-persist.a.b.soa.test"
+	group[0].SetTXT(name, ours)
+	r := groupResolver(t, recursive, group, Options{})
+	soaQueries := func() int {
+		n := 0
+		for _, q := range []string{name, "a.b.soa.test", "b.soa.test", "soa.test"} {
+			n += recursive.QueriesFor(q, dns.TypeSOA)
+		}
+		return n
+	}
+	if _, err := r.LookupTXT(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	if n := soaQueries(); n != 1 {
+		t.Errorf("finding the zone of %s took %d SOA queries, want 1", name, n)
+	}
+	if _, err := r.LookupCAA(context.Background(), "a.b.soa.test"); err != nil {
+		t.Fatal(err)
+	}
+	if n := soaQueries(); n != 1 {
+		t.Errorf("the CAA lookup of a.b.soa.test asked %d more SOA queries, want none", n-1)
+	}
+}
