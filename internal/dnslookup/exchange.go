@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -45,10 +46,47 @@ func (e *noAnswerError) Error() string {
 // rcodeError is a server that answered with a failure, such as SERVFAIL.
 type rcodeError struct {
 	rcode int
+	// ede is the extended DNS error the server gave with it (RFC 8914),
+	// which says why: a validating resolver names a broken DNSSEC chain.
+	ede *dns.EDNS0_EDE
 }
 
 func (e *rcodeError) Error() string {
-	return "server answered " + dns.RcodeToString[e.rcode]
+	s := "server answered " + dns.RcodeToString[e.rcode]
+	if e.ede == nil {
+		return s
+	}
+	s += " (" + dns.ExtendedErrorCodeToString[e.ede.InfoCode]
+	if e.ede.ExtraText != "" {
+		s += ": " + e.ede.ExtraText
+	}
+	s += ")"
+	if slices.Contains(dnssecFailures, e.ede.InfoCode) {
+		s += "; the resolver finds the zone's DNSSEC chain broken, as the CA's will: mend the DS at the parent, the DNSKEY set or the signatures it names"
+	}
+	return s
+}
+
+// dnssecFailures are the extended DNS errors of a validation that failed.
+var dnssecFailures = []uint16{
+	dns.ExtendedErrorCodeUnsupportedDNSKEYAlgorithm, dns.ExtendedErrorCodeUnsupportedDSDigestType,
+	dns.ExtendedErrorCodeDNSSECIndeterminate, dns.ExtendedErrorCodeDNSBogus,
+	dns.ExtendedErrorCodeSignatureExpired, dns.ExtendedErrorCodeSignatureNotYetValid,
+	dns.ExtendedErrorCodeDNSKEYMissing, dns.ExtendedErrorCodeRRSIGsMissing,
+	dns.ExtendedErrorCodeNoZoneKeyBitSet, dns.ExtendedErrorCodeNSECMissing,
+	dns.ExtendedErrorCodeSignatureExpiredBeforeValid,
+}
+
+// extendedError is the first extended DNS error msg carries, if any.
+func extendedError(msg *dns.Msg) *dns.EDNS0_EDE {
+	if opt := msg.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if ede, ok := o.(*dns.EDNS0_EDE); ok {
+				return ede
+			}
+		}
+	}
+	return nil
 }
 
 // reply is one server's answer to a query, or why there is none.
@@ -133,7 +171,7 @@ func newQuery(name string, qtype uint16, how asking) *dns.Msg {
 func exchangeAnswer(ctx context.Context, q *dns.Msg, server string, timeout time.Duration) (*dns.Msg, error) {
 	msg, err := exchange(ctx, q, server, timeout)
 	if err == nil && msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
-		return nil, &rcodeError{rcode: msg.Rcode}
+		return nil, &rcodeError{rcode: msg.Rcode, ede: extendedError(msg)}
 	}
 	return msg, err
 }
@@ -153,7 +191,7 @@ func causeKind(err error) string {
 	case errors.As(err, &netErr) && netErr.Timeout(), errors.As(err, &noAnswer):
 		return "timeout"
 	case errors.As(err, &rcode):
-		return rcode.Error()
+		return "server answered " + dns.RcodeToString[rcode.rcode]
 	}
 	return "error"
 }
