@@ -109,7 +109,7 @@ func (v *validation) proof(zone string, keys []*dns.DNSKEY) (denialProof, *DNSSE
 			continue
 		}
 		set, sigs := rrsetAt(v.msg.Ns, h.Name, h.Rrtype)
-		if _, detail, unknownKey := verifyRRset(set, sigs, keys, v.r.now(), "the DNSKEY RRset of "+trimDot(zone)); detail != "" {
+		if _, detail, unknownKey := verifyRRset(set, sigs, keys, v.r.now(), func() string { return "the DNSKEY RRset of " + trimDot(zone) }); detail != "" {
 			return p, &DNSSECError{Zone: trimDot(zone), Link: linkDenial, Detail: detail, unknownKey: unknownKey}
 		}
 	}

@@ -131,7 +131,7 @@ func (k *keyRRset) validate(zone string, trust zoneTrust, now time.Time) ([]*dns
 	case len(named) == 0:
 		return nil, &DNSSECError{Zone: name, Link: linkDS, Detail: fmt.Sprintf("no DNSKEY of %s (key tags %s) matches its DS records at the parent (key tags %s)", name, tagList(keys, (*dns.DNSKEY).KeyTag), dsTags)}
 	}
-	sig, detail, _ := verifyRRset(k.rrset, k.sigs, named, now, "the keys its DS records name")
+	sig, detail, _ := verifyRRset(k.rrset, k.sigs, named, now, func() string { return "the keys its DS records name" })
 	if detail != "" {
 		return nil, &DNSSECError{Zone: name, Link: linkDNSKEY, Detail: detail}
 	}
@@ -163,9 +163,14 @@ func tagList[T any](items []T, tag func(T) uint16) string {
 // signature outside its validity window, then one that does not verify,
 // then one by a key not among keys (which are what keysAre says; then
 // unknownKey is set, since newer keys may explain it), then none at all.
-func verifyRRset(set []dns.RR, sigs []*dns.RRSIG, keys []*dns.DNSKEY, now time.Time, keysAre string) (sig *dns.RRSIG, detail string, unknownKey bool) {
-	h := set[0].Header()
-	what := trimDot(h.Name) + " " + dns.TypeToString[h.Rrtype]
+//
+// The words are built only for a failure: a signed zone's every lookup
+// verifies, and most pass.
+func verifyRRset(set []dns.RR, sigs []*dns.RRSIG, keys []*dns.DNSKEY, now time.Time, keysAre func() string) (sig *dns.RRSIG, detail string, unknownKey bool) {
+	what := func() string {
+		h := set[0].Header()
+		return trimDot(h.Name) + " " + dns.TypeToString[h.Rrtype]
+	}
 	var window, broken, stranger string
 	for _, sig := range sigs {
 		var verifyErr error = errNoKey
@@ -180,19 +185,19 @@ func verifyRRset(set []dns.RR, sigs []*dns.RRSIG, keys []*dns.DNSKEY, now time.T
 		switch {
 		case errors.Is(verifyErr, errNoKey):
 			if stranger == "" {
-				stranger = fmt.Sprintf("the RRSIG over %s is by key tag %d of %s, which is not among %s (key tags %s)", what, sig.KeyTag, trimDot(dns.CanonicalName(sig.SignerName)), keysAre, tagList(keys, (*dns.DNSKEY).KeyTag))
+				stranger = fmt.Sprintf("the RRSIG over %s is by key tag %d of %s, which is not among %s (key tags %s)", what(), sig.KeyTag, trimDot(dns.CanonicalName(sig.SignerName)), keysAre(), tagList(keys, (*dns.DNSKEY).KeyTag))
 			}
 		case verifyErr != nil:
 			if broken == "" {
-				broken = fmt.Sprintf("the RRSIG over %s by key tag %d does not verify (%v)", what, sig.KeyTag, verifyErr)
+				broken = fmt.Sprintf("the RRSIG over %s by key tag %d does not verify (%v)", what(), sig.KeyTag, verifyErr)
 			}
 		case sig.ValidityPeriod(now):
 			return sig, "", false
 		case window == "":
 			if inception := sigTime(sig.Inception); now.Before(inception) {
-				window = fmt.Sprintf("the RRSIG over %s is not valid before %s", what, inception.Format(time.RFC3339))
+				window = fmt.Sprintf("the RRSIG over %s is not valid before %s", what(), inception.Format(time.RFC3339))
 			} else {
-				window = fmt.Sprintf("the RRSIG over %s expired at %s", what, sigTime(sig.Expiration).Format(time.RFC3339))
+				window = fmt.Sprintf("the RRSIG over %s expired at %s", what(), sigTime(sig.Expiration).Format(time.RFC3339))
 			}
 		}
 	}
@@ -204,7 +209,7 @@ func verifyRRset(set []dns.RR, sigs []*dns.RRSIG, keys []*dns.DNSKEY, now time.T
 	if stranger != "" {
 		return nil, stranger, true
 	}
-	return nil, fmt.Sprintf("there is no RRSIG over %s, which a signed zone must serve with it", what), false
+	return nil, fmt.Sprintf("there is no RRSIG over %s, which a signed zone must serve with it", what()), false
 }
 
 var errNoKey = errors.New("no key")

@@ -167,7 +167,7 @@ func (v *validation) rrset(set []dns.RR, sigs []*dns.RRSIG) (*DNSSECError, error
 // judgeRRset judges set with the keys of zone.
 func (v *validation) judgeRRset(zone string, set []dns.RR, sigs []*dns.RRSIG) func(keys []*dns.DNSKEY) *DNSSECError {
 	return func(keys []*dns.DNSKEY) *DNSSECError {
-		sig, detail, unknownKey := verifyRRset(set, sigs, keys, v.r.now(), "the DNSKEY RRset of "+trimDot(zone))
+		sig, detail, unknownKey := verifyRRset(set, sigs, keys, v.r.now(), func() string { return "the DNSKEY RRset of " + trimDot(zone) })
 		if detail != "" {
 			return &DNSSECError{Zone: trimDot(zone), Link: linkRRSIG, Detail: detail, unknownKey: unknownKey}
 		}
