@@ -140,7 +140,13 @@ type authzObserver struct {
 func (o authzObserver) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := o.next.RoundTrip(req)
 	order := orderFrom(req.Context())
-	if err != nil || order == nil || req.Method != http.MethodPost || resp.StatusCode != http.StatusOK {
+	if err != nil || order == nil || req.Method != http.MethodPost {
+		return resp, err
+	}
+	if resp.StatusCode == http.StatusCreated {
+		order.created.Store(true)
+	}
+	if resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
 	head, readErr := io.ReadAll(io.LimitReader(resp.Body, maxObservedOctets+1))

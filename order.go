@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -84,6 +85,9 @@ type orderState struct {
 	// caaChecked is set when CAA allowed the names, with the issuer names
 	// of in, before the order was placed.
 	caaChecked bool
+	// created is set once the CA created an order (a POST answered 201
+	// Created): a failure after it is not the CA refusing newOrder.
+	created atomic.Bool
 }
 
 type orderKey struct{}

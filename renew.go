@@ -96,7 +96,7 @@ func (iss *Issuer) obtainReplacing(ctx context.Context, client *acmez.Client, pa
 		zap.String("replaces", certID),
 		zap.Time("replaced_not_after", params.Replaces.NotAfter))
 	chains, err := client.ObtainCertificate(ctx, params)
-	if err == nil || !refusesReplaces(err) {
+	if order := orderFrom(ctx); err == nil || !refusesReplaces(err) || order != nil && order.created.Load() {
 		return chains, err
 	}
 	iss.logger.Warn("the CA refused the order naming the certificate it replaces; ordering once more without ARI replaces, so this renewal is not exempt from rate limits",
@@ -111,18 +111,14 @@ func (iss *Issuer) obtainReplacing(ctx context.Context, client *acmez.Client, pa
 // its `replaces` field: a problem outside any authorization (a failed
 // validation carries its authorization, and ordering again would only
 // fail it again) of a type CAs give for it. Let's Encrypt answers an
-// unknown certificate with malformed, another account's with
-// unauthorized, and one already replaced with alreadyReplaced; acmez
-// itself retries the last once without the field, and this covers the
-// day it does not.
+// unknown certificate with malformed and another account's with
+// unauthorized. One already replaced (alreadyReplaced) acmez itself
+// orders again without the field. The caller also makes sure the CA
+// created no order, since those types answer other requests too.
 func refusesReplaces(err error) bool {
 	var problem acme.Problem
 	if !errors.As(err, &problem) || problem.Resource != nil {
 		return false
 	}
-	switch problem.Type {
-	case acme.ProblemTypeAlreadyReplaced, acme.ProblemTypeMalformed, acme.ProblemTypeUnauthorized:
-		return true
-	}
-	return false
+	return problem.Type == acme.ProblemTypeMalformed || problem.Type == acme.ProblemTypeUnauthorized
 }

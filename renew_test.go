@@ -170,7 +170,9 @@ func TestRenewalRetriesOnceWithoutReplacesWhenRefused(t *testing.T) {
 		problem string
 		status  int
 	}{
+		// acmez's own retry, which the renewal relies on
 		{acme.ProblemTypeAlreadyReplaced, http.StatusConflict},
+		// the issuer's
 		{acme.ProblemTypeMalformed, http.StatusBadRequest},
 	} {
 		t.Run(tc.problem[len(acme.ProblemTypeNamespace):], func(t *testing.T) {
@@ -197,6 +199,40 @@ func TestRenewalRetriesOnceWithoutReplacesWhenRefused(t *testing.T) {
 	}
 }
 
+// TestRenewalOrdersOnceWhenItsOrderFailsLater: a renewal whose order
+// the CA created, and which then fails (here at finalize, with a problem
+// of the type a refused replaces would carry), is not ordered again
+// without replaces: the CA took the field.
+func TestRenewalOrdersOnceWhenItsOrderFailsLater(t *testing.T) {
+	t.Parallel()
+	var failing atomic.Bool
+	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if failing.Load() && acmetest.KindOf(r) == acmetest.KindFinalize {
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"type":%q,"detail":"refused by the test","status":400}`, acme.ProblemTypeMalformed)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	iss.publish(t, "later.test", false)
+	obtain(t, iss, "later.test")
+	first, _ := iss.stored(t, "later.test")
+
+	failing.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := iss.magic.RenewCertSync(ctx, "later.test", true); err == nil {
+		t.Fatal("the renewal succeeded though finalize failed")
+	}
+	if got, want := ca.Counts.Replaces(), []string{"", ariID(t, first)}; !slices.Equal(got, want) {
+		t.Errorf("replaces of the new orders = %q, want %q: one renewal order, not another without replaces", got, want)
+	}
+}
+
 func TestRefusesReplaces(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -204,7 +240,8 @@ func TestRefusesReplaces(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{"alreadyReplaced", acme.Problem{Type: acme.ProblemTypeAlreadyReplaced}, true},
+		// acmez orders again without replaces itself
+		{"alreadyReplaced", acme.Problem{Type: acme.ProblemTypeAlreadyReplaced}, false},
 		{"wrapped malformed", fmt.Errorf("creating new order: %w", acme.Problem{Type: acme.ProblemTypeMalformed}), true},
 		{"unauthorized", acme.Problem{Type: acme.ProblemTypeUnauthorized}, true},
 		{"failed validation", acme.Problem{Type: acme.ProblemTypeUnauthorized, Resource: acme.Authorization{}}, false},
