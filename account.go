@@ -114,7 +114,7 @@ func (a *accounts) registeredURL() string {
 func (a *accounts) loadOrRegister(ctx context.Context, register bool) (acme.Account, error) {
 	storage := a.storage()
 	if storage == nil {
-		return acme.Account{}, errors.New("no storage configured (the issuer was not given a certmagic config)")
+		return acme.Account{}, errNoStorage
 	}
 	loc := locateAccount(a.ca, a.email)
 
@@ -224,6 +224,10 @@ func (a *accounts) keepPinnedCopy(ctx context.Context, storage certmagic.Storage
 	}
 }
 
+// errNoStorage is an issuer used outside a Caddy config, which gives it
+// the storage its account lives in.
+var errNoStorage = errors.New("no storage: the issuer was not given a certmagic config, as Caddy gives every issuer of a loaded config; load it through a Caddy config (caddy run, or the persist commands with --config)")
+
 // ownedStorage is the storage and location of an account this plugin may
 // change: one storage holds, not one account_key pins.
 func (a *accounts) ownedStorage() (certmagic.Storage, accountLocation, error) {
@@ -232,7 +236,7 @@ func (a *accounts) ownedStorage() (certmagic.Storage, accountLocation, error) {
 	}
 	storage := a.storage()
 	if storage == nil {
-		return nil, accountLocation{}, errors.New("no storage configured (the issuer was not given a certmagic config)")
+		return nil, accountLocation{}, errNoStorage
 	}
 	return storage, locateAccount(a.ca, a.email), nil
 }

@@ -49,7 +49,7 @@ func (iss *Issuer) importAccount(ctx context.Context, src foreignAccount) (impor
 	a := iss.accounts
 	storage := a.storage()
 	if storage == nil {
-		return importOutcome{}, errors.New("no storage configured (the issuer was not given a certmagic config)")
+		return importOutcome{}, errNoStorage
 	}
 	loc := locateAccount(a.ca, a.email)
 	if a.pinnedKey != nil && !sameKey(a.pinnedKey, src.key) {

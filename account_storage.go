@@ -312,8 +312,12 @@ func storeVerified(ctx context.Context, storage certmagic.Storage, key string, d
 	if err := storage.Store(ctx, key, data); err != nil {
 		return fmt.Errorf("storing %s: %w", key, err)
 	}
-	if back, err := storage.Load(ctx, key); err != nil || !bytes.Equal(back, data) {
-		return fmt.Errorf("%s does not read back intact after storing it", key)
+	back, err := storage.Load(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading %s back after storing it: %w", key, err)
+	}
+	if !bytes.Equal(back, data) {
+		return fmt.Errorf("%s does not read back intact after storing it: the storage altered it", key)
 	}
 	return nil
 }

@@ -396,7 +396,7 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch directive {
 		case "dir":
 			if iss.CA != "" {
-				return d.Errf("directory is already specified: %s", iss.CA)
+				return d.Errf("directory is already specified: %s; give the CA's directory URL once, either as the argument of persist or with dir", iss.CA)
 			}
 			if !d.AllArgs(&iss.CA) {
 				return d.ArgErr()

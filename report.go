@@ -175,11 +175,12 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	// each base is looked up at once with others, within a bound, and
 	// reported in the plan's order
 	reports := make([]RecordReport, len(plan.bases))
-	var group errgroup.Group
+	// the first error ends the report, and the lookups still running
+	group, groupCtx := errgroup.WithContext(ctx)
 	group.SetLimit(maxConcurrentReports)
 	for i, base := range plan.bases {
 		group.Go(func() error {
-			r, err := iss.reportOn(ctx, in, plan, base, opts, notOffered)
+			r, err := iss.reportOn(groupCtx, in, plan, base, opts, notOffered)
 			reports[i] = r
 			return err
 		})
