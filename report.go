@@ -163,7 +163,7 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	}
 	iss.useAccount(ctx, &in, *acct)
 	if in.dir.Draft == record.Draft02 {
-		if err := confirmAccountValid(ctx, in.client.HTTPClient, in.dir, in.acct); err != nil {
+		if err := confirmAccountValid(ctx, in.client, in.acct); err != nil {
 			return nil, err
 		}
 	}
