@@ -71,13 +71,20 @@ var errNoAccountYet = errors.New("no ACME account yet, so no record can name it;
 // (see recheck).
 func (a *accounts) get(ctx context.Context, register bool) (acme.Account, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.current != nil {
-		if a.pinnedKey == nil && a.now().Sub(a.checked) >= accountRecheck {
-			a.recheck(ctx)
+		held := *a.current
+		due := a.pinnedKey == nil && a.now().Sub(a.checked) >= accountRecheck
+		if due {
+			// one caller looks; the others go on with the held account
+			a.checked = a.now()
 		}
-		return *a.current, nil
+		a.mu.Unlock()
+		if due {
+			return a.recheck(ctx, held), nil
+		}
+		return held, nil
 	}
+	defer a.mu.Unlock()
 	acct, err := a.loadOrRegister(ctx, register)
 	if err != nil {
 		return acme.Account{}, err

@@ -28,21 +28,30 @@ func sameAccount(a, b acme.Account) bool {
 	return a.Location == b.Location && sameKey(a.PrivateKey, b.PrivateKey)
 }
 
-// recheck compares the remembered account with storage and uses the
-// stored one when it differs. A storage that cannot be read now is no
-// reason to drop a working account, so current stays then. The caller
-// holds a.mu, with current set.
-func (a *accounts) recheck(ctx context.Context) {
-	a.checked = a.now()
+// recheck compares held, the remembered account, with storage, and uses
+// the stored one when it differs, returning the account to use. Storage
+// is read without holding a.mu, which every flow takes, so a slow store
+// holds up no on-demand decision. A storage that cannot be read now is no
+// reason to drop a working account, so held stays then.
+func (a *accounts) recheck(ctx context.Context, held acme.Account) acme.Account {
 	storage := a.storage()
 	if storage == nil {
-		return
+		return held
 	}
 	stored, err := loadInUse(ctx, storage, locateAccount(a.ca, a.email))
-	if err != nil || sameAccount(stored, *a.current) {
-		return
+	if err != nil || sameAccount(stored, held) {
+		return held
 	}
-	a.adopt(stored, "the ACME account in storage changed (its key was rolled over, or a replacement was switched to); using it")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// another caller may have changed it meanwhile: its change stands
+	if a.current != nil && sameAccount(*a.current, held) {
+		a.adopt(stored, "the ACME account in storage changed (its key was rolled over, or a replacement was switched to); using it")
+	}
+	if a.current == nil {
+		return stored
+	}
+	return *a.current
 }
 
 // adopt makes acct the remembered account, saying why. The caller holds

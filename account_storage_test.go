@@ -5,9 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 )
@@ -152,5 +155,64 @@ func TestNewAccountIfMissingNeverReplacesAnUnreadableAccount(t *testing.T) {
 	}
 	if files := listFiles(t, dir); strings.Contains(strings.Join(files, " "), "unusable") {
 		t.Errorf("files were set aside: %v", files)
+	}
+}
+
+// gatedStorage is file storage whose Load of key, once armed, says it
+// began and waits for open.
+type gatedStorage struct {
+	*certmagic.FileStorage
+	key     string
+	armed   atomic.Bool
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g *gatedStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if key == g.key && g.armed.CompareAndSwap(true, false) {
+		g.entered <- struct{}{}
+		<-g.open
+	}
+	return g.FileStorage.Load(ctx, key)
+}
+
+// TestAccountRecheckHoldsUpNoOtherCaller: while one caller compares the
+// account with a slow storage, the others (the on-demand permission among
+// them) go on with the account held, rather than wait for the store.
+func TestAccountRecheckHoldsUpNoOtherCaller(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	iss := newTestIssuer(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
+	url := iss.accountURL(t)
+	storage := &gatedStorage{FileStorage: iss.storage, key: locateAccount(iss.CA, iss.Email).Reg, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	iss.useStorage(storage)
+	if _, err := iss.accounts.get(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+
+	storage.armed.Store(true)
+	iss.accounts.expire()
+	rechecked := make(chan error, 1)
+	go func() {
+		_, err := iss.accounts.get(ctx, false)
+		rechecked <- err
+	}()
+	<-storage.entered
+	other := make(chan acme.Account, 1)
+	go func() {
+		acct, _ := iss.accounts.get(ctx, false)
+		other <- acct
+	}()
+	select {
+	case acct := <-other:
+		if acct.Location != url {
+			t.Errorf("the other caller got %s, want %s", acct.Location, url)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the other caller waited for the storage the recheck reads")
+	}
+	close(storage.open)
+	if err := <-rechecked; err != nil {
+		t.Fatal(err)
 	}
 }
