@@ -121,7 +121,9 @@ func runAccountCommand(fl caddycmd.Flags, action string, req any, stdout, stderr
 	}
 	changes, err := fromCaddy(fl,
 		func(addr string) ([]AccountChange, error) { return askAccountChange(addr, action, body) },
-		func(why string) ([]AccountChange, error) { return localAccountChange(fl, action, body, stderr, why) })
+		func(here loadedHere) ([]AccountChange, error) {
+			return localAccountChange(fl, action, body, stderr, here)
+		})
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
@@ -161,13 +163,13 @@ func askAccountChange(addr, action string, body []byte) ([]AccountChange, error)
 
 // localAccountChange loads the config here and runs the action on its
 // storage.
-func localAccountChange(fl caddycmd.Flags, action string, body []byte, stderr io.Writer, why string) ([]AccountChange, error) {
+func localAccountChange(fl caddycmd.Flags, action string, body []byte, stderr io.Writer, here loadedHere) ([]AccountChange, error) {
 	act := accountActions[action]
 	req, err := decodeAccountRequest(act, body)
 	if err != nil {
 		return nil, err
 	}
-	ctx, sets, err := loadLocally(fl, req.scope().Domains, why, stderr)
+	ctx, sets, err := loadLocally(fl, req.scope().Domains, here, stderr)
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,7 @@ func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, sets, err := loadLocally(fl, nil, "", stderr)
+	ctx, sets, err := loadLocally(fl, nil, loadedHere{}, stderr)
 	if err != nil {
 		return err
 	}

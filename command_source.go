@@ -28,8 +28,8 @@ import (
 func gatherReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer) ([]RecordReport, error) {
 	return fromCaddy(fl,
 		func(addr string) ([]RecordReport, error) { return askRunningCaddy(addr, check, withCAA, domains) },
-		func(why string) ([]RecordReport, error) {
-			return localReports(fl, check, withCAA, domains, stderr, why)
+		func(here loadedHere) ([]RecordReport, error) {
+			return localReports(fl, check, withCAA, domains, stderr, here)
 		})
 }
 
@@ -37,21 +37,21 @@ func gatherReports(fl caddycmd.Flags, check, withCAA bool, domains []string, std
 // unless --local; when no Caddy answers (and no --address insists on
 // one), or the config turns the admin API off, it gets it here, saying
 // why.
-func fromCaddy[T any](fl caddycmd.Flags, ask func(addr string) (T, error), here func(why string) (T, error)) (T, error) {
+func fromCaddy[T any](fl caddycmd.Flags, ask func(addr string) (T, error), here func(loadedHere) (T, error)) (T, error) {
 	var none T
 	address := fl.String("address")
 	if fl.Bool("local") {
 		if address != "" {
 			return none, errors.New("--local and --address contradict each other: give one")
 		}
-		return here("")
+		return here(loadedHere{})
 	}
 	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return none, err
 	}
 	if address == "" && adminDisabled(cfgJSON) {
-		return here("the config turns the admin API off")
+		return here(loadedHere{why: "the config turns the admin API off", cfgJSON: cfgJSON})
 	}
 	addr, err := caddycmd.DetermineAdminAPIAddress(address, cfgJSON, fl.String("config"), fl.String("adapter"))
 	if err != nil {
@@ -61,7 +61,15 @@ func fromCaddy[T any](fl caddycmd.Flags, ask func(addr string) (T, error), here 
 	if err == nil || address != "" || !errors.Is(err, errNoRunningCaddy) {
 		return got, err
 	}
-	return here(fmt.Sprintf("no Caddy with this plugin answers at %s", addr))
+	return here(loadedHere{why: fmt.Sprintf("no Caddy with this plugin answers at %s", addr), cfgJSON: cfgJSON})
+}
+
+// loadedHere says why a command loads the config in this process (empty
+// when asked to with --local), with the config when finding the running
+// Caddy read it already: a large Caddyfile takes long to adapt.
+type loadedHere struct {
+	why     string
+	cfgJSON []byte
 }
 
 // adminDisabled reports whether a config turns the admin API off.
@@ -120,8 +128,8 @@ func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]Reco
 
 // localReports loads the config in this process and inspects it, saying
 // why on stderr (unless asked to with --local) and which storage it uses.
-func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, why string) ([]RecordReport, error) {
-	ctx, sets, err := loadLocally(fl, domains, why, stderr)
+func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, here loadedHere) ([]RecordReport, error) {
+	ctx, sets, err := loadLocally(fl, domains, here, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -138,12 +146,15 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 // loadLocally loads and provisions the config in this process, as
 // `caddy run` would, and finds its persist issuers and the names each
 // serves, with domains added. It says on stderr why it loads the config
-// here, unless why is empty, and warns, for a config that sets no
+// here, unless here.why is empty, and warns, for a config that sets no
 // storage, as storageOwnerWarning does.
-func loadLocally(fl caddycmd.Flags, domains []string, why string, stderr io.Writer) (caddy.Context, []servedSet, error) {
-	cfgJSON, _, _, err := caddycmd.LoadConfig(fl.String("config"), fl.String("adapter"))
-	if err != nil {
-		return caddy.Context{}, nil, err
+func loadLocally(fl caddycmd.Flags, domains []string, here loadedHere, stderr io.Writer) (caddy.Context, []servedSet, error) {
+	cfgJSON := here.cfgJSON
+	if cfgJSON == nil {
+		var err error
+		if cfgJSON, _, _, err = caddycmd.LoadConfig(fl.String("config"), fl.String("adapter")); err != nil {
+			return caddy.Context{}, nil, err
+		}
 	}
 	if cfgJSON == nil {
 		return caddy.Context{}, nil, errors.New("no config found: give --config, or run where a Caddyfile is")
@@ -164,8 +175,8 @@ func loadLocally(fl caddycmd.Flags, domains []string, why string, stderr io.Writ
 	if err != nil {
 		return caddy.Context{}, nil, err
 	}
-	if why != "" {
-		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", why, describeStorage(sets[0].Issuer.storage()))
+	if here.why != "" {
+		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", here.why, describeStorage(sets[0].Issuer.storage()))
 	}
 	if cfg.StorageRaw == nil {
 		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {
