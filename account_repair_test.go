@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
@@ -190,9 +191,7 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 func TestOneAccountDoesNotExistAnswerIsConfirmedFirst(t *testing.T) {
 	t.Parallel()
 	wrap, hits := failFirst(1, acmetest.KindNewOrder, func(w http.ResponseWriter) {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write([]byte(`{"type":"urn:ietf:params:acme:error:accountDoesNotExist","detail":"hiccup"}`))
+		writeProblem(w, http.StatusBadRequest, acme.ProblemTypeAccountDoesNotExist, "hiccup")
 	})
 	ca := startCA(t, acmetest.Options{Wrap: wrap})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
@@ -283,9 +282,7 @@ func TestRepairWaitsForACAThatCannotAnswer(t *testing.T) {
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if refusing.Load() && acmetest.KindOf(r) == acmetest.KindNewAccount {
-				w.Header().Set("Content-Type", "application/problem+json")
-				w.WriteHeader(http.StatusInternalServerError)
-				w.Write([]byte(`{"type":"urn:ietf:params:acme:error:serverInternal","detail":"accounts database offline"}`))
+				writeProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "accounts database offline")
 				return
 			}
 			next.ServeHTTP(w, r)

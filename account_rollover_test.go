@@ -226,9 +226,7 @@ func TestRolloverTheCANeverTookKeepsItsKey(t *testing.T) {
 			case kind == acmetest.KindKeyChange:
 				serverInternal(w)
 			case kind == acmetest.KindNewAccount && forgetful.Load():
-				w.Header().Set("Content-Type", "application/problem+json")
-				w.WriteHeader(http.StatusBadRequest)
-				w.Write([]byte(`{"type":"` + acme.ProblemTypeAccountDoesNotExist + `","detail":"injected by the test","status":400}`))
+				writeProblem(w, http.StatusBadRequest, acme.ProblemTypeAccountDoesNotExist, "injected by the test")
 			default:
 				next.ServeHTTP(w, r)
 			}
@@ -267,9 +265,7 @@ func TestRolloverTheCANeverTookKeepsItsKey(t *testing.T) {
 
 // serverInternal answers as a CA whose server failed.
 func serverInternal(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(http.StatusInternalServerError)
-	w.Write([]byte(`{"type":"` + acme.ProblemTypeServerInternal + `","detail":"injected by the test","status":500}`))
+	writeProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "injected by the test")
 }
 
 // assertCAHasStoredKey fails the test unless the CA knows the stored key

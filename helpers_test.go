@@ -399,3 +399,10 @@ func listFiles(t *testing.T, dir string) []string {
 func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
 	return iss.inspectWith(ctx, names, inspectOptions{check: check})
 }
+
+// writeProblem answers as a CA refusing a request with an ACME problem.
+func writeProblem(w http.ResponseWriter, status int, problemType, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"type":%q,"detail":%q,"status":%d}`, problemType, detail, status)
+}

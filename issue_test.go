@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -270,9 +271,7 @@ func TestCAFaultsGiveClearErrorsAndLeaveStorageIntact(t *testing.T) {
 		want  string
 	}{
 		{"500 on newOrder", 3, acmetest.KindNewOrder, func(w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusInternalServerError)
-			w.Write([]byte(`{"type":"urn:ietf:params:acme:error:serverInternal","detail":"database on fire"}`))
+			writeProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "database on fire")
 		}, "database on fire"},
 		{"malformed JSON on finalize", 1, acmetest.KindFinalize, func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "application/json")

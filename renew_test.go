@@ -154,9 +154,7 @@ func refuseFirstReplacing(problemType string, status int) (func(http.Handler) ht
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if acmetest.KindOf(r) == acmetest.KindNewOrder && acmetest.ReadNewOrder(r).Replaces != "" && refused.Add(1) == 1 {
-				w.Header().Set("Content-Type", "application/problem+json")
-				w.WriteHeader(status)
-				fmt.Fprintf(w, `{"type":%q,"detail":"refused by the test","status":%d}`, problemType, status)
+				writeProblem(w, status, problemType, "refused by the test")
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -209,9 +207,7 @@ func TestRenewalOrdersOnceWhenItsOrderFailsLater(t *testing.T) {
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if failing.Load() && acmetest.KindOf(r) == acmetest.KindFinalize {
-				w.Header().Set("Content-Type", "application/problem+json")
-				w.WriteHeader(http.StatusBadRequest)
-				fmt.Fprintf(w, `{"type":%q,"detail":"refused by the test","status":400}`, acme.ProblemTypeMalformed)
+				writeProblem(w, http.StatusBadRequest, acme.ProblemTypeMalformed, "refused by the test")
 				return
 			}
 			next.ServeHTTP(w, r)
