@@ -134,7 +134,7 @@ func (a *accounts) loadOrRegister(ctx context.Context, register bool) (acme.Acco
 		return acct, nil
 	}
 	if errors.Is(err, errRegistrationMissing) {
-		return a.recoverRegistration(ctx, storage, loc, acct.PrivateKey, register)
+		return a.recoverRegistration(ctx, storage, loc, register)
 	}
 	var unusable *StorageError
 	// a file storage could not read is not a damaged one: replacing it

@@ -38,29 +38,32 @@ func (a *accounts) restoreFromCA(ctx context.Context, storage certmagic.Storage,
 // recoverRegistration rebuilds a lost registration file from the CA. A
 // stored key the CA has never seen is what a registration interrupted
 // before the CA answered leaves behind; with register, that key is
-// registered now.
-func (a *accounts) recoverRegistration(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, register bool) (acme.Account, error) {
-	acct, err := a.restoreFromCA(ctx, storage, loc, key, "")
-	if err == nil {
-		a.logger.Warn("restored a missing account registration from the CA",
-			zap.String("account_url", acct.Location), zap.String("stored_at", loc.Reg))
-	}
-	if !errors.Is(err, errAccountUnknown) {
-		return acct, err
-	}
-	if !register {
-		return acme.Account{}, noAccountYet(storage, loc)
-	}
+// registered now. It all happens under the registration lock: a key
+// without its registration is also what another instance registering
+// right now has stored so far, and that registration is then waited for
+// rather than raced at the CA.
+func (a *accounts) recoverRegistration(ctx context.Context, storage certmagic.Storage, loc accountLocation, register bool) (acme.Account, error) {
 	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		acct, err := loadStoredAccount(ctx, storage, loc)
+		stored, err := loadStoredAccount(ctx, storage, loc)
 		if err == nil {
-			return acct, nil
+			return stored, nil
 		}
 		if !errors.Is(err, errRegistrationMissing) {
 			return acme.Account{}, err
 		}
+		acct, err := a.restoreFromCA(ctx, storage, loc, stored.PrivateKey, "")
+		if err == nil {
+			a.logger.Warn("restored a missing account registration from the CA",
+				zap.String("account_url", acct.Location), zap.String("stored_at", loc.Reg))
+		}
+		if !errors.Is(err, errAccountUnknown) {
+			return acct, err
+		}
+		if !register {
+			return acme.Account{}, noAccountYet(storage, loc)
+		}
 		a.logger.Warn("the stored account key has no account at the CA (a registration was interrupted); registering it")
-		return a.register(ctx, storage, loc, acct.PrivateKey, false)
+		return a.register(ctx, storage, loc, stored.PrivateKey, false)
 	})
 }
 
