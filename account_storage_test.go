@@ -197,7 +197,11 @@ func TestAccountRecheckHoldsUpNoOtherCaller(t *testing.T) {
 		_, err := iss.accounts.get(ctx, false)
 		rechecked <- err
 	}()
-	<-storage.entered
+	select {
+	case <-storage.entered:
+	case err := <-rechecked:
+		t.Fatalf("the due recheck read no storage (%v)", err)
+	}
 	other := make(chan acme.Account, 1)
 	go func() {
 		acct, _ := iss.accounts.get(ctx, false)
