@@ -8,13 +8,14 @@ import (
 
 	"github.com/mholt/acmez/v3/acme"
 
+	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // The account's deliberate changes, as `caddy persist account` and POST
 // /persist/account/ run them on a config: which accounts they change, and
-// what they report. The changes themselves are the accounts' own
-// (account_rollover.go, account_replace.go).
+// what they report. The changes themselves are the account keeper's
+// (internal/account).
 
 // AccountChange is what an account command did to one ACME account. The
 // `caddy persist account` commands print it, and POST /persist/account/
@@ -80,10 +81,10 @@ func accountTargets(sets []servedSet, ca string) ([]accountTarget, error) {
 	var cas []string
 	for _, set := range sets {
 		cas = append(cas, set.Issuer.CA)
-		if ca != "" && !sameDirectoryURL(set.Issuer.CA, ca) {
+		if ca != "" && !account.SameDirectory(set.Issuer.CA, ca) {
 			continue
 		}
-		i := slices.IndexFunc(targets, func(t accountTarget) bool { return t.issuer().sameAccountAs(set.Issuer) })
+		i := slices.IndexFunc(targets, func(t accountTarget) bool { return useOneAccount(t.issuer(), set.Issuer) })
 		if i < 0 {
 			targets = append(targets, accountTarget{set})
 			continue
@@ -97,9 +98,9 @@ func accountTargets(sets []servedSet, ca string) ([]accountTarget, error) {
 	return targets, nil
 }
 
-// sameAccountAs reports whether two issuers use one account.
-func (iss *Issuer) sameAccountAs(other *Issuer) bool {
-	return iss.CA == other.CA && strings.EqualFold(iss.Email, other.Email) && iss.AccountKey == other.AccountKey
+// useOneAccount reports whether two issuers use one account.
+func useOneAccount(a, b *Issuer) bool {
+	return a.CA == b.CA && strings.EqualFold(a.Email, b.Email) && a.AccountKey == b.AccountKey
 }
 
 // issuer is the issuer that changes the account for all of them.
@@ -108,14 +109,14 @@ func (t accountTarget) issuer() *Issuer { return t[0].Issuer }
 // forget makes every issuer of the account load it again.
 func (t accountTarget) forget() {
 	for _, set := range t {
-		set.Issuer.accounts.forget()
+		set.Issuer.accounts.Forget()
 	}
 }
 
 // change starts the report of what an action did.
 func (t accountTarget) change(ctx context.Context, action string) (AccountChange, error) {
 	iss := t.issuer()
-	_, dir, err := iss.acmeClientAndDirectory(ctx)
+	_, dir, err := iss.client.directory(ctx)
 	if err != nil {
 		return AccountChange{}, err
 	}
@@ -129,13 +130,13 @@ func (t accountTarget) rollover(ctx context.Context) (AccountChange, error) {
 	if err != nil {
 		return change, err
 	}
-	out, err := t.issuer().accounts.rollover(ctx)
+	out, err := t.issuer().accounts.Rollover(ctx)
 	t.forget()
 	if err != nil {
 		return change, err
 	}
-	change.AccountURL, change.State = out.acct.Location, stateRolledOver
-	if out.resumed {
+	change.AccountURL, change.State = out.Account.Location, stateRolledOver
+	if out.Resumed {
 		change.State = stateResumed
 	}
 	if change.Draft == record.Draft02.String() {
@@ -165,59 +166,60 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 	}
 	a := t.issuer().accounts
 	if !req.Switch && !req.DeactivateOld {
-		pending, created, err := a.beginReplacement(ctx)
+		begun, err := a.Replace(ctx, account.Begin)
 		if err != nil {
 			return change, err
 		}
-		current, err := a.get(ctx, false)
+		current, err := a.Get(ctx, false)
 		if err != nil {
 			return change, err
 		}
-		change.AccountURL, change.State, change.Registered, change.ReplacementURL = current.Location, statePending, created, pending.Location
+		pending := begun.Account
+		change.AccountURL, change.State, change.Registered, change.ReplacementURL = current.Location, statePending, begun.Created, pending.Location
 		change.Records, err = inspectAll(ctx, t, inspectOptions{caa: req.CAA, account: &pending})
 		return change, err
 	}
 
 	if req.Switch {
-		st, err := a.replacementState(ctx)
+		waiting, err := a.Replace(ctx, account.Pending)
 		if err != nil {
 			return change, err
 		}
-		if st.pending != nil {
+		if pending := waiting.Account; pending.Location != "" {
 			// every record and CAA policy must let the new account through
 			// first, or orders would fail after the switch
-			reports, err := inspectAll(ctx, t, inspectOptions{check: true, caa: req.CAA, account: st.pending})
+			reports, err := inspectAll(ctx, t, inspectOptions{check: true, caa: req.CAA, account: &pending})
 			if err != nil {
 				return change, err
 			}
 			if len(reports) == 0 {
-				return change, &inputError{fmt.Errorf("not switched: the switch first checks the replacement's record for every name, and none is known (names served only on demand are not in the config): give --domain for each name whose record you published for %s", st.pending.Location)}
+				return change, &inputError{fmt.Errorf("not switched: the switch first checks the replacement's record for every name, and none is known (names served only on demand are not in the config): give --domain for each name whose record you published for %s", pending.Location)}
 			}
 			if checkOutcome(reports, false) != nil {
-				current, err := a.get(ctx, false)
-				change.AccountURL, change.State, change.ReplacementURL, change.Records = current.Location, stateNotSwitched, st.pending.Location, reports
+				current, err := a.Get(ctx, false)
+				change.AccountURL, change.State, change.ReplacementURL, change.Records = current.Location, stateNotSwitched, pending.Location, reports
 				return change, err
 			}
 		}
-		old, current, err := a.switchToReplacement(ctx)
+		switched, err := a.Replace(ctx, account.Switch)
 		t.forget()
 		if err != nil {
 			return change, err
 		}
-		change.AccountURL, change.State, change.OldAccountURL = current.Location, stateSwitched, old.Location
+		change.AccountURL, change.State, change.OldAccountURL = switched.Account.Location, stateSwitched, switched.Old.Location
 	}
 
 	if req.DeactivateOld {
-		old, err := a.deactivateReplaced(ctx)
+		deactivated, err := a.Replace(ctx, account.DeactivateOld)
 		if err != nil {
 			return change, err
 		}
-		current, err := a.get(ctx, false)
+		current, err := a.Get(ctx, false)
 		if err != nil {
 			return change, err
 		}
-		change.AccountURL, change.State, change.OldAccountURL = current.Location, stateDeactivated, old.Location
-		change.Remove, err = t.recordsOf(ctx, old)
+		change.AccountURL, change.State, change.OldAccountURL = current.Location, stateDeactivated, deactivated.Old.Location
+		change.Remove, err = t.recordsOf(ctx, deactivated.Old)
 		return change, err
 	}
 	return change, nil
@@ -240,7 +242,7 @@ func (t accountTarget) recordsOf(ctx context.Context, acct acme.Account) ([]stri
 			return nil, err
 		}
 		in.acct = acct
-		for _, line := range set.Issuer.zoneLines(plan, in) {
+		for _, line := range set.Issuer.spec.zoneLines(plan, in) {
 			if !slices.Contains(lines, line) {
 				lines = append(lines, line)
 			}

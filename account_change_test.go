@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 )
 
@@ -88,7 +89,7 @@ func TestSwitchWithoutNamesIsRefused(t *testing.T) {
 	if _, err := iss.target().replace(ctx, replaceRequest{Switch: true}); !errors.As(err, &badInput) || !strings.Contains(err.Error(), "--domain") {
 		t.Errorf("switch without names: %v, want a refusal asking for --domain", err)
 	}
-	if current, err := iss.accounts.get(ctx, false); err != nil || current.Location != url {
+	if current, err := iss.accounts.Get(ctx, false); err != nil || current.Location != url {
 		t.Errorf("orders use %s after the refused switch (%v), want %s", current.Location, err, url)
 	}
 	switched, err := iss.target("named.switch.test").replace(ctx, replaceRequest{Switch: true})
@@ -111,7 +112,7 @@ func TestAFailingAccountNamesTheChangesDoneBefore(t *testing.T) {
 	targets := []accountTarget{first.target(), unregistered.target()}
 
 	changes, err := runAccountAction(ctx, accountActions["rollover"], targets, &accountScope{})
-	if !errors.Is(err, errNoAccountYet) || !strings.Contains(err.Error(), "done before this failed: rolled-over ("+url+" at "+ca.URL+")") {
+	if !errors.Is(err, account.ErrNoAccountYet) || !strings.Contains(err.Error(), "done before this failed: rolled-over ("+url+" at "+ca.URL+")") {
 		t.Errorf("error = %v, want the second account's, naming the first's rollover", err)
 	}
 	if len(changes) != 1 || changes[0].AccountURL != url || changes[0].State != stateRolledOver {

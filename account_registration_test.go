@@ -9,34 +9,6 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
-func TestInstancesSharingStorageRegisterOneAccount(t *testing.T) {
-	t.Parallel()
-	ca := startCA(t, acmetest.Options{})
-	dir := t.TempDir()
-	issuers := []*testIssuer{newTestIssuer(t, ca, dir, nil), newTestIssuer(t, ca, dir, nil), newTestIssuer(t, ca, dir, nil)}
-	urls := make([]string, len(issuers))
-	var wg sync.WaitGroup
-	for i, iss := range issuers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			acct, err := iss.accounts.get(context.Background(), true)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			urls[i] = acct.Location
-		}()
-	}
-	wg.Wait()
-	if urls[0] == "" || urls[0] != urls[1] || urls[1] != urls[2] {
-		t.Errorf("account URLs = %v", urls)
-	}
-	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
-		t.Errorf("registrations = %d, want 1", n)
-	}
-}
-
 func TestTwoInstancesOnOneStorageRegisterOnceAndOrderOncePerName(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
@@ -47,7 +19,7 @@ func TestTwoInstancesOnOneStorageRegisterOnceAndOrderOncePerName(t *testing.T) {
 	// the record needs the account URL, which neither instance has yet;
 	// publish after the first registration, as an operator would
 	url := a.accountURL(t)
-	a.accounts.forget()
+	a.accounts.Forget()
 	for _, n := range names {
 		setTXT(t, record.Name(n), "pebble.letsencrypt.org; accounturi="+url)
 	}
@@ -73,7 +45,7 @@ func TestTwoInstancesOnOneStorageRegisterOnceAndOrderOncePerName(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			acct, err := inst.accounts.get(context.Background(), true)
+			acct, err := inst.accounts.Get(context.Background(), true)
 			if err != nil {
 				t.Error(err)
 				return

@@ -11,109 +11,34 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
-
-func TestLostRegistrationIsRebuiltFromTheCA(t *testing.T) {
-	t.Parallel()
-	ca := startCA(t, acmetest.Options{})
-	dir := t.TempDir()
-	url := newTestIssuer(t, ca, dir, nil).accountURL(t)
-	loc := locateAccount(ca.URL, "ops@example.test")
-	if err := os.Remove(filepath.Join(dir, loc.Reg)); err != nil {
-		t.Fatal(err)
-	}
-	iss := newTestIssuer(t, ca, dir, nil)
-	if got := iss.accountURL(t); got != url {
-		t.Errorf("account %s after losing the registration, want %s", got, url)
-	}
-	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
-		t.Errorf("registrations = %d, want 1", n)
-	}
-	if _, err := os.Stat(filepath.Join(dir, loc.Reg)); err != nil {
-		t.Errorf("the registration was not rebuilt: %v", err)
-	}
-}
-
-func TestInterruptedRegistrationRegistersTheStoredKey(t *testing.T) {
-	t.Parallel()
-	ca := startCA(t, acmetest.Options{})
-	dir := t.TempDir()
-	loc := locateAccount(ca.URL, "ops@example.test")
-	key, _ := newAccountKey()
-	// a registration that stored its key and then died before the CA answered
-	if err := storeKey(context.Background(), &certmagic.FileStorage{Path: dir}, loc, key); err != nil {
-		t.Fatal(err)
-	}
-	iss := newTestIssuer(t, ca, dir, nil)
-	acct, err := iss.accounts.get(context.Background(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !sameKey(acct.PrivateKey, key) {
-		t.Error("a new key was made instead of registering the stored one")
-	}
-	if n := len(iss.logs.FilterMessageSnippet("a registration was interrupted").All()); n != 1 {
-		t.Errorf("%d log entries about the interrupted registration", n)
-	}
-	if !iss.storage.Exists(context.Background(), loc.Reg) {
-		t.Error("the registration was not stored")
-	}
-}
-
-func TestPinnedKeyRepairsACorruptRegistration(t *testing.T) {
-	t.Parallel()
-	ca := startCA(t, acmetest.Options{})
-	dir := t.TempDir()
-	first := newTestIssuer(t, ca, dir, nil)
-	url := first.accountURL(t)
-	loc := locateAccount(ca.URL, first.Email)
-	keyPEM, _ := first.storage.Load(context.Background(), loc.Key)
-	os.WriteFile(filepath.Join(dir, loc.Reg), []byte("{trunc"), 0o600)
-
-	pinned := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.AccountKey = string(keyPEM) })
-	if got := pinned.accountURL(t); got != url {
-		t.Errorf("account %s, want %s", got, url)
-	}
-	kept := false
-	for _, name := range listFiles(t, filepath.Join(dir, filepath.Dir(loc.Reg))) {
-		if strings.Contains(name, ".json.corrupt-") {
-			kept = true
-		}
-	}
-	if !kept {
-		t.Error("the corrupt registration was not kept")
-	}
-	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
-		t.Errorf("registrations = %d", n)
-	}
-}
 
 func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
-		damage  func(loc accountLocation, dir string) string
+		damage  func(loc accountFiles, dir string) string
 		wantKey string
 	}{
-		{"corrupt JSON", func(loc accountLocation, dir string) string {
+		{"corrupt JSON", func(loc accountFiles, dir string) string {
 			os.WriteFile(filepath.Join(dir, loc.Reg), []byte("{not json"), 0o600)
 			return loc.Reg
 		}, "corrupt account JSON"},
-		{"truncated JSON", func(loc accountLocation, dir string) string {
+		{"truncated JSON", func(loc accountFiles, dir string) string {
 			data, _ := os.ReadFile(filepath.Join(dir, loc.Reg))
 			os.WriteFile(filepath.Join(dir, loc.Reg), data[:len(data)/2], 0o600)
 			return loc.Reg
 		}, "corrupt account JSON"},
-		{"unreadable key", func(loc accountLocation, dir string) string {
+		{"unreadable key", func(loc accountFiles, dir string) string {
 			os.WriteFile(filepath.Join(dir, loc.Key), []byte("-----BEGIN EC PRIVATE KEY-----\ngarbage\n-----END EC PRIVATE KEY-----\n"), 0o600)
 			return loc.Key
 		}, "unreadable private key"},
-		{"lost key", func(loc accountLocation, dir string) string {
+		{"lost key", func(loc accountFiles, dir string) string {
 			os.Remove(filepath.Join(dir, loc.Key))
 			return loc.Key
 		}, "account key is missing"},
@@ -124,9 +49,9 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 			dir := t.TempDir()
 			first := newTestIssuer(t, ca, dir, nil)
 			oldURL := first.accountURL(t)
-			loc := locateAccount(ca.URL, first.Email)
+			loc := first.accountFiles()
 			damaged := c.damage(loc, dir)
-			before := snapshot(t, dir)
+			before := storagetest.Snapshot(t, dir)
 
 			iss := newTestIssuer(t, ca, dir, nil)
 			_, err := iss.Issue(context.Background(), newCSR(t, "unusable.test"))
@@ -137,7 +62,7 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 			if !strings.Contains(err.Error(), "docs/accounts.md") {
 				t.Errorf("the error does not point to the recovery steps: %v", err)
 			}
-			if after := snapshot(t, dir); after != before {
+			if after := storagetest.Snapshot(t, dir); after != before {
 				t.Errorf("storage changed:\nbefore %s\nafter  %s", before, after)
 			}
 			if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
@@ -176,7 +101,7 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 				}
 			}
 			set := 0
-			for _, name := range listFiles(t, filepath.Join(dir, filepath.Dir(loc.Key))) {
+			for _, name := range storagetest.List(t, filepath.Join(dir, filepath.Dir(loc.Key))) {
 				if strings.Contains(name, ".unusable-") {
 					set++
 				}
@@ -191,7 +116,7 @@ func TestUnusableAccountStopsIssuingAndKeepsTheFiles(t *testing.T) {
 func TestOneAccountDoesNotExistAnswerIsConfirmedFirst(t *testing.T) {
 	t.Parallel()
 	wrap, hits := failFirst(1, acmetest.KindNewOrder, func(w http.ResponseWriter) {
-		writeProblem(w, http.StatusBadRequest, acme.ProblemTypeAccountDoesNotExist, "hiccup")
+		acmetest.WriteProblem(w, http.StatusBadRequest, acme.ProblemTypeAccountDoesNotExist, "hiccup")
 	})
 	ca := startCA(t, acmetest.Options{Wrap: wrap})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
@@ -223,7 +148,7 @@ func TestVanishedAccountIsReplacedLoudlyAndKept(t *testing.T) {
 	if _, err := iss.Issue(context.Background(), newCSR(t, "vanish.test")); err != nil {
 		t.Fatal(err)
 	}
-	loc := locateAccount(ca.URL, iss.Email)
+	loc := iss.accountFiles()
 	oldKey, _ := iss.storage.Load(context.Background(), loc.Key)
 
 	ca.Reset() // the CA forgets every account
@@ -282,19 +207,20 @@ func TestRepairWaitsForACAThatCannotAnswer(t *testing.T) {
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if refusing.Load() && acmetest.KindOf(r) == acmetest.KindNewAccount {
-				writeProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "accounts database offline")
+				acmetest.WriteProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "accounts database offline")
 				return
 			}
 			next.ServeHTTP(w, r)
 		})
 	}})
 	dir := t.TempDir()
-	oldURL := newTestIssuer(t, ca, dir, nil).accountURL(t)
-	loc := locateAccount(ca.URL, "ops@example.test")
+	first := newTestIssuer(t, ca, dir, nil)
+	oldURL := first.accountURL(t)
+	loc := first.accountFiles()
 	if err := os.WriteFile(filepath.Join(dir, loc.Reg), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, dir)
+	before := storagetest.Snapshot(t, dir)
 
 	refusing.Store(true)
 	repl := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
@@ -302,7 +228,7 @@ func TestRepairWaitsForACAThatCannotAnswer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "accounts database offline") {
 		t.Fatalf("error = %v, want the CA's", err)
 	}
-	if after := snapshot(t, dir); after != before {
+	if after := storagetest.Snapshot(t, dir); after != before {
 		t.Errorf("storage changed while the CA could not answer:\nbefore %s\nafter  %s", before, after)
 	}
 

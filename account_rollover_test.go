@@ -3,30 +3,20 @@ package persist
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
-
-// storedKeyPEM reads the key stored for the issuer's account.
-func (ti *testIssuer) storedKeyPEM(t testing.TB) []byte {
-	t.Helper()
-	data, err := ti.storage.Load(context.Background(), locateAccount(ti.CA, ti.Email).Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // TestRolloverDraft02RepublishesAndOldRecordsStillPass: at a -02 CA, the
 // records hash the key, so a rollover prints new ones; the one published
@@ -46,14 +36,14 @@ func TestRolloverDraft02RepublishesAndOldRecordsStillPass(t *testing.T) {
 	setTXT(t, before[0].RecordName, before[0].Value)
 	url := iss.accountURL(t)
 	oldKeyPEM := iss.storedKeyPEM(t)
-	oldAcct, _ := iss.accounts.get(ctx, false)
+	oldAcct, _ := iss.accounts.Get(ctx, false)
 	oldThumbprint, _ := oldAcct.Thumbprint()
 
-	out, err := iss.accounts.rollover(ctx)
+	out, err := iss.accounts.Rollover(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.resumed || out.acct.Location != url {
+	if out.Resumed || out.Account.Location != url {
 		t.Fatalf("rollover = %+v, want the account %s", out, url)
 	}
 	records, err := iss.inspect(ctx, []string{name}, false)
@@ -97,18 +87,18 @@ func TestRolloverDraft02RepublishesAndOldRecordsStillPass(t *testing.T) {
 		t.Errorf("check of the new record: %v %+v", err, checked)
 	}
 
-	keys, err := loadPreviousKeys(ctx, iss.storage, locateAccount(ca.URL, iss.Email))
+	keys, err := previousKeysIn(ctx, iss.storage, iss.accountFiles())
 	if err != nil || len(keys) != 1 || keys[0].Thumbprint != oldThumbprint || keys[0].AccountURL != url {
 		t.Errorf("previous keys kept: %+v, %v", keys, err)
 	}
-	if holder := fileHolding(t, dir, oldKeyPEM); holder != "" {
+	if holder := storagetest.Holding(t, dir, oldKeyPEM); holder != "" {
 		t.Errorf("the old key is still stored, in %s", holder)
 	}
 
 	// a file of thumbprints that cannot be read stops nothing: the record
 	// made with the current key passes, and the log says why older ones
 	// would not
-	if err := iss.storage.Store(ctx, locateAccount(ca.URL, iss.Email).previousThumbprints(), []byte("{")); err != nil {
+	if err := iss.storage.Store(ctx, iss.accountFiles().previousThumbprints(), []byte("{")); err != nil {
 		t.Fatal(err)
 	}
 	restarted := newTestIssuer(t, ca, dir, nil)
@@ -119,21 +109,6 @@ func TestRolloverDraft02RepublishesAndOldRecordsStillPass(t *testing.T) {
 	if n := len(restarted.logs.FilterMessageSnippet("could not read the thumbprints").All()); n == 0 {
 		t.Error("nothing logged about the unreadable thumbprints")
 	}
-}
-
-// fileHolding returns a file under dir that contains data, if any.
-func fileHolding(t *testing.T, dir string, data []byte) string {
-	t.Helper()
-	found := ""
-	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			if content, _ := os.ReadFile(path); bytes.Contains(content, bytes.TrimSpace(data)) {
-				found = path
-			}
-		}
-		return nil
-	})
-	return found
 }
 
 // TestInstanceWithTheOldKeyPicksUpTheNewOneWhenTheCARefusesIt: another
@@ -157,7 +132,7 @@ func TestInstanceWithTheOldKeyPicksUpTheNewOneWhenTheCARefusesIt(t *testing.T) {
 		issued <- err
 	}()
 	gate.WaitArrived(t, time.Minute)
-	if _, err := rolling.accounts.rollover(ctx); err != nil {
+	if _, err := rolling.accounts.Rollover(ctx); err != nil {
 		t.Fatal(err)
 	}
 	gate.Release()
@@ -175,115 +150,42 @@ func TestInstanceWithTheOldKeyPicksUpTheNewOneWhenTheCARefusesIt(t *testing.T) {
 	}
 }
 
-// TestRolloverWhoseAnswerIsLostCompletes: the CA takes the new key but
-// answers with an error; acmez retries, signed with the old key, which
-// the CA then refuses. The rollover asks the CA which key it has, and
-// completes.
-func TestRolloverWhoseAnswerIsLostCompletes(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var lose atomic.Bool
-	lose.Store(true)
-	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if acmetest.KindOf(r) == acmetest.KindKeyChange && lose.CompareAndSwap(true, false) {
-				next.ServeHTTP(httptest.NewRecorder(), r)
-				serverInternal(w)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}})
-	iss := newTestIssuer(t, ca, t.TempDir(), nil)
-	url := iss.accountURL(t)
-	oldKeyPEM := iss.storedKeyPEM(t)
-
-	out, err := iss.accounts.rollover(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.acct.Location != url || bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) {
-		t.Errorf("rollover = %+v; the key changed: %v", out, !bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM))
-	}
-	assertCAHasStoredKey(t, iss, url)
-	if n := len(iss.logs.FilterMessageSnippet("but it has taken the new key").All()); n != 1 {
-		t.Errorf("%d log entries about the lost answer", n)
-	}
-}
-
-// TestRolloverTheCANeverTookKeepsItsKey: the CA fails the key change
-// without taking the new key. While it also says it knows no account for
-// the old key (a lagging replica would), both keys stay where they are;
-// once it knows the old key as the account's, the rollover's key is set
-// aside, never deleted, and the account keeps its key.
-func TestRolloverTheCANeverTookKeepsItsKey(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var forgetful atomic.Bool
-	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			switch kind := acmetest.KindOf(r); {
-			case kind == acmetest.KindKeyChange:
-				serverInternal(w)
-			case kind == acmetest.KindNewAccount && forgetful.Load():
-				writeProblem(w, http.StatusBadRequest, acme.ProblemTypeAccountDoesNotExist, "injected by the test")
-			default:
-				next.ServeHTTP(w, r)
-			}
-		})
-	}})
-	iss := newTestIssuer(t, ca, t.TempDir(), nil)
-	url := iss.accountURL(t)
-	oldKeyPEM := iss.storedKeyPEM(t)
-	loc := locateAccount(ca.URL, iss.Email)
-
-	forgetful.Store(true)
-	if _, err := iss.accounts.rollover(ctx); err == nil || !strings.Contains(err.Error(), "both keys are kept") {
-		t.Fatalf("rollover while the CA knows neither key: %v", err)
-	}
-	if !bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) || !iss.storage.Exists(ctx, loc.rolloverKey()) {
-		t.Fatal("a key was dropped while the CA knew neither")
-	}
-	newKeyPEM, _ := iss.storage.Load(ctx, loc.rolloverKey())
-
-	forgetful.Store(false)
-	if _, err := iss.accounts.rollover(ctx); err == nil || !strings.Contains(err.Error(), "did not change the key") {
-		t.Fatalf("rollover once the CA knows the old key: %v", err)
-	}
-	assertCAHasStoredKey(t, iss, url)
-	if !bytes.Equal(iss.storedKeyPEM(t), oldKeyPEM) {
-		t.Error("the account's key changed")
-	}
-	aside, _ := filepath.Glob(filepath.Join(iss.storage.Path, filepath.FromSlash(loc.rolloverKey())+".untaken-*"))
-	if len(aside) == 0 {
-		t.Fatal("the first rollover's key was not set aside")
-	}
-	if kept, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(kept, newKeyPEM) {
-		t.Errorf("the key set aside is not the first rollover's: %v", err)
-	}
-}
-
-// serverInternal answers as a CA whose server failed.
-func serverInternal(w http.ResponseWriter) {
-	writeProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "injected by the test")
-}
-
 // assertCAHasStoredKey fails the test unless the CA knows the stored key
 // as the account at url, and no rollover key is left.
 func assertCAHasStoredKey(t *testing.T, iss *testIssuer, url string) {
 	t.Helper()
 	ctx := context.Background()
-	acct, err := loadStoredAccount(ctx, iss.storage, locateAccount(iss.CA, iss.Email))
+	key, err := certmagic.PEMDecodePrivateKey(iss.storedKeyPEM(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	found, err := iss.accounts.lookUp(ctx, acct.PrivateKey)
-	if err != nil || found.Location != url || acct.Location != url {
+	client, err := iss.client.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := client.GetAccount(ctx, acme.Account{PrivateKey: key})
+	if stored, _ := iss.storage.Load(ctx, iss.accountFiles().Reg); err != nil || found.Location != url || !bytes.Contains(stored, []byte(url)) {
 		t.Errorf("the CA knows the stored key as %q (%v), want %s", found.Location, err, url)
 	}
-	if iss.storage.Exists(ctx, locateAccount(iss.CA, iss.Email).rolloverKey()) {
+	if iss.storage.Exists(ctx, iss.accountFiles().rolloverKey()) {
 		t.Error("the rollover key is left")
 	}
+}
+
+// previousKey is an entry of the file of earlier keys' thumbprints.
+type previousKey struct {
+	AccountURL string `json:"account_url"`
+	Thumbprint string `json:"thumbprint"`
+}
+
+// previousKeysIn reads the file of the earlier keys' thumbprints.
+func previousKeysIn(ctx context.Context, storage certmagic.Storage, files accountFiles) ([]previousKey, error) {
+	data, err := storage.Load(ctx, files.previousThumbprints())
+	if err != nil {
+		return nil, err
+	}
+	var keys []previousKey
+	return keys, json.Unmarshal(data, &keys)
 }
 
 // TestInterruptedRolloverIsCompletedByWhoeverFindsIt: the CA takes the new
@@ -302,11 +204,11 @@ func TestInterruptedRolloverIsCompletedByWhoeverFindsIt(t *testing.T) {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					switch {
 					case down.Load() && acmetest.KindOf(r) != acmetest.KindDirectory:
-						serverInternal(w)
+						acmetest.ServerInternal(w)
 					case acmetest.KindOf(r) == acmetest.KindKeyChange:
 						next.ServeHTTP(httptest.NewRecorder(), r)
 						down.Store(true)
-						serverInternal(w)
+						acmetest.ServerInternal(w)
 					default:
 						next.ServeHTTP(w, r)
 					}
@@ -317,9 +219,9 @@ func TestInterruptedRolloverIsCompletedByWhoeverFindsIt(t *testing.T) {
 			iss.publish(t, name, false)
 			url := iss.accountURL(t)
 			oldKeyPEM := iss.storedKeyPEM(t)
-			loc := locateAccount(ca.URL, iss.Email)
+			loc := iss.accountFiles()
 
-			_, err := iss.accounts.rollover(ctx)
+			_, err := iss.accounts.Rollover(ctx)
 			if err == nil || !strings.Contains(err.Error(), "run the rollover again") || !strings.Contains(err.Error(), loc.rolloverKey()) {
 				t.Fatalf("error = %v, want one saying the key is kept and to run again", err)
 			}
@@ -330,8 +232,8 @@ func TestInterruptedRolloverIsCompletedByWhoeverFindsIt(t *testing.T) {
 
 			switch by {
 			case "the next rollover":
-				out, err := iss.accounts.rollover(ctx)
-				if err != nil || !out.resumed {
+				out, err := iss.accounts.Rollover(ctx)
+				if err != nil || !out.Resumed {
 					t.Fatalf("the next rollover: %+v, %v", out, err)
 				}
 			default:
@@ -345,29 +247,5 @@ func TestInterruptedRolloverIsCompletedByWhoeverFindsIt(t *testing.T) {
 			}
 			assertCAHasStoredKey(t, iss, url)
 		})
-	}
-}
-
-// TestRolloverRefusesAPinnedKeyAndAMissingAccount: a key in the config
-// cannot change there, and a rollover never registers an account.
-func TestRolloverRefusesAPinnedKeyAndAMissingAccount(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	ca := startCA(t, acmetest.Options{})
-	dir := t.TempDir()
-	if _, err := newTestIssuer(t, ca, dir, nil).accounts.rollover(ctx); !errors.Is(err, errNoAccountYet) {
-		t.Errorf("rollover without an account: %v", err)
-	}
-	first := newTestIssuer(t, ca, dir, nil)
-	first.accountURL(t)
-	pinned := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.AccountKey = string(first.storedKeyPEM(t)) })
-	if _, err := pinned.accounts.rollover(ctx); !errors.Is(err, errPinnedAccount) {
-		t.Errorf("rollover of a pinned key: %v", err)
-	}
-	if n := ca.Counts.Get(acmetest.KindKeyChange); n != 0 {
-		t.Errorf("%d key changes sent", n)
-	}
-	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
-		t.Errorf("%d registrations, want 1", n)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/dnspersist/caddy-persist/internal/account"
 )
 
 func init() {
@@ -88,9 +90,11 @@ func apiError(err error) error {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	case errors.Is(err, errNoPersistIssuer):
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
-	case errors.Is(err, errNoAccountYet):
+	case errors.Is(err, account.ErrNoAccountYet):
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: fmt.Errorf("%w; GET /persist/records creates it", err)}
-	case isAccountStateError(err):
+	}
+	var state *account.StateError
+	if errors.As(err, &state) {
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
 	}
 	var storageErr *StorageError

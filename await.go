@@ -159,7 +159,7 @@ func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) erro
 	if iss.PropagationTimeout < 0 || order.in.offered == nil {
 		return nil
 	}
-	stepAside := func(ctx context.Context) error { return iss.leaveToLaterIssuer(ctx, order.plan) }
+	stepAside := func(ctx context.Context) error { return iss.stepAside(ctx, order.plan, true) }
 	err := iss.awaitRecords(ctx, order.in, order.plan, order.plan.bases, true, order.started.Add(time.Duration(iss.PropagationTimeout)), stepAside)
 	order.caaChecked = err == nil
 	return err
@@ -254,10 +254,10 @@ func (iss *Issuer) checkRecord(ctx context.Context, in recordInputs, base string
 	}
 	if !j.passed() {
 		recErr := j.failure()
-		iss.noticeFailure(recErr)
+		iss.notices.failure(recErr)
 		return recErr
 	}
-	iss.noticeExpiry(base, *j.verdict.Matched)
-	iss.noticeLeniency(j)
+	iss.notices.expiry(base, *j.verdict.Matched)
+	iss.notices.leniency(j)
 	return nil
 }

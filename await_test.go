@@ -187,7 +187,7 @@ func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now()}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
-	acct, err := iss.accounts.get(context.Background(), true)
+	acct, err := iss.accounts.Get(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	clock := &controlledClock{now: time.Now().Truncate(time.Second)}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
-	acct, _ := iss.accounts.get(context.Background(), true)
+	acct, _ := iss.accounts.Get(context.Background(), true)
 	in := recordInputs{dir: caDirectory{Draft: record.Draft01}, offered: []string{acmetest.DefaultIssuerName}, acct: acct}
 	until := clock.Now().Add(40 * 24 * time.Hour).Truncate(time.Second)
 	value, _ := record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: acct.Location, PersistUntil: until}.Value()

@@ -207,9 +207,9 @@ func (iss *Issuer) checkCAA(ctx context.Context, in recordInputs, domain string,
 	j := iss.judgeCAA(ctx, in, domain, plain, wildcard)
 	if !j.allowed() {
 		e := j.failure()
-		iss.noticeCAA(e)
+		iss.notices.caa(e)
 		return e
 	}
-	iss.noticeCAALeniency(j)
+	iss.notices.caaLeniency(j)
 	return nil
 }

@@ -98,7 +98,7 @@ func TestSolverJudgesTheChallengesAccountURI(t *testing.T) {
 	named.Store(&acctURL)
 	iss.publish(t, "chal-uri.test", false)
 	fresh := newTestIssuer(t, ca, iss.storage.Path, nil)
-	if uri := fresh.challengeURIFor(context.Background(), acme.Account{Location: acctURL}); uri != "" {
+	if uri := fresh.accounts.ChallengeURI(context.Background(), acme.Account{Location: acctURL}); uri != "" {
 		t.Errorf("storage still remembers accounturi %s", uri)
 	}
 	if _, err := fresh.Issue(context.Background(), newCSR(t, "chal-uri.test")); err != nil {
@@ -106,49 +106,5 @@ func TestSolverJudgesTheChallengesAccountURI(t *testing.T) {
 	}
 	if n := ca.Counts.Get(acmetest.KindChallenge); n != 3 {
 		t.Errorf("challenge POSTs = %d, want 3", n)
-	}
-}
-
-// TestChallengeURIIsRememberedPerAccountForEveryInstance: the accounturi
-// a challenge named is kept for the account it was named for, so another
-// account at the same CA neither sees nor overwrites it, and an instance
-// sharing the storage reads it before its next order, without a restart.
-func TestChallengeURIIsRememberedPerAccountForEveryInstance(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	ca := startCA(t, acmetest.Options{})
-	dir := t.TempDir()
-	learner := newTestIssuer(t, ca, dir, nil)
-	learner.accountURL(t)
-	acct, err := learner.accounts.get(ctx, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	instance := newTestIssuer(t, ca, dir, nil)
-	otherEmail := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.Email = "other@example.test" })
-	otherEmail.accountURL(t)
-	otherAcct, err := otherEmail.accounts.get(ctx, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if uri := instance.challengeURIFor(ctx, acct); uri != "" {
-		t.Fatalf("remembered %q before any challenge", uri)
-	}
-
-	const named, otherNamed = "https://ca.example/acme/acct/7", "https://ca.example/acme/acct/8"
-	learner.rememberChallengeURI(ctx, acct, named)
-	otherEmail.rememberChallengeURI(ctx, otherAcct, otherNamed)
-	instance.expireAccountState() // as before an order
-	if uri := instance.challengeURIFor(ctx, acct); uri != named {
-		t.Errorf("the other instance judges against %q, want %q", uri, named)
-	}
-	for _, c := range []struct {
-		iss  *testIssuer
-		acct acme.Account
-		want string
-	}{{newTestIssuer(t, ca, dir, nil), acct, named}, {newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.Email = "other@example.test" }), otherAcct, otherNamed}} {
-		if uri := c.iss.challengeURIFor(ctx, c.acct); uri != c.want {
-			t.Errorf("after a restart %s judges against %q, want %q", c.acct.Location, uri, c.want)
-		}
 	}
 }

@@ -2,11 +2,13 @@ package persist
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -33,58 +35,81 @@ const (
 	maxDirectoryOctets = 1 << 20
 )
 
-// acmeClient returns the issuer's ACME client.
-func (iss *Issuer) acmeClient() (*acmez.Client, error) {
-	iss.st.clientMu.Lock()
-	defer iss.st.clientMu.Unlock()
-	if iss.st.client != nil {
-		return iss.st.client, nil
+// caClient is the issuer's ACME client and the directory it last read.
+type caClient struct {
+	url     string
+	roots   *x509.CertPool
+	timeout time.Duration
+	solver  acmez.Solver
+	logger  *zap.Logger
+	now     func() time.Time
+
+	mu     sync.Mutex
+	client *acmez.Client
+	dir    *caDirectory
+}
+
+// get returns the issuer's ACME client, built on first use.
+func (c *caClient) get() (*acmez.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil {
+		return c.client, nil
 	}
-	if err := checkCAURL(iss.CA); err != nil {
+	if err := checkCAURL(c.url); err != nil {
 		return nil, err
 	}
-	httpClient := acmehttp.NewClient(iss.rootPool)
+	httpClient := acmehttp.NewClient(c.roots)
 	httpClient.Transport = authzObserver{next: httpClient.Transport}
-	iss.st.client = &acmez.Client{
+	c.client = &acmez.Client{
 		Client: &acme.Client{
-			Directory:   iss.CA,
+			Directory:   c.url,
 			HTTPClient:  httpClient,
 			UserAgent:   "caddy-persist " + certmagic.UserAgent,
-			PollTimeout: time.Duration(iss.ACMETimeout),
-			Logger: slog.New(zapslog.NewHandler(iss.logger.Core(),
-				zapslog.WithName(iss.logger.Name()+".acme_client"),
+			PollTimeout: c.timeout,
+			Logger: slog.New(zapslog.NewHandler(c.logger.Core(),
+				zapslog.WithName(c.logger.Name()+".acme_client"),
 				zapslog.AddStacktraceAt(slog.Level(127)))),
 		},
 		ChallengeSolvers: map[string]acmez.Solver{
-			acme.ChallengeTypeDNSPersist01: persistSolver{iss: iss},
+			acme.ChallengeTypeDNSPersist01: c.solver,
 		},
 	}
-	return iss.st.client, nil
+	return c.client, nil
 }
 
-// acmeClientAndDirectory returns the issuer's ACME client and what the
-// directory says, fetching the directory once per directoryTTL.
-func (iss *Issuer) acmeClientAndDirectory(ctx context.Context) (*acmez.Client, caDirectory, error) {
-	client, err := iss.acmeClient()
+// directory returns the issuer's ACME client and what the directory
+// says, fetching the directory once per directoryTTL.
+func (c *caClient) directory(ctx context.Context) (*acmez.Client, caDirectory, error) {
+	client, err := c.get()
 	if err != nil {
 		return nil, caDirectory{}, err
 	}
-	iss.st.clientMu.Lock()
-	defer iss.st.clientMu.Unlock()
-	if iss.st.dir != nil && iss.now().Sub(iss.st.dir.fetched) < directoryTTL {
-		return client, *iss.st.dir, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dir != nil && c.now().Sub(c.dir.fetched) < directoryTTL {
+		return client, *c.dir, nil
 	}
-	dir, err := fetchDirectory(ctx, client.HTTPClient, iss.CA, iss.now())
+	dir, err := fetchDirectory(ctx, client.HTTPClient, c.url, c.now())
 	if err != nil {
-		if iss.st.dir != nil {
+		if c.dir != nil {
 			// an old directory beats none: the CA's names rarely change
-			iss.logger.Warn("refreshing the ACME directory failed; using the one fetched before", zap.Error(err))
-			return client, *iss.st.dir, nil
+			c.logger.Warn("refreshing the ACME directory failed; using the one fetched before", zap.Error(err))
+			return client, *c.dir, nil
 		}
 		return nil, caDirectory{}, err
 	}
-	iss.st.dir = &dir
+	c.dir = &dir
 	return client, dir, nil
+}
+
+// closeIdle closes the idle connections to the CA.
+func (c *caClient) closeIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil {
+		c.client.HTTPClient.CloseIdleConnections()
+	}
 }
 
 // caDirectory is what this plugin needs from a CA's directory beyond what

@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/dnspersist/caddy-persist/internal/account"
 )
 
 // addImportCommand adds `import` to parent, the `caddy persist account`
@@ -40,7 +42,7 @@ name; --ca chooses among issuers for several CAs.
 		Args: cobra.ExactArgs(1),
 		RunE: caddycmd.WrapCommandFuncForCobra(cmdPersistAccountImport),
 	}
-	sub.Flags().String("from", "", "The client whose storage <folder> is: "+joinClients())
+	sub.Flags().String("from", "", "The client whose storage <folder> is: "+strings.Join(account.Clients(), ", "))
 	sub.Flags().StringP("config", "c", "", "Configuration file (default: ./Caddyfile)")
 	sub.Flags().StringP("adapter", "a", "", "Name of config adapter to apply")
 	sub.Flags().String("ca", "", "The directory URL of the persist issuer to import for, when the config has several CAs")
@@ -55,8 +57,8 @@ func cmdPersistAccountImport(fl caddycmd.Flags) (int, error) {
 }
 
 func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
-	client := foreignClient(fl.String("from"))
-	found, err := findForeignAccounts(client, fl.Arg(0))
+	client := fl.String("from")
+	found, err := account.FindForeign(client, fl.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -68,16 +70,16 @@ func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out, err := iss.importAccount(ctx, src)
+	out, err := iss.accounts.Import(ctx, src)
 	if err != nil {
 		return err
 	}
-	where := fmt.Sprintf("%s, as %s", describeStorage(iss.storage()), out.StoredAt)
+	where := fmt.Sprintf("%s, as %s", account.DescribeStorage(iss.store.get()), out.StoredAt)
 	switch {
 	case out.AlreadyStored:
 		fmt.Fprintf(stdout, "The %s account %s is already the persist issuer's account for %s (%s); nothing changed.\n", client, out.Account.Location, iss.CA, where)
 	default:
-		fmt.Fprintf(stdout, "Imported the %s account %s from %s for %s into %s.\n", client, out.Account.Location, src.dir, iss.CA, where)
+		fmt.Fprintf(stdout, "Imported the %s account %s from %s for %s into %s.\n", client, out.Account.Location, src.Dir, iss.CA, where)
 		if out.Pinned {
 			fmt.Fprintln(stdout, "The config's account_key is this account's key, so the issuer used it already; the stored copy serves 'acme' issuers and later runs.")
 		}
@@ -89,34 +91,34 @@ func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
 // pickImport pairs the account to import with the persist issuer whose CA
 // the account's folders name: there must be exactly one such pair.
 // Issuers sharing a CA and email share one account and count once.
-func pickImport(sets []servedSet, found []foreignAccount, ca string) (*Issuer, foreignAccount, error) {
+func pickImport(sets []servedSet, found []account.Foreign, ca string) (*Issuer, account.Foreign, error) {
 	var issuers []*Issuer
-	seen := make(map[accountLocation]bool)
+	seen := make(map[string]bool)
 	var cas []string
 	for _, set := range sets {
 		iss := set.Issuer
 		if !slices.Contains(cas, iss.CA) {
 			cas = append(cas, iss.CA)
 		}
-		loc := locateAccount(iss.CA, iss.Email)
-		if seen[loc] || ca != "" && !sameDirectoryURL(iss.CA, ca) {
+		storedAt := iss.accounts.StoredAt()
+		if seen[storedAt] || ca != "" && !account.SameDirectory(iss.CA, ca) {
 			continue
 		}
-		seen[loc] = true
+		seen[storedAt] = true
 		issuers = append(issuers, iss)
 	}
 	if len(issuers) == 0 {
-		return nil, foreignAccount{}, fmt.Errorf("no persist issuer of the config uses the CA %s; its persist issuers use %s", ca, strings.Join(cas, ", "))
+		return nil, account.Foreign{}, fmt.Errorf("no persist issuer of the config uses the CA %s; its persist issuers use %s", ca, strings.Join(cas, ", "))
 	}
 
 	type pair struct {
 		iss  *Issuer
-		acct foreignAccount
+		acct account.Foreign
 	}
 	var pairs []pair
 	for _, iss := range issuers {
 		for _, acct := range found {
-			if acct.matches(iss.CA) {
+			if acct.Matches(iss.CA) {
 				pairs = append(pairs, pair{iss, acct})
 			}
 		}
@@ -127,14 +129,14 @@ func pickImport(sets []servedSet, found []foreignAccount, ca string) (*Issuer, f
 	case 0:
 		var servers []string
 		for _, acct := range found {
-			servers = append(servers, fmt.Sprintf("%s (%s)", acct.dir, acct.server))
+			servers = append(servers, fmt.Sprintf("%s (%s)", acct.Dir, acct.Server))
 		}
-		return nil, foreignAccount{}, fmt.Errorf("the %s accounts found are for other CAs than the config's persist issuers (%s): %s. An account belongs to one CA (a staging account is not a production account): import one registered at the issuer's CA, or let the issuer register its own",
-			found[0].client, strings.Join(cas, ", "), strings.Join(servers, "; "))
+		return nil, account.Foreign{}, fmt.Errorf("the %s accounts found are for other CAs than the config's persist issuers (%s): %s. An account belongs to one CA (a staging account is not a production account): import one registered at the issuer's CA, or let the issuer register its own",
+			found[0].Client, strings.Join(cas, ", "), strings.Join(servers, "; "))
 	}
 	var choices []string
 	for _, p := range pairs {
-		choices = append(choices, fmt.Sprintf("%s for %s (email %q)", p.acct.dir, p.iss.CA, p.iss.Email))
+		choices = append(choices, fmt.Sprintf("%s for %s (email %q)", p.acct.Dir, p.iss.CA, p.iss.Email))
 	}
-	return nil, foreignAccount{}, fmt.Errorf("more than one account could be imported: %s. Give the folder of one account, or --ca", strings.Join(choices, "; "))
+	return nil, account.Foreign{}, fmt.Errorf("more than one account could be imported: %s. Give the folder of one account, or --ca", strings.Join(choices, "; "))
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	"github.com/dnspersist/caddy-persist/internal/account"
 )
 
 // The commands ask the running Caddy first, as `caddy reload` does: its
@@ -135,9 +137,9 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 	}
 	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
 	for _, set := range sets {
-		if url := set.Issuer.accounts.registeredURL(); url != "" {
+		if url := set.Issuer.accounts.Registered(); url != "" {
 			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
-				set.Issuer.CA, url, describeStorage(set.Issuer.storage()))
+				set.Issuer.CA, url, account.DescribeStorage(set.Issuer.store.get()))
 		}
 	}
 	return reports, err
@@ -176,7 +178,7 @@ func loadLocally(fl caddycmd.Flags, domains []string, here loadedHere, stderr io
 		return caddy.Context{}, nil, err
 	}
 	if here.why != "" {
-		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", here.why, describeStorage(sets[0].Issuer.storage()))
+		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", here.why, account.DescribeStorage(sets[0].Issuer.store.get()))
 	}
 	if cfg.StorageRaw == nil {
 		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {

@@ -25,7 +25,7 @@ func TestPebbleJudgesAsModelled(t *testing.T) {
 	ca := startCA(t, acmetest.Options{IssuerNames: camodel.Issuers()})
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.PropagationTimeout = caddy.Duration(-1) })
 	ctx := context.Background()
-	acct, err := iss.accounts.get(ctx, true)
+	acct, err := iss.accounts.Get(ctx, true)
 	if err != nil {
 		t.Fatal(err)
 	}

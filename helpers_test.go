@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,12 +46,7 @@ func TestMain(m *testing.M) {
 
 func startCA(t testing.TB, opts acmetest.Options) *acmetest.CA {
 	t.Helper()
-	ca, err := acmetest.StartCA(opts, testDNSAddr, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ca.Close)
-	return ca
+	return acmetest.StartCAForTest(t, opts)
 }
 
 // testIssuer is a provisioned Issuer against a test CA, with its logs
@@ -76,6 +70,10 @@ func newTestIssuer(t testing.TB, ca *acmetest.CA, storageDir string, configure f
 	if configure != nil {
 		configure(iss)
 	}
+	// Provision keeps a logger given before it, so that every part of the
+	// issuer, its account keeping included, logs here
+	core, logs := observer.New(zap.DebugLevel)
+	iss.logger = zap.New(core)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	if err := iss.Provision(ctx); err != nil {
@@ -84,7 +82,6 @@ func newTestIssuer(t testing.TB, ca *acmetest.CA, storageDir string, configure f
 	if err := iss.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	logs := observeLogs(iss)
 	iss.checkInterval = 50 * time.Millisecond
 
 	storage := &certmagic.FileStorage{Path: storageDir}
@@ -99,23 +96,63 @@ func newTestIssuer(t testing.TB, ca *acmetest.CA, storageDir string, configure f
 	return &testIssuer{Issuer: iss, logs: logs, storage: storage, magic: magic}
 }
 
-// observeLogs captures what iss logs from now on, its account keeping
-// included.
+// observeLogs captures what an issuer Caddy provisioned logs from now on,
+// but for its account keeping, whose logger Provision set.
 func observeLogs(iss *Issuer) *observer.ObservedLogs {
 	core, logs := observer.New(zap.DebugLevel)
-	iss.logger = zap.New(core)
-	iss.accounts.logger = iss.logger
+	setLogger(iss, zap.New(core))
 	return logs
+}
+
+// setLogger makes every part of iss that logs, but its account keeping,
+// log to logger.
+func setLogger(iss *Issuer, logger *zap.Logger) {
+	iss.logger = logger
+	iss.client.logger = logger
+	iss.notices.logger = logger
+	iss.notOffered.logger = logger
 }
 
 // accountURL loads or registers the issuer's account and returns its URL.
 func (ti *testIssuer) accountURL(t testing.TB) string {
 	t.Helper()
-	acct, err := ti.accounts.get(context.Background(), true)
+	acct, err := ti.accounts.Get(context.Background(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return acct.Location
+}
+
+// accountFiles are the storage keys of the issuer's account files, as
+// docs/accounts.md lists them: certmagic's registration and key, and the
+// files of the account's life beside them.
+type accountFiles struct {
+	Reg, Key string
+}
+
+func (ti *testIssuer) accountFiles() accountFiles {
+	reg := ti.accounts.StoredAt()
+	return accountFiles{Reg: reg, Key: strings.TrimSuffix(reg, ".json") + ".key"}
+}
+
+// rolloverKey holds the new key of an unfinished rollover.
+func (f accountFiles) rolloverKey() string {
+	return strings.TrimSuffix(f.Reg, ".json") + ".rollover.key"
+}
+
+// previousThumbprints lists the thumbprints of the account's earlier keys.
+func (f accountFiles) previousThumbprints() string {
+	return strings.TrimSuffix(f.Reg, ".json") + ".previous-thumbprints.json"
+}
+
+// storedKeyPEM reads the key stored for the issuer's account.
+func (ti *testIssuer) storedKeyPEM(t testing.TB) []byte {
+	t.Helper()
+	data, err := ti.storage.Load(context.Background(), ti.accountFiles().Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // publish puts the record the issuer needs for names into the test DNS.
@@ -366,43 +403,8 @@ func failFirst(n int32, kind string, fault func(w http.ResponseWriter)) (func(ht
 	}, &hits
 }
 
-// snapshot describes every file under dir, with its contents.
-func snapshot(t *testing.T, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() || strings.Contains(path, "/locks/") {
-			return nil
-		}
-		data, _ := os.ReadFile(path)
-		b.WriteString(path + "=" + string(data) + ";")
-		return nil
-	})
-	return b.String()
-}
-
-func listFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // inspect builds a report for each record the names need, checked or not,
 // as the commands do.
 func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
 	return iss.inspectWith(ctx, names, inspectOptions{check: check})
-}
-
-// writeProblem answers as a CA refusing a request with an ACME problem.
-func writeProblem(w http.ResponseWriter, status int, problemType, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"type":%q,"detail":%q,"status":%d}`, problemType, detail, status)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
@@ -15,6 +16,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 
+	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -22,40 +24,45 @@ import (
 // storage. Caddy may call it more than once; a change of storage means the
 // account must be looked up again. On an on-demand policy, the issuer also
 // has subdomains served by their parent's wildcard certificate when the
-// parent's record grants it (see onDemandSubject).
+// parent's record grants it (see wildcardGrants.subject).
 func (iss *Issuer) SetConfig(cfg *certmagic.Config) {
 	if cfg.OnDemand != nil && cfg.SubjectTransformer == nil {
-		cfg.SubjectTransformer = iss.onDemandSubject
+		cfg.SubjectTransformer = iss.grants.subject
 	}
-	iss.useStorage(cfg.Storage)
-	issuers := slices.Clone(cfg.Issuers)
-	iss.st.policy.Store(&issuers)
+	// another storage may hold another account
+	if iss.store.set(cfg.Storage) {
+		iss.accounts.Forget()
+	}
+	iss.policy.set(cfg.Issuers)
 }
 
-// useStorage sets the storage the issuer keeps its account, what it
-// learns of the CA and what it looks up of certificates in. Another
-// storage may hold another account, so the remembered one is forgotten.
-func (iss *Issuer) useStorage(storage certmagic.Storage) {
-	iss.st.storeMu.Lock()
-	changed := iss.st.store != storage
-	iss.st.store = storage
-	iss.st.storeMu.Unlock()
-	if changed {
-		iss.accounts.forget()
-	}
+// storageSlot holds the storage the issuer keeps its account, what it
+// learns of the CA and what it looks up of certificates in.
+type storageSlot struct {
+	mu      sync.RWMutex
+	storage certmagic.Storage
 }
 
-// storage is the storage SetConfig last gave, nil before.
-func (iss *Issuer) storage() certmagic.Storage {
-	iss.st.storeMu.RLock()
-	defer iss.st.storeMu.RUnlock()
-	return iss.st.store
+// get returns the storage SetConfig last gave, nil before.
+func (s *storageSlot) get() certmagic.Storage {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.storage
+}
+
+// set keeps storage, and reports whether it is another than before.
+func (s *storageSlot) set(storage certmagic.Storage) (changed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed = s.storage != storage
+	s.storage = storage
+	return changed
 }
 
 // IssuerKey returns certmagic's key for the CA, so certificates in storage
 // are shared with an `acme` issuer for the same CA.
 func (iss *Issuer) IssuerKey() string {
-	return issuerKeyFor(iss.CA)
+	return account.IssuerKey(iss.CA)
 }
 
 // PreCheck refuses names dns-persist-01 cannot validate, and a CA seen
@@ -75,46 +82,52 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 			return err
 		}
 	}
-	if err := iss.refuseKnownNonOfferingCA(ctx); err != nil {
+	if err := iss.notOffered.refuse(ctx); err != nil {
 		return err
 	}
 	plan, err := planNames(names)
 	if err != nil {
 		return err
 	}
-	return iss.stepAsideFor(ctx, plan)
+	return iss.stepAside(ctx, plan, false)
 }
 
 // Issue obtains a certificate for csr. It confirms the records are
 // published before placing the order, so a missing record costs neither an
 // order nor a failed validation.
 func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
-	if err := iss.refuseKnownNonOfferingCA(ctx); err != nil {
+	if err := iss.notOffered.refuse(ctx); err != nil {
 		return nil, err
 	}
 	plan, err := planOrder(csr)
 	if err != nil {
 		return nil, err
 	}
-	client, dir, err := iss.acmeClientAndDirectory(ctx)
+	client, dir, err := iss.client.directory(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// another instance may have rolled the key over or switched accounts
-	iss.expireAccountState()
-	acct, err := iss.accounts.get(ctx, true)
+	iss.accounts.Refresh()
+	acct, err := iss.accounts.Get(ctx, true)
 	if err != nil {
 		return nil, err
 	}
 	// issuer names the directory does not give are learnt from the
 	// challenges, so unlike other callers an order goes ahead without them
-	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir)}
+	in := recordInputs{client: client, dir: dir, offered: iss.spec.offered(dir)}
 	iss.useAccount(ctx, &in, acct)
-	iss.logReplacementRecords(plan, in)
+	if oldURL, newURL, replaced := iss.accounts.TakeReplaced(); replaced {
+		// new_account_if_missing replaced an unusable account just now
+		iss.logger.Error("republish these records for the new ACME account",
+			zap.String("old_account_url", oldURL),
+			zap.String("new_account_url", newURL),
+			zap.Strings("records", iss.spec.zoneLines(plan, in)))
+	}
 
 	chains, err := iss.obtain(ctx, plan, in, csr)
 	// it may have happened since: the CA then refuses the key we hold
-	if changed, ok := iss.accounts.pickUpChanged(ctx, in.acct, err); ok {
+	if changed, ok := iss.accounts.Refused(ctx, in.acct, err); ok {
 		iss.useAccount(ctx, &in, changed)
 		chains, err = iss.obtain(ctx, plan, in, csr)
 	}
@@ -123,7 +136,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 		old := in.acct
 		var replaced bool
 		var acct acme.Account
-		if acct, replaced, err = iss.accounts.replaceVanished(ctx, old); err != nil {
+		if acct, replaced, err = iss.accounts.Vanished(ctx, old); err != nil {
 			return nil, err
 		}
 		iss.useAccount(ctx, &in, acct)
@@ -131,7 +144,7 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 			iss.logger.Error("replaced the vanished ACME account; publish the new records, or no certificate can be obtained",
 				zap.String("old_account_url", old.Location),
 				zap.String("new_account_url", in.acct.Location),
-				zap.Strings("records", iss.zoneLines(plan, in)))
+				zap.Strings("records", iss.spec.zoneLines(plan, in)))
 		}
 		chains, err = iss.obtain(ctx, plan, in, csr)
 	}
@@ -165,8 +178,8 @@ func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, 
 		zap.String("account_url", in.acct.Location),
 		zap.String("ca", iss.CA))
 	chains, err := iss.obtainReplacing(withOrder(ctx, order), in.client, params, plan.names)
-	if notOffered := iss.notOfferedIn(order); err != nil && notOffered != nil {
-		iss.rememberNotOffered(ctx, notOffered)
+	if notOffered := order.offers.notOffered(iss.CA, iss.now()); err != nil && notOffered != nil {
+		iss.notOffered.remember(ctx, notOffered)
 		return nil, notOffered
 	}
 	if err != nil {
@@ -175,31 +188,18 @@ func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, 
 	return chains, nil
 }
 
-// logReplacementRecords logs, once, the records an order's names need
-// after new_account_if_missing replaced the account.
-func (iss *Issuer) logReplacementRecords(plan orderPlan, in recordInputs) {
-	r := iss.accounts.takeReplacement()
-	if r == nil {
-		return
-	}
-	iss.logger.Error("republish these records for the new ACME account",
-		zap.String("old_account_url", r.oldURL),
-		zap.String("new_account_url", r.newURL),
-		zap.Strings("records", iss.zoneLines(plan, in)))
-}
-
 // Revoke revokes cert with the issuer's account.
 func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResource, reason int) error {
 	leaf, err := firstCertificate(cert.CertificatePEM)
 	if err != nil {
 		return err
 	}
-	client, err := iss.acmeClient()
+	client, err := iss.client.get()
 	if err != nil {
 		return err
 	}
-	iss.expireAccountState()
-	acct, err := iss.accounts.get(ctx, true)
+	iss.accounts.Refresh()
+	acct, err := iss.accounts.Get(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (iss *Issuer) Revoke(ctx context.Context, cert certmagic.CertificateResourc
 
 // GetRenewalInfo fetches the CA's ACME Renewal Information for cert.
 func (iss *Issuer) GetRenewalInfo(ctx context.Context, cert certmagic.Certificate) (acme.RenewalInfo, error) {
-	client, err := iss.acmeClient()
+	client, err := iss.client.get()
 	if err != nil {
 		return acme.RenewalInfo{}, err
 	}
@@ -218,13 +218,8 @@ func (iss *Issuer) GetRenewalInfo(ctx context.Context, cert certmagic.Certificat
 // Cleanup closes the issuer's idle connections to the CA when its config
 // is unloaded.
 func (iss *Issuer) Cleanup() error {
-	if iss.st == nil {
-		return nil
-	}
-	iss.st.clientMu.Lock()
-	defer iss.st.clientMu.Unlock()
-	if iss.st.client != nil {
-		iss.st.client.HTTPClient.CloseIdleConnections()
+	if iss.client != nil {
+		iss.client.closeIdle()
 	}
 	return nil
 }

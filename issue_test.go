@@ -113,7 +113,7 @@ func TestIssueSurvivesHalfTheNoncesRejected(t *testing.T) {
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && signed.Add(1)%2 == 1 {
-				writeProblem(w, http.StatusBadRequest, acme.ProblemTypeBadNonce, "rejected by the test")
+				acmetest.WriteProblem(w, http.StatusBadRequest, acme.ProblemTypeBadNonce, "rejected by the test")
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -286,7 +286,7 @@ func TestCAFaultsGiveClearErrorsAndLeaveStorageIntact(t *testing.T) {
 		want  string
 	}{
 		{"500 on newOrder", 3, acmetest.KindNewOrder, func(w http.ResponseWriter) {
-			writeProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "database on fire")
+			acmetest.WriteProblem(w, http.StatusInternalServerError, acme.ProblemTypeServerInternal, "database on fire")
 		}, "database on fire"},
 		{"malformed JSON on finalize", 1, acmetest.KindFinalize, func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "application/json")
@@ -299,7 +299,7 @@ func TestCAFaultsGiveClearErrorsAndLeaveStorageIntact(t *testing.T) {
 			ca := startCA(t, acmetest.Options{Wrap: wrap})
 			iss := newTestIssuer(t, ca, t.TempDir(), nil)
 			iss.publish(t, "fault.test", false)
-			loc := locateAccount(ca.URL, iss.Email)
+			loc := iss.accountFiles()
 			keyBefore, _ := iss.storage.Load(context.Background(), loc.Key)
 			regBefore, _ := iss.storage.Load(context.Background(), loc.Reg)
 

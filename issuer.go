@@ -14,18 +14,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
-	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 
+	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/cache"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
@@ -125,44 +123,36 @@ type Issuer struct {
 	// decision to the CA, at the risk of failed validations.
 	PropagationTimeout caddy.Duration `json:"propagation_timeout,omitempty"`
 
-	logger       *zap.Logger
-	rootPool     *x509.CertPool
-	accountKey   crypto.Signer
-	persistUntil time.Time
-	accounts     *accounts
-	resolver     *dnslookup.Resolver
-	notices      *cache.NoticeBoard
-	metrics      *persistMetrics
-	now          func() time.Time
+	logger   *zap.Logger
+	spec     recordSpec
+	accounts *account.Keeper
+	client   *caClient
+	resolver *dnslookup.Resolver
+	notices  *noticeLog
+	// notOffered remembers the CA offering no dns-persist-01.
+	notOffered *notOfferedMemory
+	grants     *wildcardGrants
+	// store is the storage of the certmagic config the issuer serves,
+	// and policy the issuers of its automation policy, as SetConfig last
+	// gave them.
+	store  *storageSlot
+	policy *policyIssuers
+	// identity is what makes two issuers use the same account and write
+	// the same records; issuers sharing it are reported together, so the
+	// apex and the wildcard of a domain get one record.
+	identity string
+	now      func() time.Time
 
 	// checkInterval is the pause between two looks at a record.
 	checkInterval time.Duration
 	// queryTimeout bounds each try of a DNS query; zero is dnslookup's
 	// default. Tests shorten it, to wait out servers that never answer.
 	queryTimeout time.Duration
-
-	st *issuerState
 }
 
-// issuerState is what the issuer learns while it runs. It sits behind a
-// pointer so the module value can be copied by Caddy's registration.
-type issuerState struct {
-	clientMu sync.Mutex
-	client   *acmez.Client
-	dir      *caDirectory
-
-	grants       grants
-	notOffered   notOfferedMemory
-	challengeURI challengeURIMemory
-
-	// storeMu guards store, the storage of the certmagic config the
-	// issuer serves, as SetConfig last gave it.
-	storeMu sync.RWMutex
-	store   certmagic.Storage
-	// policy holds the issuers of the automation policy this issuer
-	// serves, in the order Caddy tries them, as SetConfig last gave them.
-	policy atomic.Pointer[[]certmagic.Issuer]
-}
+// StorageError is stored account data that cannot be used. Issuance for
+// the CA stops until a person repairs it; the plugin never overwrites it.
+type StorageError = account.StorageError
 
 // CaddyModule returns the Caddy module information.
 func (Issuer) CaddyModule() caddy.ModuleInfo {
@@ -175,8 +165,11 @@ func (Issuer) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the issuer: it expands placeholders, fills in defaults
 // and loads the files and keys the configuration names.
 func (iss *Issuer) Provision(ctx caddy.Context) error {
-	iss.logger = ctx.Logger()
-	iss.st = &issuerState{grants: grants{answers: cache.NewExpiring[grantAnswer](maxCachedDecisions)}}
+	// Caddy's modules start with none; a test gives its own, to read
+	// what every part of the issuer logs
+	if iss.logger == nil {
+		iss.logger = ctx.Logger()
+	}
 	if iss.now == nil {
 		iss.now = time.Now
 	}
@@ -238,19 +231,21 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		iss.PropagationTimeout = caddy.Duration(DefaultPropagationTimeout)
 	}
 
+	var accountKey crypto.Signer
 	if iss.AccountKey != "" {
 		key, err := certmagic.PEMDecodePrivateKey([]byte(iss.AccountKey))
 		if err != nil {
 			return errors.New("account_key is not a PEM-encoded private key (value redacted)")
 		}
-		iss.accountKey = key
+		accountKey = key
 	}
+	iss.spec = recordSpec{ca: iss.CA, preferred: iss.IssuerDomainName}
 	if iss.PersistUntil != "" {
 		t, err := parsePersistUntil(iss.PersistUntil)
 		if err != nil {
 			return err
 		}
-		iss.persistUntil = t
+		iss.spec.persistUntil = t
 		// loading must still work, so that valid certificates keep being
 		// served and the commands can say what to republish
 		if iss.now().After(t) {
@@ -258,36 +253,77 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 				zap.Time("persist_until", t))
 		}
 	}
+	var roots *x509.CertPool
 	if len(iss.TrustedRootsPEMFiles) > 0 {
-		iss.rootPool = x509.NewCertPool()
+		roots = x509.NewCertPool()
 		for _, file := range iss.TrustedRootsPEMFiles {
 			pemData, err := os.ReadFile(file)
 			if err != nil {
 				return fmt.Errorf("loading trusted root PEM file: %v", err)
 			}
-			if !iss.rootPool.AppendCertsFromPEM(pemData) {
+			if !roots.AppendCertsFromPEM(pemData) {
 				return fmt.Errorf("trusted root file %s holds no PEM certificate", file)
 			}
 		}
 	}
 
-	iss.accounts = &accounts{
-		ca:           iss.CA,
-		email:        iss.Email,
-		pinnedKey:    iss.accountKey,
-		eab:          iss.ExternalAccount,
-		newIfMissing: iss.NewAccountIfMissing,
-		secrets:      iss.secrets(),
-		client:       iss.acmeClient,
-		storage:      iss.storage,
-		logger:       iss.logger,
-		now:          iss.now,
+	iss.store, iss.policy = new(storageSlot), new(policyIssuers)
+	iss.client = &caClient{
+		url:     iss.CA,
+		roots:   roots,
+		timeout: time.Duration(iss.ACMETimeout),
+		solver:  persistSolver{iss: iss},
+		logger:  iss.logger,
+		now:     iss.now,
+	}
+	iss.notices = &noticeLog{
+		logger:  iss.logger,
+		board:   cache.NewNoticeBoard(iss.now),
+		metrics: newPersistMetrics(ctx.GetMetricsRegistry()),
+		now:     iss.now,
+	}
+	iss.notOffered = &notOfferedMemory{
+		ca:      iss.CA,
+		key:     notOfferedKey(iss.IssuerKey()),
+		storage: iss.store.get,
+		notices: iss.notices.board,
+		logger:  iss.logger,
+		now:     iss.now,
+	}
+	iss.accounts = account.New(account.Config{
+		CA:           iss.CA,
+		Email:        iss.Email,
+		PinnedKey:    accountKey,
+		EAB:          iss.ExternalAccount,
+		NewIfMissing: iss.NewAccountIfMissing,
+		Secrets:      secretsOf(iss.AccountKey, iss.ExternalAccount),
+		Client:       iss.client.get,
+		Storage:      iss.store.get,
+		Logger:       iss.logger,
+		Now:          iss.now,
+	})
+	iss.grants = &wildcardGrants{
+		answers:     cache.NewExpiring[grantAnswer](maxCachedDecisions),
+		recordsPass: iss.recordsPass,
+		now:         iss.now,
 	}
 	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, QueryTimeout: iss.queryTimeout, Logger: iss.logger.Named("dns"), Now: iss.now})
-	iss.notices = cache.NewNoticeBoard(iss.now)
-	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
+	iss.identity = strings.Join([]string{iss.CA, strings.ToLower(iss.Email), iss.AccountKey, iss.IssuerDomainName, iss.PersistUntil}, "\x00")
 	iss.startMonitor(ctx)
 	return nil
+}
+
+// secretsOf lists the configured values that must never appear in a log
+// line, an error or any output.
+func secretsOf(accountKey string, eab *acme.EAB) []string {
+	var out []string
+	if accountKey != "" {
+		out = append(out, accountKey)
+	}
+	if eab != nil && eab.MACKey != "" {
+		out = append(out, eab.MACKey)
+	}
+	return out
 }
 
 // Validate checks the configuration once it is provisioned.

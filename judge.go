@@ -32,7 +32,7 @@ type recordInputs struct {
 	// challengeURI is the accounturi a -01 challenge names, which the CA
 	// validates the record against instead of the account URL: the
 	// challenge's in the solver, else the one challenges last named
-	// (see challenge_accounturi.go); empty when none names one.
+	// (see solver.go); empty when none names one.
 	challengeURI string
 	// previous, for a -02 CA, are the thumbprints of acct's earlier
 	// keys: the CA keeps accepting records hashed with them.
@@ -42,13 +42,13 @@ type recordInputs struct {
 // recordInputs gathers the inputs known without placing an order: the
 // directory, the issuer names it offers (or issuer_domain_name), and the
 // account. With register, an account is registered if there is none;
-// without, a missing account is errNoAccountYet.
+// without, a missing account is account.ErrNoAccountYet.
 func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInputs, error) {
 	in, err := iss.directoryInputs(ctx)
 	if err != nil {
 		return in, err
 	}
-	acct, err := iss.accounts.get(ctx, register)
+	acct, err := iss.accounts.Get(ctx, register)
 	if err != nil {
 		return in, err
 	}
@@ -59,11 +59,11 @@ func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInput
 // directoryInputs are the inputs but the account: the directory and the
 // issuer names it offers, or issuer_domain_name.
 func (iss *Issuer) directoryInputs(ctx context.Context) (recordInputs, error) {
-	client, dir, err := iss.acmeClientAndDirectory(ctx)
+	client, dir, err := iss.client.directory(ctx)
 	if err != nil {
 		return recordInputs{}, err
 	}
-	in := recordInputs{client: client, dir: dir, offered: iss.offeredBeforeOrder(dir)}
+	in := recordInputs{client: client, dir: dir, offered: iss.spec.offered(dir)}
 	if in.offered == nil {
 		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
 	}
@@ -77,11 +77,11 @@ func (iss *Issuer) directoryInputs(ctx context.Context) (recordInputs, error) {
 // the current key still pass, and the others fail as if it were empty.
 func (iss *Issuer) useAccount(ctx context.Context, in *recordInputs, acct acme.Account) {
 	in.acct, in.previous = acct, nil
-	in.challengeURI = iss.challengeURIFor(ctx, acct)
+	in.challengeURI = iss.accounts.ChallengeURI(ctx, acct)
 	if in.dir.Draft != record.Draft02 {
 		return
 	}
-	previous, err := iss.accounts.previousThumbprints(ctx, acct)
+	previous, err := iss.accounts.PreviousThumbprints(ctx, acct)
 	if err != nil {
 		iss.logger.Warn("could not read the thumbprints of the account's previous keys; draft -02 records made with those keys fail the check until they can be read",
 			zap.String("account_url", acct.Location), zap.Error(err))
@@ -89,31 +89,41 @@ func (iss *Issuer) useAccount(ctx context.Context, in *recordInputs, acct acme.A
 	in.previous = previous
 }
 
-// offeredBeforeOrder returns the issuer domain names known without an
-// order: the directory's, else the configured one. Nil means only the
-// challenge will tell.
-func (iss *Issuer) offeredBeforeOrder(dir caDirectory) []string {
+// recordSpec is what the config says of every record the issuer needs:
+// the issuer domain name it prefers and persist_until.
+type recordSpec struct {
+	// ca is the directory URL, for errors.
+	ca string
+	// preferred is issuer_domain_name, if set.
+	preferred    string
+	persistUntil time.Time
+}
+
+// offered returns the issuer domain names known without an order: the
+// directory's, else the configured one. Nil means only the challenge will
+// tell.
+func (s recordSpec) offered(dir caDirectory) []string {
 	if len(dir.IssuerNames) > 0 {
 		return dir.IssuerNames
 	}
-	if iss.IssuerDomainName != "" {
-		return []string{iss.IssuerDomainName}
+	if s.preferred != "" {
+		return []string{s.preferred}
 	}
 	return nil
 }
 
 // expectation builds what the record at base must say for the account of
 // in, given the issuer domain names it offers.
-func (iss *Issuer) expectation(in recordInputs, base string, wildcard bool) (record.Expectation, error) {
+func (s recordSpec) expectation(in recordInputs, base string, wildcard bool) (record.Expectation, error) {
 	exp := record.Expectation{
 		Domain:       base,
 		Offered:      in.offered,
-		Preferred:    iss.IssuerDomainName,
+		Preferred:    s.preferred,
 		Wildcard:     wildcard,
-		PersistUntil: iss.persistUntil,
+		PersistUntil: s.persistUntil,
 	}
 	if exp.Preferred != "" && !slices.Contains(in.offered, exp.Preferred) {
-		return exp, fmt.Errorf("issuer_domain_name %q is not offered by %s, which offers %v; set one of those or remove issuer_domain_name", exp.Preferred, iss.CA, in.offered)
+		return exp, fmt.Errorf("issuer_domain_name %q is not offered by %s, which offers %v; set one of those or remove issuer_domain_name", exp.Preferred, s.ca, in.offered)
 	}
 	if in.challengeURI != "" && in.dir.Draft != record.Draft02 {
 		exp.AccountURIs = []string{in.challengeURI}
@@ -132,6 +142,26 @@ func (iss *Issuer) expectation(in recordInputs, base string, wildcard bool) (rec
 		exp.PreviousAccountURIs = append(exp.PreviousAccountURIs, previous...)
 	}
 	return exp, nil
+}
+
+// zoneLines renders, without looking anything up, the records an order's
+// names need, as zone file lines. They need the issuer domain names;
+// without them the list is empty.
+func (s recordSpec) zoneLines(plan orderPlan, in recordInputs) []string {
+	if in.offered == nil {
+		return nil
+	}
+	var lines []string
+	for _, base := range plan.bases {
+		exp, err := s.expectation(in, base, plan.wildcard[base])
+		if err != nil {
+			continue
+		}
+		if value, err := exp.Want(record.Verdict{}).Value(); err == nil {
+			lines = append(lines, record.ZoneLine(base, value))
+		}
+	}
+	return lines
 }
 
 // accountURIs lists the accounturi values the CA accepts for acct at base,
@@ -218,7 +248,7 @@ const (
 // is for an expectation that cannot be built (a configuration the CA does
 // not fit); a failed lookup is part of the judgement.
 func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wildcard bool, age answerAge) (judgement, error) {
-	exp, err := iss.expectation(in, base, wildcard)
+	exp, err := iss.spec.expectation(in, base, wildcard)
 	if err != nil {
 		return judgement{}, err
 	}
@@ -283,24 +313,4 @@ func countServers(views []dnslookup.View) int {
 		n += len(v.Servers)
 	}
 	return n
-}
-
-// zoneLines renders, without looking anything up, the records an order's
-// names need, as zone file lines. They need the issuer domain names;
-// without them the list is empty.
-func (iss *Issuer) zoneLines(plan orderPlan, in recordInputs) []string {
-	if in.offered == nil {
-		return nil
-	}
-	var lines []string
-	for _, base := range plan.bases {
-		exp, err := iss.expectation(in, base, plan.wildcard[base])
-		if err != nil {
-			continue
-		}
-		if value, err := exp.Want(record.Verdict{}).Value(); err == nil {
-			lines = append(lines, record.ZoneLine(base, value))
-		}
-	}
-	return lines
 }

@@ -2,6 +2,9 @@ package persist
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,16 +31,16 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 	if dir.Draft != record.Draft02 {
 		t.Fatalf("draft = %v", dir.Draft)
 	}
-	key, err := newAccountKey()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	acct := acme.Account{Location: "https://ca.example/acct/7", PrivateKey: key}
 	thumb, _ := acct.Thumbprint()
 
-	iss := &Issuer{CA: srv.URL}
-	in := recordInputs{dir: dir, offered: iss.offeredBeforeOrder(dir), acct: acct}
-	exp, err := iss.expectation(in, "example.com", true)
+	spec := recordSpec{ca: srv.URL}
+	in := recordInputs{dir: dir, offered: spec.offered(dir), acct: acct}
+	exp, err := spec.expectation(in, "example.com", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +62,8 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 		t.Errorf("verdict = %+v", v)
 	}
 	// a configured issuer name the CA does not offer is refused
-	iss.IssuerDomainName = "letsencrypt.org"
-	if _, err := iss.expectation(in, "example.com", false); err == nil || !strings.Contains(err.Error(), "not offered") {
+	spec.preferred = "letsencrypt.org"
+	if _, err := spec.expectation(in, "example.com", false); err == nil || !strings.Contains(err.Error(), "not offered") {
 		t.Errorf("unoffered issuer_domain_name: %v", err)
 	}
 	// the plain account URL is what -01 publishes

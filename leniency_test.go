@@ -23,7 +23,7 @@ func TestLenientRecordIssuesAndWarnsOnceAnHour(t *testing.T) {
 	clock := &controlledClock{now: time.Now().Truncate(time.Second)}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
 	ctx := context.Background()
-	acct, err := iss.accounts.get(ctx, true)
+	acct, err := iss.accounts.Get(ctx, true)
 	if err != nil {
 		t.Fatal(err)
 	}

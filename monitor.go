@@ -7,6 +7,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/account"
 )
 
 // Records are checked at issuance and renewal, and also once a day, so
@@ -58,14 +60,14 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 		return
 	}
 	in, err := iss.recordInputs(ctx, false)
-	if errors.Is(err, errNoAccountYet) {
+	if errors.Is(err, account.ErrNoAccountYet) {
 		return
 	}
 	if err != nil {
 		iss.logger.Warn("daily record check skipped", zap.Error(err))
 		return
 	}
-	if e := iss.lastNotOffered(ctx); e != nil {
+	if e := iss.notOffered.last(ctx); e != nil {
 		iss.logger.Warn("daily record check: the CA did not offer dns-persist-01 when last asked, so no certificate comes from this issuer",
 			zap.String("ca", iss.CA),
 			zap.Time("observed_at", e.ObservedAt),

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
@@ -30,7 +31,7 @@ func TestDailyCheckCoversServedNames(t *testing.T) {
 	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
 		t.Fatalf("the daily check contacted newAccount %d times", n)
 	}
-	if _, err := iss.accounts.get(context.Background(), true); err != nil {
+	if _, err := iss.accounts.Get(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 	iss.checkServedRecords(context.Background(), running, 0)
@@ -54,12 +55,12 @@ func TestDailyCheckSpreadsItsLookups(t *testing.T) {
 		t.Fatalf("sets %v, %v", sets, err)
 	}
 	iss := sets[0].Issuer
-	if _, err := iss.accounts.get(context.Background(), true); err != nil {
+	if _, err := iss.accounts.Get(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 	logs := observeLogs(iss)
 	firstMissing := make(chan struct{}, 1)
-	iss.logger = iss.logger.WithOptions(zap.Hooks(func(e zapcore.Entry) error {
+	setLogger(iss, iss.logger.WithOptions(zap.Hooks(func(e zapcore.Entry) error {
 		if strings.Contains(e.Message, "record missing") {
 			select {
 			case firstMissing <- struct{}{}:
@@ -67,7 +68,7 @@ func TestDailyCheckSpreadsItsLookups(t *testing.T) {
 			}
 		}
 		return nil
-	}))
+	})))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -101,17 +102,18 @@ func TestDailyPassFollowsAnAccountChangedMidway(t *testing.T) {
 		t.Fatalf("sets %v, %v", sets, err)
 	}
 	iss := sets[0].Issuer
-	if _, err := iss.accounts.get(ctx, true); err != nil {
+	if _, err := iss.accounts.Get(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	logs := observeLogs(iss)
 	var replaced string
 	// the hook runs in the pass, between the two names
-	iss.logger = iss.logger.WithOptions(zap.Hooks(func(e zapcore.Entry) error {
+	setLogger(iss, iss.logger.WithOptions(zap.Hooks(func(e zapcore.Entry) error {
 		if replaced != "" || !strings.Contains(e.Message, "record missing") {
 			return nil
 		}
-		pending, _, err := iss.accounts.beginReplacement(ctx)
+		begun, err := iss.accounts.Replace(ctx, account.Begin)
+		pending := begun.Account
 		if err != nil {
 			t.Error(err)
 			return nil
@@ -122,12 +124,12 @@ func TestDailyPassFollowsAnAccountChangedMidway(t *testing.T) {
 			return nil
 		}
 		setTXT(t, record.Name("b.midway.test"), value)
-		if _, _, err := iss.accounts.switchToReplacement(ctx); err != nil {
+		if _, err := iss.accounts.Replace(ctx, account.Switch); err != nil {
 			t.Error(err)
 		}
 		replaced = pending.Location
 		return nil
-	}))
+	})))
 
 	iss.checkServedRecords(ctx, running, 2*time.Millisecond)
 	if replaced == "" {

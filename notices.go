@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dnspersist/caddy-persist/internal/cache"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
@@ -15,13 +16,23 @@ import (
 // failure's report (see render.go); each is rate-limited, since checks
 // repeat every few seconds while an order waits and once a day after.
 
-// noticeFailure logs the record to publish, at most once an hour for the
+// noticeLog is where the issuer's checks say what the operator needs to
+// know.
+type noticeLog struct {
+	logger *zap.Logger
+	// board rate-limits the notices, and the not-offered refusal.
+	board   *cache.NoticeBoard
+	metrics *persistMetrics
+	now     func() time.Time
+}
+
+// failure logs the record to publish, at most once an hour for the
 // same name, status and value. A record refused by DNSSEC is logged with
 // the servers whose answer does not verify and the broken link instead.
-func (iss *Issuer) noticeFailure(e *RecordError) {
+func (n *noticeLog) failure(e *RecordError) {
 	r := e.report()
 	key := strings.Join([]string{r.RecordName, string(r.Status), r.ZoneLine, strings.Join(e.Servers(), ","), brokenLink(e.dnssecFailure())}, "|")
-	if !iss.notices.Due(key, time.Hour) {
+	if !n.board.Due(key, time.Hour) {
 		return
 	}
 	fields := []zap.Field{
@@ -32,7 +43,7 @@ func (iss *Issuer) noticeFailure(e *RecordError) {
 		zap.String("reason", r.Reason),
 	}
 	if d := e.dnssecFailure(); d != nil {
-		iss.logger.Warn("dns-persist-01 record fails DNSSEC validation: the CA's resolver would answer SERVFAIL; no order is placed until the zone's signatures or DS records are fixed",
+		n.logger.Warn("dns-persist-01 record fails DNSSEC validation: the CA's resolver would answer SERVFAIL; no order is placed until the zone's signatures or DS records are fixed",
 			append(fields, zap.Strings("servers", e.Servers()), zap.String("dnssec_zone", d.Zone), zap.String("dnssec_link", d.Link))...)
 		return
 	}
@@ -45,7 +56,7 @@ func (iss *Issuer) noticeFailure(e *RecordError) {
 	case r.Status == record.StatusDNSError:
 		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
 	}
-	iss.logger.Warn(msg, append(fields, zap.Strings("servers_behind", e.Servers()))...)
+	n.logger.Warn(msg, append(fields, zap.Strings("servers_behind", e.Servers()))...)
 }
 
 // brokenLink names a broken DNSSEC link for the rate limit of its
@@ -57,40 +68,40 @@ func brokenLink(e *dnslookup.DNSSECError) string {
 	return e.Zone + " " + e.Link
 }
 
-// noticeExpiry warns at each check when the passing record's persistUntil
+// expiry warns at each check when the passing record's persistUntil
 // is near, since after it the CA refuses the record.
-func (iss *Issuer) noticeExpiry(base string, rec record.Record) {
-	left, soon := rec.ExpiresSoon(iss.now())
+func (n *noticeLog) expiry(base string, rec record.Record) {
+	left, soon := rec.ExpiresSoon(n.now())
 	if !soon {
 		return
 	}
-	if iss.metrics != nil {
-		iss.metrics.recordsExpiring.Inc()
+	if n.metrics != nil {
+		n.metrics.recordsExpiring.Inc()
 	}
-	iss.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
+	n.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
 		zap.String("record_name", record.Name(base)),
 		zap.Time("persist_until", rec.PersistUntil),
 		zap.Int("days_left", int(left.Hours()/24)))
 }
 
-// noticeLeniency warns that a passing record relies on what Let's Encrypt
+// leniency warns that a passing record relies on what Let's Encrypt
 // accepts and stricter CAs refuse (see record.Warning), with the canonical
 // record to publish instead. The record works, so this is said at most
 // once an hour for the same name and published value.
-func (iss *Issuer) noticeLeniency(j judgement) {
+func (n *noticeLog) leniency(j judgement) {
 	v := j.verdict
 	if !j.passed() || len(v.Warnings) == 0 {
 		return
 	}
 	name := record.Name(j.exp.Domain)
-	if !iss.notices.Due("lenient|"+name+"|"+v.MatchedValue, time.Hour) {
+	if !n.board.Due("lenient|"+name+"|"+v.MatchedValue, time.Hour) {
 		return
 	}
 	// a record that passes always builds: its persistUntil is ahead
 	canonical, _ := v.Matched.Value()
 	zoneLine := record.ZoneLine(j.exp.Domain, canonical)
 	for _, w := range v.Warnings {
-		iss.logger.Warn("dns-persist-01 record passes by Let's Encrypt's rules, which stricter CAs do not share; publish it in canonical form",
+		n.logger.Warn("dns-persist-01 record passes by Let's Encrypt's rules, which stricter CAs do not share; publish it in canonical form",
 			zap.String("record_name", name),
 			zap.String("published_value", v.MatchedValue),
 			zap.String("record_value", canonical),
@@ -100,21 +111,21 @@ func (iss *Issuer) noticeLeniency(j judgement) {
 	}
 }
 
-// noticeCAA logs a CAA policy that keeps the issuer from ordering, at most
+// caa logs a CAA policy that keeps the issuer from ordering, at most
 // once an hour for the same domain and records.
-func (iss *Issuer) noticeCAA(e *CAAError) {
+func (n *noticeLog) caa(e *CAAError) {
 	r := e.report()
 	key := strings.Join([]string{"caa", e.Domain, r.Status, strings.Join(r.Found, ","), strings.Join(e.Servers, ","), brokenLink(e.dnssec)}, "|")
-	if !iss.notices.Due(key, time.Hour) {
+	if !n.board.Due(key, time.Hour) {
 		return
 	}
 	if e.DNSErr != nil {
-		iss.logger.Warn("CAA could not be checked: DNS lookup failed; a CA refuses to issue while it cannot read CAA",
+		n.logger.Warn("CAA could not be checked: DNS lookup failed; a CA refuses to issue while it cannot read CAA",
 			zap.String("domain", e.Domain), zap.Error(e.DNSErr))
 		return
 	}
 	if e.dnssec != nil {
-		iss.logger.Warn("CAA answer fails DNSSEC validation: the CA's resolver would answer SERVFAIL, and a CA refuses to issue while it cannot read CAA; no order is placed until the zone's signatures or DS records are fixed",
+		n.logger.Warn("CAA answer fails DNSSEC validation: the CA's resolver would answer SERVFAIL, and a CA refuses to issue while it cannot read CAA; no order is placed until the zone's signatures or DS records are fixed",
 			zap.String("domain", e.Domain),
 			zap.String("reason", r.Reason),
 			zap.Strings("servers", e.Servers),
@@ -122,7 +133,7 @@ func (iss *Issuer) noticeCAA(e *CAAError) {
 			zap.String("dnssec_link", e.dnssec.Link))
 		return
 	}
-	iss.logger.Error("CAA forbids this CA, account or method; no order is placed until the CAA records change",
+	n.logger.Error("CAA forbids this CA, account or method; no order is placed until the CAA records change",
 		zap.String("domain", e.Domain),
 		zap.String("found_at", r.FoundAt),
 		zap.Strings("caa_found", r.Found),
@@ -131,12 +142,12 @@ func (iss *Issuer) noticeCAA(e *CAAError) {
 		zap.Strings("caa_publish", r.Publish))
 }
 
-// noticeCAALeniency warns, once a day per domain and warnings, that CAA
+// caaLeniency warns, once a day per domain and warnings, that CAA
 // allows this account only by Let's Encrypt's reading of the records.
-func (iss *Issuer) noticeCAALeniency(j caaJudgement) {
-	if len(j.warnings) == 0 || !iss.notices.Due("caa-lenient|"+j.domain+"|"+strings.Join(j.warnings, "|"), 24*time.Hour) {
+func (n *noticeLog) caaLeniency(j caaJudgement) {
+	if len(j.warnings) == 0 || !n.board.Due("caa-lenient|"+j.domain+"|"+strings.Join(j.warnings, "|"), 24*time.Hour) {
 		return
 	}
-	iss.logger.Warn("CAA allows this account by Let's Encrypt's reading, which stricter CAs may not share",
+	n.logger.Warn("CAA allows this account by Let's Encrypt's reading, which stricter CAs may not share",
 		zap.String("domain", j.domain), zap.Strings("warnings", j.warnings), zap.Strings("caa_records", caaZoneLines(j.domain, j.publish)))
 }

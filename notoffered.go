@@ -118,16 +118,34 @@ func (o *authzOffers) observe(body []byte) {
 	}
 }
 
-// notOfferedIn returns the error for an order one of whose authorizations
-// offered no dns-persist-01, or nil.
-func (iss *Issuer) notOfferedIn(order *orderState) *ChallengeNotOfferedError {
-	order.offers.mu.Lock()
-	defer order.offers.mu.Unlock()
-	l := order.offers.lacking
+// notOffered returns the error, observed at at, for an order to the CA
+// at ca one of whose authorizations offered no dns-persist-01, or nil.
+func (o *authzOffers) notOffered(ca string, at time.Time) *ChallengeNotOfferedError {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l := o.lacking
 	if l == nil {
 		return nil
 	}
-	return &ChallengeNotOfferedError{CA: iss.CA, Identifier: l.identifier, Offered: slices.Clone(l.offered), ObservedAt: iss.now()}
+	return &ChallengeNotOfferedError{CA: ca, Identifier: l.identifier, Offered: slices.Clone(l.offered), ObservedAt: at}
+}
+
+// noteAccountURI keeps the accounturi of the challenge at url.
+func (o *authzOffers) noteAccountURI(url, uri string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.accountURIs == nil {
+		o.accountURIs = make(map[string]string)
+	}
+	o.accountURIs[url] = uri
+}
+
+// accountURIOf returns the accounturi the challenge at url carries, or ""
+// when it carries none.
+func (o *authzOffers) accountURIOf(url string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.accountURIs[url]
 }
 
 // authzObserver is the ACME client's transport: during an order (the

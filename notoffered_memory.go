@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
 // Once a CA has offered no dns-persist-01, the issuer places no order with
@@ -37,8 +39,17 @@ const (
 )
 
 // notOfferedMemory is the issuer's last observation of its CA offering no
-// dns-persist-01.
+// dns-persist-01, kept in memory and in its storage.
 type notOfferedMemory struct {
+	ca string
+	// key is where storage keeps the observation (notOfferedKey).
+	key     string
+	storage func() certmagic.Storage
+	// notices rate-limits the log of refusals.
+	notices *cache.NoticeBoard
+	logger  *zap.Logger
+	now     func() time.Time
+
 	mu   sync.Mutex
 	seen *ChallengeNotOfferedError
 	// read is when storage was last read.
@@ -92,52 +103,52 @@ func (e *ChallengeNotOfferedError) current(ca string, now time.Time) bool {
 	return e != nil && e.CA == ca && !e.ObservedAt.After(now.Add(notOfferedClockSkew)) && now.Sub(e.ObservedAt) < notOfferedTTL
 }
 
-// lastNotOffered returns the last observation, by this issuer or another
+// last returns the last observation, by this issuer or another
 // instance sharing its storage, of the CA offering no dns-persist-01, or
 // nil when there is none or an order has since found it offered. It
 // contacts no CA. Storage is read unless the memory holds a current
 // observation or storage was read within notOfferedReread; when storage
 // cannot be read, the memory answers.
-func (iss *Issuer) lastNotOffered(ctx context.Context) *ChallengeNotOfferedError {
-	seen := iss.st.notOffered.get()
-	if seen.current(iss.CA, iss.now()) || !iss.st.notOffered.readDue(iss.now()) {
+func (m *notOfferedMemory) last(ctx context.Context) *ChallengeNotOfferedError {
+	seen := m.get()
+	if seen.current(m.ca, m.now()) || !m.readDue(m.now()) {
 		return seen
 	}
-	storage := iss.storage()
+	storage := m.storage()
 	if storage == nil {
 		return seen
 	}
-	data, err := storage.Load(ctx, notOfferedKey(iss.IssuerKey()))
+	data, err := storage.Load(ctx, m.key)
 	if errors.Is(err, fs.ErrNotExist) {
-		iss.st.notOffered.set(nil)
+		m.set(nil)
 		return nil
 	}
 	if err != nil {
-		iss.logger.Debug("reading whether the CA offers dns-persist-01", zap.Error(err))
+		m.logger.Debug("reading whether the CA offers dns-persist-01", zap.Error(err))
 		return seen
 	}
 	var f notOfferedFile
-	if err := json.Unmarshal(data, &f); err != nil || f.CA != iss.CA {
-		iss.logger.Debug("ignoring an unreadable record of the CA not offering dns-persist-01", zap.Error(err))
+	if err := json.Unmarshal(data, &f); err != nil || f.CA != m.ca {
+		m.logger.Debug("ignoring an unreadable record of the CA not offering dns-persist-01", zap.Error(err))
 		return seen
 	}
 	e := &ChallengeNotOfferedError{CA: f.CA, Identifier: f.Identifier, Offered: f.Offered, ObservedAt: f.ObservedAt}
-	iss.st.notOffered.set(e)
+	m.set(e)
 	return e
 }
 
-// refuseKnownNonOfferingCA fails when the CA was seen offering no
+// refuse fails when the CA was seen offering no
 // dns-persist-01 within notOfferedTTL, so that no order is placed to learn
 // it again. certmagic moves to the next issuer without logging why, so
 // the refusal is logged here, once an hour.
-func (iss *Issuer) refuseKnownNonOfferingCA(ctx context.Context) error {
-	e := iss.lastNotOffered(ctx)
-	if !e.current(iss.CA, iss.now()) {
+func (m *notOfferedMemory) refuse(ctx context.Context) error {
+	e := m.last(ctx)
+	if !e.current(m.ca, m.now()) {
 		return nil
 	}
-	if iss.notices.Due("not-offered|"+iss.CA, time.Hour) {
-		iss.logger.Warn("skipping this issuer: its CA does not offer dns-persist-01",
-			zap.String("ca", iss.CA),
+	if m.notices.Due("not-offered|"+m.ca, time.Hour) {
+		m.logger.Warn("skipping this issuer: its CA does not offer dns-persist-01",
+			zap.String("ca", m.ca),
 			zap.Strings("offered", e.Offered),
 			zap.Time("retry_after", e.RetryAfter()),
 			zap.Error(e))
@@ -145,42 +156,42 @@ func (iss *Issuer) refuseKnownNonOfferingCA(ctx context.Context) error {
 	return e
 }
 
-// rememberNotOffered keeps e in memory and in storage, and logs it.
-func (iss *Issuer) rememberNotOffered(ctx context.Context, e *ChallengeNotOfferedError) {
-	iss.st.notOffered.set(e)
-	iss.logger.Error("the CA does not offer dns-persist-01; no certificate can come from it",
+// remember keeps e in memory and in storage, and logs it.
+func (m *notOfferedMemory) remember(ctx context.Context, e *ChallengeNotOfferedError) {
+	m.set(e)
+	m.logger.Error("the CA does not offer dns-persist-01; no certificate can come from it",
 		zap.String("ca", e.CA),
 		zap.String("identifier", e.Identifier),
 		zap.Strings("offered", e.Offered),
 		zap.Time("retry_after", e.RetryAfter()),
 		zap.Error(e))
 
-	storage := iss.storage()
+	storage := m.storage()
 	if storage == nil {
 		return
 	}
 	data, err := json.Marshal(notOfferedFile{CA: e.CA, ObservedAt: e.ObservedAt, Identifier: e.Identifier, Offered: e.Offered})
 	if err == nil {
-		err = storage.Store(ctx, notOfferedKey(iss.IssuerKey()), data)
+		err = storage.Store(ctx, m.key, data)
 	}
 	if err != nil {
-		iss.logger.Warn("could not store that the CA does not offer dns-persist-01; other instances will learn it with an order of their own", zap.Error(err))
+		m.logger.Warn("could not store that the CA does not offer dns-persist-01; other instances will learn it with an order of their own", zap.Error(err))
 	}
 }
 
-// forgetNotOffered drops the observation once an order finds the
+// forget drops the observation once an order finds the
 // challenge offered. Issue's pre-check read storage within the last
 // minute, so the memory tells whether there is anything to remove; an
 // observation another instance stored since is removed by its next
 // order, or stops orders until its hour is up.
-func (iss *Issuer) forgetNotOffered(ctx context.Context) {
-	if iss.st.notOffered.set(nil) == nil {
+func (m *notOfferedMemory) forget(ctx context.Context) {
+	if m.set(nil) == nil {
 		return
 	}
-	iss.logger.Info("the CA offers dns-persist-01 now", zap.String("ca", iss.CA))
-	if storage := iss.storage(); storage != nil {
-		if err := storage.Delete(ctx, notOfferedKey(iss.IssuerKey())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			iss.logger.Warn("could not remove the record that the CA does not offer dns-persist-01; `caddy persist check` may report it until the next one", zap.Error(err))
+	m.logger.Info("the CA offers dns-persist-01 now", zap.String("ca", m.ca))
+	if storage := m.storage(); storage != nil {
+		if err := storage.Delete(ctx, m.key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.logger.Warn("could not remove the record that the CA does not offer dns-persist-01; `caddy persist check` may report it until the next one", zap.Error(err))
 		}
 	}
 }

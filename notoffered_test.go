@@ -21,6 +21,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
 
 // startNonOfferingCA starts a CA whose authorizations lack dns-persist-01
@@ -48,7 +49,7 @@ func TestCANotOfferingTheChallengeFailsAtOnceAndIsRemembered(t *testing.T) {
 	dir := t.TempDir()
 	iss := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.now = clock.Now })
 	iss.publish(t, "nooffer.test", false)
-	accounts := snapshot(t, filepath.Join(dir, "acme"))
+	accounts := storagetest.Snapshot(t, filepath.Join(dir, "acme"))
 	ctx := context.Background()
 
 	_, err := iss.Issue(ctx, newCSR(t, "nooffer.test"))
@@ -68,7 +69,7 @@ func TestCANotOfferingTheChallengeFailsAtOnceAndIsRemembered(t *testing.T) {
 	if logged := iss.logs.FilterMessageSnippet("does not offer dns-persist-01").Len(); logged != 1 {
 		t.Errorf("logged the CA not offering %d times, want 1", logged)
 	}
-	if got := snapshot(t, filepath.Join(dir, "acme")); got != accounts {
+	if got := storagetest.Snapshot(t, filepath.Join(dir, "acme")); got != accounts {
 		t.Error("remembering the CA touched the account files")
 	}
 	stored := filepath.Join(dir, "persist", certmagic.StorageKeys.Safe(iss.IssuerKey()), "dns-persist-01-not-offered.json")
@@ -116,7 +117,7 @@ func TestCANotOfferingTheChallengeFailsAtOnceAndIsRemembered(t *testing.T) {
 	if _, err := os.Stat(stored); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the observation is still stored: %v", err)
 	}
-	if e := other.lastNotOffered(ctx); e != nil {
+	if e := other.notOffered.last(ctx); e != nil {
 		t.Errorf("another instance still knows %v", e)
 	}
 }

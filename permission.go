@@ -211,13 +211,13 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 		if cj := iss.judgeCAA(ctx, in, base, !wildcard, wildcard); !cj.allowed() {
 			return p.denyByCAA(name, cj.failure())
 		}
-		iss.noticeExpiry(base, *j.verdict.Matched)
+		iss.notices.expiry(base, *j.verdict.Matched)
 		return decision{outcome: outcomeAllowed}
 	}
 	// a subdomain is also served when its parent's record grants the
 	// wildcard: the issuer then obtains the parent's wildcard certificate
 	if parent, ok := parentOf(name); ok {
-		if granted, err := iss.wildcardGrant(ctx, parent, time.Duration(p.CacheTTL), time.Duration(p.NegativeTTL)); err == nil && granted {
+		if granted, err := iss.grants.granted(ctx, parent, time.Duration(p.CacheTTL), time.Duration(p.NegativeTTL)); err == nil && granted {
 			return decision{outcome: outcomeAllowed}
 		}
 	}

@@ -30,7 +30,7 @@ import (
 // copied storage can hold anything) or by another ACME account (the CA
 // lets only the account that obtained a certificate replace it).
 func (iss *Issuer) replacedCertificate(ctx context.Context, names []string, acct acme.Account) *x509.Certificate {
-	storage := iss.storage()
+	storage := iss.store.get()
 	if storage == nil {
 		return nil
 	}

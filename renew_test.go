@@ -154,7 +154,7 @@ func refuseFirstReplacing(problemType string, status int) (func(http.Handler) ht
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if acmetest.KindOf(r) == acmetest.KindNewOrder && acmetest.ReadNewOrder(r).Replaces != "" && refused.Add(1) == 1 {
-				writeProblem(w, status, problemType, "refused by the test")
+				acmetest.WriteProblem(w, status, problemType, "refused by the test")
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -207,7 +207,7 @@ func TestRenewalOrdersOnceWhenItsOrderFailsLater(t *testing.T) {
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if failing.Load() && acmetest.KindOf(r) == acmetest.KindFinalize {
-				writeProblem(w, http.StatusBadRequest, acme.ProblemTypeMalformed, "refused by the test")
+				acmetest.WriteProblem(w, http.StatusBadRequest, acme.ProblemTypeMalformed, "refused by the test")
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -154,8 +154,8 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	acct := opts.account
 	if acct == nil {
 		// what another instance changed shows at once
-		iss.expireAccountState()
-		current, err := iss.accounts.get(ctx, !check)
+		iss.accounts.Refresh()
+		current, err := iss.accounts.Get(ctx, !check)
 		if err != nil {
 			return nil, err
 		}
@@ -163,14 +163,14 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	}
 	iss.useAccount(ctx, &in, *acct)
 	if in.dir.Draft == record.Draft02 {
-		if err := confirmAccountValid(ctx, in.client, in.acct); err != nil {
+		if err := iss.accounts.ConfirmValid(ctx, in.acct); err != nil {
 			return nil, err
 		}
 	}
 
 	var notOffered *ChallengeNotOfferedError
 	if check {
-		notOffered = iss.lastNotOffered(ctx)
+		notOffered = iss.notOffered.last(ctx)
 	}
 	// each base is looked up at once with others, within a bound, and
 	// reported in the plan's order
@@ -218,8 +218,8 @@ func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan
 		Draft:            in.dir.Draft.String(),
 		Wildcard:         j.exp.Wildcard,
 	}
-	if !iss.persistUntil.IsZero() {
-		r.PersistUntil = iss.persistUntil.Format(time.RFC3339)
+	if until := iss.spec.persistUntil; !until.IsZero() {
+		r.PersistUntil = until.Format(time.RFC3339)
 	}
 	if opts.check {
 		r.Published = j.published
@@ -227,8 +227,8 @@ func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan
 		if j.passed() {
 			r.Warnings = warningDetails(j.verdict)
 			r.PreviousKey = j.verdict.PreviousKey
-			iss.noticeExpiry(base, *j.verdict.Matched)
-			iss.noticeLeniency(j)
+			iss.notices.expiry(base, *j.verdict.Matched)
+			iss.notices.leniency(j)
 		}
 		if notOffered != nil {
 			r.markNotOffered(notOffered)
@@ -268,19 +268,12 @@ type inputError struct{ error }
 
 func (e *inputError) Unwrap() error { return e.error }
 
-// identity is what makes two issuers use the same account and write the
-// same records; issuers sharing it are reported together, so the apex and
-// the wildcard of a domain get one record.
-func (iss *Issuer) identity() string {
-	return strings.Join([]string{iss.CA, strings.ToLower(iss.Email), iss.AccountKey, iss.IssuerDomainName, iss.PersistUntil}, "\x00")
-}
-
 // inspectAll reports on every served set, merging sets of issuers that
 // share an identity.
 func inspectAll(ctx context.Context, sets []servedSet, opts inspectOptions) ([]RecordReport, error) {
 	var merged []servedSet
 	for _, set := range sets {
-		i := slices.IndexFunc(merged, func(m servedSet) bool { return m.Issuer.identity() == set.Issuer.identity() })
+		i := slices.IndexFunc(merged, func(m servedSet) bool { return m.Issuer.identity == set.Issuer.identity })
 		if i < 0 {
 			merged = append(merged, servedSet{Issuer: set.Issuer, Names: slices.Clone(set.Names)})
 			continue

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mholt/acmez/v3/acme"
 
+	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
@@ -65,7 +66,7 @@ func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acct, _ := iss.accounts.get(context.Background(), true)
+	acct, _ := iss.accounts.Get(context.Background(), true)
 	thumb, _ := acct.Thumbprint()
 	want, _ := record.HashedAccountURI("https://ca.example/h/", "hash.test", thumb, acct.Location)
 	if r := reports[0]; r.Draft != "draft-02" || r.IssuerDomainName != "ca.example" || r.Value != "ca.example; accounturi="+want {
@@ -76,7 +77,7 @@ func TestInspectDraft02ConfirmsTheAccountAndHashes(t *testing.T) {
 	}
 
 	// a deactivated account is refused before any record is shown
-	client, _ := iss.acmeClient()
+	client, _ := iss.client.get()
 	if _, err := client.UpdateAccount(context.Background(), acme.Account{Status: acme.StatusDeactivated, Location: acct.Location, PrivateKey: acct.PrivateKey}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestCheckNeverRegistersAnAccount(t *testing.T) {
 	ca := startCA(t, acmetest.Options{})
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	_, err := iss.inspect(context.Background(), []string{"nocheck.test"}, true)
-	if !errors.Is(err, errNoAccountYet) || !strings.Contains(err.Error(), "file storage at") {
+	if !errors.Is(err, account.ErrNoAccountYet) || !strings.Contains(err.Error(), "file storage at") {
 		t.Fatalf("check without an account: %v", err)
 	}
 	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {

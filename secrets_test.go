@@ -86,7 +86,7 @@ func TestSecretsNeverAppearInLogsErrorsOrReports(t *testing.T) {
 	bad := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) {
 		iss.ExternalAccount = &acme.EAB{KeyID: "kid-unknown", MACKey: mac}
 	})
-	if _, err := bad.accounts.get(context.Background(), true); err == nil {
+	if _, err := bad.accounts.Get(context.Background(), true); err == nil {
 		t.Error("an unknown EAB key ID was accepted")
 	} else {
 		see(err.Error())

@@ -31,10 +31,10 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	}
 	// every authorization of the order is known by now: one without
 	// dns-persist-01 fails the order before any record is awaited
-	if err := s.iss.notOfferedIn(order); err != nil {
+	if err := order.offers.notOffered(s.iss.CA, s.iss.now()); err != nil {
 		return err
 	}
-	s.iss.forgetNotOffered(ctx)
+	s.iss.notOffered.forget(ctx)
 	if s.iss.PropagationTimeout < 0 {
 		return nil
 	}
@@ -51,7 +51,7 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	if validatedAgainst == "" {
 		validatedAgainst = in.acct.Location
 	}
-	s.iss.rememberChallengeURI(ctx, in.acct, validatedAgainst)
+	s.iss.accounts.RememberChallengeURI(ctx, in.acct, validatedAgainst)
 	base, _, err := record.BaseDomain(chal.Identifier.Value)
 	if err != nil {
 		return err
@@ -66,6 +66,51 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 
 // CleanUp does nothing: the record belongs to the operator and stays.
 func (persistSolver) CleanUp(context.Context, acme.Challenge) error { return nil }
+
+// Draft -01 (section 3.1) lets a dns-persist-01 challenge carry
+// accounturi, the account URI the CA validates the record against;
+// Boulder sets it when configured with account URI prefixes. It is
+// usually the account URL the records were printed with, but need not
+// be: when a challenge names it, the solver judges the record against
+// it, as the CA will, and a record printed for the account URL fails
+// before the challenge is answered. acmez does not parse the field; the
+// ACME client's transport reads it from the authorizations of each order
+// (notoffered.go), and the account keeper remembers a value that is not
+// the account URL, so that the other checks judge records against it too.
+
+// ChallengeAccountError is a record that does not pass because the CA's
+// challenge names another accounturi than the account URL the records
+// were printed with: the CA validates against the challenge's.
+type ChallengeAccountError struct {
+	// Domain is the base domain of the record.
+	Domain string
+	// ChallengeURI is the accounturi the challenge names.
+	ChallengeURI string
+	// AccountURL is the account's URL, which the records name.
+	AccountURL string
+	// Err is the failed check, a *RecordError (or several, joined).
+	Err error
+}
+
+func (e *ChallengeAccountError) Error() string {
+	return fmt.Sprintf("the CA's dns-persist-01 challenge for %s names accounturi %s, not the account URL %s the records were printed with, and the CA validates the record against the challenge's (see \"The challenge names another account URI\" in docs/troubleshooting.md): %v",
+		e.Domain, e.ChallengeURI, e.AccountURL, e.Err)
+}
+
+func (e *ChallengeAccountError) Unwrap() error { return e.Err }
+
+// withChallengeAccount explains a failed check of a record judged against
+// a challenge's accounturi that is not the account URL.
+func withChallengeAccount(err error, domain string, in recordInputs) error {
+	if err == nil || in.challengeURI == "" || in.challengeURI == in.acct.Location {
+		return err
+	}
+	var recErr *RecordError
+	if !errors.As(err, &recErr) {
+		return err
+	}
+	return &ChallengeAccountError{Domain: domain, ChallengeURI: in.challengeURI, AccountURL: in.acct.Location, Err: err}
+}
 
 // offeredInChallenge returns the issuer domain names a challenge accepts:
 // the directory's for draft -02, where every one is always accepted, else

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -15,14 +17,26 @@ import (
 // issuer's record is already published: the issuer steps aside instead,
 // both before it starts (PreCheck) and while it waits.
 
-// laterPersistIssuers returns the persist issuers that come after iss in
-// its policy, which Caddy tries if iss fails.
-func (iss *Issuer) laterPersistIssuers() []*Issuer {
-	if iss.st == nil {
+// policyIssuers holds the issuers of the automation policy an issuer
+// serves, in the order Caddy tries them.
+type policyIssuers struct {
+	issuers atomic.Pointer[[]certmagic.Issuer]
+}
+
+// set keeps a copy of issuers.
+func (p *policyIssuers) set(issuers []certmagic.Issuer) {
+	issuers = slices.Clone(issuers)
+	p.issuers.Store(&issuers)
+}
+
+// after returns the persist issuers that come after iss in the policy,
+// which Caddy tries if iss fails.
+func (p *policyIssuers) after(iss *Issuer) []*Issuer {
+	if p == nil {
 		// not provisioned: no policy either
 		return nil
 	}
-	policy := iss.st.policy.Load()
+	policy := p.issuers.Load()
 	if policy == nil {
 		return nil
 	}
@@ -35,42 +49,47 @@ func (iss *Issuer) laterPersistIssuers() []*Issuer {
 }
 
 // recordsPass reports whether every record plan needs authorizes the
-// account of iss now. Anything that keeps it from saying so (no account
-// yet, a CA or DNS that does not answer) counts as not passing.
-func (iss *Issuer) recordsPass(ctx context.Context, plan orderPlan) bool {
+// account of iss now, deciding on answers of the given age. Anything that
+// keeps it from saying so (no account yet, a CA or DNS that does not
+// answer) counts as not passing, and is the error.
+func (iss *Issuer) recordsPass(ctx context.Context, plan orderPlan, age answerAge) (bool, error) {
 	in, err := iss.recordInputs(ctx, false)
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, base := range plan.bases {
-		j, err := iss.judge(ctx, in, base, plan.wildcard[base], recentPassWillDo)
-		if err != nil || !j.passed() {
-			return false
+		j, err := iss.judge(ctx, in, base, plan.wildcard[base], age)
+		if err != nil {
+			return false, err
+		}
+		if !j.passed() {
+			return false, j.lookupErr
 		}
 	}
-	return true
+	return true, nil
 }
 
-// stepAsideFor returns an error, so that Caddy moves on, when the records
-// of plan do not pass for iss but do for a later persist issuer. Without
-// a later persist issuer it costs nothing; when it cannot tell, it does
-// not step aside, and iss waits for its records as usual.
-func (iss *Issuer) stepAsideFor(ctx context.Context, plan orderPlan) error {
-	if len(iss.laterPersistIssuers()) == 0 || iss.recordsPass(ctx, plan) {
+// stepAside returns an error, so that Caddy moves on, when the records of
+// plan do not pass for iss but do for a later persist issuer. Without a
+// later persist issuer it costs nothing; when it cannot tell, it does not
+// step aside, and iss waits for its records as usual. ownFailing says the
+// records of iss are known to fail already, as while it waits for them.
+func (iss *Issuer) stepAside(ctx context.Context, plan orderPlan, ownFailing bool) error {
+	later := iss.policy.after(iss)
+	if len(later) == 0 {
 		return nil
 	}
-	return iss.leaveToLaterIssuer(ctx, plan)
-}
-
-// leaveToLaterIssuer is stepAsideFor once the records of iss are known to
-// fail, as while it waits for them.
-func (iss *Issuer) leaveToLaterIssuer(ctx context.Context, plan orderPlan) error {
-	for _, next := range iss.laterPersistIssuers() {
+	if !ownFailing {
+		if pass, _ := iss.recordsPass(ctx, plan, recentPassWillDo); pass {
+			return nil
+		}
+	}
+	for _, next := range later {
 		// an issuer known to be unable to issue is no reason to leave
-		if next.refuseKnownNonOfferingCA(ctx) != nil {
+		if next.notOffered.refuse(ctx) != nil {
 			continue
 		}
-		if next.recordsPass(ctx, plan) {
+		if pass, _ := next.recordsPass(ctx, plan, recentPassWillDo); pass {
 			// certmagic moves on from a failed pre-check without a word
 			iss.logger.Info("dns-persist-01 records for this CA do not pass, but a later issuer's do; leaving the names to it",
 				zap.Strings("identifiers", plan.names),

@@ -11,11 +11,15 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/cache"
 )
 
-// grants remembers which parent domains' records grant this account a
-// wildcard, so on-demand handshakes for many subdomains cost one lookup.
-type grants struct {
+// wildcardGrants remembers which parent domains' records grant the
+// issuer's account a wildcard, so on-demand handshakes for many
+// subdomains cost one lookup.
+type wildcardGrants struct {
 	answers *cache.Expiring[grantAnswer]
 	flight  singleflight.Group
+	// recordsPass is the issuer's judgement of a plan's records.
+	recordsPass func(ctx context.Context, plan orderPlan, age answerAge) (bool, error)
+	now         func() time.Time
 }
 
 // grantAnswer is one lookup of a parent's grant and when it was made.
@@ -24,7 +28,7 @@ type grantAnswer struct {
 	at      time.Time
 }
 
-// wildcardGrant reports whether the record at parent authorizes this
+// granted reports whether the record at parent authorizes this
 // account for *.parent (policy=wildcard included). It never registers an
 // account. An answer is used while it is younger than ttl when granted,
 // negTTL when not. Callers keep answers for different times (the
@@ -32,41 +36,37 @@ type grantAnswer struct {
 // Caddy's defaults), so each judges an answer's age by its own TTLs: a
 // removed or added parent record takes effect as each promised,
 // whichever of them looked last.
-func (iss *Issuer) wildcardGrant(ctx context.Context, parent string, ttl, negTTL time.Duration) (bool, error) {
+func (g *wildcardGrants) granted(ctx context.Context, parent string, ttl, negTTL time.Duration) (bool, error) {
 	keepFor := func(granted bool) time.Duration {
 		if granted {
 			return ttl
 		}
 		return negTTL
 	}
-	g := &iss.st.grants
-	now := iss.now()
+	now := g.now()
 	if a, ok := g.answers.Get(parent, now); ok && now.Sub(a.at) < keepFor(a.granted) {
 		return a.granted, nil
 	}
 	v, err, _ := g.flight.Do(parent, func() (any, error) {
-		granted, err := iss.lookUpGrant(ctx, parent)
+		granted, err := g.lookUp(ctx, parent)
 		if ctx.Err() != nil {
 			return granted, err
 		}
-		now := iss.now()
+		now := g.now()
 		g.answers.Put(parent, grantAnswer{granted: granted, at: now}, now, now.Add(keepFor(granted)))
 		return granted, err
 	})
 	return v.(bool), err
 }
 
-func (iss *Issuer) lookUpGrant(ctx context.Context, parent string) (bool, error) {
-	in, err := iss.recordInputs(ctx, false)
+// lookUp judges, afresh, whether the record at parent authorizes the
+// account for *.parent, which needs policy=wildcard.
+func (g *wildcardGrants) lookUp(ctx context.Context, parent string) (bool, error) {
+	plan, err := planNames([]string{"*." + parent})
 	if err != nil {
 		return false, err
 	}
-	// the grant is for *.parent, so the record needs policy=wildcard
-	j, err := iss.judge(ctx, in, parent, true, freshAnswer)
-	if err != nil {
-		return false, err
-	}
-	return j.passed(), j.lookupErr
+	return g.recordsPass(ctx, plan, freshAnswer)
 }
 
 // parentOf returns the domain one label up from name, if that is still a
@@ -82,18 +82,18 @@ func parentOf(name string) (string, bool) {
 	return parent, true
 }
 
-// onDemandSubject is the certmagic SubjectTransformer the issuer installs
-// on on-demand policies: a subdomain whose parent's record grants this
+// subject is the certmagic SubjectTransformer the issuer installs on
+// on-demand policies: a subdomain whose parent's record grants this
 // account the wildcard is served with the parent's wildcard certificate,
 // which that one record validates; other names are obtained as they are.
-func (iss *Issuer) onDemandSubject(ctx context.Context, name string) string {
+func (g *wildcardGrants) subject(ctx context.Context, name string) string {
 	parent, ok := parentOf(name)
 	if !ok {
 		return name
 	}
 	// the permission module has just looked, with its own TTLs; these
 	// defaults only apply when it has not
-	if granted, err := iss.wildcardGrant(ctx, parent, DefaultPermissionCacheTTL, DefaultPermissionNegativeTTL); err != nil || !granted {
+	if granted, err := g.granted(ctx, parent, DefaultPermissionCacheTTL, DefaultPermissionNegativeTTL); err != nil || !granted {
 		return name
 	}
 	return "*." + parent

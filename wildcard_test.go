@@ -50,7 +50,7 @@ func TestPermissionTTLHoldsWhenTheSubjectTransformerLookedFirst(t *testing.T) {
 	t.Parallel()
 	iss, p, clock, value := grantWorld(t)
 	setTXT(t, record.Name("first.test"), value)
-	if got := iss.onDemandSubject(context.Background(), "shop.first.test"); got != "*.first.test" {
+	if got := iss.grants.subject(context.Background(), "shop.first.test"); got != "*.first.test" {
 		t.Fatalf("subject = %q, want the wildcard", got)
 	}
 	setTXT(t, record.Name("first.test"))

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -118,6 +119,22 @@ func StartCA(opts Options, dnsAddr, tmpDir string) (*CA, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// StartCAForTest starts a CA for a test, with the process's challtestsrv
+// (DNS) as its resolver, and closes it when the test ends.
+func StartCAForTest(t testing.TB, opts Options) *CA {
+	t.Helper()
+	_, dnsAddr, err := DNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := StartCA(opts, dnsAddr, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // Reset replaces the CA with a fresh one at the same URL: every account,

@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"bytes"
@@ -31,21 +31,21 @@ import (
 // emptyEmail stands in for the email in storage keys when none is set.
 const emptyEmail = "default"
 
-// issuerKeyFor is certmagic's issuer key for a CA URL, which names the
+// IssuerKey is certmagic's issuer key for a CA URL, which names the
 // CA's folder in storage; certmagic computes it from the URL alone.
-func issuerKeyFor(ca string) string {
+func IssuerKey(ca string) string {
 	return (&certmagic.ACMEIssuer{CA: ca}).IssuerKey()
 }
 
-// accountLocation names the storage keys of one account.
-type accountLocation struct {
+// location names the storage keys of one account.
+type location struct {
 	Reg     string
 	Key     string
 	Users   string
 	LockKey string
 }
 
-func locateAccount(ca, email string) accountLocation {
+func locate(ca, email string) location {
 	email = strings.ToLower(email)
 	folder := email
 	if folder == "" {
@@ -60,13 +60,13 @@ func locateAccount(ca, email string) accountLocation {
 	if user == "" {
 		user = emptyEmail
 	}
-	users := path.Join("acme", certmagic.StorageKeys.Safe(issuerKeyFor(ca)), "users")
+	users := path.Join("acme", certmagic.StorageKeys.Safe(IssuerKey(ca)), "users")
 	dir := path.Join(users, certmagic.StorageKeys.Safe(folder))
 	lock := "register_acme_account"
 	if email != "" {
 		lock += "_" + email
 	}
-	return accountLocation{
+	return location{
 		Reg:     path.Join(dir, certmagic.StorageKeys.Safe(user)+".json"),
 		Key:     path.Join(dir, certmagic.StorageKeys.Safe(user)+".key"),
 		Users:   users,
@@ -85,43 +85,43 @@ func locateAccount(ca, email string) accountLocation {
 //	<username>.challenge-accounturi.json   the accounturi the CA's challenges name, when not the account URL
 
 // base is the storage key of the account's files without the extension.
-func (loc accountLocation) base() string {
+func (loc location) base() string {
 	return strings.TrimSuffix(loc.Reg, ".json")
 }
 
 // rolloverKey holds the new key of a key change the CA may not have taken
 // yet.
-func (loc accountLocation) rolloverKey() string {
+func (loc location) rolloverKey() string {
 	return loc.base() + ".rollover.key"
 }
 
 // previousThumbprints lists the thumbprints of the account's earlier keys.
-func (loc accountLocation) previousThumbprints() string {
+func (loc location) previousThumbprints() string {
 	return loc.base() + ".previous-thumbprints.json"
 }
 
 // challengeAccountURI holds the accounturi the CA's challenges named for
-// the account, when it is not the account's URL (challenge_accounturi.go).
-func (loc accountLocation) challengeAccountURI() string {
+// the account, when it is not the account's URL (challenge_uri.go).
+func (loc location) challengeAccountURI() string {
 	return loc.base() + ".challenge-accounturi.json"
 }
 
 // replacement is where a replacement account waits for the switch.
-func (loc accountLocation) replacement() accountLocation {
+func (loc location) replacement() location {
 	return loc.beside("replacement")
 }
 
 // replaced is where the old account waits, after the switch, until it is
 // deactivated.
-func (loc accountLocation) replaced() accountLocation {
+func (loc location) replaced() location {
 	return loc.beside("replaced")
 }
 
 // beside is the location of another account's files in the same folder,
 // under the same lock.
-func (loc accountLocation) beside(role string) accountLocation {
+func (loc location) beside(role string) location {
 	base := loc.base() + "." + role
-	return accountLocation{Reg: base + ".json", Key: base + ".key", Users: loc.Users, LockKey: loc.LockKey}
+	return location{Reg: base + ".json", Key: base + ".key", Users: loc.Users, LockKey: loc.LockKey}
 }
 
 // StorageError is stored account data that cannot be used. Issuance for the
@@ -149,10 +149,10 @@ var (
 	errDifferentKey        = errors.New("a different account key is stored here; refusing to overwrite it")
 )
 
-// loadStoredAccount reads the account at loc. It returns fs.ErrNotExist only
+// loadStored reads the account at loc. It returns fs.ErrNotExist only
 // when neither file exists, and errRegistrationMissing, with the key, when
 // only the key does.
-func loadStoredAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
+func loadStored(ctx context.Context, storage certmagic.Storage, loc location) (acme.Account, error) {
 	regBytes, regErr := storage.Load(ctx, loc.Reg)
 	keyBytes, keyErr := storage.Load(ctx, loc.Key)
 	switch {
@@ -190,7 +190,7 @@ func loadStoredAccount(ctx context.Context, storage certmagic.Storage, loc accou
 
 // storedURL returns the account URL the registration at loc names, or a
 // note that it cannot be read.
-func storedURL(ctx context.Context, storage certmagic.Storage, loc accountLocation) string {
+func storedURL(ctx context.Context, storage certmagic.Storage, loc location) string {
 	if reg, err := storage.Load(ctx, loc.Reg); err == nil {
 		var old acme.Account
 		if json.Unmarshal(reg, &old) == nil && old.Location != "" {
@@ -202,7 +202,7 @@ func storedURL(ctx context.Context, storage certmagic.Storage, loc accountLocati
 
 // storeKey stores an account key at loc unless that very key is there
 // already. It never replaces a different key.
-func storeKey(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer) error {
+func storeKey(ctx context.Context, storage certmagic.Storage, loc location, key crypto.Signer) error {
 	keyPEM, err := certmagic.PEMEncodePrivateKey(key)
 	if err != nil {
 		return err
@@ -222,10 +222,10 @@ func storeKey(ctx context.Context, storage certmagic.Storage, loc accountLocatio
 	return nil
 }
 
-// saveAccount stores the key, then the registration, so that a crash in
+// save stores the key, then the registration, so that a crash in
 // between leaves a key the CA can still find. It never replaces a different
 // key already stored at the location.
-func saveAccount(ctx context.Context, storage certmagic.Storage, loc accountLocation, acct acme.Account) error {
+func save(ctx context.Context, storage certmagic.Storage, loc location, acct acme.Account) error {
 	if err := storeKey(ctx, storage, loc, acct.PrivateKey); err != nil {
 		return err
 	}
@@ -239,28 +239,28 @@ func saveAccount(ctx context.Context, storage certmagic.Storage, loc accountLoca
 	return nil
 }
 
-// findAccountByKey scans the CA's accounts in storage for one whose key
+// findByKey scans the CA's accounts in storage for one whose key
 // equals keyPEM, as certmagic does for a pinned key without an email.
-func findAccountByKey(ctx context.Context, storage certmagic.Storage, ca string, keyPEM []byte) (acme.Account, accountLocation, error) {
-	users := locateAccount(ca, "").Users
+func findByKey(ctx context.Context, storage certmagic.Storage, ca string, keyPEM []byte) (acme.Account, location, error) {
+	users := locate(ca, "").Users
 	folders, err := storage.List(ctx, users, false)
 	if err != nil {
-		return acme.Account{}, accountLocation{}, fs.ErrNotExist
+		return acme.Account{}, location{}, fs.ErrNotExist
 	}
 	for _, folder := range folders {
 		email := path.Base(folder)
 		if email == emptyEmail {
 			email = ""
 		}
-		loc := locateAccount(ca, email)
+		loc := locate(ca, email)
 		stored, err := storage.Load(ctx, loc.Key)
 		if err != nil || !equalPEM(stored, keyPEM) {
 			continue
 		}
-		acct, err := loadStoredAccount(ctx, storage, loc)
+		acct, err := loadStored(ctx, storage, loc)
 		return acct, loc, err
 	}
-	return acme.Account{}, accountLocation{}, fs.ErrNotExist
+	return acme.Account{}, location{}, fs.ErrNotExist
 }
 
 // setAside moves the given account files to names ending in
@@ -322,15 +322,15 @@ func storeVerified(ctx context.Context, storage certmagic.Storage, key string, d
 	return nil
 }
 
-// describeStorage names a storage for people: the folder of file storage.
-func describeStorage(storage certmagic.Storage) string {
+// DescribeStorage names a storage for people: the folder of file storage.
+func DescribeStorage(storage certmagic.Storage) string {
 	if fs, ok := storage.(*certmagic.FileStorage); ok {
 		return "file storage at " + fs.Path
 	}
 	return fmt.Sprintf("%T", storage)
 }
 
-func newAccountKey() (crypto.Signer, error) {
+func newKey() (crypto.Signer, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 }
 

@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"context"
@@ -28,8 +28,8 @@ var (
 	errImportPinned = errors.New("the config pins another account_key")
 )
 
-// importOutcome says what an import did.
-type importOutcome struct {
+// Imported says what an import did.
+type Imported struct {
 	// Account is the account as the CA describes it.
 	Account acme.Account
 	// StoredAt is the registration's storage key.
@@ -41,59 +41,58 @@ type importOutcome struct {
 	Pinned bool
 }
 
-// importAccount makes src the issuer's account: it confirms the account
-// at the CA by its key and stores it, unless storage holds another
-// account for the issuer's CA and email. Nothing is stored when the CA
-// knows no account for the key, or names another URL for it than src.
-func (iss *Issuer) importAccount(ctx context.Context, src foreignAccount) (importOutcome, error) {
-	a := iss.accounts
-	storage := a.storage()
+// Import makes src the keeper's account: it confirms the account at the
+// CA by its key and stores it, unless storage holds another account for
+// the keeper's CA and email. Nothing is stored when the CA knows no
+// account for the key, or names another URL for it than src.
+func (k *Keeper) Import(ctx context.Context, src Foreign) (Imported, error) {
+	storage := k.storage()
 	if storage == nil {
-		return importOutcome{}, errNoStorage
+		return Imported{}, errNoStorage
 	}
-	loc := locateAccount(a.ca, a.email)
-	if a.pinnedKey != nil && !sameKey(a.pinnedKey, src.key) {
-		return importOutcome{}, fmt.Errorf("%w for %s; the issuer uses that key's account whatever storage holds: remove account_key from the config to use the imported account, or put this key in account_key", errImportPinned, a.ca)
+	loc := locate(k.ca, k.email)
+	if k.pinnedKey != nil && !sameKey(k.pinnedKey, src.key) {
+		return Imported{}, fmt.Errorf("%w for %s; the issuer uses that key's account whatever storage holds: remove account_key from the config to use the imported account, or put this key in account_key", errImportPinned, k.ca)
 	}
 	// refuse early, before asking the CA, when the place is taken
 	if err := importable(ctx, storage, loc, src); err != nil {
-		return importOutcome{}, err
+		return Imported{}, err
 	}
 
-	acct, err := a.lookUp(ctx, src.key)
+	acct, err := k.lookUp(ctx, src.key)
 	switch {
 	case errors.Is(err, errAccountUnknown):
-		return importOutcome{}, fmt.Errorf("%w: %s knows no account for the key in %s, so nothing was imported: check that the folder holds the account for this CA (a staging account is not a production account), or let this issuer register its own account and publish its records (see docs/accounts.md)",
-			errImportUnknownAtCA, a.ca, src.dir)
+		return Imported{}, fmt.Errorf("%w: %s knows no account for the key in %s, so nothing was imported: check that the folder holds the account for this CA (a staging account is not a production account), or let this issuer register its own account and publish its records (see docs/accounts.md)",
+			errImportUnknownAtCA, k.ca, src.Dir)
 	case err != nil:
-		return importOutcome{}, err
+		return Imported{}, err
 	case acct.Status != acme.StatusValid:
-		return importOutcome{}, fmt.Errorf("ACME account %s has status %q at %s; it cannot obtain certificates, and records naming it no longer work; nothing was imported", acct.Location, acct.Status, a.ca)
+		return Imported{}, fmt.Errorf("ACME account %s has status %q at %s; it cannot obtain certificates, and records naming it no longer work; nothing was imported", acct.Location, acct.Status, k.ca)
 	case src.url != "" && acct.Location != src.url:
-		return importOutcome{}, fmt.Errorf("%w: %s says the account of the key in %s is %s, while %s recorded %s; records naming %s will not pass at this CA. Nothing was imported: check that the folder holds the account for %s; if it does, records must name %s: put the key in account_key and publish the records that caddy persist records prints",
-			errImportURLMismatch, a.ca, src.dir, acct.Location, src.client, src.url, src.url, a.ca, acct.Location)
+		return Imported{}, fmt.Errorf("%w: %s says the account of the key in %s is %s, while %s recorded %s; records naming %s will not pass at this CA. Nothing was imported: check that the folder holds the account for %s; if it does, records must name %s: put the key in account_key and publish the records that caddy persist records prints",
+			errImportURLMismatch, k.ca, src.Dir, acct.Location, src.Client, src.url, src.url, k.ca, acct.Location)
 	}
 
-	out := importOutcome{Account: acct, StoredAt: loc.Reg, Pinned: a.pinnedKey != nil}
-	_, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+	out := Imported{Account: acct, StoredAt: loc.Reg, Pinned: k.pinnedKey != nil}
+	_, err = k.withLock(ctx, storage, loc, func() (acme.Account, error) {
 		// another instance may have registered or imported meanwhile
 		if err := importable(ctx, storage, loc, src); err != nil {
 			return acme.Account{}, err
 		}
-		stored, err := loadStoredAccount(ctx, storage, loc)
+		stored, err := loadStored(ctx, storage, loc)
 		if err == nil && stored.Location == acct.Location {
 			out.AlreadyStored = true
 			return stored, nil
 		}
-		return acct, saveAccount(ctx, storage, loc, acct)
+		return acct, save(ctx, storage, loc, acct)
 	})
 	if err != nil {
-		return importOutcome{}, err
+		return Imported{}, err
 	}
-	a.forget()
-	a.logger.Info("imported an ACME account from another client",
-		zap.String("from", string(src.client)),
-		zap.String("folder", src.dir),
+	k.Forget()
+	k.logger.Info("imported an ACME account from another client",
+		zap.String("from", string(src.Client)),
+		zap.String("folder", src.Dir),
 		zap.String("account_url", acct.Location),
 		zap.String("stored_at", loc.Reg))
 	return out, nil
@@ -101,8 +100,8 @@ func (iss *Issuer) importAccount(ctx context.Context, src foreignAccount) (impor
 
 // importable refuses a location that holds another account, or account
 // files that cannot be used: they are never overwritten.
-func importable(ctx context.Context, storage certmagic.Storage, loc accountLocation, src foreignAccount) error {
-	stored, err := loadStoredAccount(ctx, storage, loc)
+func importable(ctx context.Context, storage certmagic.Storage, loc location, src Foreign) error {
+	stored, err := loadStored(ctx, storage, loc)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
@@ -111,7 +110,7 @@ func importable(ctx context.Context, storage certmagic.Storage, loc accountLocat
 			return nil
 		}
 		return fmt.Errorf("%w: %s holds the account %s for this CA and email, and records may name it. Nothing was imported. To use the imported account instead, move that account's files (%s and %s) aside first (see \"Bringing an account from another client\" in docs/accounts.md), or give the issuer another email",
-			errDifferentKey, describeStorage(storage), storedURL(ctx, storage, loc), loc.Reg, loc.Key)
+			errDifferentKey, DescribeStorage(storage), storedURL(ctx, storage, loc), loc.Reg, loc.Key)
 	default:
 		return err
 	}

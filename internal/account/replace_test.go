@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
 
 // faultyStorage is file storage whose Store fails for the keys given, as
@@ -55,22 +56,22 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if kind := failKind.Load().(string); kind != "" && acmetest.KindOf(r) == kind {
-				serverInternal(w)
+				acmetest.ServerInternal(w)
 				return
 			}
 			next.ServeHTTP(w, r)
 		})
 	}})
 	dir := t.TempDir()
-	iss := newTestIssuer(t, ca, dir, nil)
-	storage := &faultyStorage{FileStorage: iss.storage, fails: map[string]int{}}
-	iss.useStorage(storage)
-	oldURL := iss.accountURL(t)
-	oldKeyPEM := iss.storedKeyPEM(t)
-	loc := locateAccount(ca.URL, iss.Email)
-	a := iss.accounts
+	a := newTestKeeper(t, ca, dir, nil)
+	storage := &faultyStorage{FileStorage: a.storage, fails: map[string]int{}}
+	a.useStorage(storage)
+	oldURL := a.accountURL(t)
+	oldKeyPEM := a.storedKeyPEM(t)
+	loc := a.loc()
 
-	if _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) || !isAccountStateError(err) {
+	var state *StateError
+	if _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) || !errors.As(err, &state) {
 		t.Errorf("deactivation before any replacement: %v", err)
 	}
 	if _, _, err := a.switchToReplacement(ctx); !errors.Is(err, errNoReplacement) {
@@ -97,7 +98,7 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	if again, created, err := a.beginReplacement(ctx); err != nil || created || again.Location != pending.Location {
 		t.Errorf("a third run: %s, created %v, %v; want the same replacement", again.Location, created, err)
 	}
-	if cur, _ := a.get(ctx, false); cur.Location != oldURL {
+	if cur, _ := a.Get(ctx, false); cur.Location != oldURL {
 		t.Errorf("orders would use %s before the switch, want the old account", cur.Location)
 	}
 
@@ -111,26 +112,26 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	}
 	// meanwhile the account's files hold the replacement's key and the
 	// old URL: an instance loading them uses the replacement whole
-	if half, err := loadStoredAccount(ctx, storage, loc); err != nil || half.Location != oldURL || !sameKey(half.PrivateKey, pending.PrivateKey) {
+	if half, err := loadStored(ctx, storage, loc); err != nil || half.Location != oldURL || !sameKey(half.PrivateKey, pending.PrivateKey) {
 		t.Fatalf("the half-done switch left %s: %v", half.Location, err)
 	}
-	if inUse, err := newTestIssuer(t, ca, dir, nil).accounts.get(ctx, false); err != nil || !sameAccount(inUse, pending) {
+	if inUse, err := newTestKeeper(t, ca, dir, nil).Get(ctx, false); err != nil || !sameAccount(inUse, pending) {
 		t.Errorf("an instance loading the half-switched account uses %s: %v; want the replacement %s", inUse.Location, err, pending.Location)
 	}
 	old, current, err := a.switchToReplacement(ctx)
 	if err != nil || old.Location != oldURL || current.Location != pending.Location || !sameKey(current.PrivateKey, pending.PrivateKey) {
 		t.Fatalf("the next switch: old %s, current %s, %v", old.Location, current.Location, err)
 	}
-	if stored, err := loadStoredAccount(ctx, storage, loc); err != nil || !sameAccount(stored, current) {
+	if stored, err := loadStored(ctx, storage, loc); err != nil || !sameAccount(stored, current) {
 		t.Errorf("storage holds %s after the switch: %v", stored.Location, err)
 	}
 	if storage.Exists(ctx, loc.replacement().Key) || storage.Exists(ctx, loc.replacement().Reg) {
 		t.Error("the replacement's files are left after the switch")
 	}
-	if cur, _ := a.get(ctx, false); cur.Location != pending.Location {
+	if cur, _ := a.Get(ctx, false); cur.Location != pending.Location {
 		t.Errorf("orders would use %s after the switch", cur.Location)
 	}
-	if _, _, err := a.beginReplacement(ctx); !isAccountStateError(err) || !strings.Contains(err.Error(), "--deactivate-old") {
+	if _, _, err := a.beginReplacement(ctx); !errors.As(err, &state) || !strings.Contains(err.Error(), "--deactivate-old") {
 		t.Errorf("another replacement while the old account awaits deactivation: %v", err)
 	}
 
@@ -154,7 +155,7 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	if _, err := a.lookUp(ctx, oldKey); !errors.As(err, &problem) || problem.Type != acme.ProblemTypeUnauthorized {
 		t.Errorf("the CA on the old key: %v, want unauthorized", err)
 	}
-	if holder := fileHolding(t, dir, oldKeyPEM); !strings.Contains(holder, ".replaced.key.deactivated-") {
+	if holder := storagetest.Holding(t, dir, oldKeyPEM); !strings.Contains(holder, ".replaced.key.deactivated-") {
 		t.Errorf("the old key is kept in %q, want a file set aside", holder)
 	}
 	if _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) {

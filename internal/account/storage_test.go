@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"context"
@@ -11,8 +11,10 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
 
 // unreadableStorage is file storage whose Load fails for one key, as when
@@ -33,7 +35,7 @@ func TestSetAsideNeverDeletesWhatItCannotCopy(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	fs := &certmagic.FileStorage{Path: dir}
-	loc := locateAccount("https://ca.example/dir", "a@example.test")
+	loc := locate("https://ca.example/dir", "a@example.test")
 	ctx := context.Background()
 	fs.Store(ctx, loc.Key, []byte("the only copy of the key"))
 	fs.Store(ctx, loc.Reg, []byte(`{"location":"https://ca.example/acct/1"}`))
@@ -72,9 +74,9 @@ func TestAccountKeyIsStoredPrivately(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
-	iss := newTestIssuer(t, ca, dir, nil)
-	iss.accountURL(t)
-	info, err := os.Stat(filepath.Join(dir, locateAccount(ca.URL, iss.Email).Key))
+	k := newTestKeeper(t, ca, dir, nil)
+	k.accountURL(t)
+	info, err := os.Stat(filepath.Join(dir, k.loc().Key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,15 +90,18 @@ func TestAccountKeyIsStoredPrivately(t *testing.T) {
 func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
-	iss := newTestIssuer(t, ca, t.TempDir(), nil)
-	url := iss.accountURL(t)
-	keyPEM, err := iss.storage.Load(context.Background(), locateAccount(ca.URL, iss.Email).Key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := newTestKeeper(t, ca, t.TempDir(), nil)
+	url := k.accountURL(t)
+	keyPEM := k.storedKeyPEM(t)
 	before := ca.Counts.Get(acmetest.KindNewAccount)
 
-	acmeIssuer := certmagic.NewACMEIssuer(iss.magic, certmagic.ACMEIssuer{CA: ca.URL, Email: iss.Email, Agreed: true})
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return nil, nil },
+		Logger:           zap.NewNop(),
+	})
+	t.Cleanup(cache.Stop)
+	magic := certmagic.New(cache, certmagic.Config{Storage: k.storage, Logger: zap.NewNop()})
+	acmeIssuer := certmagic.NewACMEIssuer(magic, certmagic.ACMEIssuer{CA: ca.URL, Email: k.email, Agreed: true})
 	if err := acmeIssuer.PreCheck(context.Background(), []string{"shared.test"}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -110,20 +115,20 @@ func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
 	if n := ca.Counts.Get(acmetest.KindNewAccount) - before; n != 0 {
 		t.Errorf("the acme issuer asked the CA %d times: it did not find the account in storage", n)
 	}
-	if acmeIssuer.IssuerKey() != iss.IssuerKey() {
-		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), iss.IssuerKey())
+	if acmeIssuer.IssuerKey() != IssuerKey(ca.URL) {
+		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), IssuerKey(ca.URL))
 	}
 }
 
 func TestAnUnreadableAccountIsNotCalledDamaged(t *testing.T) {
 	t.Parallel()
 	fs := &certmagic.FileStorage{Path: t.TempDir()}
-	loc := locateAccount("https://ca.example/dir", "a@example.test")
+	loc := locate("https://ca.example/dir", "a@example.test")
 	ctx := context.Background()
 	fs.Store(ctx, loc.Key, []byte("a key"))
 	fs.Store(ctx, loc.Reg, []byte(`{"location":"https://ca.example/acct/1"}`))
 
-	_, err := loadStoredAccount(ctx, unreadableStorage{fs, loc.Key}, loc)
+	_, err := loadStored(ctx, unreadableStorage{fs, loc.Key}, loc)
 	if err == nil || !strings.Contains(err.Error(), "reading ACME account file") || strings.Contains(err.Error(), "Recovering an account") {
 		t.Errorf("error = %v, want a read failure, not a damaged file", err)
 	}
@@ -133,15 +138,16 @@ func TestNewAccountIfMissingNeverReplacesAnUnreadableAccount(t *testing.T) {
 	t.Parallel()
 	ca := startCA(t, acmetest.Options{})
 	dir := t.TempDir()
-	iss := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
-	acctURL := iss.accountURL(t)
+	newIfMissing := func(c *Config) { c.NewIfMissing = true }
+	k := newTestKeeper(t, ca, dir, newIfMissing)
+	acctURL := k.accountURL(t)
 	ctx := context.Background()
 
-	// a fresh issuer on the same files, whose store cannot read the key
-	again := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.NewAccountIfMissing = true })
-	loc := locateAccount(ca.URL, "ops@example.test")
+	// a fresh keeper on the same files, whose store cannot read the key
+	again := newTestKeeper(t, ca, dir, newIfMissing)
+	loc := locate(ca.URL, "ops@example.test")
 	again.useStorage(unreadableStorage{again.storage, loc.Key})
-	_, err := again.accounts.get(ctx, true)
+	_, err := again.Get(ctx, true)
 	if err == nil || !strings.Contains(err.Error(), "reading ACME account file") {
 		t.Fatalf("error = %v, want the read failure", err)
 	}
@@ -153,7 +159,7 @@ func TestNewAccountIfMissingNeverReplacesAnUnreadableAccount(t *testing.T) {
 	if got := again.accountURL(t); got != acctURL {
 		t.Errorf("account is %s, want %s", got, acctURL)
 	}
-	if files := listFiles(t, dir); strings.Contains(strings.Join(files, " "), "unusable") {
+	if files := storagetest.List(t, dir); strings.Contains(strings.Join(files, " "), "unusable") {
 		t.Errorf("files were set aside: %v", files)
 	}
 }
@@ -182,19 +188,19 @@ func (g *gatedStorage) Load(ctx context.Context, key string) ([]byte, error) {
 func TestAccountRecheckHoldsUpNoOtherCaller(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	iss := newTestIssuer(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
-	url := iss.accountURL(t)
-	storage := &gatedStorage{FileStorage: iss.storage, key: locateAccount(iss.CA, iss.Email).Reg, entered: make(chan struct{}, 1), open: make(chan struct{})}
-	iss.useStorage(storage)
-	if _, err := iss.accounts.get(ctx, false); err != nil {
+	k := newTestKeeper(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
+	url := k.accountURL(t)
+	storage := &gatedStorage{FileStorage: k.storage, key: k.loc().Reg, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	k.useStorage(storage)
+	if _, err := k.Get(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 
 	storage.armed.Store(true)
-	iss.accounts.expire()
+	k.Refresh()
 	rechecked := make(chan error, 1)
 	go func() {
-		_, err := iss.accounts.get(ctx, false)
+		_, err := k.Get(ctx, false)
 		rechecked <- err
 	}()
 	select {
@@ -204,7 +210,7 @@ func TestAccountRecheckHoldsUpNoOtherCaller(t *testing.T) {
 	}
 	other := make(chan acme.Account, 1)
 	go func() {
-		acct, _ := iss.accounts.get(ctx, false)
+		acct, _ := k.Get(ctx, false)
 		other <- acct
 	}()
 	select {

@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"context"
@@ -30,87 +30,87 @@ func sameAccount(a, b acme.Account) bool {
 
 // recheck compares held, the remembered account, with storage, and uses
 // the stored one when it differs, returning the account to use. Storage
-// is read without holding a.mu, which every flow takes, so a slow store
+// is read without holding k.mu, which every flow takes, so a slow store
 // holds up no on-demand decision. A storage that cannot be read now is no
 // reason to drop a working account, so held stays then.
-func (a *accounts) recheck(ctx context.Context, held acme.Account) acme.Account {
-	storage := a.storage()
+func (k *Keeper) recheck(ctx context.Context, held acme.Account) acme.Account {
+	storage := k.storage()
 	if storage == nil {
 		return held
 	}
-	stored, err := loadInUse(ctx, storage, locateAccount(a.ca, a.email))
+	stored, err := loadInUse(ctx, storage, locate(k.ca, k.email))
 	if err != nil || sameAccount(stored, held) {
 		return held
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	// another caller may have changed it meanwhile: its change stands
-	if a.current != nil && sameAccount(*a.current, held) {
-		a.adopt(stored, "the ACME account in storage changed (its key was rolled over, or a replacement was switched to); using it")
+	if k.current != nil && sameAccount(*k.current, held) {
+		k.adopt(stored, "the ACME account in storage changed (its key was rolled over, or a replacement was switched to); using it")
 	}
-	if a.current == nil {
+	if k.current == nil {
 		return stored
 	}
-	return *a.current
+	return *k.current
 }
 
 // adopt makes acct the remembered account, saying why. The caller holds
-// a.mu.
-func (a *accounts) adopt(acct acme.Account, why string) {
+// k.mu.
+func (k *Keeper) adopt(acct acme.Account, why string) {
 	old := ""
-	if a.current != nil {
-		old = a.current.Location
+	if k.current != nil {
+		old = k.current.Location
 	}
-	a.logger.Info(why, zap.String("account_url", acct.Location), zap.String("previous_account_url", old))
-	a.current, a.checked = &acct, a.now()
+	k.logger.Info(why, zap.String("account_url", acct.Location), zap.String("previous_account_url", old))
+	k.current, k.checked = &acct, k.now()
 }
 
-// pickUpChanged is for a CA that refused a request signed by used: another
+// Refused is for a CA that refused a request signed by used: another
 // instance may have rolled its key over or switched to a replacement, or a
 // key change may have been left unfinished with the CA holding the new
 // key. It returns the account to retry with, once, when storage holds
 // another, or when it completes that key change; otherwise ok is false
 // and the refusal stands.
-func (a *accounts) pickUpChanged(ctx context.Context, used acme.Account, refusal error) (acct acme.Account, ok bool) {
-	if a.pinnedKey != nil || !refusesAccount(refusal) {
+func (k *Keeper) Refused(ctx context.Context, used acme.Account, refusal error) (acct acme.Account, ok bool) {
+	if k.pinnedKey != nil || !refusesAccount(refusal) {
 		return used, false
 	}
-	storage := a.storage()
+	storage := k.storage()
 	if storage == nil {
 		return used, false
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	loc := locateAccount(a.ca, a.email)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	loc := locate(k.ca, k.email)
 	stored, err := loadInUse(ctx, storage, loc)
 	if err != nil {
 		return used, false
 	}
 	if !sameAccount(stored, used) {
-		a.adopt(stored, "the CA refused the remembered ACME account, and storage holds a changed one; using it")
+		k.adopt(stored, "the CA refused the remembered ACME account, and storage holds a changed one; using it")
 		return stored, true
 	}
 	if !storage.Exists(ctx, loc.rolloverKey()) {
 		return used, false
 	}
 	var changed bool
-	acct, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		stored, err := loadStoredAccount(ctx, storage, loc)
+	acct, err = k.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		stored, err := loadStored(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}
-		stored, changed, err = a.finishRollover(ctx, storage, loc, stored)
+		stored, changed, err = k.finishRollover(ctx, storage, loc, stored)
 		changed = changed || !sameAccount(stored, used)
 		return stored, err
 	})
 	if err != nil {
-		a.logger.Warn("the CA refused the ACME account's key, and completing an unfinished key change failed", zap.String("account_url", used.Location), zap.Error(err))
+		k.logger.Warn("the CA refused the ACME account's key, and completing an unfinished key change failed", zap.String("account_url", used.Location), zap.Error(err))
 		return used, false
 	}
 	if !changed {
 		return used, false
 	}
-	a.adopt(acct, "the CA refused the ACME account's key; completed the key change a rollover left unfinished, and using the new key")
+	k.adopt(acct, "the CA refused the ACME account's key; completed the key change a rollover left unfinished, and using the new key")
 	return acct, true
 }
 
@@ -131,12 +131,4 @@ func refusesAccount(err error) bool {
 		return true
 	}
 	return false
-}
-
-// expireAccountState makes the next use of the account, and of the
-// accounturi its challenges named, read storage again: another instance
-// may have changed either.
-func (iss *Issuer) expireAccountState() {
-	iss.accounts.expire()
-	iss.st.challengeURI.expire()
 }

@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"context"
@@ -29,17 +29,64 @@ import (
 // Every step writes before it removes, so an interruption leaves a state
 // the same step completes when run again, and no key is lost.
 
-// accountStateError is a change the account's state does not allow yet;
-// it says which step comes first.
-type accountStateError struct{ error }
+// StateError is a change the account's state does not allow yet, rather
+// than a failure; it says which step comes first.
+type StateError struct{ error }
 
-func (e *accountStateError) Unwrap() error { return e.error }
+func (e *StateError) Unwrap() error { return e.error }
 
-// isAccountStateError reports whether err is a change the account's
-// state refuses, rather than a failure.
-func isAccountStateError(err error) bool {
-	var state *accountStateError
-	return errors.As(err, &state) || errors.Is(err, errPinnedAccount)
+// ReplaceStep is a step of a replacement.
+type ReplaceStep int
+
+// The steps of a replacement, in their order.
+const (
+	// Begin registers the replacement, once: later runs return the one
+	// registered, and complete a registration left unfinished.
+	Begin ReplaceStep = iota
+	// Pending returns the replacement awaiting the switch, if any, and
+	// changes nothing.
+	Pending
+	// Switch makes the pending replacement the account; the old one is
+	// kept as the replaced account until DeactivateOld.
+	Switch
+	// DeactivateOld deactivates the replaced account at the CA and sets
+	// its files aside.
+	DeactivateOld
+)
+
+// Replacement is where a replacement stands after a step.
+type Replacement struct {
+	// Account is the replacement (Begin; Pending, zero when none is
+	// pending), or the account in use after the Switch.
+	Account acme.Account
+	// Old is the replaced account (Switch, DeactivateOld).
+	Old acme.Account
+	// Created says Begin registered the replacement in this run.
+	Created bool
+}
+
+// Replace takes the replacement one step. It refuses a pinned account
+// (ErrPinned), and a step the state does not allow yet with a
+// *StateError naming the step that comes first.
+func (k *Keeper) Replace(ctx context.Context, step ReplaceStep) (Replacement, error) {
+	var r Replacement
+	var err error
+	switch step {
+	case Begin:
+		r.Account, r.Created, err = k.beginReplacement(ctx)
+	case Pending:
+		var st replacementState
+		if st, err = k.replacementState(ctx); err == nil && st.pending != nil {
+			r.Account = *st.pending
+		}
+	case Switch:
+		r.Old, r.Account, err = k.switchToReplacement(ctx)
+	case DeactivateOld:
+		r.Old, err = k.deactivateReplaced(ctx)
+	default:
+		err = fmt.Errorf("unknown replacement step %d", step)
+	}
+	return r, err
 }
 
 var (
@@ -57,17 +104,17 @@ type replacementState struct {
 }
 
 // replacementState reads the replacement's files.
-func (a *accounts) replacementState(ctx context.Context) (replacementState, error) {
-	storage, loc, err := a.ownedStorage()
+func (k *Keeper) replacementState(ctx context.Context) (replacementState, error) {
+	storage, loc, err := k.ownedStorage()
 	if err != nil {
 		return replacementState{}, err
 	}
 	var st replacementState
 	for _, slot := range []struct {
-		loc  accountLocation
+		loc  location
 		into **acme.Account
 	}{{loc.replacement(), &st.pending}, {loc.replaced(), &st.replaced}} {
-		acct, err := loadStoredAccount(ctx, storage, slot.loc)
+		acct, err := loadStored(ctx, storage, slot.loc)
 		switch {
 		case err == nil:
 			*slot.into = &acct
@@ -84,51 +131,51 @@ func (a *accounts) replacementState(ctx context.Context) (replacementState, erro
 // beginReplacement returns the pending replacement, registering it if
 // there is none; created says this run registered it (or completed a
 // registration an earlier run left unfinished).
-func (a *accounts) beginReplacement(ctx context.Context) (pending acme.Account, created bool, err error) {
-	storage, loc, err := a.ownedStorage()
+func (k *Keeper) beginReplacement(ctx context.Context) (pending acme.Account, created bool, err error) {
+	storage, loc, err := k.ownedStorage()
 	if err != nil {
 		return acme.Account{}, false, err
 	}
 	next := loc.replacement()
-	pending, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
+	pending, err = k.withLock(ctx, storage, loc, func() (acme.Account, error) {
 		current, err := loadExisting(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}
-		acct, err := loadStoredAccount(ctx, storage, next)
+		acct, err := loadStored(ctx, storage, next)
 		switch {
 		case err == nil:
 			return acct, nil
 		case errors.Is(err, errRegistrationMissing):
 			// the key was stored and the CA may have answered: ask it
 			created = true
-			found, err := a.lookUp(ctx, acct.PrivateKey)
+			found, err := k.lookUp(ctx, acct.PrivateKey)
 			if errors.Is(err, errAccountUnknown) {
-				return a.registerAt(ctx, storage, next, acct.PrivateKey, false)
+				return k.registerAt(ctx, storage, next, acct.PrivateKey, false)
 			}
 			if err != nil {
 				return acme.Account{}, err
 			}
-			return found, saveAccount(ctx, storage, next, found)
+			return found, save(ctx, storage, next, found)
 		case !errors.Is(err, fs.ErrNotExist):
 			return acme.Account{}, err
 		}
-		if old, err := loadStoredAccount(ctx, storage, loc.replaced()); err == nil && old.Location != current.Location {
-			return acme.Account{}, &accountStateError{fmt.Errorf("the account was replaced before, and the old account %s still awaits deactivation (its files are %s and .key): run `caddy persist account replace --deactivate-old` first", old.Location, loc.replaced().Reg)}
+		if old, err := loadStored(ctx, storage, loc.replaced()); err == nil && old.Location != current.Location {
+			return acme.Account{}, &StateError{fmt.Errorf("the account was replaced before, and the old account %s still awaits deactivation (its files are %s and .key): run `caddy persist account replace --deactivate-old` first", old.Location, loc.replaced().Reg)}
 		}
-		key, err := newAccountKey()
+		key, err := newKey()
 		if err != nil {
 			return acme.Account{}, fmt.Errorf("generating account key: %v", err)
 		}
 		created = true
-		return a.registerAt(ctx, storage, next, key, false)
+		return k.registerAt(ctx, storage, next, key, false)
 	})
 	if err != nil {
 		return acme.Account{}, false, err
 	}
 	if created {
-		a.logger.Warn("registered a replacement ACME account, as `caddy persist account replace` asked; orders go on with the current account until the replacement's records pass and `caddy persist account replace --switch` runs",
-			zap.String("replacement_account_url", pending.Location), zap.String("ca", a.ca), zap.String("stored_at", next.Reg))
+		k.logger.Warn("registered a replacement ACME account, as `caddy persist account replace` asked; orders go on with the current account until the replacement's records pass and `caddy persist account replace --switch` runs",
+			zap.String("replacement_account_url", pending.Location), zap.String("ca", k.ca), zap.String("stored_at", next.Reg))
 	}
 	return pending, created, nil
 }
@@ -138,12 +185,12 @@ func (a *accounts) beginReplacement(ctx context.Context) (pending acme.Account, 
 // leaves the replacement's key beside the old account's URL, which the CA
 // refuses; the replacement, still stored whole beside, is then the
 // account, as it is once the switch is done.
-func loadInUse(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
-	acct, err := loadStoredAccount(ctx, storage, loc)
+func loadInUse(ctx context.Context, storage certmagic.Storage, loc location) (acme.Account, error) {
+	acct, err := loadStored(ctx, storage, loc)
 	if err != nil {
 		return acct, err
 	}
-	pending, err := loadStoredAccount(ctx, storage, loc.replacement())
+	pending, err := loadStored(ctx, storage, loc.replacement())
 	if err == nil && pending.Location != acct.Location && sameKey(pending.PrivateKey, acct.PrivateKey) {
 		return pending, nil
 	}
@@ -153,38 +200,38 @@ func loadInUse(ctx context.Context, storage certmagic.Storage, loc accountLocati
 // switchToReplacement makes the pending replacement the account. The old
 // account is kept as the replaced one. Run when the switch is done, it
 // returns the same accounts again.
-func (a *accounts) switchToReplacement(ctx context.Context) (old, current acme.Account, err error) {
-	storage, loc, err := a.ownedStorage()
+func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Account, err error) {
+	storage, loc, err := k.ownedStorage()
 	if err != nil {
 		return acme.Account{}, acme.Account{}, err
 	}
 	next, prev := loc.replacement(), loc.replaced()
-	current, err = a.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		main, err := loadStoredAccount(ctx, storage, loc)
+	current, err = k.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		main, err := loadStored(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}
-		pending, err := loadStoredAccount(ctx, storage, next)
+		pending, err := loadStored(ctx, storage, next)
 		switch {
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errRegistrationMissing) && sameKey(pending.PrivateKey, main.PrivateKey):
 			// switched; at most a copy of the key is left over
 			if err := storage.Delete(ctx, next.Key); err != nil && storage.Exists(ctx, next.Key) {
 				return acme.Account{}, fmt.Errorf("deleting %s, left over by the switch: %w", next.Key, err)
 			}
-			if old, err = loadStoredAccount(ctx, storage, prev); err != nil || old.Location == main.Location {
-				return acme.Account{}, &accountStateError{errNoReplacement}
+			if old, err = loadStored(ctx, storage, prev); err != nil || old.Location == main.Location {
+				return acme.Account{}, &StateError{errNoReplacement}
 			}
 			return main, nil
 		case errors.Is(err, errRegistrationMissing):
-			return acme.Account{}, &accountStateError{errors.New("the replacement's registration was left unfinished: run `caddy persist account replace` without --switch, which completes it, then publish its records")}
+			return acme.Account{}, &StateError{errors.New("the replacement's registration was left unfinished: run `caddy persist account replace` without --switch, which completes it, then publish its records")}
 		case err != nil:
 			return acme.Account{}, err
 		}
 
 		if !sameKey(main.PrivateKey, pending.PrivateKey) {
 			// main is wholly the old account: keep it before it changes
-			if kept, err := loadStoredAccount(ctx, storage, prev); err == nil && kept.Location != main.Location {
-				return acme.Account{}, &accountStateError{fmt.Errorf("an account replaced before, %s, still awaits deactivation at %s: run `caddy persist account replace --deactivate-old` first", kept.Location, prev.Reg)}
+			if kept, err := loadStored(ctx, storage, prev); err == nil && kept.Location != main.Location {
+				return acme.Account{}, &StateError{fmt.Errorf("an account replaced before, %s, still awaits deactivation at %s: run `caddy persist account replace --deactivate-old` first", kept.Location, prev.Reg)}
 			}
 			for _, f := range [][2]string{{loc.Key, prev.Key}, {loc.Reg, prev.Reg}} {
 				if err := copyVerified(ctx, storage, f[0], f[1]); err != nil {
@@ -192,7 +239,7 @@ func (a *accounts) switchToReplacement(ctx context.Context) (old, current acme.A
 				}
 			}
 		}
-		if old, err = loadStoredAccount(ctx, storage, prev); err != nil {
+		if old, err = loadStored(ctx, storage, prev); err != nil {
 			return acme.Account{}, err
 		}
 		for _, f := range [][2]string{{next.Key, loc.Key}, {next.Reg, loc.Reg}} {
@@ -209,12 +256,12 @@ func (a *accounts) switchToReplacement(ctx context.Context) (old, current acme.A
 		}
 		return pending, nil
 	})
-	a.forget()
+	k.Forget()
 	if err != nil {
 		return acme.Account{}, acme.Account{}, err
 	}
-	a.logger.Warn("switched to the replacement ACME account; the old account still works at the CA until `caddy persist account replace --deactivate-old`",
-		zap.String("account_url", current.Location), zap.String("old_account_url", old.Location), zap.String("ca", a.ca))
+	k.logger.Warn("switched to the replacement ACME account; the old account still works at the CA until `caddy persist account replace --deactivate-old`",
+		zap.String("account_url", current.Location), zap.String("old_account_url", old.Location), zap.String("ca", k.ca))
 	return old, current, nil
 }
 
@@ -222,31 +269,31 @@ func (a *accounts) switchToReplacement(ctx context.Context) (old, current acme.A
 // files aside. A CA that answers that the account may no longer act
 // (unauthorized) has deactivated it already, as when an earlier run's
 // answer was lost.
-func (a *accounts) deactivateReplaced(ctx context.Context) (acme.Account, error) {
-	storage, loc, err := a.ownedStorage()
+func (k *Keeper) deactivateReplaced(ctx context.Context) (acme.Account, error) {
+	storage, loc, err := k.ownedStorage()
 	if err != nil {
 		return acme.Account{}, err
 	}
 	prev := loc.replaced()
-	return a.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		old, err := loadStoredAccount(ctx, storage, prev)
+	return k.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		old, err := loadStored(ctx, storage, prev)
 		if errors.Is(err, fs.ErrNotExist) {
 			if storage.Exists(ctx, loc.replacement().Reg) {
-				return acme.Account{}, &accountStateError{fmt.Errorf("%w; a replacement is pending: switch to it first (--switch, once its records pass)", errNothingToDeactivate)}
+				return acme.Account{}, &StateError{fmt.Errorf("%w; a replacement is pending: switch to it first (--switch, once its records pass)", errNothingToDeactivate)}
 			}
-			return acme.Account{}, &accountStateError{errNothingToDeactivate}
+			return acme.Account{}, &StateError{errNothingToDeactivate}
 		}
 		if err != nil {
 			return acme.Account{}, err
 		}
-		main, err := loadStoredAccount(ctx, storage, loc)
+		main, err := loadStored(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}
 		if main.Location == old.Location {
-			return acme.Account{}, &accountStateError{fmt.Errorf("the switch to the replacement was left unfinished, so %s is still the account in use: run --switch to complete it; nothing was deactivated", old.Location)}
+			return acme.Account{}, &StateError{fmt.Errorf("the switch to the replacement was left unfinished, so %s is still the account in use: run --switch to complete it; nothing was deactivated", old.Location)}
 		}
-		client, err := a.client()
+		client, err := k.client()
 		if err != nil {
 			return acme.Account{}, err
 		}
@@ -254,15 +301,15 @@ func (a *accounts) deactivateReplaced(ctx context.Context) (acme.Account, error)
 		var problem acme.Problem
 		switch {
 		case errors.As(err, &problem) && problem.Type == acme.ProblemTypeUnauthorized:
-			a.logger.Info("the CA no longer lets the old ACME account act: it was deactivated already", zap.String("old_account_url", old.Location), zap.String("detail", problem.Detail))
+			k.logger.Info("the CA no longer lets the old ACME account act: it was deactivated already", zap.String("old_account_url", old.Location), zap.String("detail", problem.Detail))
 		case err != nil:
-			return acme.Account{}, fmt.Errorf("deactivating the old ACME account %s at %s: %w; nothing was changed, and its key is kept at %s: run `caddy persist account replace --deactivate-old` again", old.Location, a.ca, redactError(err, a.secrets), prev.Key)
+			return acme.Account{}, fmt.Errorf("deactivating the old ACME account %s at %s: %w; nothing was changed, and its key is kept at %s: run `caddy persist account replace --deactivate-old` again", old.Location, k.ca, redactError(err, k.secrets), prev.Key)
 		}
-		if err := setAside(ctx, storage, []string{prev.Key, prev.Reg}, "deactivated", a.now().Unix()); err != nil {
+		if err := setAside(ctx, storage, []string{prev.Key, prev.Reg}, "deactivated", k.now().Unix()); err != nil {
 			return acme.Account{}, fmt.Errorf("the old ACME account %s is deactivated, but setting its files aside failed: %w; run --deactivate-old again to complete it", old.Location, err)
 		}
-		a.logger.Warn("deactivated the old ACME account; records naming it no longer work and may be removed",
-			zap.String("old_account_url", old.Location), zap.String("ca", a.ca))
+		k.logger.Warn("deactivated the old ACME account; records naming it no longer work and may be removed",
+			zap.String("old_account_url", old.Location), zap.String("ca", k.ca))
 		return old, nil
 	})
 }

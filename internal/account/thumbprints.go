@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type previousKey struct {
 }
 
 // loadPreviousKeys reads the previous keys kept at loc; none is no error.
-func loadPreviousKeys(ctx context.Context, storage certmagic.Storage, loc accountLocation) ([]previousKey, error) {
+func loadPreviousKeys(ctx context.Context, storage certmagic.Storage, loc location) ([]previousKey, error) {
 	data, err := storage.Load(ctx, loc.previousThumbprints())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -46,7 +46,7 @@ func loadPreviousKeys(ctx context.Context, storage certmagic.Storage, loc accoun
 
 // rememberPreviousKey adds a key to those kept at loc, once. The caller
 // holds the account's lock.
-func rememberPreviousKey(ctx context.Context, storage certmagic.Storage, loc accountLocation, key previousKey) error {
+func rememberPreviousKey(ctx context.Context, storage certmagic.Storage, loc location, key previousKey) error {
 	keys, err := loadPreviousKeys(ctx, storage, loc)
 	if err != nil {
 		return err
@@ -75,27 +75,28 @@ func thumbprintsBefore(keys []previousKey, url, current string) []string {
 	return out
 }
 
-// previousThumbprints returns the thumbprints of acct's earlier keys,
-// read from storage once per account and key.
-func (a *accounts) previousThumbprints(ctx context.Context, acct acme.Account) ([]string, error) {
+// PreviousThumbprints returns the thumbprints of acct's earlier keys,
+// read from storage once per account and key: a draft -02 record made
+// with one of them still passes at the CA.
+func (k *Keeper) PreviousThumbprints(ctx context.Context, acct acme.Account) ([]string, error) {
 	current, err := acct.Thumbprint()
 	if err != nil {
 		return nil, fmt.Errorf("computing the account key thumbprint: %v", err)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.previous.account == acct.Location && a.previous.thumbprint == current {
-		return a.previous.thumbprints, nil
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.previous.account == acct.Location && k.previous.thumbprint == current {
+		return k.previous.thumbprints, nil
 	}
-	storage := a.storage()
+	storage := k.storage()
 	if storage == nil {
 		return nil, nil
 	}
-	keys, err := loadPreviousKeys(ctx, storage, locateAccount(a.ca, a.email))
+	keys, err := loadPreviousKeys(ctx, storage, locate(k.ca, k.email))
 	if err != nil {
 		return nil, err
 	}
-	a.previous.account, a.previous.thumbprint = acct.Location, current
-	a.previous.thumbprints = thumbprintsBefore(keys, acct.Location, current)
-	return a.previous.thumbprints, nil
+	k.previous.account, k.previous.thumbprint = acct.Location, current
+	k.previous.thumbprints = thumbprintsBefore(keys, acct.Location, current)
+	return k.previous.thumbprints, nil
 }

@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"context"
@@ -14,13 +14,13 @@ import (
 // withLock runs f under certmagic's account registration lock, so that
 // every instance sharing the storage ends up with the one account the
 // first of them registered.
-func (a *accounts) withLock(ctx context.Context, storage certmagic.Storage, loc accountLocation, f func() (acme.Account, error)) (acme.Account, error) {
+func (k *Keeper) withLock(ctx context.Context, storage certmagic.Storage, loc location, f func() (acme.Account, error)) (acme.Account, error) {
 	if err := storage.Lock(ctx, loc.LockKey); err != nil {
 		return acme.Account{}, fmt.Errorf("locking account registration: %v", err)
 	}
 	defer func() {
 		if err := storage.Unlock(context.WithoutCancel(ctx), loc.LockKey); err != nil {
-			a.logger.Error("unlocking account registration", zap.String("lock", loc.LockKey), zap.Error(err))
+			k.logger.Error("unlocking account registration", zap.String("lock", loc.LockKey), zap.Error(err))
 		}
 	}()
 	return f()
@@ -28,28 +28,28 @@ func (a *accounts) withLock(ctx context.Context, storage certmagic.Storage, loc 
 
 // registerNew registers the pinned account_key, or else a new key. The
 // caller holds the registration lock.
-func (a *accounts) registerNew(ctx context.Context, storage certmagic.Storage, loc accountLocation) (acme.Account, error) {
-	if a.pinnedKey != nil {
-		return a.register(ctx, storage, loc, a.pinnedKey, true)
+func (k *Keeper) registerNew(ctx context.Context, storage certmagic.Storage, loc location) (acme.Account, error) {
+	if k.pinnedKey != nil {
+		return k.register(ctx, storage, loc, k.pinnedKey, true)
 	}
-	key, err := newAccountKey()
+	key, err := newKey()
 	if err != nil {
 		return acme.Account{}, fmt.Errorf("generating account key: %v", err)
 	}
-	return a.register(ctx, storage, loc, key, false)
+	return k.register(ctx, storage, loc, key, false)
 }
 
 // register creates the account for key at the CA and stores it, saying
 // so. The caller holds the registration lock.
-func (a *accounts) register(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, pinned bool) (acme.Account, error) {
-	acct, err := a.registerAt(ctx, storage, loc, key, pinned)
+func (k *Keeper) register(ctx context.Context, storage certmagic.Storage, loc location, key crypto.Signer, pinned bool) (acme.Account, error) {
+	acct, err := k.registerAt(ctx, storage, loc, key, pinned)
 	if err != nil {
 		return acme.Account{}, err
 	}
-	a.registered = acct.Location
-	a.logger.Warn("registered a new ACME account; dns-persist-01 records must name it (if records for another account are published, restore that account instead: see account_key)",
+	k.registered = acct.Location
+	k.logger.Warn("registered a new ACME account; dns-persist-01 records must name it (if records for another account are published, restore that account instead: see account_key)",
 		zap.String("account_url", acct.Location),
-		zap.String("ca", a.ca),
+		zap.String("ca", k.ca),
 		zap.String("stored_at", loc.Reg))
 	return acct, nil
 }
@@ -59,7 +59,7 @@ func (a *accounts) register(ctx context.Context, storage certmagic.Storage, loc 
 // is asked, so an interruption cannot lose an account the CA created; a
 // pinned key, which lives in the config, may go unstored if another key
 // occupies the location.
-func (a *accounts) registerAt(ctx context.Context, storage certmagic.Storage, loc accountLocation, key crypto.Signer, pinned bool) (acme.Account, error) {
+func (k *Keeper) registerAt(ctx context.Context, storage certmagic.Storage, loc location, key crypto.Signer, pinned bool) (acme.Account, error) {
 	keyStored := true
 	if err := storeKey(ctx, storage, loc, key); err != nil {
 		if !pinned || !errors.Is(err, errDifferentKey) {
@@ -67,26 +67,26 @@ func (a *accounts) registerAt(ctx context.Context, storage certmagic.Storage, lo
 		}
 		keyStored = false
 	}
-	client, err := a.client()
+	client, err := k.client()
 	if err != nil {
 		return acme.Account{}, err
 	}
 	acct := acme.Account{PrivateKey: key, TermsOfServiceAgreed: true}
-	if a.email != "" {
-		acct.Contact = []string{"mailto:" + a.email}
+	if k.email != "" {
+		acct.Contact = []string{"mailto:" + k.email}
 	}
-	if a.eab != nil {
-		if err := acct.SetExternalAccountBinding(ctx, client.Client, *a.eab); err != nil {
-			return acme.Account{}, fmt.Errorf("binding external account %s: %v", a.eab.KeyID, redactError(err, a.secrets))
+	if k.eab != nil {
+		if err := acct.SetExternalAccountBinding(ctx, client.Client, *k.eab); err != nil {
+			return acme.Account{}, fmt.Errorf("binding external account %s: %v", k.eab.KeyID, redactError(err, k.secrets))
 		}
 	}
 	acct, err = client.NewAccount(ctx, acct)
 	if err != nil {
-		return acme.Account{}, fmt.Errorf("registering ACME account at %s: %w", a.ca, redactError(err, a.secrets))
+		return acme.Account{}, fmt.Errorf("registering ACME account at %s: %w", k.ca, redactError(err, k.secrets))
 	}
 	if keyStored {
 		// the CA has the account now: store it even if the caller gave up
-		if err := saveAccount(context.WithoutCancel(ctx), storage, loc, acct); err != nil {
+		if err := save(context.WithoutCancel(ctx), storage, loc, acct); err != nil {
 			return acme.Account{}, fmt.Errorf("ACME account %s was registered but could not be stored: %w", acct.Location, err)
 		}
 	}
@@ -96,8 +96,8 @@ func (a *accounts) registerAt(ctx context.Context, storage certmagic.Storage, lo
 var errAccountUnknown = errors.New("the CA knows no account for this key")
 
 // lookUp asks the CA for the account of key without creating one.
-func (a *accounts) lookUp(ctx context.Context, key crypto.Signer) (acme.Account, error) {
-	client, err := a.client()
+func (k *Keeper) lookUp(ctx context.Context, key crypto.Signer) (acme.Account, error) {
+	client, err := k.client()
 	if err != nil {
 		return acme.Account{}, err
 	}
@@ -107,7 +107,7 @@ func (a *accounts) lookUp(ctx context.Context, key crypto.Signer) (acme.Account,
 		if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
 			return acme.Account{}, errAccountUnknown
 		}
-		return acme.Account{}, fmt.Errorf("looking up the ACME account of the key at %s: %w", a.ca, err)
+		return acme.Account{}, fmt.Errorf("looking up the ACME account of the key at %s: %w", k.ca, err)
 	}
 	acct.PrivateKey = key
 	return acct, nil

@@ -1,22 +1,25 @@
-package persist
+package account
 
 import (
 	"context"
 	"errors"
 	"fmt"
 
-	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 )
 
-// confirmAccountValid asks the CA for the account's current state with a
+// ConfirmValid asks the CA for the account's current state with a
 // POST-as-GET of the account URL. Draft -02 asks clients to do this before
 // handing record inputs to anyone: a record naming a deactivated account
 // would never work. acmez sends POST-as-GET requests for orders only, and
 // CAs refuse an empty update of an account instead (Pebble: "use
 // POST-as-GET"); GetOrder's request is that POST-as-GET, with acmez's
 // nonces and retries, and the account's status reads into the order's.
-func confirmAccountValid(ctx context.Context, client *acmez.Client, acct acme.Account) error {
+func (k *Keeper) ConfirmValid(ctx context.Context, acct acme.Account) error {
+	client, err := k.client()
+	if err != nil {
+		return err
+	}
 	state, err := client.GetOrder(ctx, acct, acme.Order{Location: acct.Location})
 	var problem acme.Problem
 	switch {

@@ -1,4 +1,4 @@
-package persist
+package account
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 )
 
 // Other ACME clients keep their accounts in folders of their own. This
-// file reads them, as each client writes them, into a foreignAccount:
+// file reads them, as each client writes them, into a Foreign:
 // the key, the account URL the client recorded, and the CA it names by
 // its folders. It never writes there and never asks a CA.
 //
@@ -37,56 +37,58 @@ import (
 //	certbot:  <config>/accounts/<host[:port]>/<directory path>/<id>/
 //	          private_key.json (a JWK), regr.json {"body", "uri"}, meta.json
 
-// foreignClient names the clients whose storage is read.
-type foreignClient string
-
+// The clients whose storage is read, as --from names them.
 const (
-	fromLego    foreignClient = "lego"
-	fromAcmeSh  foreignClient = "acme.sh"
-	fromCertbot foreignClient = "certbot"
+	fromLego    = "lego"
+	fromAcmeSh  = "acme.sh"
+	fromCertbot = "certbot"
 )
 
-// foreignClients are the values --from takes.
-var foreignClients = []foreignClient{fromLego, fromAcmeSh, fromCertbot}
+// Clients are the clients an account can be imported from, as --from
+// names them.
+func Clients() []string {
+	return []string{fromLego, fromAcmeSh, fromCertbot}
+}
 
-// foreignAccount is an account found in another client's storage.
-type foreignAccount struct {
-	client foreignClient
-	// dir is the account's folder.
-	dir string
-	key crypto.Signer
+// Foreign is an account found in another client's storage.
+type Foreign struct {
+	// Client is the client whose storage holds the account.
+	Client string
+	// Dir is the account's folder.
+	Dir string
+	// Server is the CA as the client's files name it: a directory URL
+	// (lego v5), or the folder the client derives from one.
+	Server string
+	key    crypto.Signer
 	// url is the account URL the client recorded; empty when its files
 	// keep none (a registration lego lost, acme.sh without ca.conf).
 	url string
-	// server is the CA as the client's files name it: a directory URL
-	// (lego v5), or the folder the client derives from one.
-	server string
 	// forCA reports whether the account's folders are those the client
 	// uses for the CA with the given directory URL; nil when the folders
 	// do not tell.
 	forCA func(ca string) bool
 }
 
-// matches reports whether the account may belong to the CA at ca, as far
+// Matches reports whether the account may belong to the CA at ca, as far
 // as the client's folders tell.
-func (f foreignAccount) matches(ca string) bool {
+func (f Foreign) Matches(ca string) bool {
 	return f.forCA == nil || f.forCA(ca)
 }
 
 // errNoForeignAccount is a folder that holds no account of the client.
 var errNoForeignAccount = errors.New("nothing to import")
 
-// findForeignAccounts reads every account of client stored at or under
+// FindForeign reads every account of client stored at or under
 // root: the client's whole folder, its accounts folder, or one account's.
 // An account whose files cannot be read is an error, not skipped: the
 // account the operator means may be that one.
-func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, error) {
+func FindForeign(client, root string) ([]Foreign, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
 	}
 	var marker string
-	var read func(dir string) (foreignAccount, error)
+	var read func(dir string) (Foreign, error)
 	switch client {
 	case fromLego:
 		marker, read = "account.json", readLegoAccount
@@ -95,12 +97,12 @@ func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, e
 	case fromCertbot:
 		marker, read = "private_key.json", readCertbotAccount
 	default:
-		return nil, fmt.Errorf("--from must be one of %s, not %q", joinClients(), client)
+		return nil, fmt.Errorf("--from must be one of %s, not %q", strings.Join(Clients(), ", "), client)
 	}
 	if _, err := os.Stat(root); err != nil {
 		return nil, fmt.Errorf("reading the %s folder: %w; give the folder %s keeps its accounts in %s", client, err, client, usualFolder(client))
 	}
-	var found []foreignAccount
+	var found []Foreign
 	err = walkFollowing(root, maxImportDepth, func(dir string, names []string) error {
 		if !slices.Contains(names, marker) {
 			return nil
@@ -109,7 +111,7 @@ func findForeignAccounts(client foreignClient, root string) ([]foreignAccount, e
 		if err != nil {
 			return fmt.Errorf("%s account in %s: %w; nothing was imported: if another client wrote this folder, name it in --from, or give the folder of the one account to import", client, dir, err)
 		}
-		acct.client, acct.dir = client, dir
+		acct.Client, acct.Dir = client, dir
 		found = append(found, acct)
 		return nil
 	})
@@ -158,7 +160,7 @@ func walkFollowing(root string, depth int, visit func(dir string, names []string
 	return nil
 }
 
-func usualFolder(client foreignClient) string {
+func usualFolder(client string) string {
 	switch client {
 	case fromLego:
 		return "(lego's --path, ./.lego by default)"
@@ -167,14 +169,6 @@ func usualFolder(client foreignClient) string {
 	default:
 		return "(certbot's --config-dir, /etc/letsencrypt by default)"
 	}
-}
-
-func joinClients() string {
-	names := make([]string, len(foreignClients))
-	for i, c := range foreignClients {
-		names[i] = string(c)
-	}
-	return strings.Join(names, ", ")
 }
 
 // legoAccountFile is lego's account.json, of v5 and of v4.
@@ -190,16 +184,16 @@ type legoAccountFile struct {
 	} `json:"registration"`
 }
 
-func readLegoAccount(dir string) (foreignAccount, error) {
+func readLegoAccount(dir string) (Foreign, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "account.json"))
 	if err != nil {
-		return foreignAccount{}, err
+		return Foreign{}, err
 	}
 	var f legoAccountFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return foreignAccount{}, fmt.Errorf("account.json is not lego's account file: %v", err)
+		return Foreign{}, fmt.Errorf("account.json is not lego's account file: %v", err)
 	}
-	acct := foreignAccount{server: f.Server}
+	acct := Foreign{Server: f.Server}
 	if f.Registration != nil {
 		acct.url = firstNonEmpty(f.Registration.AccountURL, f.Registration.URI)
 	}
@@ -211,15 +205,15 @@ func readLegoAccount(dir string) (foreignAccount, error) {
 		}
 	}
 	if acct.key, err = readFirstKey(keyFiles); err != nil {
-		return foreignAccount{}, err
+		return Foreign{}, err
 	}
 	if f.Server != "" {
-		acct.forCA = func(ca string) bool { return sameDirectoryURL(ca, f.Server) }
+		acct.forCA = func(ca string) bool { return SameDirectory(ca, f.Server) }
 	} else {
 		// v4 keeps the server only in the folder name: host and port
 		// with ':' turned into '_'
 		folder := filepath.Base(filepath.Dir(dir))
-		acct.server = folder
+		acct.Server = folder
 		acct.forCA = func(ca string) bool {
 			u, err := url.Parse(ca)
 			return err == nil && strings.NewReplacer(":", "_", "/", "_", `\`, "_").Replace(u.Host) == folder
@@ -228,21 +222,21 @@ func readLegoAccount(dir string) (foreignAccount, error) {
 	return acct, nil
 }
 
-func readAcmeShAccount(dir string) (foreignAccount, error) {
+func readAcmeShAccount(dir string) (Foreign, error) {
 	key, err := readKeyFile(filepath.Join(dir, "account.key"))
 	if err != nil {
-		return foreignAccount{}, err
+		return Foreign{}, err
 	}
-	acct := foreignAccount{key: key}
+	acct := Foreign{key: key}
 	conf, err := os.ReadFile(filepath.Join(dir, "ca.conf"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return foreignAccount{}, err
+		return Foreign{}, err
 	}
 	acct.url = shellAssignment(conf, "ACCOUNT_URL")
 	// acme.sh names the folder ca/<host>/<path> after the directory
 	// URL, without its port; older versions used ca/<host> alone
 	if sub, ok := below(dir, "ca"); ok {
-		acct.server = sub
+		acct.Server = sub
 		acct.forCA = func(ca string) bool {
 			u, err := url.Parse(ca)
 			if err != nil {
@@ -279,32 +273,32 @@ type certbotRegistration struct {
 	URI string `json:"uri"`
 }
 
-func readCertbotAccount(dir string) (foreignAccount, error) {
+func readCertbotAccount(dir string) (Foreign, error) {
 	jwkData, err := os.ReadFile(filepath.Join(dir, "private_key.json"))
 	if err != nil {
-		return foreignAccount{}, err
+		return Foreign{}, err
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(jwkData); err != nil {
-		return foreignAccount{}, fmt.Errorf("private_key.json is not a JWK: %v", err)
+		return Foreign{}, fmt.Errorf("private_key.json is not a JWK: %v", err)
 	}
 	key, ok := jwk.Key.(crypto.Signer)
 	if !ok || jwk.IsPublic() {
-		return foreignAccount{}, fmt.Errorf("private_key.json holds no private key (%T)", jwk.Key)
+		return Foreign{}, fmt.Errorf("private_key.json holds no private key (%T)", jwk.Key)
 	}
 	regData, err := os.ReadFile(filepath.Join(dir, "regr.json"))
 	if err != nil {
-		return foreignAccount{}, fmt.Errorf("the account has a key but no regr.json: %w", err)
+		return Foreign{}, fmt.Errorf("the account has a key but no regr.json: %w", err)
 	}
 	var reg certbotRegistration
 	if err := json.Unmarshal(regData, &reg); err != nil {
-		return foreignAccount{}, fmt.Errorf("regr.json is not certbot's registration: %v", err)
+		return Foreign{}, fmt.Errorf("regr.json is not certbot's registration: %v", err)
 	}
-	acct := foreignAccount{key: key, url: reg.URI}
+	acct := Foreign{key: key, url: reg.URI}
 	// certbot names the folder accounts/<netloc><path>/<account id>;
 	// on Windows ':' becomes '_'
 	if sub, ok := below(filepath.Dir(dir), "accounts"); ok {
-		acct.server = sub
+		acct.Server = sub
 		acct.forCA = func(ca string) bool {
 			u, err := url.Parse(ca)
 			if err != nil {
@@ -336,8 +330,9 @@ func collapseSlashes(s string) string {
 	return s
 }
 
-// sameDirectoryURL compares two directory URLs, ignoring a trailing '/'.
-func sameDirectoryURL(a, b string) bool {
+// SameDirectory reports whether two directory URLs name the same CA: they
+// are compared ignoring a trailing '/'.
+func SameDirectory(a, b string) bool {
 	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 

@@ -1,0 +1,188 @@
+package account
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
+)
+
+// The fixtures write accounts as each client keeps them on disk
+// (acmetest's writers); lego's own layout is written by lego itself in
+// the e2e test.
+
+// importFrom finds the client's account under folder and imports it, as
+// `caddy persist account import` does once it has picked the account.
+func (k *testKeeper) importFrom(t *testing.T, client, folder string) (Imported, error) {
+	t.Helper()
+	found, err := FindForeign(client, folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("found %d accounts under %s, want 1", len(found), folder)
+	}
+	return k.Import(context.Background(), found[0])
+}
+
+// writeCertbot, writeAcmeSh and writeLegoV4 write an account as the
+// client keeps it on disk, and return its folder.
+func writeCertbot(t *testing.T, configDir, directory string, key crypto.Signer, accountURL string) string {
+	t.Helper()
+	return written(t)(acmetest.WriteCertbotAccount(configDir, directory, key, accountURL))
+}
+
+func writeAcmeSh(t *testing.T, home, directory string, key *ecdsa.PrivateKey, accountURL string) string {
+	t.Helper()
+	return written(t)(acmetest.WriteAcmeShAccount(home, directory, key, accountURL))
+}
+
+func writeLegoV4(t *testing.T, path, directory, email string, key crypto.Signer, accountURL string) string {
+	t.Helper()
+	return written(t)(acmetest.WriteLegoV4Account(path, directory, email, key, accountURL))
+}
+
+func written(t *testing.T) func(dir string, err error) string {
+	return func(dir string, err error) string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+}
+
+func TestImportFromAcmeShAndLegoV4(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t, acmetest.Options{})
+	for _, tc := range []struct {
+		client string
+		write  func(root string, key *ecdsa.PrivateKey, url string) string
+	}{
+		{fromAcmeSh, func(root string, key *ecdsa.PrivateKey, url string) string {
+			return writeAcmeSh(t, root, ca.URL, key, url)
+		}},
+		{fromLego, func(root string, key *ecdsa.PrivateKey, url string) string {
+			return writeLegoV4(t, root, ca.URL, "old@example.test", key, url)
+		}},
+	} {
+		key, err := newKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		accountURL := otherClientAccount(t, ca, key)
+		root := t.TempDir()
+		dir := tc.write(root, key.(*ecdsa.PrivateKey), accountURL)
+
+		k := newTestKeeper(t, ca, t.TempDir(), nil)
+		out, err := k.importFrom(t, tc.client, root)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.client, err)
+		}
+		if out.Account.Location != accountURL {
+			t.Errorf("%s: imported %s from %s, want %s", tc.client, out.Account.Location, dir, accountURL)
+		}
+		// the issuer uses it from storage, and a second import changes nothing
+		if got := k.accountURL(t); got != accountURL {
+			t.Errorf("%s: the issuer uses %s, want %s", tc.client, got, accountURL)
+		}
+		again, err := k.importFrom(t, tc.client, dir)
+		if err != nil || !again.AlreadyStored {
+			t.Errorf("%s: a second import: %+v, %v", tc.client, again, err)
+		}
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 2 {
+		t.Errorf("registrations = %d, want the 2 of the other clients", n)
+	}
+}
+
+func TestImportRefusesWhatItCannotConfirmOrWouldOverwrite(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t, acmetest.Options{})
+	key, _ := newKey()
+	accountURL := otherClientAccount(t, ca, key)
+	ecKey := key.(*ecdsa.PrivateKey)
+
+	unknown, _ := newKey()
+	anotherPinned, _ := newKey()
+	for _, tc := range []struct {
+		name      string
+		key       *ecdsa.PrivateKey
+		url       string
+		configure func(*Config)
+		// registered makes the issuer register its own account first
+		registered bool
+		want       error
+	}{
+		{name: "a key the CA does not know", key: unknown.(*ecdsa.PrivateKey), url: accountURL + "0", want: errImportUnknownAtCA},
+		{name: "another URL than the CA's", key: ecKey, url: accountURL + "0", want: errImportURLMismatch},
+		{name: "another account stored", key: ecKey, url: accountURL, registered: true, want: errDifferentKey},
+		{name: "another account_key", key: ecKey, url: accountURL, configure: func(c *Config) { c.PinnedKey = anotherPinned }, want: errImportPinned},
+	} {
+		home := t.TempDir()
+		writeAcmeSh(t, home, ca.URL, tc.key, tc.url)
+		storage := t.TempDir()
+		k := newTestKeeper(t, ca, storage, tc.configure)
+		if tc.registered {
+			k.accountURL(t)
+		}
+		before := storagetest.Snapshot(t, storage)
+		registrations := ca.Counts.Get(acmetest.KindNewAccount + " 201")
+
+		_, err := k.importFrom(t, fromAcmeSh, home)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if after := storagetest.Snapshot(t, storage); after != before {
+			t.Errorf("%s: storage changed:\n%s\nwas\n%s", tc.name, after, before)
+		}
+		if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != registrations {
+			t.Errorf("%s: the import registered an account", tc.name)
+		}
+		if err != nil && tc.want == errImportURLMismatch && (!strings.Contains(err.Error(), accountURL+"0") || !strings.Contains(err.Error(), accountURL+",")) {
+			t.Errorf("%s: the error does not name both URLs: %v", tc.name, err)
+		}
+	}
+}
+
+func TestForeignFoldersNameTheirCA(t *testing.T) {
+	t.Parallel()
+	const le = "https://acme-v02.api.letsencrypt.org/directory"
+	const staging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+	const pebble = "https://127.0.0.1:14000/dir"
+	key, _ := newKey()
+	ecKey := key.(*ecdsa.PrivateKey)
+	for _, tc := range []struct {
+		client string
+		write  func(root string) string
+		for_   []string
+		notFor []string
+	}{
+		{fromCertbot, func(root string) string { return writeCertbot(t, root, le, key, "u") }, []string{le}, []string{staging, pebble}},
+		{fromCertbot, func(root string) string { return writeCertbot(t, root, pebble, key, "u") }, []string{pebble}, []string{le}},
+		{fromAcmeSh, func(root string) string { return writeAcmeSh(t, root, pebble, ecKey, "u") }, []string{pebble, "https://127.0.0.1:443/dir"}, []string{le, "https://127.0.0.1:14000/other"}},
+		{fromAcmeSh, func(root string) string { return writeAcmeSh(t, root, staging, ecKey, "u") }, []string{staging}, []string{le}},
+		{fromLego, func(root string) string { return writeLegoV4(t, root, pebble, "a@b.test", key, "u") }, []string{pebble, "https://127.0.0.1:14000/other"}, []string{le, "https://127.0.0.1:14001/dir"}},
+	} {
+		root := t.TempDir()
+		dir := tc.write(root)
+		found, err := FindForeign(tc.client, root)
+		if err != nil || len(found) != 1 || found[0].Dir != dir || found[0].url != "u" {
+			t.Fatalf("%s under %s: %+v, %v", tc.client, root, found, err)
+		}
+		for _, ca := range tc.for_ {
+			if !found[0].Matches(ca) {
+				t.Errorf("%s folder %s does not match %s", tc.client, found[0].Server, ca)
+			}
+		}
+		for _, ca := range tc.notFor {
+			if found[0].Matches(ca) {
+				t.Errorf("%s folder %s matches %s", tc.client, found[0].Server, ca)
+			}
+		}
+	}
+}
