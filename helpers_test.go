@@ -104,8 +104,9 @@ func observeLogs(iss *Issuer) *observer.ObservedLogs {
 	return logs
 }
 
-// setLogger makes every part of iss that logs, but its account keeping,
-// log to logger.
+// setLogger makes every part of iss that logs to its logger, but its
+// account keeping and its DNS lookups (which log under "dns"), log to
+// logger.
 func setLogger(iss *Issuer, logger *zap.Logger) {
 	iss.logger = logger
 	iss.client.logger = logger

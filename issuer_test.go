@@ -3,6 +3,8 @@ package persist
 import (
 	"testing"
 	"time"
+
+	"github.com/caddyserver/certmagic"
 )
 
 func TestPlainHTTPDirectoryOnlyForInternalHosts(t *testing.T) {
@@ -21,6 +23,17 @@ func TestPlainHTTPDirectoryOnlyForInternalHosts(t *testing.T) {
 		err := (&Issuer{CA: ca, now: time.Now}).Validate()
 		if (err == nil) != ok {
 			t.Errorf("Validate(ca=%s) = %v, want ok=%v", ca, err, ok)
+		}
+	}
+}
+
+// Certificates in storage are shared with an `acme` issuer of the same CA
+// only if both name the CA's folder alike.
+func TestIssuerKeyIsTheACMEIssuers(t *testing.T) {
+	t.Parallel()
+	for _, ca := range []string{DefaultCA, "https://127.0.0.1:14000/dir", "https://ca.example:8443/acme/directory/"} {
+		if got, want := (&Issuer{CA: ca}).IssuerKey(), (&certmagic.ACMEIssuer{CA: ca}).IssuerKey(); got != want {
+			t.Errorf("IssuerKey(%s) = %s, the acme issuer's is %s", ca, got, want)
 		}
 	}
 }

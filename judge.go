@@ -32,7 +32,7 @@ type recordInputs struct {
 	// challengeURI is the accounturi a -01 challenge names, which the CA
 	// validates the record against instead of the account URL: the
 	// challenge's in the solver, else the one challenges last named
-	// (see solver.go); empty when none names one.
+	// (Keeper.ChallengeURI); empty when none names one.
 	challengeURI string
 	// previous, for a -02 CA, are the thumbprints of acct's earlier
 	// keys: the CA keeps accepting records hashed with them.

@@ -24,8 +24,10 @@ func (k *testKeeper) importFrom(t *testing.T, client, folder string) (Imported, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(found) != 1 {
-		t.Fatalf("found %d accounts under %s, want 1", len(found), folder)
+	// the command pairs the account with the issuer whose CA its
+	// folders name
+	if len(found) != 1 || !found[0].Matches(k.ca) {
+		t.Fatalf("found %d accounts under %s (%+v), want 1 for %s", len(found), folder, found, k.ca)
 	}
 	return k.Import(context.Background(), found[0])
 }

@@ -4,7 +4,9 @@
 // (a new key, a replacement, an import from another client). Each step
 // that writes runs under certmagic's registration lock and leaves a state
 // that every instance sharing the storage, and the next run, completes.
-// It knows nothing of Caddy's config; the plugin hands it a Config.
+// It imports no Caddy package: the plugin hands it a Config (its errors
+// still name the config's options and commands, which is what a user
+// changes or runs).
 package account
 
 import (
@@ -32,8 +34,8 @@ import (
 // operator, are in rollover.go (a new key), replace.go (a new account)
 // and import.go (another client's account); thumbprints.go keeps what is
 // left of earlier keys, refresh.go picks up what another instance
-// changed, and challenge_uri.go remembers the accounturi the CA's
-// challenges name.
+// changed, challenge_uri.go remembers the accounturi the CA's challenges
+// name, and status.go asks the CA for the account's state.
 
 // Config is what a Keeper needs from its issuer.
 type Config struct {

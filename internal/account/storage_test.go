@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -115,8 +116,8 @@ func TestAccountSharedWithTheACMEIssuer(t *testing.T) {
 	if n := ca.Counts.Get(acmetest.KindNewAccount) - before; n != 0 {
 		t.Errorf("the acme issuer asked the CA %d times: it did not find the account in storage", n)
 	}
-	if acmeIssuer.IssuerKey() != IssuerKey(ca.URL) {
-		t.Errorf("issuer keys differ: %s and %s", acmeIssuer.IssuerKey(), IssuerKey(ca.URL))
+	if folder := path.Join("acme", certmagic.StorageKeys.Safe(acmeIssuer.IssuerKey()), "users") + "/"; !strings.HasPrefix(k.StoredAt(), folder) {
+		t.Errorf("the account is stored at %s, outside the acme issuer's %s", k.StoredAt(), folder)
 	}
 }
 
