@@ -103,6 +103,26 @@ func useOneAccount(a, b *Issuer) bool {
 	return a.CA == b.CA && strings.EqualFold(a.Email, b.Email) && a.AccountKey == b.AccountKey
 }
 
+// refusePinned refuses targets one of which pins its account with
+// account_key. A pinned issuer and an unpinned one of the same CA and
+// email keep one account in storage, so a change through the unpinned
+// one would change the account the pinned key names.
+func refusePinned(targets []accountTarget) error {
+	for _, t := range targets {
+		pinned := t.issuer()
+		if pinned.AccountKey == "" {
+			continue
+		}
+		for _, other := range targets {
+			if o := other.issuer(); o.AccountKey == "" && o.CA == pinned.CA && strings.EqualFold(o.Email, pinned.Email) {
+				return fmt.Errorf("the persist issuers of %s with email %q keep one account in storage, and one of them pins it with account_key: changing it through the other would change the account that key names, so nothing was changed; give every persist issuer of that CA and email the same account_key, or none: %w", pinned.CA, pinned.Email, account.ErrPinned)
+			}
+		}
+		return fmt.Errorf("the persist issuer of %s pins its account with account_key, so nothing was changed (give --ca to change another CA's account): %w", pinned.CA, account.ErrPinned)
+	}
+	return nil
+}
+
 // issuer is the issuer that changes the account for all of them.
 func (t accountTarget) issuer() *Issuer { return t[0].Issuer }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
 
 // target is the account target of the issuer alone, serving names.
@@ -117,5 +118,51 @@ func TestAFailingAccountNamesTheChangesDoneBefore(t *testing.T) {
 	}
 	if len(changes) != 1 || changes[0].AccountURL != url || changes[0].State != stateRolledOver {
 		t.Errorf("changes = %+v, want the first account's rollover", changes)
+	}
+}
+
+// TestAPinnedIssuerSharingTheAccountIsRefusedBeforeAnyChange: two persist
+// issuers of one CA and email keep one account in storage; when one of
+// them pins it with account_key, a rollover or a replacement through the
+// other would change the account the pinned key names. It is refused
+// before anything changes, whichever of the two comes first.
+func TestAPinnedIssuerSharingTheAccountIsRefusedBeforeAnyChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ca := startCA(t, acmetest.Options{})
+	dir := t.TempDir()
+	unpinned := newTestIssuer(t, ca, dir, nil)
+	url := unpinned.accountURL(t)
+	keyPEM := unpinned.storedKeyPEM(t)
+	pinned := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.AccountKey = string(keyPEM) })
+	before := storagetest.Snapshot(t, dir)
+	for _, order := range [][]*testIssuer{{unpinned, pinned}, {pinned, unpinned}} {
+		var sets []servedSet
+		for _, ti := range order {
+			sets = append(sets, servedSet{Issuer: ti.Issuer, Names: []string{"shared.pinned.test"}})
+		}
+		targets, err := accountTargets(sets, "")
+		if err != nil || len(targets) != 2 {
+			t.Fatalf("targets = %v, %v; want the pinned and the unpinned issuer apart", targets, err)
+		}
+		for _, action := range []string{"rollover", "replace"} {
+			changes, err := runAccountAction(ctx, accountActions[action], targets, accountActions[action].request())
+			var state *account.StateError
+			if !errors.As(err, &state) || !strings.Contains(err.Error(), "account_key") || len(changes) != 0 {
+				t.Errorf("%s with the pinned issuer %s: %+v, %v; want a refusal naming account_key", action, map[bool]string{true: "first", false: "second"}[order[0] == pinned], changes, err)
+			}
+		}
+	}
+	if after := storagetest.Snapshot(t, dir); after != before {
+		t.Errorf("storage changed:\nbefore %s\nafter  %s", before, after)
+	}
+	if n := ca.Counts.Get(acmetest.KindKeyChange); n != 0 {
+		t.Errorf("%d key changes reached the CA", n)
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
+		t.Errorf("%d registrations, want the one account", n)
+	}
+	if got := pinned.accountURL(t); got != url {
+		t.Errorf("the pinned key names %s, want %s", got, url)
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -29,6 +32,10 @@ type accountAction struct {
 	request func() scopedRequest
 	// run changes the account of one target as req asks.
 	run func(ctx context.Context, t accountTarget, req scopedRequest) (AccountChange, error)
+	// changesKeyOrAccount marks an action that gives an account a new key
+	// or moves to another, which an account_key in the config forbids:
+	// the config would go on naming the old key.
+	changesKeyOrAccount bool
 }
 
 // scopedRequest is an action's request, which always holds an
@@ -45,12 +52,14 @@ var accountActions = map[string]accountAction{
 		run: func(ctx context.Context, t accountTarget, _ scopedRequest) (AccountChange, error) {
 			return t.rollover(ctx)
 		},
+		changesKeyOrAccount: true,
 	},
 	"replace": {
 		request: func() scopedRequest { return &replaceRequest{} },
 		run: func(ctx context.Context, t accountTarget, req scopedRequest) (AccountChange, error) {
 			return t.replace(ctx, *req.(*replaceRequest))
 		},
+		changesKeyOrAccount: true,
 	},
 }
 
@@ -67,23 +76,72 @@ type accountScope struct {
 func (s accountScope) scope() accountScope { return s }
 
 // decodeAccountRequest reads the request body of action; an empty one asks
-// for the defaults. A field the action does not take is refused, not
-// ignored, so that a misspelt option never runs another step.
+// for the defaults. It is as strict as the JSON Caddy's /load takes: one
+// object and nothing after it, whose fields are the request's, spelt as
+// they are. A field the action does not take is refused, not ignored, so
+// that a misspelt option never runs another step.
 func decodeAccountRequest(action accountAction, body []byte) (scopedRequest, error) {
 	req := action.request()
 	if len(body) == 0 {
 		return req, nil
 	}
+	refuse := func(err error) (scopedRequest, error) {
+		return nil, &inputError{fmt.Errorf("the request body is not the JSON object of this account request: %v", err)}
+	}
+	// encoding/json matches field names whatever their case: the names
+	// are checked as they are spelt first
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return refuse(err)
+	}
+	known := jsonFieldNames(reflect.TypeOf(req).Elem())
+	for name := range fields {
+		if !known[name] {
+			return refuse(fmt.Errorf("unknown field %q (the fields are %s)", name, strings.Join(slices.Sorted(maps.Keys(known)), ", ")))
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(req); err != nil {
-		return nil, &inputError{fmt.Errorf("the request body is not the JSON object of this account request: %v", err)}
+		return refuse(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return refuse(errors.New("more follows the JSON object"))
 	}
 	return req, nil
 }
 
+// jsonFieldNames lists the JSON names of a struct's fields, those of
+// embedded structs included.
+func jsonFieldNames(t reflect.Type) map[string]bool {
+	names := make(map[string]bool)
+	for _, f := range reflect.VisibleFields(t) {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	return names
+}
+
 // maxAccountRequest bounds the body of an account request.
 const maxAccountRequest = 1 << 20
+
+// readAccountRequest reads the body of an account request, which must be
+// JSON, as Caddy's /load takes it, and no larger than maxAccountRequest.
+func readAccountRequest(r *http.Request) ([]byte, error) {
+	if mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mediaType != "application/json" {
+		return nil, caddy.APIError{HTTPStatus: http.StatusUnsupportedMediaType, Err: fmt.Errorf("%s takes a JSON body: send it with Content-Type: application/json (this one is %q)", r.URL.Path, r.Header.Get("Content-Type"))}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAccountRequest+1))
+	if err != nil {
+		return nil, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading the request body: %v", err)}
+	}
+	if len(body) > maxAccountRequest {
+		return nil, caddy.APIError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: fmt.Errorf("the request body is larger than %d octets, more than any account request", maxAccountRequest)}
+	}
+	return body, nil
+}
 
 // serveAccount serves POST /persist/account/<action>.
 func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
@@ -99,9 +157,9 @@ func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
 	if err := allowAccountChange(r); err != nil {
 		return err
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxAccountRequest))
+	body, err := readAccountRequest(r)
 	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading the request body: %v", err)}
+		return err
 	}
 	req, err := decodeAccountRequest(action, body)
 	if err != nil {
@@ -132,6 +190,13 @@ func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
 // the error names them, so that nobody runs the change again for them.
 func runAccountAction(ctx context.Context, action accountAction, targets []accountTarget, req scopedRequest) ([]AccountChange, error) {
 	changes := []AccountChange{}
+	if action.changesKeyOrAccount {
+		// a pinned account would refuse in its turn, after the others
+		// changed: nothing changes unless every target may
+		if err := refusePinned(targets); err != nil {
+			return changes, err
+		}
+	}
 	for _, t := range targets {
 		change, err := action.run(ctx, t, req)
 		if err == nil {
@@ -182,8 +247,9 @@ func allowAccountChange(r *http.Request) error {
 		return nil
 	}
 	forwarded := ""
-	for _, header := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip", "Via"} {
-		if r.Header.Get(header) != "" {
+	for _, header := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "Via"} {
+		// present, even empty, is a proxy's doing
+		if _, ok := r.Header[header]; ok {
 			forwarded = header
 			break
 		}

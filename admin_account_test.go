@@ -143,3 +143,62 @@ func TestAccountRequestsRefuseFieldsTheyDoNotTake(t *testing.T) {
 		t.Errorf("replace request decoded as %+v, %v", req, err)
 	}
 }
+
+// TestAccountChangesRefuseEveryForwardingHeader: a proxy on this machine
+// says it forwarded a request with any of the forwarding headers, or with
+// one that has no value.
+func TestAccountChangesRefuseEveryForwardingHeader(t *testing.T) {
+	t.Parallel()
+	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2019}
+	for _, h := range []struct{ name, value string }{
+		{"X-Forwarded-For", ""},
+		{"Forwarded", ""},
+		{"X-Forwarded-Host", "admin.example"},
+		{"X-Forwarded-Proto", "https"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/persist/account/rollover", nil)
+		r.RemoteAddr = "127.0.0.1:40000"
+		r.Header[h.name] = []string{h.value}
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, loopback))
+		var apiErr caddy.APIError
+		if err := allowAccountChange(r); !errors.As(err, &apiErr) || apiErr.HTTPStatus != http.StatusForbidden || !strings.Contains(err.Error(), h.name) {
+			t.Errorf("%s: %q: %v, want 403 naming it", h.name, h.value, err)
+		}
+	}
+}
+
+// TestAccountRequestsAreJSONAsCaddysLoadIs: the account actions take a
+// JSON body as Caddy's own /load does: of that content type, one object
+// and nothing after it, with the fields' exact names, and no larger than
+// a request can be (413, not a body cut short).
+func TestAccountRequestsAreJSONAsCaddysLoadIs(t *testing.T) {
+	t.Parallel()
+	handler := caddy.AdminHandlerFunc((adminAPI{}).serveAccount)
+	loopback := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2019}
+	for _, c := range []struct {
+		name, contentType, body string
+		status                  int
+	}{
+		// a request that gets through is answered 404 here, where no
+		// config runs
+		{"JSON", "application/json", `{"switch":true}`, http.StatusNotFound},
+		{"JSON with a charset", "application/json; charset=utf-8", `{}`, http.StatusNotFound},
+		{"no content type", "", `{}`, http.StatusUnsupportedMediaType},
+		{"a form", "application/x-www-form-urlencoded", `{}`, http.StatusUnsupportedMediaType},
+		{"text", "text/plain", `{"switch":true}`, http.StatusUnsupportedMediaType},
+		{"text after the object", "application/json", `{"switch":true} {"deactivate_old":true}`, http.StatusBadRequest},
+		{"a field spelt in another case", "application/json", `{"Switch":true}`, http.StatusBadRequest},
+		{"a body over 1 MiB", "application/json", `{"domain":["` + strings.Repeat("a", maxAccountRequest) + `"]}`, http.StatusRequestEntityTooLarge},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/persist/account/replace", strings.NewReader(c.body))
+		r.RemoteAddr = "127.0.0.1:40000"
+		if c.contentType != "" {
+			r.Header.Set("Content-Type", c.contentType)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, loopback))
+		var apiErr caddy.APIError
+		if err := handler.ServeHTTP(httptest.NewRecorder(), r); !errors.As(err, &apiErr) || apiErr.HTTPStatus != c.status {
+			t.Errorf("%s: %v, want %d", c.name, err, c.status)
+		}
+	}
+}

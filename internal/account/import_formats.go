@@ -8,12 +8,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
@@ -129,33 +131,95 @@ func FindForeign(client, root string) ([]Foreign, error) {
 // looked for: certbot's are five levels below its config folder.
 const maxImportDepth = 6
 
+// maxImportFolders bounds how many folders are read in all: a client's
+// folder holds a few per CA and account, and a larger tree is not one.
+const maxImportFolders = 10000
+
 // walkFollowing calls visit for root and each folder below it, up to
 // depth levels down, with the names of the entries in it. Unlike
 // filepath.WalkDir it follows symbolic links to folders: certbot links
-// the folder of Let's Encrypt's current directory URL to an older one.
+// the folder of Let's Encrypt's current directory URL to an older one. A
+// folder is read once however many links lead to it, so a link back up
+// ends there.
 func walkFollowing(root string, depth int, visit func(dir string, names []string) error) error {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return err
-	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if err := visit(root, names); err != nil {
-		return err
-	}
-	if depth == 0 {
-		return nil
-	}
-	for _, name := range names {
-		sub := filepath.Join(root, name)
-		if info, err := os.Stat(sub); err != nil || !info.IsDir() {
-			continue
-		}
-		if err := walkFollowing(sub, depth-1, visit); err != nil {
+	seen := make(map[string]bool)
+	var walk func(dir string, depth int) error
+	walk = func(dir string, depth int) error {
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
 			return err
 		}
+		if seen[real] {
+			return nil
+		}
+		if len(seen) == maxImportFolders {
+			return fmt.Errorf("more than %d folders at or under %s, more than a client keeps its accounts in: give the client's own folder, or the folder of the one account", maxImportFolders, root)
+		}
+		seen[real] = true
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if err := visit(dir, names); err != nil {
+			return err
+		}
+		if depth == 0 {
+			return nil
+		}
+		for _, name := range names {
+			sub := filepath.Join(dir, name)
+			if info, err := os.Stat(sub); err != nil || !info.IsDir() {
+				continue
+			}
+			if err := walk(sub, depth-1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(root, depth)
+}
+
+// maxAccountFile bounds each file read: an account's files are a few
+// kilobytes.
+const maxAccountFile = 1 << 20
+
+// readAccountFile reads a file of another client's account. Only a
+// regular file is read (a FIFO or a device would block the read, or never
+// end it), and no more than maxAccountFile octets.
+func readAccountFile(file string) ([]byte, error) {
+	// opened without blocking, so that a FIFO is seen for what it is
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", file, info.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxAccountFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxAccountFile {
+		return nil, fmt.Errorf("%s is larger than %d octets, more than any account file holds", file, maxAccountFile)
+	}
+	return data, nil
+}
+
+// fileNameOf checks that name, which a client's file gives, is the name of
+// a file in the account's folder, not a path out of it.
+func fileNameOf(name string) error {
+	if name == "." || name == ".." || strings.ContainsAny(name, `/\`) || filepath.Base(name) != name {
+		return fmt.Errorf("account.json names its key %q, which is not a file name", name)
 	}
 	return nil
 }
@@ -185,7 +249,7 @@ type legoAccountFile struct {
 }
 
 func readLegoAccount(dir string) (Foreign, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "account.json"))
+	data, err := readAccountFile(filepath.Join(dir, "account.json"))
 	if err != nil {
 		return Foreign{}, err
 	}
@@ -200,9 +264,13 @@ func readLegoAccount(dir string) (Foreign, error) {
 	// v5 names the key after the account ID, v4 after the email, in keys/
 	var keyFiles []string
 	for _, id := range []string{f.ID, f.Email, filepath.Base(dir)} {
-		if id != "" {
-			keyFiles = append(keyFiles, filepath.Join(dir, id+".key"), filepath.Join(dir, "keys", id+".key"))
+		if id == "" {
+			continue
 		}
+		if err := fileNameOf(id); err != nil {
+			return Foreign{}, err
+		}
+		keyFiles = append(keyFiles, filepath.Join(dir, id+".key"), filepath.Join(dir, "keys", id+".key"))
 	}
 	if acct.key, err = readFirstKey(keyFiles); err != nil {
 		return Foreign{}, err
@@ -228,7 +296,7 @@ func readAcmeShAccount(dir string) (Foreign, error) {
 		return Foreign{}, err
 	}
 	acct := Foreign{key: key}
-	conf, err := os.ReadFile(filepath.Join(dir, "ca.conf"))
+	conf, err := readAccountFile(filepath.Join(dir, "ca.conf"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Foreign{}, err
 	}
@@ -274,7 +342,7 @@ type certbotRegistration struct {
 }
 
 func readCertbotAccount(dir string) (Foreign, error) {
-	jwkData, err := os.ReadFile(filepath.Join(dir, "private_key.json"))
+	jwkData, err := readAccountFile(filepath.Join(dir, "private_key.json"))
 	if err != nil {
 		return Foreign{}, err
 	}
@@ -286,7 +354,7 @@ func readCertbotAccount(dir string) (Foreign, error) {
 	if !ok || jwk.IsPublic() {
 		return Foreign{}, fmt.Errorf("private_key.json holds no private key (%T)", jwk.Key)
 	}
-	regData, err := os.ReadFile(filepath.Join(dir, "regr.json"))
+	regData, err := readAccountFile(filepath.Join(dir, "regr.json"))
 	if err != nil {
 		return Foreign{}, fmt.Errorf("the account has a key but no regr.json: %w", err)
 	}
@@ -351,7 +419,7 @@ func readFirstKey(files []string) (crypto.Signer, error) {
 // readKeyFile reads the first private key of a PEM file, passing over
 // other blocks (openssl may write EC PARAMETERS before the key).
 func readKeyFile(file string) (crypto.Signer, error) {
-	data, err := os.ReadFile(file)
+	data, err := readAccountFile(file)
 	if err != nil {
 		return nil, err
 	}

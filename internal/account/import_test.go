@@ -1,13 +1,19 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
@@ -186,5 +192,76 @@ func TestForeignFoldersNameTheirCA(t *testing.T) {
 				t.Errorf("%s folder %s matches %s", tc.client, found[0].Server, ca)
 			}
 		}
+	}
+}
+
+// TestImportReadsOnlyTheClientsOwnFiles: the folders read are another
+// client's, and may hold anything. A key name that climbs out of the
+// account's folder, a file that is not a regular file (a FIFO would
+// block the read for ever) and a file larger than any account file are
+// refused, with nothing imported.
+func TestImportReadsOnlyTheClientsOwnFiles(t *testing.T) {
+	t.Parallel()
+	key, _ := newKey()
+	keyPEM, _ := certmagic.PEMEncodePrivateKey(key)
+
+	// lego names the key after the account's id: "../x" reads x.key
+	// from the folder above
+	lego := t.TempDir()
+	account := filepath.Join(lego, "accounts", "ca.test_443", "a1")
+	if err := os.MkdirAll(account, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(lego, "accounts", "secret.key"), keyPEM, 0o600)
+	os.WriteFile(filepath.Join(account, "account.json"), []byte(`{"id": "../../secret", "registration": {"accountURL": "https://ca.test/acct/1"}}`), 0o600)
+	if found, err := FindForeign(fromLego, lego); err == nil || !strings.Contains(err.Error(), "not a file name") {
+		t.Errorf("lego account naming its key ../../secret: %+v, %v", found, err)
+	}
+
+	// acme.sh's account.key as a FIFO
+	acmeSh := t.TempDir()
+	fifoDir := filepath.Join(acmeSh, "ca", "ca.test", "dir")
+	if err := os.MkdirAll(fifoDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(fifoDir, "account.key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := FindForeign(fromAcmeSh, acmeSh); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("acme.sh account.key that is a FIFO: %+v, %v", found, err)
+	}
+
+	// certbot's regr.json larger than any account file
+	certbot := t.TempDir()
+	dir := writeCertbot(t, certbot, "https://ca.test/dir", key, "https://ca.test/acct/1")
+	huge := append([]byte(`{"uri": "https://ca.test/acct/1", "body": "`), bytes.Repeat([]byte("x"), 2<<20)...)
+	os.WriteFile(filepath.Join(dir, "regr.json"), append(huge, `"}`...), 0o600)
+	if found, err := FindForeign(fromCertbot, certbot); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("certbot regr.json of 2 MiB: %+v, %v", found, err)
+	}
+}
+
+// TestImportWalksEachFolderOnce: the walk follows links to folders, as
+// certbot links them, and a link back up would make it read the same
+// folders over and over, k links deep to the sixth power. Each folder is
+// read once, however many links lead to it.
+func TestImportWalksEachFolderOnce(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	sub := filepath.Join(root, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := os.Symlink(root, filepath.Join(sub, "up"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	visited := 0
+	if err := walkFollowing(root, maxImportDepth, func(string, []string) error { visited++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if visited != 2 {
+		t.Errorf("the walk read %d folders, want the 2 there are", visited)
 	}
 }

@@ -229,7 +229,14 @@ func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Acc
 		}
 
 		if !sameKey(main.PrivateKey, pending.PrivateKey) {
-			// main is wholly the old account: keep it before it changes
+			// main is wholly the old account: keep it before it changes.
+			// A key change of it left unfinished is completed first:
+			// its key file would stay beside the replacement, and the
+			// old account would be kept with a key the CA may no longer
+			// take, which the deactivation signs with
+			if _, _, err := k.finishRollover(ctx, storage, loc, main); err != nil {
+				return acme.Account{}, fmt.Errorf("a key change of the current account was left unfinished, and completing it before the switch failed: %w; nothing was switched", err)
+			}
 			if kept, err := loadStored(ctx, storage, prev); err == nil && kept.Location != main.Location {
 				return acme.Account{}, &StateError{fmt.Errorf("an account replaced before, %s, still awaits deactivation at %s: run `caddy persist account replace --deactivate-old` first", kept.Location, prev.Reg)}
 			}
@@ -267,8 +274,9 @@ func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Acc
 
 // deactivateReplaced deactivates the old account at the CA, then sets its
 // files aside. A CA that answers that the account may no longer act
-// (unauthorized) has deactivated it already, as when an earlier run's
-// answer was lost.
+// (unauthorized) may have deactivated it already, as when an earlier
+// run's answer was lost, or may refuse the key for another cause; the
+// files are set aside only once the CA confirms the first.
 func (k *Keeper) deactivateReplaced(ctx context.Context) (acme.Account, error) {
 	storage, loc, err := k.ownedStorage()
 	if err != nil {
@@ -301,6 +309,9 @@ func (k *Keeper) deactivateReplaced(ctx context.Context) (acme.Account, error) {
 		var problem acme.Problem
 		switch {
 		case errors.As(err, &problem) && problem.Type == acme.ProblemTypeUnauthorized:
+			if err := k.confirmDeactivated(ctx, old, problem); err != nil {
+				return acme.Account{}, err
+			}
 			k.logger.Info("the CA no longer lets the old ACME account act: it was deactivated already", zap.String("old_account_url", old.Location), zap.String("detail", problem.Detail))
 		case err != nil:
 			return acme.Account{}, fmt.Errorf("deactivating the old ACME account %s at %s: %w; nothing was changed, and its key is kept at %s: run `caddy persist account replace --deactivate-old` again", old.Location, k.ca, redactError(err, k.secrets), prev.Key)
@@ -312,4 +323,23 @@ func (k *Keeper) deactivateReplaced(ctx context.Context) (acme.Account, error) {
 			zap.String("old_account_url", old.Location), zap.String("ca", k.ca))
 		return old, nil
 	})
+}
+
+// confirmDeactivated asks the CA, by old's key, whether the account it
+// refused (unauthorized) is deactivated: Boulder and Pebble answer
+// newAccount with onlyReturnExisting for a deactivated account's key with
+// unauthorized, and for a live one with the account. Anything else leaves
+// the old account's files where they are.
+func (k *Keeper) confirmDeactivated(ctx context.Context, old acme.Account, refusal acme.Problem) error {
+	found, err := k.lookUp(ctx, old.PrivateKey)
+	var problem acme.Problem
+	switch {
+	case errors.As(err, &problem) && problem.Type == acme.ProblemTypeUnauthorized:
+		return nil
+	case err == nil:
+		return fmt.Errorf("the CA refused to deactivate the old ACME account %s (unauthorized: %s), yet it knows the key as the account %s, %q; nothing was set aside, and the old account may still obtain certificates: run `caddy persist account replace --deactivate-old` again, and if it is refused again, deactivate the account with a client that holds its current key", old.Location, refusal.Detail, found.Location, found.Status)
+	case errors.Is(err, errAccountUnknown):
+		return fmt.Errorf("the CA refused to deactivate the old ACME account %s (unauthorized: %s), and knows no account for the key stored for it, whose key may have been changed elsewhere; nothing was set aside, and the account may still obtain certificates: deactivate it with a client that holds its current key", old.Location, refusal.Detail)
+	}
+	return fmt.Errorf("the CA refused to deactivate the old ACME account %s (unauthorized: %s), and asking it whether the account is deactivated failed: %w; nothing was set aside: run `caddy persist account replace --deactivate-old` again", old.Location, refusal.Detail, err)
 }

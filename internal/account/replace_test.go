@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,5 +164,138 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	}
 	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 2 {
 		t.Errorf("%d registrations, want the old account and its replacement", n)
+	}
+}
+
+// TestDeactivationRefusedIsConfirmedAtTheCA: a CA answers unauthorized to
+// a deactivated account's requests, but also to a key it no longer takes.
+// Only when the CA says, asked by the key, that the account is
+// deactivated are the old account's files set aside; a refusal while the
+// account is live sets nothing aside. An answer lost after the CA did
+// deactivate it is completed by the next run.
+func TestDeactivationRefusedIsConfirmedAtTheCA(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var refuse, loseAnswer atomic.Bool
+	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case acmetest.KindOf(r) != acmetest.KindAccount:
+				next.ServeHTTP(w, r)
+			case refuse.Load():
+				acmetest.WriteProblem(w, http.StatusUnauthorized, acme.ProblemTypeUnauthorized, "injected by the test")
+			case loseAnswer.CompareAndSwap(true, false):
+				next.ServeHTTP(httptest.NewRecorder(), r)
+				acmetest.ServerInternal(w)
+			default:
+				next.ServeHTTP(w, r)
+			}
+		})
+	}})
+	dir := t.TempDir()
+	a := newTestKeeper(t, ca, dir, nil)
+	oldURL := a.accountURL(t)
+	oldKeyPEM := a.storedKeyPEM(t)
+	if _, err := a.Replace(ctx, Begin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Replace(ctx, Switch); err != nil {
+		t.Fatal(err)
+	}
+
+	// refused while the CA still knows the account as valid
+	refuse.Store(true)
+	before := storagetest.Snapshot(t, dir)
+	if _, err := a.Replace(ctx, DeactivateOld); err == nil || !strings.Contains(err.Error(), "nothing was set aside") || !strings.Contains(err.Error(), oldURL) {
+		t.Fatalf("deactivation refused by a CA that knows the account: %v", err)
+	}
+	if after := storagetest.Snapshot(t, dir); after != before {
+		t.Errorf("storage changed after a refused deactivation:\nbefore %s\nafter  %s", before, after)
+	}
+	oldKey, err := certmagic.PEMDecodePrivateKey(oldKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, err := a.lookUp(ctx, oldKey); err != nil || live.Location != oldURL || live.Status != acme.StatusValid {
+		t.Fatalf("the old account at the CA: %+v, %v; want it valid still", live, err)
+	}
+
+	// the CA deactivates it, and its answer is lost: asked again, the CA
+	// refuses the key as a deactivated account's, says so when asked by
+	// the key, and the deactivation completes
+	refuse.Store(false)
+	loseAnswer.Store(true)
+	done, err := a.Replace(ctx, DeactivateOld)
+	if err != nil || done.Old.Location != oldURL {
+		t.Fatalf("the deactivation after a lost answer: %+v, %v", done, err)
+	}
+	if loseAnswer.Load() {
+		t.Fatal("no answer was lost")
+	}
+	if n := a.logs.FilterMessageSnippet("it was deactivated already").Len(); n != 1 {
+		t.Errorf("%d log entries about an account deactivated already, want 1", n)
+	}
+	if holder := storagetest.Holding(t, dir, oldKeyPEM); !strings.Contains(holder, ".replaced.key.deactivated-") {
+		t.Errorf("the old key is kept in %q, want a file set aside", holder)
+	}
+}
+
+// TestSwitchCompletesAnUnfinishedRolloverFirst: a key change of the
+// current account that the CA took but never answered leaves the new key
+// at the rollover file and the old one as the account's. The switch
+// completes it before it keeps the old account aside, so the deactivation
+// signs with the key the CA holds, and the replacement's own rollover
+// finds no other account's key in its way.
+func TestSwitchCompletesAnUnfinishedRolloverFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var interrupt, down atomic.Bool
+	interrupt.Store(true)
+	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case down.Load() && acmetest.KindOf(r) != acmetest.KindDirectory:
+				acmetest.ServerInternal(w)
+			case acmetest.KindOf(r) == acmetest.KindKeyChange && interrupt.CompareAndSwap(true, false):
+				next.ServeHTTP(httptest.NewRecorder(), r)
+				down.Store(true)
+				acmetest.ServerInternal(w)
+			default:
+				next.ServeHTTP(w, r)
+			}
+		})
+	}})
+	k := newTestKeeper(t, ca, t.TempDir(), nil)
+	oldURL := k.accountURL(t)
+	if _, err := k.Rollover(ctx); err == nil {
+		t.Fatal("the interrupted rollover succeeded")
+	}
+	down.Store(false)
+	if !k.storage.Exists(ctx, k.loc().rolloverKey()) {
+		t.Fatal("the interrupted rollover left no key")
+	}
+	takenPEM, err := k.storage.Load(ctx, k.loc().rolloverKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := k.Replace(ctx, Begin); err != nil {
+		t.Fatal(err)
+	}
+	switched, err := k.Replace(ctx, Switch)
+	if err != nil || switched.Old.Location != oldURL {
+		t.Fatalf("switch: %+v, %v", switched, err)
+	}
+	if k.storage.Exists(ctx, k.loc().rolloverKey()) {
+		t.Error("the old account's rollover key is left beside the replacement")
+	}
+	if kept, _ := k.storage.Load(ctx, k.loc().replaced().Key); !equalPEM(kept, takenPEM) {
+		t.Error("the old account is kept with a key the CA no longer takes")
+	}
+	if _, err := k.Replace(ctx, DeactivateOld); err != nil {
+		t.Fatalf("deactivating the old account: %v", err)
+	}
+	if out, err := k.Rollover(ctx); err != nil || out.Resumed || out.Account.Location != switched.Account.Location {
+		t.Fatalf("the replacement's rollover: %+v, %v", out, err)
 	}
 }
