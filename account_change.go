@@ -21,7 +21,7 @@ import (
 // `caddy persist account` commands print it, and POST /persist/account/
 // returns an array of them.
 type AccountChange struct {
-	// Action is the command: rollover or replace.
+	// Action is the command: register, rollover, replace or import.
 	Action string `json:"action"`
 	// CADirectory is the directory URL of the account's CA.
 	CADirectory string `json:"ca_directory"`
@@ -48,6 +48,22 @@ type AccountChange struct {
 	// Remove are the records of a deactivated account, as zone file
 	// lines: they no longer authorize anything, and may go.
 	Remove []string `json:"remove,omitempty"`
+	// Import, for an import, is where the account came from and went.
+	Import *AccountImport `json:"import,omitempty"`
+}
+
+// AccountImport is what an import did besides the account.
+type AccountImport struct {
+	// Client is the ACME client whose folder held the account.
+	Client string `json:"client"`
+	// Folder is the account's folder.
+	Folder string `json:"folder"`
+	// StoredAt says which storage holds the account, and where in it.
+	StoredAt string `json:"stored_at"`
+	// AccountKey is set when the config's account_key is the account's
+	// key: the issuer used the account already, and the stored copy
+	// serves `acme` issuers and later runs.
+	AccountKey bool `json:"account_key,omitempty"`
 }
 
 // The states of an AccountChange.
@@ -68,6 +84,13 @@ const (
 	stateSwitched = "switched"
 	// stateDeactivated: the old account is deactivated.
 	stateDeactivated = "deactivated"
+	// stateRegistered: the account was registered by this request.
+	stateRegistered = "registered"
+	// stateExisting: the account was there already, and stays.
+	stateExisting = "existing"
+	// stateImported: the account another client registered is stored
+	// as the issuer's.
+	stateImported = "imported"
 )
 
 // accountTarget is one ACME account of a config: the persist issuers that
@@ -141,6 +164,27 @@ func (t accountTarget) change(ctx context.Context, action string) (AccountChange
 		return AccountChange{}, err
 	}
 	return AccountChange{Action: action, CADirectory: iss.CA, Email: iss.Email, Draft: dir.Draft.String()}, nil
+}
+
+// register registers the account if there is none yet, which a report
+// never does: `caddy persist records` asks for it the first time, as
+// POST /persist/account/register. An account there is stays.
+func (t accountTarget) register(ctx context.Context) (AccountChange, error) {
+	change, err := t.change(ctx, "register")
+	if err != nil {
+		return change, err
+	}
+	a := t.issuer().accounts
+	before := a.Registered()
+	acct, err := a.Get(ctx, true)
+	if err != nil {
+		return change, err
+	}
+	change.AccountURL, change.State = acct.Location, stateExisting
+	if after := a.Registered(); after != before && after == acct.Location {
+		change.State = stateRegistered
+	}
+	return change, nil
 }
 
 // rollover gives the account a new key, and reports the records a -02 CA

@@ -32,6 +32,9 @@ type accountAction struct {
 	request func() scopedRequest
 	// run changes the account of one target as req asks.
 	run func(ctx context.Context, t accountTarget, req scopedRequest) (AccountChange, error)
+	// runOnce, for an action on one account the request picks among
+	// the config's, runs instead of run.
+	runOnce func(ctx context.Context, sets []servedSet, req scopedRequest) ([]AccountChange, error)
 	// changesKeyOrAccount marks an action that gives an account a new key
 	// or moves to another, which an account_key in the config forbids:
 	// the config would go on naming the old key.
@@ -42,11 +45,19 @@ type accountAction struct {
 // accountScope.
 type scopedRequest interface {
 	scope() accountScope
+	// setNames sets the scope's Names.
+	setNames([]issuerNames)
 }
 
 // accountActions are the actions, by the name the path and the command
 // give them.
 var accountActions = map[string]accountAction{
+	"register": {
+		request: func() scopedRequest { return &accountScope{} },
+		run: func(ctx context.Context, t accountTarget, _ scopedRequest) (AccountChange, error) {
+			return t.register(ctx)
+		},
+	},
 	"rollover": {
 		request: func() scopedRequest { return &accountScope{} },
 		run: func(ctx context.Context, t accountTarget, _ scopedRequest) (AccountChange, error) {
@@ -61,6 +72,17 @@ var accountActions = map[string]accountAction{
 		},
 		changesKeyOrAccount: true,
 	},
+	"import": {
+		request: func() scopedRequest { return &importRequest{} },
+		runOnce: func(ctx context.Context, sets []servedSet, req scopedRequest) ([]AccountChange, error) {
+			r := req.(*importRequest)
+			change, err := importAccount(ctx, sets, r.Accounts, r.CA)
+			if err != nil {
+				return nil, err
+			}
+			return []AccountChange{change}, nil
+		},
+	},
 }
 
 // accountScope is what every account request may say: whose account to
@@ -71,9 +93,16 @@ type accountScope struct {
 	CA string `json:"ca,omitempty"`
 	// Domains are names to show records for besides the config's.
 	Domains []string `json:"domain,omitempty"`
+	// Names, when given, are the names to show records for instead of
+	// the running config's: those of a config file not loaded yet, by
+	// persist issuer. Each group's account must be one a persist issuer
+	// of the running config uses.
+	Names []issuerNames `json:"names,omitempty"`
 }
 
 func (s accountScope) scope() accountScope { return s }
+
+func (s *accountScope) setNames(names []issuerNames) { s.Names = names }
 
 // decodeAccountRequest reads the request body of action; an empty one asks
 // for the defaults. It is as strict as the JSON Caddy's /load takes: one
@@ -166,22 +195,35 @@ func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
 		return apiError(err)
 	}
 
-	sets, err := servedNames(caddy.ActiveContext(), nil, req.scope().Domains)
-	if err != nil {
-		return apiError(err)
-	}
-	targets, err := accountTargets(sets, req.scope().CA)
+	running := caddy.ActiveContext()
+	sets, err := scopeSets(running, req.scope())
 	if err != nil {
 		return apiError(err)
 	}
 	// a change the CA has begun is seen through, whatever the client does
 	ctx := context.WithoutCancel(r.Context())
-	changes, err := runAccountAction(ctx, action, targets, req)
+	changes, err := runOnSets(ctx, action, sets, req)
 	if err != nil {
 		return apiError(err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(changes)
+	for _, c := range changes {
+		if err := markNotServed(running, c.Records); err != nil {
+			return apiError(err)
+		}
+	}
+	return writeJSON(w, changes)
+}
+
+// runOnSets runs action on the accounts of sets.
+func runOnSets(ctx context.Context, action accountAction, sets []servedSet, req scopedRequest) ([]AccountChange, error) {
+	if action.runOnce != nil {
+		return action.runOnce(ctx, sets, req)
+	}
+	targets, err := accountTargets(sets, req.scope().CA)
+	if err != nil {
+		return nil, err
+	}
+	return runAccountAction(ctx, action, targets, req)
 }
 
 // runAccountAction runs action for each target, and stops at the first
@@ -219,6 +261,15 @@ func runAccountAction(ctx context.Context, action accountAction, targets []accou
 		return changes, err
 	}
 	return changes, nil
+}
+
+// scopeSets are the names an account request covers: a config file's, by
+// persist issuer, or else the running config's with Domains added.
+func scopeSets(running caddy.Context, scope accountScope) ([]servedSet, error) {
+	if len(scope.Names) > 0 {
+		return setsFor(running, scope.Names)
+	}
+	return servedNames(running, nil, scope.Domains)
 }
 
 // accountActionPaths lists the paths of the account actions.

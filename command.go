@@ -129,7 +129,7 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		for _, r := range reports {
 			switch {
 			case check:
-				fmt.Fprintln(stdout, recordLine(r, severalCAs))
+				fmt.Fprintln(stdout, recordLine(r, severalCAs)+notServedNote(r, "; "))
 				ca := ""
 				if severalCAs {
 					ca = r.CADirectory
@@ -139,9 +139,9 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 				}
 			case severalCAs:
 				// a zone file comment: the line still pastes as is
-				fmt.Fprintf(stdout, "%s ; ca %s\n", r.ZoneLine, r.CADirectory)
+				fmt.Fprintf(stdout, "%s ; ca %s%s\n", r.ZoneLine, r.CADirectory, notServedNote(r, "; "))
 			default:
-				fmt.Fprintln(stdout, r.ZoneLine)
+				fmt.Fprintln(stdout, r.ZoneLine+notServedNote(r, " ; "))
 			}
 			if !check {
 				for _, line := range r.CAA {
@@ -159,6 +159,16 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		}
 	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// notServedNote says, after sep, that the running Caddy does not serve
+// the report's names yet, when it does not: the record is for the config
+// file, and takes effect once Caddy loads it.
+func notServedNote(r RecordReport, sep string) string {
+	if len(r.NotServed) == 0 {
+		return ""
+	}
+	return sep + "not served by the running Caddy yet (" + strings.Join(r.NotServed, ", ") + "): reload to use it"
 }
 
 // formatFlag is --format: zone or json.
@@ -236,3 +246,28 @@ func automateNames(cfgJSON []byte) ([]string, error) {
 	}
 	return cfg.Apps.TLS.Certificates.Automate, nil
 }
+
+// recordHelp explains the record to the people who publish it. The
+// commands and the admin API print it.
+const recordHelp = `
+The record: dns-persist-01 lets a domain's owner publish ONE static TXT record,
+_validation-persist.<domain>, that names a CA and an ACME account:
+
+  _validation-persist.example.com. IN TXT "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/123; policy=wildcard"
+
+From then on, that account can obtain certificates for the domain, and the
+record never changes between renewals: Caddy needs no DNS credentials. Publish
+it once, by hand or with your DNS tooling.
+
+- letsencrypt.org is the CA's issuer domain name; the CA says which names it
+  accepts.
+- accounturi is the ACME account the record authorizes (draft -01: the account
+  URL itself; draft -02: a hash of the domain, the account key and the URL).
+  Another account, including a staging account, does not match.
+- policy=wildcard lets the record also authorize *.<domain>. Without it the
+  record covers <domain> only, which is safer: it is printed only when a
+  configured name needs it.
+- persistUntil=<UNIX seconds>, when present, is when the record stops working;
+  the CA refuses it afterwards. Set persist_until in the issuer to have it
+  written for you, and republish before it passes.
+`

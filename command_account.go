@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,9 +36,26 @@ registered, and always loads the config here. See docs/accounts.md, "The
 account's life".
 `,
 	}
-	account.AddCommand(rolloverCommand(), replaceCommand())
+	account.AddCommand(registerCommand(), rolloverCommand(), replaceCommand())
 	addImportCommand(account)
 	return account
+}
+
+func registerCommand() *cobra.Command {
+	return accountSubcommand("register", `
+Registers the ACME account the persist issuers use, if there is none yet,
+and prints its URL; an account there is stays as it is.
+
+'caddy persist records' does this the first time it runs, since reading the
+records (GET /persist/records) never registers an account. Run it yourself
+where records cannot: a config whose names are all served on demand, before
+its first tenant publishes a record. With account_key in the config, the
+account is the key's: it is registered only if the CA knows none for the
+key.
+`, func(fl caddycmd.Flags) (int, error) {
+		scope := accountScopeOf(fl)
+		return runAccountCommand(fl, "register", &scope, os.Stdout, os.Stderr)
+	})
 }
 
 func rolloverCommand() *cobra.Command {
@@ -56,7 +72,8 @@ account key; republish to follow the draft)"). The old key is not kept (the
 CA no longer accepts it), only its thumbprint. With account_key in the
 config, the key lives there, and the command refuses.
 `, func(fl caddycmd.Flags) (int, error) {
-		return runAccountCommand(fl, "rollover", accountScopeOf(fl), os.Stdout, os.Stderr)
+		scope := accountScopeOf(fl)
+		return runAccountCommand(fl, "rollover", &scope, os.Stdout, os.Stderr)
 	})
 	return cmd
 }
@@ -85,7 +102,7 @@ Each step that fails leaves a state the same command completes when run
 again. With account_key in the config, the command refuses.
 `, func(fl caddycmd.Flags) (int, error) {
 		req := replaceRequest{accountScope: accountScopeOf(fl), CAA: fl.Bool("caa"), Switch: fl.Bool("switch"), DeactivateOld: fl.Bool("deactivate-old")}
-		return runAccountCommand(fl, "replace", req, os.Stdout, os.Stderr)
+		return runAccountCommand(fl, "replace", &req, os.Stdout, os.Stderr)
 	})
 	cmd.Use += " [--caa] [--switch] [--deactivate-old]"
 	cmd.Flags().Bool("caa", false, "Also print the CAA records that lock each domain to the new account and method")
@@ -109,20 +126,18 @@ func accountScopeOf(fl caddycmd.Flags) accountScope {
 }
 
 // runAccountCommand runs the account action with the request req, in the
-// running Caddy or here, and prints what it did.
-func runAccountCommand(fl caddycmd.Flags, action string, req any, stdout, stderr io.Writer) (int, error) {
+// running Caddy, or here with --local, and prints what it did.
+func runAccountCommand(fl caddycmd.Flags, action string, req scopedRequest, stdout, stderr io.Writer) (int, error) {
 	format, err := formatFlag(fl)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-	changes, err := fromCaddy(fl,
-		func(addr string) ([]AccountChange, error) { return askAccountChange(addr, action, body) },
+	changes, err := fromCaddy(fl, false,
+		func(addr string, cfgJSON []byte) ([]AccountChange, error) {
+			return askAccountChange(addr, cfgJSON, action, req, stderr)
+		},
 		func(here loadedHere) ([]AccountChange, error) {
-			return localAccountChange(fl, action, body, stderr, here)
+			return localAccountChange(fl, action, req, stderr, here)
 		})
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
@@ -144,40 +159,41 @@ func runAccountCommand(fl caddycmd.Flags, action string, req any, stdout, stderr
 	return caddy.ExitCodeSuccess, nil
 }
 
-// askAccountChange asks the running Caddy at addr to run the action.
-func askAccountChange(addr, action string, body []byte) ([]AccountChange, error) {
+// askAccountChange asks the running Caddy at addr to run the action, for
+// the names of the config file cfgJSON when the command can load it (see
+// fileGroups).
+func askAccountChange(addr string, cfgJSON []byte, action string, req scopedRequest, stderr io.Writer) ([]AccountChange, error) {
 	if err := findRunningCaddy(addr); err != nil {
 		return nil, err
 	}
-	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, "/persist/account/"+action, nil, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("asking the running Caddy at %s: %v", addr, err)
+	var running []issuerReport
+	if err := adminRequest(addr, http.MethodGet, "/persist/issuers", nil, &running); err != nil {
+		return nil, err
 	}
-	defer resp.Body.Close()
-	var changes []AccountChange
-	if err := json.NewDecoder(resp.Body).Decode(&changes); err != nil {
-		return nil, fmt.Errorf("reading the running Caddy's answer at %s: %v", addr, err)
-	}
-	return changes, nil
-}
-
-// localAccountChange loads the config here and runs the action on its
-// storage.
-func localAccountChange(fl caddycmd.Flags, action string, body []byte, stderr io.Writer, here loadedHere) ([]AccountChange, error) {
-	act := accountActions[action]
-	req, err := decodeAccountRequest(act, body)
+	groups, err := fileGroups(addr, cfgJSON, req.scope().Domains, running, stderr)
 	if err != nil {
 		return nil, err
 	}
+	req.setNames(groups)
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	var changes []AccountChange
+	return changes, adminRequest(addr, http.MethodPost, "/persist/account/"+action, body, &changes)
+}
+
+// localAccountChange loads the config here and runs the action on its
+// storage, which must be this user's.
+func localAccountChange(fl caddycmd.Flags, action string, req scopedRequest, stderr io.Writer, here loadedHere) ([]AccountChange, error) {
 	ctx, sets, err := loadLocally(fl, req.scope().Domains, here, stderr)
 	if err != nil {
 		return nil, err
 	}
-	targets, err := accountTargets(sets, req.scope().CA)
-	if err != nil {
+	if err := ownStorage(sets, os.Getuid()); err != nil {
 		return nil, err
 	}
-	return runAccountAction(ctx, act, targets, req)
+	return runOnSets(ctx, accountActions[action], sets, req)
 }
 
 // printAccountChange prints a change as zone file lines: remarks as
@@ -185,6 +201,12 @@ func localAccountChange(fl caddycmd.Flags, action string, body []byte, stderr io
 func printAccountChange(w io.Writer, c AccountChange, withCA bool) {
 	remark := func(format string, args ...any) { fmt.Fprintf(w, "; "+format+"\n", args...) }
 	switch c.State {
+	case stateRegistered:
+		remark("registered the ACME account %s at %s; the records the config needs name it: caddy persist records prints them", c.AccountURL, c.CADirectory)
+		return
+	case stateExisting:
+		remark("the ACME account %s at %s is there already; nothing changed", c.AccountURL, c.CADirectory)
+		return
 	case stateRolledOver, stateResumed:
 		if c.State == stateResumed {
 			remark("completed the rollover an earlier run left unfinished")
@@ -225,7 +247,7 @@ func printAccountChange(w io.Writer, c AccountChange, withCA bool) {
 		return
 	}
 	for _, r := range c.Records {
-		fmt.Fprintln(w, r.ZoneLine)
+		fmt.Fprintln(w, r.ZoneLine+notServedNote(r, " ; "))
 		for _, line := range r.CAA {
 			fmt.Fprintln(w, line)
 		}

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +19,7 @@ import (
 // command.
 func addImportCommand(parent *cobra.Command) {
 	sub := &cobra.Command{
-		Use:   "import --from lego|acme.sh|certbot [--config <path>] [--adapter <name>] [--ca <directory URL>] <folder>",
+		Use:   "import --from lego|acme.sh|certbot [--config <path>] [--adapter <name>] [--ca <directory URL>] [--address <admin>] [--local] <folder>",
 		Short: "Makes an account another ACME client registered the persist issuer's",
 		Long: `
 Reads the ACME account another client keeps in <folder> (lego's --path,
@@ -30,14 +31,18 @@ in DNS.
 It asks the CA for the account of the key (newAccount with
 onlyReturnExisting), so it never registers an account, and imports nothing
 when the CA knows no account for the key or names another account URL than
-the client recorded. It stores the account where the issuer keeps it, in
-the config's storage, for the issuer's CA and email, and never over another
-account stored there. Run it before Caddy first needs an account, or Caddy
-registers one of its own.
+the client recorded. It stores the account where the issuer keeps it, for
+the issuer's CA and email, and never over another account stored there.
+Run it before Caddy first needs an account, or Caddy registers one of its
+own.
 
-The config is loaded here, as 'caddy run' would load it. With several
-persist issuers, the account goes to the one whose CA the client's folders
-name; --ca chooses among issuers for several CAs.
+The running Caddy stores it, in its storage: the command sends it the
+account, key included, through its admin endpoint, which takes account
+changes only from this machine. When no Caddy answers, --local loads the
+config here and stores the account in the config's storage, which must be
+this user's. With several persist issuers, the account goes to the one
+whose CA the client's folders name; --ca chooses among issuers for several
+CAs.
 `,
 		Args: cobra.ExactArgs(1),
 		RunE: caddycmd.WrapCommandFuncForCobra(cmdPersistAccountImport),
@@ -46,6 +51,8 @@ name; --ca chooses among issuers for several CAs.
 	sub.Flags().StringP("config", "c", "", "Configuration file (default: ./Caddyfile)")
 	sub.Flags().StringP("adapter", "a", "", "Name of config adapter to apply")
 	sub.Flags().String("ca", "", "The directory URL of the persist issuer to import for, when the config has several CAs")
+	sub.Flags().String("address", "", "The admin API address of the running Caddy to ask (default: the config's admin address, else localhost:2019)")
+	sub.Flags().Bool("local", false, "Load the config here and store the account in its storage, instead of asking the running Caddy")
 	parent.AddCommand(sub)
 }
 
@@ -57,35 +64,66 @@ func cmdPersistAccountImport(fl caddycmd.Flags) (int, error) {
 }
 
 func runAccountImport(fl caddycmd.Flags, stdout, stderr io.Writer) error {
-	client := fl.String("from")
-	found, err := account.FindForeign(client, fl.Arg(0))
+	found, err := account.FindForeign(fl.String("from"), fl.Arg(0))
 	if err != nil {
 		return err
 	}
-	ctx, sets, err := loadLocally(fl, nil, loadedHere{}, stderr)
+	req := &importRequest{accountScope: accountScope{CA: fl.String("ca")}, Accounts: found}
+	changes, err := fromCaddy(fl, false,
+		func(addr string, cfgJSON []byte) ([]AccountChange, error) {
+			return askAccountChange(addr, cfgJSON, "import", req, stderr)
+		},
+		func(here loadedHere) ([]AccountChange, error) {
+			return localAccountChange(fl, "import", req, stderr, here)
+		})
 	if err != nil {
 		return err
 	}
-	iss, src, err := pickImport(sets, found, fl.String("ca"))
+	for _, c := range changes {
+		printImport(stdout, c)
+	}
+	return nil
+}
+
+// importRequest is the body of POST /persist/account/import.
+type importRequest struct {
+	accountScope
+	// Accounts are those found in the other client's folder, with their
+	// keys: one of them is imported.
+	Accounts []account.Foreign `json:"accounts"`
+}
+
+// importAccount makes one of found the account of the persist issuer
+// whose CA its folders name.
+func importAccount(ctx context.Context, sets []servedSet, found []account.Foreign, ca string) (AccountChange, error) {
+	iss, src, err := pickImport(sets, found, ca)
 	if err != nil {
-		return err
+		return AccountChange{}, &inputError{err}
 	}
 	out, err := iss.accounts.Import(ctx, src)
 	if err != nil {
-		return err
+		return AccountChange{}, err
 	}
-	where := fmt.Sprintf("%s, as %s", account.DescribeStorage(iss.store.get()), out.StoredAt)
-	switch {
-	case out.AlreadyStored:
-		fmt.Fprintf(stdout, "The %s account %s is already the persist issuer's account for %s (%s); nothing changed.\n", client, out.Account.Location, iss.CA, where)
-	default:
-		fmt.Fprintf(stdout, "Imported the %s account %s from %s for %s into %s.\n", client, out.Account.Location, src.Dir, iss.CA, where)
-		if out.Pinned {
-			fmt.Fprintln(stdout, "The config's account_key is this account's key, so the issuer used it already; the stored copy serves 'acme' issuers and later runs.")
+	change := AccountChange{Action: "import", CADirectory: iss.CA, Email: iss.Email, AccountURL: out.Account.Location, State: stateImported,
+		Import: &AccountImport{Client: src.Client, Folder: src.Dir, StoredAt: fmt.Sprintf("%s, as %s", account.DescribeStorage(iss.store.get()), out.StoredAt), AccountKey: out.Pinned}}
+	if out.AlreadyStored {
+		change.State = stateExisting
+	}
+	return change, nil
+}
+
+// printImport says what an import did.
+func printImport(w io.Writer, c AccountChange) {
+	in := c.Import
+	if c.State == stateExisting {
+		fmt.Fprintf(w, "The %s account %s is already the persist issuer's account for %s (%s); nothing changed.\n", in.Client, c.AccountURL, c.CADirectory, in.StoredAt)
+	} else {
+		fmt.Fprintf(w, "Imported the %s account %s from %s for %s into %s.\n", in.Client, c.AccountURL, in.Folder, c.CADirectory, in.StoredAt)
+		if in.AccountKey {
+			fmt.Fprintln(w, "The config's account_key is this account's key, so the issuer used it already; the stored copy serves 'acme' issuers and later runs.")
 		}
 	}
-	fmt.Fprintf(stdout, "Records naming %s keep working: nothing changes in DNS. 'caddy persist check' confirms them.\n", out.Account.Location)
-	return nil
+	fmt.Fprintf(w, "Records naming %s keep working: nothing changes in DNS. 'caddy persist check' confirms them.\n", c.AccountURL)
 }
 
 // pickImport pairs the account to import with the persist issuer whose CA

@@ -5,41 +5,45 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
+	"github.com/dnspersist/caddy-persist/internal/fileowner"
 )
 
 // The commands ask the running Caddy first, as `caddy reload` does: its
 // storage holds the account the published records must name. Loading the
-// config in the command's own process is the fallback, and the one way to
-// go wrong: run as another user, Caddy's default storage is another
-// folder, and the command would register (and print records for) a
-// second account.
+// config in the command's own process is the fallback for the reports,
+// and the one way to go wrong: run as another user, Caddy's default
+// storage is another folder, and the command would register (and print
+// records for) a second account. So a change to the account never falls
+// back: it is made here only with --local, and only by the user who owns
+// the storage.
 
 // gatherReports asks the running Caddy for the reports, unless --local;
 // when no Caddy answers (and no --address insists on one), it loads the
 // config here and says so on stderr.
 func gatherReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer) ([]RecordReport, error) {
-	return fromCaddy(fl,
-		func(addr string) ([]RecordReport, error) { return askRunningCaddy(addr, check, withCAA, domains) },
+	return fromCaddy(fl, true,
+		func(addr string, cfgJSON []byte) ([]RecordReport, error) {
+			return askRunningCaddy(addr, cfgJSON, check, withCAA, domains, stderr)
+		},
 		func(here loadedHere) ([]RecordReport, error) {
 			return localReports(fl, check, withCAA, domains, stderr, here)
 		})
 }
 
 // fromCaddy gets a command's result from the running Caddy through ask,
-// unless --local; when no Caddy answers (and no --address insists on
-// one), or the config turns the admin API off, it gets it here, saying
-// why.
-func fromCaddy[T any](fl caddycmd.Flags, ask func(addr string) (T, error), here func(loadedHere) (T, error)) (T, error) {
+// which gets the config file too (nil without one), unless --local. When
+// no Caddy answers (and no --address insists on one), or the config
+// turns the admin API off, it gets it here, saying why, if fallBack
+// allows; else it says to give --local.
+func fromCaddy[T any](fl caddycmd.Flags, fallBack bool, ask func(addr string, cfgJSON []byte) (T, error), here func(loadedHere) (T, error)) (T, error) {
 	var none T
 	address := fl.String("address")
 	if fl.Bool("local") {
@@ -53,15 +57,21 @@ func fromCaddy[T any](fl caddycmd.Flags, ask func(addr string) (T, error), here 
 		return none, err
 	}
 	if address == "" && adminDisabled(cfgJSON) {
+		if !fallBack {
+			return none, errors.New("the config turns the admin API off, so no running Caddy can make this change: give --local to make it here, in the config's storage, as the user Caddy runs as")
+		}
 		return here(loadedHere{why: "the config turns the admin API off", cfgJSON: cfgJSON})
 	}
 	addr, err := caddycmd.DetermineAdminAPIAddress(address, cfgJSON, fl.String("config"), fl.String("adapter"))
 	if err != nil {
 		return none, err
 	}
-	got, err := ask(addr)
+	got, err := ask(addr, cfgJSON)
 	if err == nil || address != "" || !errors.Is(err, errNoRunningCaddy) {
 		return got, err
+	}
+	if !fallBack {
+		return none, fmt.Errorf("no Caddy with this plugin answers at %s, and a change to the account is made where Caddy keeps it: start Caddy, give --address if its admin endpoint is elsewhere, or give --local to make the change here, in the config's storage, as the user Caddy runs as", addr)
 	}
 	return here(loadedHere{why: fmt.Sprintf("no Caddy with this plugin answers at %s", addr), cfgJSON: cfgJSON})
 }
@@ -84,50 +94,6 @@ func adminDisabled(cfgJSON []byte) bool {
 	return json.Unmarshal(cfgJSON, &cfg) == nil && cfg.Admin.Disabled
 }
 
-// errNoRunningCaddy is a Caddy that does not answer, or does not serve
-// the persist API.
-var errNoRunningCaddy = errors.New("no running Caddy with the persist admin API")
-
-// findRunningCaddy returns errNoRunningCaddy unless a Caddy serving the
-// persist API answers at addr.
-func findRunningCaddy(addr string) error {
-	help, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/persist/", nil, nil)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errNoRunningCaddy, err)
-	}
-	help.Body.Close()
-	return nil
-}
-
-// askRunningCaddy gets the reports from the admin API at addr.
-func askRunningCaddy(addr string, check, withCAA bool, domains []string) ([]RecordReport, error) {
-	if err := findRunningCaddy(addr); err != nil {
-		return nil, err
-	}
-
-	query := url.Values{"domain": domains}
-	if withCAA {
-		query.Set("caa", "1")
-	}
-	path := "/persist/records"
-	if check {
-		path = "/persist/check"
-	}
-	if len(query) > 0 {
-		path += "?" + query.Encode()
-	}
-	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, path, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("asking the running Caddy at %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
-	var reports []RecordReport
-	if err := json.NewDecoder(resp.Body).Decode(&reports); err != nil {
-		return nil, fmt.Errorf("reading the running Caddy's answer at %s%s: %v", addr, path, err)
-	}
-	return reports, nil
-}
-
 // localReports loads the config in this process and inspects it, saying
 // why on stderr (unless asked to with --local) and which storage it uses.
 func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, here loadedHere) ([]RecordReport, error) {
@@ -135,7 +101,7 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 	if err != nil {
 		return nil, err
 	}
-	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA})
+	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA, register: !check})
 	for _, set := range sets {
 		if url := set.Issuer.accounts.Registered(); url != "" {
 			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
@@ -161,6 +127,25 @@ func loadLocally(fl caddycmd.Flags, domains []string, here loadedHere, stderr io
 	if cfgJSON == nil {
 		return caddy.Context{}, nil, errors.New("no config found: give --config, or run where a Caddyfile is")
 	}
+	ctx, sets, err := loadConfigHere(cfgJSON, domains)
+	if err != nil {
+		return caddy.Context{}, nil, err
+	}
+	if here.why != "" {
+		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", here.why, account.DescribeStorage(sets[0].Issuer.store.get()))
+	}
+	if !setsStorage(cfgJSON) {
+		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {
+			fmt.Fprintln(stderr, warning)
+		}
+	}
+	return ctx, sets, nil
+}
+
+// loadConfigHere provisions the config cfgJSON in this process, as `caddy
+// run` would, and finds its persist issuers and the names each serves,
+// with domains added.
+func loadConfigHere(cfgJSON []byte, domains []string) (caddy.Context, []servedSet, error) {
 	var cfg caddy.Config
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 		return caddy.Context{}, nil, fmt.Errorf("decoding config: %v", err)
@@ -177,15 +162,33 @@ func loadLocally(fl caddycmd.Flags, domains []string, here loadedHere, stderr io
 	if err != nil {
 		return caddy.Context{}, nil, err
 	}
-	if here.why != "" {
-		fmt.Fprintf(stderr, "%s; loaded the config here instead, with %s\n", here.why, account.DescribeStorage(sets[0].Issuer.store.get()))
+	return ctx, sets, nil
+}
+
+// setsStorage reports whether a config names its storage.
+func setsStorage(cfgJSON []byte) bool {
+	var cfg struct {
+		Storage json.RawMessage `json:"storage"`
 	}
-	if cfg.StorageRaw == nil {
-		if warning := storageOwnerWarning(usualDataDirs(), os.Getuid()); warning != "" {
-			fmt.Fprintln(stderr, warning)
+	return json.Unmarshal(cfgJSON, &cfg) == nil && len(cfg.Storage) > 0 && string(cfg.Storage) != "null"
+}
+
+// ownStorage refuses a change to the accounts of sets made here, by the
+// user uid, when another user owns their storage's folder: the files it
+// writes would be uid's, which Caddy, running as the owner, could not
+// read.
+func ownStorage(sets []servedSet, uid int) error {
+	for _, set := range sets {
+		fs, ok := set.Issuer.store.get().(*certmagic.FileStorage)
+		if !ok {
+			continue
+		}
+		if ownerID, ok := fileowner.Of(fs.Path); ok && ownerID != uid {
+			owner := fileowner.Name(ownerID)
+			return fmt.Errorf("the storage at %s belongs to %s, not to the user this command runs as: the account's files it changed would be this user's, which Caddy, running as %s, could not read; nothing was changed: run as that user (sudo -u %s caddy persist account ...)", fs.Path, owner, owner, owner)
 		}
 	}
-	return ctx, sets, nil
+	return nil
 }
 
 // usualDataDirs are where packaged Caddy keeps its data: the home of the
@@ -199,16 +202,12 @@ func usualDataDirs() []string {
 // storage in its home, and this command's default storage is another one.
 func storageOwnerWarning(dirs []string, uid int) string {
 	for _, dir := range dirs {
-		info, err := os.Stat(dir)
-		if err != nil {
-			continue
-		}
-		st, ok := info.Sys().(*syscall.Stat_t)
-		if !ok || int(st.Uid) == uid {
+		owner, ok := fileowner.Of(dir)
+		if !ok || owner == uid {
 			continue
 		}
 		return fmt.Sprintf("warning: the config sets no storage, and %s belongs to another user (uid %d), as when Caddy runs as its own user: its account is in %s, not in this command's storage. Start Caddy so this command can ask it, or run as that user (sudo -u <user> caddy persist ...)",
-			dir, st.Uid, filepath.Join(dir, ".local", "share", "caddy"))
+			dir, owner, filepath.Join(dir, ".local", "share", "caddy"))
 	}
 	return ""
 }

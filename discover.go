@@ -29,16 +29,9 @@ type servedSet struct {
 // of the first policy with persist issuers, for names the config does not
 // list yet.
 func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, error) {
-	tlsApp, err := ctx.AppIfConfigured("tls")
+	policies, err := automationOf(ctx)
 	if err != nil {
-		if errors.Is(err, caddy.ErrNotConfigured) {
-			return nil, errNoPersistIssuer
-		}
 		return nil, err
-	}
-	policies := tlsApp.(*caddytls.TLS).Automation
-	if policies == nil {
-		return nil, errNoPersistIssuer
 	}
 
 	candidates := slices.Clone(automate)
@@ -105,6 +98,31 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 		}
 	}
 	return sets, nil
+}
+
+// automationOf returns the automation of a config's TLS app.
+func automationOf(ctx caddy.Context) (*caddytls.AutomationConfig, error) {
+	tlsApp, err := ctx.AppIfConfigured("tls")
+	if err != nil {
+		if errors.Is(err, caddy.ErrNotConfigured) {
+			return nil, errNoPersistIssuer
+		}
+		return nil, err
+	}
+	automation := tlsApp.(*caddytls.TLS).Automation
+	if automation == nil {
+		return nil, errNoPersistIssuer
+	}
+	return automation, nil
+}
+
+// runningPolicies indexes the automation policies of a config.
+func runningPolicies(ctx caddy.Context) (*policyIndex, error) {
+	automation, err := automationOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newPolicyIndex(automation.Policies), nil
 }
 
 var errNoPersistIssuer = errors.New("no persist issuer in this config: add `issuer persist` to a site's tls block, or `cert_issuer persist` to the global options")

@@ -405,7 +405,8 @@ func failFirst(n int32, kind string, fault func(w http.ResponseWriter)) (func(ht
 }
 
 // inspect builds a report for each record the names need, checked or not,
-// as the commands do.
+// as the commands do on the config in their own process: records
+// registers the account if there is none.
 func (iss *Issuer) inspect(ctx context.Context, names []string, check bool) ([]RecordReport, error) {
-	return iss.inspectWith(ctx, names, inspectOptions{check: check})
+	return iss.inspectWith(ctx, names, inspectOptions{check: check, register: !check})
 }

@@ -308,9 +308,15 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		now:         iss.now,
 	}
 	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, QueryTimeout: iss.queryTimeout, Logger: iss.logger.Named("dns"), Now: iss.now})
-	iss.identity = strings.Join([]string{iss.CA, strings.ToLower(iss.Email), iss.AccountKey, iss.IssuerDomainName, iss.PersistUntil}, "\x00")
+	iss.identity = identityKey(iss)
 	iss.startMonitor(ctx)
 	return nil
+}
+
+// identityKey is what makes two issuers use the same account and write
+// the same records.
+func identityKey(iss *Issuer) string {
+	return strings.Join([]string{iss.CA, strings.ToLower(iss.Email), iss.AccountKey, iss.IssuerDomainName, iss.PersistUntil}, "\x00")
 }
 
 // secretsOf lists the configured values that must never appear in a log

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +90,17 @@ func startOnDemandPlatform(t *testing.T) *onDemandPlatform {
 		defer caddyGlobals.Unlock()
 		caddy.Stop()
 	})
+	// the operator creates the account once, before the first tenant:
+	// reading the records does not
+	resp, err := http.Post("http://"+p.admin+"/persist/account/register", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST /persist/account/register: %d %s", resp.StatusCode, body)
+	}
 	return p
 }
 

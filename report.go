@@ -36,6 +36,10 @@ type RecordReport struct {
 	Wildcard bool `json:"wildcard"`
 	// PersistUntil is the configured persist_until (RFC 3339), if any.
 	PersistUntil string `json:"persist_until,omitempty"`
+	// NotServed, from the admin API, are the names of Names the running
+	// config does not serve yet: the record is for a config not loaded
+	// yet, and takes effect once Caddy loads it.
+	NotServed []string `json:"not_served,omitempty"`
 
 	// Status, Reason and Published are filled in by a check. Status is
 	// "ok", "missing", "mismatch", "dns-error", "dnssec" or "expiring",
@@ -133,16 +137,21 @@ type inspectOptions struct {
 	// account, when set, is the account the records name instead of the
 	// issuer's: a replacement's, before the switch to it.
 	account *acme.Account
+	// register registers the issuer's account if there is none, for
+	// `caddy persist records` run on the config in its own process. A
+	// report does not otherwise: it changes nothing, and a missing
+	// account is account.ErrNoAccountYet.
+	register bool
 }
 
 // inspectWith builds a report for each record the names need. Issuer names come
 // from the directory (or issuer_domain_name), never from an order, so
-// nothing is spent at the CA. Showing records loads the account, or
-// registers it if there is none; a check never registers one. With check,
-// the reports also carry the status of what is published; without it, DNS
-// is still read to keep the issuer name a published record already uses.
+// nothing is spent at the CA. A report changes nothing, at the CA or in
+// storage (see account.Keeper.Peek), unless asked to register the account.
+// With check, the reports also carry the status of what is published;
+// without it, DNS is still read to keep the issuer name a published record
+// already uses.
 func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspectOptions) ([]RecordReport, error) {
-	check := opts.check
 	plan, err := planNames(names)
 	if err != nil {
 		return nil, &inputError{err}
@@ -155,7 +164,11 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	if acct == nil {
 		// what another instance changed shows at once
 		iss.accounts.Refresh()
-		current, err := iss.accounts.Get(ctx, !check)
+		get := iss.accounts.Peek
+		if opts.register {
+			get = func(ctx context.Context) (acme.Account, error) { return iss.accounts.Get(ctx, true) }
+		}
+		current, err := get(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +182,7 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	}
 
 	var notOffered *ChallengeNotOfferedError
-	if check {
+	if opts.check {
 		notOffered = iss.notOffered.last(ctx)
 	}
 	// each base is looked up at once with others, within a bound, and

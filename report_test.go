@@ -3,6 +3,9 @@ package persist
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/record"
+	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
 
 func TestInspectDraft01NeedsNoOrder(t *testing.T) {
@@ -104,4 +108,75 @@ func TestCheckNeverRegistersAnAccount(t *testing.T) {
 	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 1 {
 		t.Errorf("records registered %d accounts, want 1", n)
 	}
+}
+
+// TestReadingTheRecordsNeverWrites: what GET /persist/records and
+// /persist/check serve registers no account, replaces none (with
+// new_account_if_missing), and writes nothing to storage, not even a copy
+// of a pinned account or a lost registration the CA still knows: it
+// looks them up, by the key, and shows their records.
+func TestReadingTheRecordsNeverWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ca := startCA(t, acmetest.Options{})
+	read := func(ti *testIssuer) ([]RecordReport, error) {
+		return inspectAll(ctx, []servedSet{{Issuer: ti.Issuer, Names: []string{"read.test"}}}, inspectOptions{})
+	}
+	unchanged := func(name, dir string, read func() error) {
+		t.Helper()
+		before, registrations := storagetest.Snapshot(t, dir), ca.Counts.Get(acmetest.KindNewAccount+" 201")
+		if err := read(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if after := storagetest.Snapshot(t, dir); after != before {
+			t.Errorf("%s: storage changed:\nbefore %s\nafter  %s", name, before, after)
+		}
+		if n := ca.Counts.Get(acmetest.KindNewAccount+" 201") - registrations; n != 0 {
+			t.Errorf("%s: %d accounts registered", name, n)
+		}
+	}
+
+	dir := t.TempDir()
+	unchanged("no account yet", dir, func() error {
+		if _, err := read(newTestIssuer(t, ca, dir, nil)); !errors.Is(err, account.ErrNoAccountYet) {
+			return fmt.Errorf("got %v, want no account yet", err)
+		}
+		return nil
+	})
+
+	registered := newTestIssuer(t, ca, t.TempDir(), nil)
+	url := registered.accountURL(t)
+	keyPEM := registered.storedKeyPEM(t)
+	pinnedDir := t.TempDir()
+	unchanged("a pinned account not stored", pinnedDir, func() error {
+		reports, err := read(newTestIssuer(t, ca, pinnedDir, func(iss *Issuer) { iss.AccountKey = string(keyPEM) }))
+		if err == nil && (len(reports) != 1 || reports[0].AccountURL != url) {
+			return fmt.Errorf("reports %+v, want the pinned account %s", reports, url)
+		}
+		return err
+	})
+
+	if err := os.Remove(filepath.Join(registered.storage.Path, registered.accountFiles().Reg)); err != nil {
+		t.Fatal(err)
+	}
+	unchanged("a lost registration", registered.storage.Path, func() error {
+		reports, err := read(newTestIssuer(t, ca, registered.storage.Path, nil))
+		if err == nil && (len(reports) != 1 || reports[0].AccountURL != url) {
+			return fmt.Errorf("reports %+v, want the account %s", reports, url)
+		}
+		return err
+	})
+
+	corrupt := newTestIssuer(t, ca, t.TempDir(), nil)
+	corrupt.accountURL(t)
+	if err := os.WriteFile(filepath.Join(corrupt.storage.Path, corrupt.accountFiles().Reg), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unchanged("an unusable account with new_account_if_missing", corrupt.storage.Path, func() error {
+		var unusable *StorageError
+		if _, err := read(newTestIssuer(t, ca, corrupt.storage.Path, func(iss *Issuer) { iss.NewAccountIfMissing = true })); !errors.As(err, &unusable) {
+			return fmt.Errorf("got %v, want the unusable account's error", err)
+		}
+		return nil
+	})
 }

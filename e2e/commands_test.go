@@ -224,6 +224,13 @@ func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 		t.Errorf("tenant record = %+v", tenant)
 	}
 
+	// only=1: the names asked about alone, marked as not served by the
+	// running config
+	code, body = get("/persist/records?domain=customer.example&only=1")
+	if recs = decodeRecords(t, string(body)); code != 200 || len(recs) != 1 || recs[0].Domain != "customer.example" || strings.Join(recs[0].NotServed, ",") != "customer.example" {
+		t.Errorf("records of only customer.example: %d %s", code, body)
+	}
+
 	code, body = get("/persist/check?domain=customer.example")
 	recs = decodeRecords(t, string(body))
 	statuses := map[string]string{}
@@ -252,7 +259,7 @@ func TestAdminAPIServesRecordsAndCheckReadOnly(t *testing.T) {
 	if code, body := get("/persist/"); code != 200 || !strings.Contains(string(body), "policy=wildcard") || !strings.Contains(string(body), "persistUntil") {
 		t.Errorf("GET /persist/ help: %d %s", code, body)
 	}
-	if code, body := get("/persist/nope"); code != http.StatusNotFound || !strings.Contains(string(body), "GET /persist/records and /persist/check") {
+	if code, body := get("/persist/nope"); code != http.StatusNotFound || !strings.Contains(string(body), "GET /persist/records, /persist/check and /persist/issuers") {
 		t.Errorf("GET /persist/nope: %d %s, want 404 naming the endpoints", code, body)
 	}
 	_ = srv

@@ -5,6 +5,10 @@ set -eu
 admin=${ADMIN:-http://localhost:2019}
 domain=${1:?usage: onboarding.sh customer.example}
 
+# 0. Once, at setup: the ACME account exists (`caddy persist account
+#    register`, or POST /persist/account/register from the Caddy host);
+#    reading the records never creates it.
+
 # 1. What must the customer publish? One record covers the domain and its
 #    wildcard; ask for both names so it carries policy=wildcard.
 curl -fsS "$admin/persist/records?domain=$domain&domain=*.$domain"

@@ -148,6 +148,17 @@ func (d *demo) startCaddy() error {
 }
 
 func (d *demo) showRecords() error {
+	// reading the records never creates the account: as
+	// `caddy persist records` does the first time, ask for it
+	created, err := http.Post("http://"+d.adminAddr+"/persist/account/register", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		return err
+	}
+	answer, _ := io.ReadAll(created.Body)
+	created.Body.Close()
+	if created.StatusCode != http.StatusOK {
+		return fmt.Errorf("admin API answered POST /persist/account/register with %d: %s", created.StatusCode, answer)
+	}
 	resp, err := http.Get("http://" + d.adminAddr + "/persist/records")
 	if err != nil {
 		return err
@@ -171,7 +182,7 @@ func (d *demo) showRecords() error {
 	}
 	r := records[0]
 	d.record.name, d.record.value, d.record.zoneLine, d.record.account = r.RecordName, r.Value, r.ZoneLine, r.AccountURL
-	say("   Caddy registered ACME account %s and asks for this one record:", r.AccountURL)
+	say("   Caddy registered ACME account %s (POST /persist/account/register) and asks for this one record:", r.AccountURL)
 	say("")
 	say("     %s", r.ZoneLine)
 	say("")

@@ -42,7 +42,7 @@ func run(keep bool) error {
 	if err := d.step("Start Caddy with `issuer persist` for *.demo.test and demo.test", d.startCaddy); err != nil {
 		return err
 	}
-	if err := d.step("Ask Caddy which record to publish (GET /persist/records)", d.showRecords); err != nil {
+	if err := d.step("Create the account, ask which record to publish (GET /persist/records)", d.showRecords); err != nil {
 		return err
 	}
 	if err := d.step("Publish the record in DNS, as the domain's operator would, once", d.publish); err != nil {

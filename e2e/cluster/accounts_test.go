@@ -72,6 +72,7 @@ func TestRolloverOnOneInstanceTheOthersKeepIssuing(t *testing.T) {
 	for _, name := range append(slices.Clone(before), after...) {
 		query.Add("domain", name)
 	}
+	register(t, c.nodes[0])
 	code, body := adminGet(t, c.nodes[0], "/persist/records?"+query.Encode())
 	if code != 200 {
 		t.Fatalf("/persist/records answered %d: %s", code, body)

@@ -342,6 +342,21 @@ func (c *cluster) checkOneAccount() {
 }
 
 // adminGet fetches path from node n's admin endpoint.
+// register creates the ACME account through the admin API of n, as an
+// operator does once before the first tenant: reading the records does
+// not.
+func register(t testing.TB, n *node) {
+	t.Helper()
+	resp, err := http.Post("http://"+n.admin+"/persist/account/register", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatalf("POST /persist/account/register on %s: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /persist/account/register on %s: %d %s", n.name, resp.StatusCode, body)
+	}
+}
+
 func adminGet(t testing.TB, n *node, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + n.admin + path)

@@ -34,7 +34,9 @@ func TestOnDemandAcrossInstances(t *testing.T) {
 	cfg := c.caddyfile("Caddyfile", "15s", onDemandGlobals, c.onDemandSite())
 	c.startAll(cfg)
 
-	// the control panel asks one instance what its tenants must publish
+	// the control panel asks one instance what its tenants must publish,
+	// once the account exists
+	register(t, c.nodes[0])
 	query := url.Values{}
 	for i := range authorized {
 		query.Add("domain", tenant(i))

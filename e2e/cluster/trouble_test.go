@@ -48,10 +48,12 @@ func TestStorageWithoutQuorum(t *testing.T) {
 		newName <- err
 	}()
 
-	// a new account would be registered here: Caddy fails first, at
-	// loading the config, whose pki app reads storage
+	// a new account would be registered here, by the command itself:
+	// Caddy fails first, at loading the config, whose pki app reads
+	// storage (asking the running instance instead, the command refuses
+	// the file's other account before storage is read)
 	other := c.caddyfile("Caddyfile.other", "15s", "", c.siteWith("other.trouble.test", "other@example.test", ""))
-	res := c.caddy(c.nodes[1], "persist", "records", "--config", other)
+	res := c.caddy(c.nodes[1], "persist", "records", "--config", other, "--local")
 	if res.Code == 0 || !strings.Contains(res.Stderr, quorumHint) {
 		t.Errorf("persist records without quorum: exit %d, want an error saying %q:\n%s", res.Code, quorumHint, res.Stderr)
 	}

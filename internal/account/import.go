@@ -18,14 +18,16 @@ import (
 // certmagic keeps accounts for the issuer's CA and email, under the
 // registration lock, never over another account.
 
+// The refusals of an import, which leave everything as it was; each is a
+// *StateError, since what the CA or the config holds refuses it.
 var (
 	// errImportUnknownAtCA is a key the CA knows no account for.
-	errImportUnknownAtCA = errors.New("the CA knows no account for this key")
+	errImportUnknownAtCA = &StateError{errors.New("the CA knows no account for this key")}
 	// errImportURLMismatch is a CA that names another account URL for the
 	// key than the client's files do.
-	errImportURLMismatch = errors.New("the CA names another account URL for this key")
+	errImportURLMismatch = &StateError{errors.New("the CA names another account URL for this key")}
 	// errImportPinned is a config whose account_key is another key.
-	errImportPinned = errors.New("the config pins another account_key")
+	errImportPinned = &StateError{errors.New("the config pins another account_key")}
 )
 
 // Imported says what an import did.
@@ -109,8 +111,8 @@ func importable(ctx context.Context, storage certmagic.Storage, loc location, sr
 		if sameKey(stored.PrivateKey, src.key) {
 			return nil
 		}
-		return fmt.Errorf("%w: %s holds the account %s for this CA and email, and records may name it. Nothing was imported. To use the imported account instead, move that account's files (%s and %s) aside first (see \"Bringing an account from another client\" in docs/accounts.md), or give the issuer another email",
-			errDifferentKey, DescribeStorage(storage), storedURL(ctx, storage, loc), loc.Reg, loc.Key)
+		return &StateError{fmt.Errorf("%w: %s holds the account %s for this CA and email, and records may name it. Nothing was imported. To use the imported account instead, move that account's files (%s and %s) aside first (see \"Bringing an account from another client\" in docs/accounts.md), or give the issuer another email",
+			errDifferentKey, DescribeStorage(storage), storedURL(ctx, storage, loc), loc.Reg, loc.Key)}
 	default:
 		return err
 	}

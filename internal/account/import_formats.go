@@ -60,21 +60,83 @@ type Foreign struct {
 	Dir string
 	// Server is the CA as the client's files name it: a directory URL
 	// (lego v5), or the folder the client derives from one.
+	// Server is "" when the folders do not tell.
 	Server string
 	key    crypto.Signer
 	// url is the account URL the client recorded; empty when its files
 	// keep none (a registration lego lost, acme.sh without ca.conf).
 	url string
-	// forCA reports whether the account's folders are those the client
-	// uses for the CA with the given directory URL; nil when the folders
-	// do not tell.
-	forCA func(ca string) bool
 }
 
 // Matches reports whether the account may belong to the CA at ca, as far
-// as the client's folders tell.
+// as the client's folders tell: whether they are those the client uses
+// for the CA with that directory URL.
 func (f Foreign) Matches(ca string) bool {
-	return f.forCA == nil || f.forCA(ca)
+	if f.Server == "" {
+		return true
+	}
+	u, err := url.Parse(ca)
+	if err != nil {
+		return false
+	}
+	switch f.Client {
+	case fromLego:
+		if strings.Contains(f.Server, "://") {
+			// v5 keeps the directory URL
+			return SameDirectory(ca, f.Server)
+		}
+		// v4 names the folder after the host and port, with ':' turned
+		// into '_'
+		return strings.NewReplacer(":", "_", "/", "_", `\`, "_").Replace(u.Host) == f.Server
+	case fromAcmeSh:
+		// ca/<host>/<path> after the directory URL, without its port;
+		// older versions used ca/<host> alone
+		path := strings.Trim(collapseSlashes(u.Path), "/")
+		return f.Server == u.Hostname() || f.Server == u.Hostname()+"/"+path
+	case fromCertbot:
+		// accounts/<netloc><path>; on Windows ':' becomes '_'
+		want := strings.TrimSuffix(u.Host+u.Path, "/")
+		return f.Server == want || f.Server == strings.ReplaceAll(want, ":", "_")
+	}
+	return false
+}
+
+// foreignJSON is a Foreign as the admin API carries it, from the command
+// that read the client's folder to the Caddy that stores the account.
+type foreignJSON struct {
+	Client     string `json:"client"`
+	Dir        string `json:"folder"`
+	Server     string `json:"server,omitempty"`
+	AccountURL string `json:"account_url,omitempty"`
+	// Key is the account key, PEM-encoded.
+	Key string `json:"key"`
+}
+
+// MarshalJSON encodes the account with its private key, for the import
+// request the command sends to the running Caddy, and nothing else.
+func (f Foreign) MarshalJSON() ([]byte, error) {
+	keyPEM, err := certmagic.PEMEncodePrivateKey(f.key)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(foreignJSON{Client: f.Client, Dir: f.Dir, Server: f.Server, AccountURL: f.url, Key: string(keyPEM)})
+}
+
+// UnmarshalJSON decodes an account MarshalJSON encoded.
+func (f *Foreign) UnmarshalJSON(data []byte) error {
+	var j foreignJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	if !slices.Contains(Clients(), j.Client) {
+		return fmt.Errorf("client must be one of %s, not %q", strings.Join(Clients(), ", "), j.Client)
+	}
+	key, err := certmagic.PEMDecodePrivateKey([]byte(j.Key))
+	if err != nil {
+		return errors.New("key is not a PEM-encoded private key (value not shown)")
+	}
+	*f = Foreign{Client: j.Client, Dir: j.Dir, Server: j.Server, key: key, url: j.AccountURL}
+	return nil
 }
 
 // errNoForeignAccount is a folder that holds no account of the client.
@@ -275,17 +337,9 @@ func readLegoAccount(dir string) (Foreign, error) {
 	if acct.key, err = readFirstKey(keyFiles); err != nil {
 		return Foreign{}, err
 	}
-	if f.Server != "" {
-		acct.forCA = func(ca string) bool { return SameDirectory(ca, f.Server) }
-	} else {
-		// v4 keeps the server only in the folder name: host and port
-		// with ':' turned into '_'
-		folder := filepath.Base(filepath.Dir(dir))
-		acct.Server = folder
-		acct.forCA = func(ca string) bool {
-			u, err := url.Parse(ca)
-			return err == nil && strings.NewReplacer(":", "_", "/", "_", `\`, "_").Replace(u.Host) == folder
-		}
+	if f.Server == "" {
+		// v4 keeps the server only in the folder name
+		acct.Server = filepath.Base(filepath.Dir(dir))
 	}
 	return acct, nil
 }
@@ -301,18 +355,9 @@ func readAcmeShAccount(dir string) (Foreign, error) {
 		return Foreign{}, err
 	}
 	acct.url = shellAssignment(conf, "ACCOUNT_URL")
-	// acme.sh names the folder ca/<host>/<path> after the directory
-	// URL, without its port; older versions used ca/<host> alone
+	// acme.sh names the folder after the directory URL (see Matches)
 	if sub, ok := below(dir, "ca"); ok {
 		acct.Server = sub
-		acct.forCA = func(ca string) bool {
-			u, err := url.Parse(ca)
-			if err != nil {
-				return false
-			}
-			path := strings.Trim(collapseSlashes(u.Path), "/")
-			return sub == u.Hostname() || sub == u.Hostname()+"/"+path
-		}
 	}
 	return acct, nil
 }
@@ -363,18 +408,10 @@ func readCertbotAccount(dir string) (Foreign, error) {
 		return Foreign{}, fmt.Errorf("regr.json is not certbot's registration: %v", err)
 	}
 	acct := Foreign{key: key, url: reg.URI}
-	// certbot names the folder accounts/<netloc><path>/<account id>;
-	// on Windows ':' becomes '_'
+	// certbot names the folder accounts/<netloc><path>/<account id>
+	// (see Matches)
 	if sub, ok := below(filepath.Dir(dir), "accounts"); ok {
 		acct.Server = sub
-		acct.forCA = func(ca string) bool {
-			u, err := url.Parse(ca)
-			if err != nil {
-				return false
-			}
-			want := strings.TrimSuffix(u.Host+u.Path, "/")
-			return sub == want || sub == strings.ReplaceAll(want, ":", "_")
-		}
 	}
 	return acct, nil
 }

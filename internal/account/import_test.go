@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -263,5 +264,41 @@ func TestImportWalksEachFolderOnce(t *testing.T) {
 	}
 	if visited != 2 {
 		t.Errorf("the walk read %d folders, want the 2 there are", visited)
+	}
+}
+
+// TestForeignAccountsTravelAsJSON: the command reads the client's folder
+// and sends what it found to the running Caddy, which must pair it with
+// the CA and import it as the command would have: the key, the account
+// URL and what the folders say of the CA survive the trip.
+func TestForeignAccountsTravelAsJSON(t *testing.T) {
+	t.Parallel()
+	key, _ := newKey()
+	const pebble = "https://127.0.0.1:14000/dir"
+	root := t.TempDir()
+	writeAcmeSh(t, root, pebble, key.(*ecdsa.PrivateKey), "https://127.0.0.1:14000/my-account/1")
+	found, err := FindForeign(fromAcmeSh, root)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("found %+v, %v", found, err)
+	}
+	data, err := json.Marshal(found)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []Foreign
+	if err := json.Unmarshal(data, &back); err != nil || len(back) != 1 {
+		t.Fatalf("decoding %s: %+v, %v", data, back, err)
+	}
+	got, want := back[0], found[0]
+	if got.Client != want.Client || got.Dir != want.Dir || got.Server != want.Server || got.url != want.url || !sameKey(got.key, want.key) {
+		t.Errorf("decoded %+v, want %+v", got, want)
+	}
+	if !got.Matches(pebble) || got.Matches("https://acme-v02.api.letsencrypt.org/directory") {
+		t.Errorf("the decoded account does not name the CA as the folder does (server %q)", got.Server)
+	}
+	for _, bad := range []string{`[{"client":"other","key":""}]`, `[{"client":"lego","key":"not a key"}]`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s decoded", bad)
+		}
 	}
 }

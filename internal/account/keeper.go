@@ -117,7 +117,7 @@ func New(cfg Config) *Keeper {
 
 // ErrNoAccountYet is an account asked for without registering one, when
 // there is none.
-var ErrNoAccountYet = errors.New("no ACME account yet, so no record can name it; run `caddy persist records` or GET /persist/records to create it")
+var ErrNoAccountYet = errors.New("no ACME account yet, so no record can name it; run `caddy persist records`, which creates it, or `caddy persist account register` (POST /persist/account/register)")
 
 // Get returns the account to use, loading it from storage, finding it at
 // the CA by its pinned key, or, with register, registering it, in that
@@ -127,29 +127,97 @@ var ErrNoAccountYet = errors.New("no ACME account yet, so no record can name it;
 // (see recheck), or at once after Refresh.
 func (k *Keeper) Get(ctx context.Context, register bool) (acme.Account, error) {
 	k.mu.Lock()
-	if k.current != nil {
-		held := *k.current
-		due := k.pinnedKey == nil && k.now().Sub(k.checked) >= accountRecheck
-		if due {
-			// one caller looks; the others go on with the held account
-			k.checked = k.now()
-		}
-		k.mu.Unlock()
-		if due {
-			return k.recheck(ctx, held), nil
-		}
-		return held, nil
+	if acct, ok := k.held(ctx); ok {
+		return acct, nil
 	}
 	defer k.mu.Unlock()
 	acct, err := k.loadOrRegister(ctx, register)
+	if err == nil {
+		err = k.usable(acct)
+	}
 	if err != nil {
 		return acme.Account{}, err
 	}
-	if acct.Status != acme.StatusValid {
-		return acme.Account{}, fmt.Errorf("ACME account %s has status %q at %s; it cannot be used to obtain certificates, and records naming it no longer work", acct.Location, acct.Status, k.ca)
-	}
 	k.current, k.checked = &acct, k.now()
 	return acct, nil
+}
+
+// held returns the remembered account, compared with storage when that is
+// due, which only reads. The caller holds k.mu; held releases it when it
+// returns an account, and keeps it held when there is none.
+func (k *Keeper) held(ctx context.Context) (acme.Account, bool) {
+	if k.current == nil {
+		return acme.Account{}, false
+	}
+	held := *k.current
+	due := k.pinnedKey == nil && k.now().Sub(k.checked) >= accountRecheck
+	if due {
+		// one caller looks; the others go on with the held account
+		k.checked = k.now()
+	}
+	k.mu.Unlock()
+	if due {
+		return k.recheck(ctx, held), true
+	}
+	return held, true
+}
+
+// usable refuses an account the CA no longer lets obtain certificates.
+func (k *Keeper) usable(acct acme.Account) error {
+	if acct.Status != acme.StatusValid {
+		return fmt.Errorf("ACME account %s has status %q at %s; it cannot be used to obtain certificates, and records naming it no longer work", acct.Location, acct.Status, k.ca)
+	}
+	return nil
+}
+
+// Peek returns the account as Get would, for a report, which must change
+// nothing: it registers no account, repairs none and writes nothing. A
+// pinned account storage does not hold, and a stored key whose
+// registration is lost, are looked up at the CA by the key and not
+// stored; the next Get of a flow that may write stores them.
+func (k *Keeper) Peek(ctx context.Context) (acme.Account, error) {
+	k.mu.Lock()
+	if acct, ok := k.held(ctx); ok {
+		return acct, nil
+	}
+	k.mu.Unlock()
+	storage := k.storage()
+	if storage == nil {
+		return acme.Account{}, errNoStorage
+	}
+	loc := locate(k.ca, k.email)
+	acct, err := k.peekStored(ctx, storage, loc)
+	if err == nil {
+		err = k.usable(acct)
+	}
+	if err != nil {
+		return acme.Account{}, err
+	}
+	return acct, nil
+}
+
+// peekStored is Peek's way to the account: storage, else the CA by the
+// key. The key is the pinned one, or the one stored without its
+// registration.
+func (k *Keeper) peekStored(ctx context.Context, storage certmagic.Storage, loc location) (acme.Account, error) {
+	key := k.pinnedKey
+	if key == nil {
+		acct, err := loadInUse(ctx, storage, loc)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return acme.Account{}, noAccountYet(storage, loc)
+		case !errors.Is(err, errRegistrationMissing):
+			return acct, err
+		}
+		key = acct.PrivateKey
+	} else if acct, err := loadStored(ctx, storage, loc); err == nil && sameKey(acct.PrivateKey, key) {
+		return acct, nil
+	}
+	acct, err := k.lookUp(ctx, key)
+	if errors.Is(err, errAccountUnknown) {
+		return acme.Account{}, noAccountYet(storage, loc)
+	}
+	return acct, err
 }
 
 // Forget drops the remembered account, so the next Get looks again.
