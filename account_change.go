@@ -129,19 +129,19 @@ func useOneAccount(a, b *Issuer) bool {
 // refusePinned refuses targets one of which pins its account with
 // account_key. A pinned issuer and an unpinned one of the same CA and
 // email keep one account in storage, so a change through the unpinned
-// one would change the account the pinned key names.
-func refusePinned(targets []accountTarget) error {
+// one would change the account the pinned key names: the config's other
+// persist issuers count too, targets or not.
+func refusePinned(targets []accountTarget, config []servedSet) error {
 	for _, t := range targets {
-		pinned := t.issuer()
-		if pinned.AccountKey == "" {
-			continue
-		}
-		for _, other := range targets {
-			if o := other.issuer(); o.AccountKey == "" && o.CA == pinned.CA && strings.EqualFold(o.Email, pinned.Email) {
-				return fmt.Errorf("the persist issuers of %s with email %q keep one account in storage, and one of them pins it with account_key: changing it through the other would change the account that key names, so nothing was changed; give every persist issuer of that CA and email the same account_key, or none: %w", pinned.CA, pinned.Email, account.ErrPinned)
+		iss := t.issuer()
+		for _, set := range config {
+			if o := set.Issuer; o.CA == iss.CA && strings.EqualFold(o.Email, iss.Email) && (o.AccountKey == "") != (iss.AccountKey == "") {
+				return fmt.Errorf("the persist issuers of %s with email %q keep one account in storage, and one of them pins it with account_key: changing it through the other would change the account that key names, so nothing was changed; give every persist issuer of that CA and email the same account_key, or none: %w", iss.CA, iss.Email, account.ErrPinned)
 			}
 		}
-		return fmt.Errorf("the persist issuer of %s pins its account with account_key, so nothing was changed (give --ca to change another CA's account): %w", pinned.CA, account.ErrPinned)
+		if iss.AccountKey != "" {
+			return fmt.Errorf("the persist issuer of %s pins its account with account_key, so nothing was changed (give --ca to change another CA's account): %w", iss.CA, account.ErrPinned)
+		}
 	}
 	return nil
 }

@@ -112,7 +112,7 @@ func TestAFailingAccountNamesTheChangesDoneBefore(t *testing.T) {
 	unregistered := newTestIssuer(t, ca, dir, func(iss *Issuer) { iss.Email = "nobody-yet@example.test" })
 	targets := []accountTarget{first.target(), unregistered.target()}
 
-	changes, err := runAccountAction(ctx, accountActions["rollover"], targets, &accountScope{})
+	changes, err := runAccountAction(ctx, accountActions["rollover"], targets, nil, &accountScope{})
 	if !errors.Is(err, account.ErrNoAccountYet) || !strings.Contains(err.Error(), "done before this failed: rolled-over ("+url+" at "+ca.URL+")") {
 		t.Errorf("error = %v, want the second account's, naming the first's rollover", err)
 	}
@@ -146,12 +146,19 @@ func TestAPinnedIssuerSharingTheAccountIsRefusedBeforeAnyChange(t *testing.T) {
 			t.Fatalf("targets = %v, %v; want the pinned and the unpinned issuer apart", targets, err)
 		}
 		for _, action := range []string{"rollover", "replace"} {
-			changes, err := runAccountAction(ctx, accountActions[action], targets, accountActions[action].request())
+			changes, err := runAccountAction(ctx, accountActions[action], targets, sets, accountActions[action].request())
 			var state *account.StateError
 			if !errors.As(err, &state) || !strings.Contains(err.Error(), "account_key") || len(changes) != 0 {
 				t.Errorf("%s with the pinned issuer %s: %+v, %v; want a refusal naming account_key", action, map[bool]string{true: "first", false: "second"}[order[0] == pinned], changes, err)
 			}
 		}
+	}
+	// the unpinned issuer alone is the target (a config file's names
+	// chose it), the pinned one is still in the config
+	alone := []accountTarget{unpinned.target("shared.pinned.test")}
+	config := []servedSet{{Issuer: unpinned.Issuer}, {Issuer: pinned.Issuer}}
+	if changes, err := runAccountAction(ctx, accountActions["rollover"], alone, config, &accountScope{}); !errors.Is(err, account.ErrPinned) || len(changes) != 0 {
+		t.Errorf("rollover of the unpinned issuer alone, beside a pinned one: %+v, %v; want a refusal", changes, err)
 	}
 	if after := storagetest.Snapshot(t, dir); after != before {
 		t.Errorf("storage changed:\nbefore %s\nafter  %s", before, after)

@@ -1,10 +1,7 @@
 package persist
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,11 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/dnspersist/caddy-persist/internal/strictjson"
 )
 
 // POST /persist/account/<action> changes the ACME accounts of the running
@@ -106,51 +103,19 @@ func (s *accountScope) setNames(names []issuerNames) { s.Names = names }
 
 // decodeAccountRequest reads the request body of action; an empty one asks
 // for the defaults. It is as strict as the JSON Caddy's /load takes: one
-// object and nothing after it, whose fields are the request's, spelt as
-// they are. A field the action does not take is refused, not ignored, so
-// that a misspelt option never runs another step.
+// object and nothing after it, whose fields, at every depth, are the
+// request's, spelt as they are and each given once. A field the action
+// does not take is refused, not ignored, so that a misspelt option never
+// runs another step.
 func decodeAccountRequest(action accountAction, body []byte) (scopedRequest, error) {
 	req := action.request()
 	if len(body) == 0 {
 		return req, nil
 	}
-	refuse := func(err error) (scopedRequest, error) {
+	if err := strictjson.Unmarshal(body, req); err != nil {
 		return nil, &inputError{fmt.Errorf("the request body is not the JSON object of this account request: %v", err)}
 	}
-	// encoding/json matches field names whatever their case: the names
-	// are checked as they are spelt first
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return refuse(err)
-	}
-	known := jsonFieldNames(reflect.TypeOf(req).Elem())
-	for name := range fields {
-		if !known[name] {
-			return refuse(fmt.Errorf("unknown field %q (the fields are %s)", name, strings.Join(slices.Sorted(maps.Keys(known)), ", ")))
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		return refuse(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return refuse(errors.New("more follows the JSON object"))
-	}
 	return req, nil
-}
-
-// jsonFieldNames lists the JSON names of a struct's fields, those of
-// embedded structs included.
-func jsonFieldNames(t reflect.Type) map[string]bool {
-	names := make(map[string]bool)
-	for _, f := range reflect.VisibleFields(t) {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if f.IsExported() && name != "" && name != "-" {
-			names[name] = true
-		}
-	}
-	return names
 }
 
 // maxAccountRequest bounds the body of an account request.
@@ -196,13 +161,17 @@ func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	running := caddy.ActiveContext()
+	config, err := servedNames(running, nil, nil)
+	if err != nil {
+		return apiError(err)
+	}
 	sets, err := scopeSets(running, req.scope())
 	if err != nil {
 		return apiError(err)
 	}
 	// a change the CA has begun is seen through, whatever the client does
 	ctx := context.WithoutCancel(r.Context())
-	changes, err := runOnSets(ctx, action, sets, req)
+	changes, err := runOnSets(ctx, action, sets, config, req)
 	if err != nil {
 		return apiError(err)
 	}
@@ -214,8 +183,9 @@ func (adminAPI) serveAccount(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, changes)
 }
 
-// runOnSets runs action on the accounts of sets.
-func runOnSets(ctx context.Context, action accountAction, sets []servedSet, req scopedRequest) ([]AccountChange, error) {
+// runOnSets runs action on the accounts of sets, which the request chose
+// among config, all the persist issuers of the config.
+func runOnSets(ctx context.Context, action accountAction, sets, config []servedSet, req scopedRequest) ([]AccountChange, error) {
 	if action.runOnce != nil {
 		return action.runOnce(ctx, sets, req)
 	}
@@ -223,19 +193,19 @@ func runOnSets(ctx context.Context, action accountAction, sets []servedSet, req 
 	if err != nil {
 		return nil, err
 	}
-	return runAccountAction(ctx, action, targets, req)
+	return runAccountAction(ctx, action, targets, config, req)
 }
 
 // runAccountAction runs action for each target, and stops at the first
 // that fails, naming its account. The accounts changed before stay
 // changed, and so may the failing one, when only reporting on it failed:
 // the error names them, so that nobody runs the change again for them.
-func runAccountAction(ctx context.Context, action accountAction, targets []accountTarget, req scopedRequest) ([]AccountChange, error) {
+func runAccountAction(ctx context.Context, action accountAction, targets []accountTarget, config []servedSet, req scopedRequest) ([]AccountChange, error) {
 	changes := []AccountChange{}
 	if action.changesKeyOrAccount {
 		// a pinned account would refuse in its turn, after the others
 		// changed: nothing changes unless every target may
-		if err := refusePinned(targets); err != nil {
+		if err := refusePinned(targets, config); err != nil {
 			return changes, err
 		}
 	}

@@ -153,6 +153,8 @@ func TestAccountChangesRefuseEveryForwardingHeader(t *testing.T) {
 	for _, h := range []struct{ name, value string }{
 		{"X-Forwarded-For", ""},
 		{"Forwarded", ""},
+		{"X-Real-Ip", ""},
+		{"Via", ""},
 		{"X-Forwarded-Host", "admin.example"},
 		{"X-Forwarded-Proto", "https"},
 	} {
@@ -184,6 +186,8 @@ func TestAccountRequestsAreJSONAsCaddysLoadIs(t *testing.T) {
 		{"text", "text/plain", `{"switch":true}`, http.StatusUnsupportedMediaType},
 		{"text after the object", "application/json", `{"switch":true} {"deactivate_old":true}`, http.StatusBadRequest},
 		{"a field spelt in another case", "application/json", `{"Switch":true}`, http.StatusBadRequest},
+		{"a nested field spelt in another case", "application/json", `{"names":[{"Issuer":{"ca":"https://ca.test/dir"},"domain":["a.test"]}]}`, http.StatusBadRequest},
+		{"a field given twice", "application/json", `{"switch":false,"switch":true}`, http.StatusBadRequest},
 		{"a body over 1 MiB", "application/json", `{"domain":["` + strings.Repeat("a", maxAccountRequest) + `"]}`, http.StatusRequestEntityTooLarge},
 	} {
 		r := httptest.NewRequest(http.MethodPost, "/persist/account/replace", strings.NewReader(c.body))

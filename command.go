@@ -82,7 +82,7 @@ func persistSubcommand(name, long string, run caddycmd.CommandFunc) *cobra.Comma
 		Use:   name + " [--config <path>] [--adapter <name>] [--domain <name>...] [--format zone|json] [--address <admin>] [--local]",
 		Short: strings.TrimSpace(strings.SplitN(strings.TrimSpace(long), "\n", 2)[0]),
 		Long:  long,
-		RunE:  caddycmd.WrapCommandFuncForCobra(run),
+		RunE:  caddycmd.WrapCommandFuncForCobra(quietly(run)),
 	}
 	sub.Flags().StringP("config", "c", "", "Configuration file (default: ./Caddyfile)")
 	sub.Flags().StringP("adapter", "a", "", "Name of config adapter to apply")

@@ -12,28 +12,30 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// `caddy persist account <action>` changes the ACME account every
-// published record names. Like the other commands it asks the running
-// Caddy (POST /persist/account/<action>), whose storage holds the account
-// and whose issuers must pick the change up, and loads the config here
-// only when no Caddy answers or with --local.
+// `caddy persist account <action>` creates or changes the ACME account
+// every published record names. It asks the running Caddy (POST
+// /persist/account/<action>), whose storage holds the account and whose
+// issuers must pick the change up; it never falls back to changing the
+// account in its own process, which happens only with --local.
 
 // accountCommand is `caddy persist account` and its subcommands.
 func accountCommand() *cobra.Command {
 	account := &cobra.Command{
 		Use:   "account",
-		Short: "Changes the ACME account the records name: its key, the account itself, or where it came from",
+		Short: "Creates or changes the ACME account the records name",
 		Long: `
-Changes the ACME account the persist issuers use, which every published
-record names. rollover and replace ask the running Caddy, through its admin
-endpoint, which accepts these changes only from this machine (a loopback or
-unix socket admin address) or through admin.remote; with --local, or when no
-Caddy answers, it loads the config here and changes the account in the
-config's storage. With several CAs, --ca picks one CA's account. The output
-is zone file lines (remarks start with ;) or, with --format json, an array
-of objects, one per account. import brings an account another ACME client
-registered, and always loads the config here. See docs/accounts.md, "The
-account's life".
+Creates or changes the ACME account the persist issuers use, which every
+published record names: register creates it, rollover gives it a new key,
+replace moves to a new account, and import brings one another ACME client
+registered. Each asks the running Caddy, through its admin endpoint, which
+accepts these changes only from this machine (a loopback or unix socket
+admin address) or through admin.remote, and makes the change in its
+storage. When no Caddy answers, nothing changes unless --local asks to load
+the config here and change the account in the config's storage, which must
+belong to the user running the command. With several CAs, --ca picks one
+CA's account. The output is zone file lines (remarks start with ;) or, with
+--format json, an array of objects, one per account. See docs/accounts.md,
+"The account's life".
 `,
 	}
 	account.AddCommand(registerCommand(), rolloverCommand(), replaceCommand())
@@ -175,12 +177,23 @@ func askAccountChange(addr string, cfgJSON []byte, action string, req scopedRequ
 		return nil, err
 	}
 	req.setNames(groups)
+	if check, ok := req.(checkedBeforeSending); ok {
+		if err := check.beforeSending(addr, running); err != nil {
+			return nil, err
+		}
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
 	var changes []AccountChange
 	return changes, adminRequest(addr, http.MethodPost, "/persist/account/"+action, body, &changes)
+}
+
+// checkedBeforeSending is a request that must be checked against the
+// running Caddy before it is sent.
+type checkedBeforeSending interface {
+	beforeSending(addr string, running []issuerReport) error
 }
 
 // localAccountChange loads the config here and runs the action on its
@@ -193,7 +206,7 @@ func localAccountChange(fl caddycmd.Flags, action string, req scopedRequest, std
 	if err := ownStorage(sets, os.Getuid()); err != nil {
 		return nil, err
 	}
-	return runOnSets(ctx, accountActions[action], sets, req)
+	return runOnSets(ctx, accountActions[action], sets, sets, req)
 }
 
 // printAccountChange prints a change as zone file lines: remarks as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ whose CA the client's folders name; --ca chooses among issuers for several
 CAs.
 `,
 		Args: cobra.ExactArgs(1),
-		RunE: caddycmd.WrapCommandFuncForCobra(cmdPersistAccountImport),
+		RunE: caddycmd.WrapCommandFuncForCobra(quietly(cmdPersistAccountImport)),
 	}
 	sub.Flags().String("from", "", "The client whose storage <folder> is: "+strings.Join(account.Clients(), ", "))
 	sub.Flags().StringP("config", "c", "", "Configuration file (default: ./Caddyfile)")
@@ -93,9 +94,59 @@ type importRequest struct {
 	Accounts []account.Foreign `json:"accounts"`
 }
 
+// beforeSending keeps the accounts that may belong to a CA of the running
+// Caddy's persist issuers (and the one --ca names), and refuses to send
+// them, keys included, anywhere but to this machine: the admin endpoint
+// takes account changes only from it, and would refuse them only once
+// they had crossed the network.
+func (r *importRequest) beforeSending(addr string, running []issuerReport) error {
+	if !onThisMachine(addr) {
+		return fmt.Errorf("the import sends the account's key to the running Caddy, and its admin endpoint %s is not on this machine's loopback or a unix socket, where Caddy takes account changes: nothing was sent; give --address with such an endpoint, or --local to store the account here", addr)
+	}
+	var kept []account.Foreign
+	for _, f := range r.Accounts {
+		if slices.ContainsFunc(running, func(iss issuerReport) bool {
+			return f.Matches(iss.CA) && (r.CA == "" || account.SameDirectory(iss.CA, r.CA))
+		}) {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == 0 {
+		var cas []string
+		for _, iss := range running {
+			cas = append(cas, iss.CA)
+		}
+		return &inputError{fmt.Errorf("the accounts found are for other CAs than the running Caddy's persist issuers (%s), and an account belongs to one CA (a staging account is not a production account): import one registered at the issuer's CA, or let the issuer register its own; nothing was sent", strings.Join(slices.Compact(slices.Sorted(slices.Values(cas))), ", "))}
+	}
+	r.Accounts = kept
+	return nil
+}
+
+// onThisMachine reports whether an admin address is a unix socket or a
+// loopback address.
+func onThisMachine(addr string) bool {
+	parsed, err := caddy.ParseNetworkAddress(addr)
+	if err != nil {
+		return false
+	}
+	if parsed.IsUnixNetwork() {
+		return true
+	}
+	if parsed.Host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(parsed.Host)
+	return err == nil && ip.IsLoopback()
+}
+
 // importAccount makes one of found the account of the persist issuer
 // whose CA its folders name.
 func importAccount(ctx context.Context, sets []servedSet, found []account.Foreign, ca string) (AccountChange, error) {
+	for _, f := range found {
+		if !slices.Contains(account.Clients(), f.Client) {
+			return AccountChange{}, &inputError{fmt.Errorf("client must be one of %s, not %q", strings.Join(account.Clients(), ", "), f.Client)}
+		}
+	}
 	iss, src, err := pickImport(sets, found, ca)
 	if err != nil {
 		return AccountChange{}, &inputError{err}

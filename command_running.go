@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
 )
@@ -118,7 +119,7 @@ func fileGroups(addr string, cfgJSON []byte, domains []string, running []issuerR
 	if cfgJSON == nil {
 		return nil, nil
 	}
-	sets, err := namesOfFile(cfgJSON, domains)
+	issuers, err := namesOfFile(cfgJSON, domains)
 	if errors.Is(err, errNoPersistIssuer) {
 		return nil, err
 	}
@@ -126,30 +127,21 @@ func fileGroups(addr string, cfgJSON []byte, domains []string, running []issuerR
 		fmt.Fprintf(stderr, "The config file could not be loaded here (%v), so these are the names of the running Caddy's config, which may lack the file's newest sites.\n", err)
 		return nil, nil
 	}
-	if err := sameStorage(addr, cfgJSON); err != nil {
+	if err := sameStorage(addr, cfgJSON, issuers, running); err != nil {
 		return nil, err
 	}
 	var groups []issuerNames
 	fileNames := make(map[string]bool)
-	for _, set := range sets {
-		id := identityOf(set.Issuer)
-		if !slices.ContainsFunc(running, func(r issuerReport) bool { return r.sameAccount(id) }) {
-			var have []string
-			for _, r := range running {
-				if name := r.issuerIdentity.String(); !slices.Contains(have, name) {
-					have = append(have, name)
-				}
-			}
-			return nil, &noSuchAccountError{want: id, running: have}
-		}
-		for _, name := range set.Names {
+	for _, fi := range issuers {
+		id := identityOf(fi.Issuer)
+		for _, name := range fi.Names {
 			fileNames[name] = true
 		}
 		if i := slices.IndexFunc(groups, func(g issuerNames) bool { return g.Issuer == id }); i >= 0 {
-			groups[i].Domains = append(groups[i].Domains, set.Names...)
+			groups[i].Domains = append(groups[i].Domains, fi.Names...)
 			continue
 		}
-		groups = append(groups, issuerNames{Issuer: id, Domains: slices.Clone(set.Names)})
+		groups = append(groups, issuerNames{Issuer: id, Domains: slices.Clone(fi.Names)})
 	}
 	var notInFile []string
 	for _, r := range running {
@@ -165,30 +157,20 @@ func fileGroups(addr string, cfgJSON []byte, domains []string, running []issuerR
 	return groups, nil
 }
 
-// namesOfFile finds the persist issuers of the config file cfgJSON and
-// the names each serves, with domains added, as loadConfigHere does, but
-// with the file's storage swapped for a folder of its own, removed after:
-// loading a config writes to its storage (Caddy's local CA, for one),
-// and asking which names a file has must change nothing.
-func namesOfFile(cfgJSON []byte, domains []string) ([]servedSet, error) {
-	scratch, err := os.MkdirTemp("", "caddy-persist-names-")
-	if err != nil {
-		return nil, err
+// runningIssuerOf is the persist issuer of the running Caddy that uses
+// the account of a config file's issuer, or a noSuchAccountError.
+func runningIssuerOf(iss *Issuer, running []issuerReport) (issuerReport, error) {
+	id := identityOf(iss)
+	if i := slices.IndexFunc(running, func(r issuerReport) bool { return r.sameAccount(id) }); i >= 0 {
+		return running[i], nil
 	}
-	defer os.RemoveAll(scratch)
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
-		return nil, fmt.Errorf("decoding config: %v", err)
+	var have []string
+	for _, r := range running {
+		if name := r.issuerIdentity.String(); !slices.Contains(have, name) {
+			have = append(have, name)
+		}
 	}
-	if cfg["storage"], err = json.Marshal(map[string]string{"module": "file_system", "root": scratch}); err != nil {
-		return nil, err
-	}
-	swapped, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	_, sets, err := loadConfigHere(swapped, domains)
-	return sets, err
+	return issuerReport{}, &noSuchAccountError{want: id, running: have}
 }
 
 // sameAccount reports whether the running issuer r uses the account id
@@ -197,24 +179,150 @@ func (r issuerReport) sameAccount(id issuerIdentity) bool {
 	return account.SameDirectory(r.CA, id.CA) && strings.EqualFold(r.Email, id.Email) && r.AccountKey == id.AccountKey
 }
 
-// sameStorage refuses a config file whose storage is not the running
-// config's: the account the records name lives in storage. Both are
-// compared as configured, since the file, once loaded, runs in the
-// running Caddy's process (where a default storage is its own).
-func sameStorage(addr string, cfgJSON []byte) error {
-	var file, running struct {
+// fileIssuer is a persist issuer of a config file, loaded here, with the
+// names it serves and the storage its automation policy gives it: nil
+// when it is the config's own.
+type fileIssuer struct {
+	servedSet
+	policyStorage json.RawMessage
+}
+
+// namesOfFile finds the persist issuers of the config file cfgJSON and
+// the names each serves, with domains added, as loadConfigHere does, but
+// with the file's storage (and its policies') swapped for a folder of
+// its own, removed after: loading a config writes to its storage
+// (Caddy's local CA, for one), and asking which names a file has must
+// change nothing.
+func namesOfFile(cfgJSON []byte, domains []string) ([]fileIssuer, error) {
+	scratch, err := os.MkdirTemp("", "caddy-persist-names-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	scratchStorage := map[string]any{"module": "file_system", "root": scratch}
+	dec := json.NewDecoder(bytes.NewReader(cfgJSON))
+	dec.UseNumber()
+	var cfg map[string]any
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("decoding config: %v", err)
+	}
+	cfg["storage"] = scratchStorage
+	policies := automationPoliciesOf(cfg)
+	storages := make([]json.RawMessage, len(policies))
+	for i, p := range policies {
+		if own, ok := p["storage"]; ok && own != nil {
+			if storages[i], err = json.Marshal(own); err != nil {
+				return nil, err
+			}
+			p["storage"] = scratchStorage
+		}
+	}
+	swapped, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, sets, err := loadConfigHere(swapped, domains)
+	if err != nil {
+		return nil, err
+	}
+	automation, err := automationOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	issuers := make([]fileIssuer, len(sets))
+	for i, set := range sets {
+		issuers[i].servedSet = set
+		for j, ap := range automation.Policies {
+			if j < len(storages) && slices.Contains(persistIssuersOf(ap), set.Issuer) {
+				issuers[i].policyStorage = storages[j]
+				break
+			}
+		}
+	}
+	return issuers, nil
+}
+
+// automationPoliciesOf returns the automation policies of a decoded config.
+func automationPoliciesOf(cfg map[string]any) []map[string]any {
+	var policies []map[string]any
+	apps, _ := cfg["apps"].(map[string]any)
+	tls, _ := apps["tls"].(map[string]any)
+	automation, _ := tls["automation"].(map[string]any)
+	list, _ := automation["policies"].([]any)
+	for _, p := range list {
+		policy, _ := p.(map[string]any)
+		policies = append(policies, policy)
+	}
+	return policies
+}
+
+// sameStorage refuses a config file whose persist issuers would keep
+// their account in another storage than the running Caddy's issuers of
+// the same account. Storage is compared as configured, since the file,
+// once loaded, runs in the running Caddy's process (where a default
+// storage is its own): the config's storage as JSON, and a policy's own
+// by the folder of its file storage (the running Caddy tells no more of
+// it). Only the storage configs travel, not the rest of the running
+// config, whose secrets the command has no use for.
+func sameStorage(addr string, cfgJSON []byte, issuers []fileIssuer, running []issuerReport) error {
+	var file struct {
 		Storage json.RawMessage `json:"storage"`
 	}
 	if err := json.Unmarshal(cfgJSON, &file); err != nil {
 		return fmt.Errorf("decoding config: %v", err)
 	}
-	if err := adminRequest(addr, http.MethodGet, "/config/", nil, &running); err != nil {
+	var runningStorage json.RawMessage
+	if err := adminRequest(addr, http.MethodGet, "/config/storage", nil, &runningStorage); err != nil {
 		return err
 	}
-	if !sameJSON(file.Storage, running.Storage) {
+	if !sameJSON(file.Storage, runningStorage) {
 		return errors.New("the config file sets another storage than the running Caddy's, and the account the records name lives in storage: no record is printed for an account the file will not use; reload Caddy with the file first, or give --local to load the file here with its own storage")
 	}
+	return samePolicyStorage(issuers, running)
+}
+
+// samePolicyStorage refuses a config file's persist issuer whose
+// automation policy gives it its own storage where the running issuer of
+// its account has the config's, or the other way round, or another
+// folder.
+func samePolicyStorage(issuers []fileIssuer, running []issuerReport) error {
+	for _, fi := range issuers {
+		r, err := runningIssuerOf(fi.Issuer, running)
+		if err != nil {
+			return err
+		}
+		own, ok := describeStorageConfig(fi.policyStorage)
+		if fi.policyStorage == nil && !r.OwnStorage || ok && r.OwnStorage && own == r.Storage {
+			continue
+		}
+		return fmt.Errorf("the config file gives the persist issuer of %s its own storage (%s) where the running Caddy's keeps its account (%s), or the other way round, and the account lives in storage: no record is printed for an account the file will not use; reload Caddy with the file first, or give --local", r.CA, orNone(own, fi.policyStorage != nil), r.Storage)
+	}
 	return nil
+}
+
+// describeStorageConfig says which storage a storage config names, as
+// account.DescribeStorage does for file storage; ok is false for other
+// modules, which say nothing comparable.
+func describeStorageConfig(raw json.RawMessage) (string, bool) {
+	var cfg struct {
+		Module string `json:"module"`
+		Root   string `json:"root"`
+	}
+	if raw == nil || json.Unmarshal(raw, &cfg) != nil || cfg.Module != "file_system" {
+		return "", false
+	}
+	return account.DescribeStorage(&certmagic.FileStorage{Path: cfg.Root}), true
+}
+
+// orNone names a policy's own storage for an error.
+func orNone(described string, set bool) string {
+	switch {
+	case !set:
+		return "none: the config's"
+	case described == "":
+		return "a storage module this command cannot compare"
+	}
+	return described
 }
 
 // sameJSON compares two JSON values as values: key order and spacing
@@ -244,8 +352,12 @@ func registerIfNone(addr string, groups []issuerNames, running []issuerReport, s
 	if !needed {
 		return nil
 	}
+	body, err := json.Marshal(accountScope{Names: groups})
+	if err != nil {
+		return err
+	}
 	var changes []AccountChange
-	if err := adminRequest(addr, http.MethodPost, "/persist/account/register", []byte("{}"), &changes); err != nil {
+	if err := adminRequest(addr, http.MethodPost, "/persist/account/register", body, &changes); err != nil {
 		return err
 	}
 	for _, c := range changes {

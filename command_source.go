@@ -101,6 +101,17 @@ func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stde
 	if err != nil {
 		return nil, err
 	}
+	if !check {
+		// records registers an account there is none of yet: in this
+		// user's storage only, as the account commands change one
+		for _, set := range sets {
+			if _, err := set.Issuer.accounts.Peek(ctx); errors.Is(err, account.ErrNoAccountYet) {
+				if err := ownStorage([]servedSet{set}, os.Getuid()); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA, register: !check})
 	for _, set := range sets {
 		if url := set.Issuer.accounts.Registered(); url != "" {
@@ -144,12 +155,14 @@ func loadLocally(fl caddycmd.Flags, domains []string, here loadedHere, stderr io
 
 // loadConfigHere provisions the config cfgJSON in this process, as `caddy
 // run` would, and finds its persist issuers and the names each serves,
-// with domains added.
+// with domains added. The config's logs are the server's: the command
+// logs as quietLogs sets, and opens none of the config's log files.
 func loadConfigHere(cfgJSON []byte, domains []string) (caddy.Context, []servedSet, error) {
 	var cfg caddy.Config
 	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
 		return caddy.Context{}, nil, fmt.Errorf("decoding config: %v", err)
 	}
+	cfg.Logging = commandLogging()
 	automate, err := automateNames(cfgJSON)
 	if err != nil {
 		return caddy.Context{}, nil, err
@@ -163,6 +176,33 @@ func loadConfigHere(cfgJSON []byte, domains []string) (caddy.Context, []servedSe
 		return caddy.Context{}, nil, err
 	}
 	return ctx, sets, nil
+}
+
+// commandLogging is the logging of a command's own process: Caddy's
+// default log on stderr, warnings and errors only, as `caddy adapt`
+// prints them; what the server logs as it loads a config is not the
+// command's to say.
+func commandLogging() *caddy.Logging {
+	return &caddy.Logging{Logs: map[string]*caddy.CustomLog{
+		caddy.DefaultLoggerName: {BaseLog: caddy.BaseLog{WriterRaw: json.RawMessage(`{"output":"stderr"}`), Level: "WARN"}},
+	}}
+}
+
+// quietLogs makes this process log as commandLogging says, before the
+// command reads its config (reading it is logged at INFO).
+func quietLogs() error {
+	_, err := caddy.ProvisionContext(&caddy.Config{Logging: commandLogging()})
+	return err
+}
+
+// quietly runs a command after quietLogs.
+func quietly(run caddycmd.CommandFunc) caddycmd.CommandFunc {
+	return func(fl caddycmd.Flags) (int, error) {
+		if err := quietLogs(); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		return run(fl)
+	}
 }
 
 // setsStorage reports whether a config names its storage.
@@ -185,7 +225,7 @@ func ownStorage(sets []servedSet, uid int) error {
 		}
 		if ownerID, ok := fileowner.Of(fs.Path); ok && ownerID != uid {
 			owner := fileowner.Name(ownerID)
-			return fmt.Errorf("the storage at %s belongs to %s, not to the user this command runs as: the account's files it changed would be this user's, which Caddy, running as %s, could not read; nothing was changed: run as that user (sudo -u %s caddy persist account ...)", fs.Path, owner, owner, owner)
+			return fmt.Errorf("the storage at %s belongs to %s, not to the user this command runs as: the account's files it wrote would be this user's, which Caddy, running as %s, could not read; nothing was changed: run as that user (sudo -u %s caddy persist ...)", fs.Path, owner, owner, owner)
 		}
 	}
 	return nil

@@ -94,3 +94,35 @@ func TestLocalAccountChangesRefuseAnotherUsersStorage(t *testing.T) {
 		t.Errorf("another user: %v, want a refusal naming the owner", err)
 	}
 }
+
+// TestRecordsRegistersHereOnlyInThisUsersStorage: `caddy persist
+// records` loading the config here registers the account when there is
+// none, but not into a storage folder another user owns, as root would
+// into the caddy user's.
+func TestRecordsRegistersHereOnlyInThisUsersStorage(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("gives a folder to another user; needs root")
+	}
+	ca := startCA(t, acmetest.Options{})
+	storage := t.TempDir()
+	if err := os.Chown(storage, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	caddyfile := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(caddyfile, []byte(persistSiteCaddyfile(storage, ca, "owner.records.test")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := persistSubcommand("records", "", cmdPersistRecords)
+	cmd.Flags().Set("config", caddyfile)
+	var out, errOut bytes.Buffer
+	caddyGlobals.Lock()
+	_, err := runPersistCommand(caddycmd.Flags{FlagSet: cmd.Flags()}, false, &out, &errOut)
+	caddyGlobals.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "belongs to "+fileowner.Name(4242)) {
+		t.Errorf("records into another user's storage: %v\n%s", err, errOut.String())
+	}
+	if n := ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
+		t.Errorf("%d newAccount requests", n)
+	}
+}

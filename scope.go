@@ -240,9 +240,12 @@ type issuerReport struct {
 	AccountURL string `json:"account_url,omitempty"`
 	// AccountError says why the account could not be read, other than
 	// there being none yet.
-	AccountError string   `json:"account_error,omitempty"`
-	Storage      string   `json:"storage"`
-	Names        []string `json:"names"`
+	AccountError string `json:"account_error,omitempty"`
+	Storage      string `json:"storage"`
+	// OwnStorage is set when the issuer's automation policy gives it a
+	// storage of its own, not the config's.
+	OwnStorage bool     `json:"own_storage,omitempty"`
+	Names      []string `json:"names"`
 }
 
 // issuerReports describes the persist issuers of the running config. It
@@ -255,7 +258,8 @@ func issuerReports(ctx context.Context, running caddy.Context) ([]issuerReport, 
 	}
 	reports := []issuerReport{}
 	for _, set := range sets {
-		r := issuerReport{issuerIdentity: identityOf(set.Issuer), Storage: account.DescribeStorage(set.Issuer.store.get()), Names: set.Names}
+		storage := set.Issuer.store.get()
+		r := issuerReport{issuerIdentity: identityOf(set.Issuer), Storage: account.DescribeStorage(storage), OwnStorage: storage != running.Storage(), Names: set.Names}
 		if r.Names == nil {
 			r.Names = []string{}
 		}

@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,15 +54,19 @@ func (k *Keeper) Import(ctx context.Context, src Foreign) (Imported, error) {
 		return Imported{}, errNoStorage
 	}
 	loc := locate(k.ca, k.email)
-	if k.pinnedKey != nil && !sameKey(k.pinnedKey, src.key) {
+	key, err := src.signer()
+	if err != nil {
+		return Imported{}, err
+	}
+	if k.pinnedKey != nil && !sameKey(k.pinnedKey, key) {
 		return Imported{}, fmt.Errorf("%w for %s; the issuer uses that key's account whatever storage holds: remove account_key from the config to use the imported account, or put this key in account_key", errImportPinned, k.ca)
 	}
 	// refuse early, before asking the CA, when the place is taken
-	if err := importable(ctx, storage, loc, src); err != nil {
+	if err := importable(ctx, storage, loc, key); err != nil {
 		return Imported{}, err
 	}
 
-	acct, err := k.lookUp(ctx, src.key)
+	acct, err := k.lookUp(ctx, key)
 	switch {
 	case errors.Is(err, errAccountUnknown):
 		return Imported{}, fmt.Errorf("%w: %s knows no account for the key in %s, so nothing was imported: check that the folder holds the account for this CA (a staging account is not a production account), or let this issuer register its own account and publish its records (see docs/accounts.md)",
@@ -69,16 +74,16 @@ func (k *Keeper) Import(ctx context.Context, src Foreign) (Imported, error) {
 	case err != nil:
 		return Imported{}, err
 	case acct.Status != acme.StatusValid:
-		return Imported{}, fmt.Errorf("ACME account %s has status %q at %s; it cannot obtain certificates, and records naming it no longer work; nothing was imported", acct.Location, acct.Status, k.ca)
-	case src.url != "" && acct.Location != src.url:
+		return Imported{}, &StateError{fmt.Errorf("ACME account %s has status %q at %s; it cannot obtain certificates, and records naming it no longer work; nothing was imported", acct.Location, acct.Status, k.ca)}
+	case src.URL != "" && acct.Location != src.URL:
 		return Imported{}, fmt.Errorf("%w: %s says the account of the key in %s is %s, while %s recorded %s; records naming %s will not pass at this CA. Nothing was imported: check that the folder holds the account for %s; if it does, records must name %s: put the key in account_key and publish the records that caddy persist records prints",
-			errImportURLMismatch, k.ca, src.Dir, acct.Location, src.Client, src.url, src.url, k.ca, acct.Location)
+			errImportURLMismatch, k.ca, src.Dir, acct.Location, src.Client, src.URL, src.URL, k.ca, acct.Location)
 	}
 
 	out := Imported{Account: acct, StoredAt: loc.Reg, Pinned: k.pinnedKey != nil}
 	_, err = k.withLock(ctx, storage, loc, func() (acme.Account, error) {
 		// another instance may have registered or imported meanwhile
-		if err := importable(ctx, storage, loc, src); err != nil {
+		if err := importable(ctx, storage, loc, key); err != nil {
 			return acme.Account{}, err
 		}
 		stored, err := loadStored(ctx, storage, loc)
@@ -102,13 +107,13 @@ func (k *Keeper) Import(ctx context.Context, src Foreign) (Imported, error) {
 
 // importable refuses a location that holds another account, or account
 // files that cannot be used: they are never overwritten.
-func importable(ctx context.Context, storage certmagic.Storage, loc location, src Foreign) error {
+func importable(ctx context.Context, storage certmagic.Storage, loc location, key crypto.Signer) error {
 	stored, err := loadStored(ctx, storage, loc)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err == nil, errors.Is(err, errRegistrationMissing):
-		if sameKey(stored.PrivateKey, src.key) {
+		if sameKey(stored.PrivateKey, key) {
 			return nil
 		}
 		return &StateError{fmt.Errorf("%w: %s holds the account %s for this CA and email, and records may name it. Nothing was imported. To use the imported account instead, move that account's files (%s and %s) aside first (see \"Bringing an account from another client\" in docs/accounts.md), or give the issuer another email",

@@ -52,20 +52,23 @@ func Clients() []string {
 	return []string{fromLego, fromAcmeSh, fromCertbot}
 }
 
-// Foreign is an account found in another client's storage.
+// Foreign is an account found in another client's storage. It is plain
+// data, so that the command that read the client's folder can send it to
+// the running Caddy (the import request is the one place it travels).
 type Foreign struct {
 	// Client is the client whose storage holds the account.
-	Client string
+	Client string `json:"client"`
 	// Dir is the account's folder.
-	Dir string
+	Dir string `json:"folder"`
 	// Server is the CA as the client's files name it: a directory URL
-	// (lego v5), or the folder the client derives from one.
-	// Server is "" when the folders do not tell.
-	Server string
-	key    crypto.Signer
-	// url is the account URL the client recorded; empty when its files
-	// keep none (a registration lego lost, acme.sh without ca.conf).
-	url string
+	// (lego v5), or the folder the client derives from one; "" when the
+	// folders do not tell.
+	Server string `json:"server,omitempty"`
+	// URL is the account URL the client recorded; "" when its files keep
+	// none (a registration lego lost, acme.sh without ca.conf).
+	URL string `json:"account_url,omitempty"`
+	// Key is the account's private key, PEM-encoded.
+	Key string `json:"key"`
 }
 
 // Matches reports whether the account may belong to the CA at ca, as far
@@ -101,42 +104,28 @@ func (f Foreign) Matches(ca string) bool {
 	return false
 }
 
-// foreignJSON is a Foreign as the admin API carries it, from the command
-// that read the client's folder to the Caddy that stores the account.
-type foreignJSON struct {
-	Client     string `json:"client"`
-	Dir        string `json:"folder"`
-	Server     string `json:"server,omitempty"`
-	AccountURL string `json:"account_url,omitempty"`
-	// Key is the account key, PEM-encoded.
-	Key string `json:"key"`
+// signer decodes the account's key.
+func (f Foreign) signer() (crypto.Signer, error) {
+	key, err := certmagic.PEMDecodePrivateKey([]byte(f.Key))
+	if err != nil {
+		return nil, fmt.Errorf("the key of the %s account in %s is not a PEM-encoded private key", f.Client, f.Dir)
+	}
+	return key, nil
 }
 
-// MarshalJSON encodes the account with its private key, for the import
-// request the command sends to the running Caddy, and nothing else.
-func (f Foreign) MarshalJSON() ([]byte, error) {
-	keyPEM, err := certmagic.PEMEncodePrivateKey(f.key)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(foreignJSON{Client: f.Client, Dir: f.Dir, Server: f.Server, AccountURL: f.url, Key: string(keyPEM)})
+// foreign is a Foreign as a client's files give it, with its key read.
+type foreign struct {
+	Foreign
+	key crypto.Signer
 }
 
-// UnmarshalJSON decodes an account MarshalJSON encoded.
-func (f *Foreign) UnmarshalJSON(data []byte) error {
-	var j foreignJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return err
-	}
-	if !slices.Contains(Clients(), j.Client) {
-		return fmt.Errorf("client must be one of %s, not %q", strings.Join(Clients(), ", "), j.Client)
-	}
-	key, err := certmagic.PEMDecodePrivateKey([]byte(j.Key))
+// pemOf encodes a key read from a client's files.
+func pemOf(key crypto.Signer) (string, error) {
+	keyPEM, err := certmagic.PEMEncodePrivateKey(key)
 	if err != nil {
-		return errors.New("key is not a PEM-encoded private key (value not shown)")
+		return "", fmt.Errorf("encoding the account key: %v", err)
 	}
-	*f = Foreign{Client: j.Client, Dir: j.Dir, Server: j.Server, key: key, url: j.AccountURL}
-	return nil
+	return string(keyPEM), nil
 }
 
 // errNoForeignAccount is a folder that holds no account of the client.
@@ -152,7 +141,7 @@ func FindForeign(client, root string) ([]Foreign, error) {
 		return nil, err
 	}
 	var marker string
-	var read func(dir string) (Foreign, error)
+	var read func(dir string) (foreign, error)
 	switch client {
 	case fromLego:
 		marker, read = "account.json", readLegoAccount
@@ -172,11 +161,14 @@ func FindForeign(client, root string) ([]Foreign, error) {
 			return nil
 		}
 		acct, err := read(dir)
+		if err == nil {
+			acct.Key, err = pemOf(acct.key)
+		}
 		if err != nil {
 			return fmt.Errorf("%s account in %s: %w; nothing was imported: if another client wrote this folder, name it in --from, or give the folder of the one account to import", client, dir, err)
 		}
 		acct.Client, acct.Dir = client, dir
-		found = append(found, acct)
+		found = append(found, acct.Foreign)
 		return nil
 	})
 	if err != nil {
@@ -310,18 +302,18 @@ type legoAccountFile struct {
 	} `json:"registration"`
 }
 
-func readLegoAccount(dir string) (Foreign, error) {
+func readLegoAccount(dir string) (foreign, error) {
 	data, err := readAccountFile(filepath.Join(dir, "account.json"))
 	if err != nil {
-		return Foreign{}, err
+		return foreign{}, err
 	}
 	var f legoAccountFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return Foreign{}, fmt.Errorf("account.json is not lego's account file: %v", err)
+		return foreign{}, fmt.Errorf("account.json is not lego's account file: %v", err)
 	}
-	acct := Foreign{Server: f.Server}
+	acct := foreign{Foreign: Foreign{Server: f.Server}}
 	if f.Registration != nil {
-		acct.url = firstNonEmpty(f.Registration.AccountURL, f.Registration.URI)
+		acct.URL = firstNonEmpty(f.Registration.AccountURL, f.Registration.URI)
 	}
 	// v5 names the key after the account ID, v4 after the email, in keys/
 	var keyFiles []string
@@ -330,12 +322,12 @@ func readLegoAccount(dir string) (Foreign, error) {
 			continue
 		}
 		if err := fileNameOf(id); err != nil {
-			return Foreign{}, err
+			return foreign{}, err
 		}
 		keyFiles = append(keyFiles, filepath.Join(dir, id+".key"), filepath.Join(dir, "keys", id+".key"))
 	}
 	if acct.key, err = readFirstKey(keyFiles); err != nil {
-		return Foreign{}, err
+		return foreign{}, err
 	}
 	if f.Server == "" {
 		// v4 keeps the server only in the folder name
@@ -344,17 +336,17 @@ func readLegoAccount(dir string) (Foreign, error) {
 	return acct, nil
 }
 
-func readAcmeShAccount(dir string) (Foreign, error) {
+func readAcmeShAccount(dir string) (foreign, error) {
 	key, err := readKeyFile(filepath.Join(dir, "account.key"))
 	if err != nil {
-		return Foreign{}, err
+		return foreign{}, err
 	}
-	acct := Foreign{key: key}
+	acct := foreign{key: key}
 	conf, err := readAccountFile(filepath.Join(dir, "ca.conf"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return Foreign{}, err
+		return foreign{}, err
 	}
-	acct.url = shellAssignment(conf, "ACCOUNT_URL")
+	acct.URL = shellAssignment(conf, "ACCOUNT_URL")
 	// acme.sh names the folder after the directory URL (see Matches)
 	if sub, ok := below(dir, "ca"); ok {
 		acct.Server = sub
@@ -386,28 +378,28 @@ type certbotRegistration struct {
 	URI string `json:"uri"`
 }
 
-func readCertbotAccount(dir string) (Foreign, error) {
+func readCertbotAccount(dir string) (foreign, error) {
 	jwkData, err := readAccountFile(filepath.Join(dir, "private_key.json"))
 	if err != nil {
-		return Foreign{}, err
+		return foreign{}, err
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(jwkData); err != nil {
-		return Foreign{}, fmt.Errorf("private_key.json is not a JWK: %v", err)
+		return foreign{}, fmt.Errorf("private_key.json is not a JWK: %v", err)
 	}
 	key, ok := jwk.Key.(crypto.Signer)
 	if !ok || jwk.IsPublic() {
-		return Foreign{}, fmt.Errorf("private_key.json holds no private key (%T)", jwk.Key)
+		return foreign{}, fmt.Errorf("private_key.json holds no private key (%T)", jwk.Key)
 	}
 	regData, err := readAccountFile(filepath.Join(dir, "regr.json"))
 	if err != nil {
-		return Foreign{}, fmt.Errorf("the account has a key but no regr.json: %w", err)
+		return foreign{}, fmt.Errorf("the account has a key but no regr.json: %w", err)
 	}
 	var reg certbotRegistration
 	if err := json.Unmarshal(regData, &reg); err != nil {
-		return Foreign{}, fmt.Errorf("regr.json is not certbot's registration: %v", err)
+		return foreign{}, fmt.Errorf("regr.json is not certbot's registration: %v", err)
 	}
-	acct := Foreign{key: key, url: reg.URI}
+	acct := foreign{Foreign: Foreign{URL: reg.URI}, key: key}
 	// certbot names the folder accounts/<netloc><path>/<account id>
 	// (see Matches)
 	if sub, ok := below(filepath.Dir(dir), "accounts"); ok {
