@@ -91,6 +91,9 @@ const (
 	// stateImported: the account another client registered is stored
 	// as the issuer's.
 	stateImported = "imported"
+	// stateDone: the replacement is complete (switched to, the old
+	// account deactivated); the step asked for has nothing left to do.
+	stateDone = "done"
 )
 
 // accountTarget is one ACME account of a config: the persist issuers that
@@ -271,6 +274,10 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 			return change, err
 		}
 		change.AccountURL, change.State, change.OldAccountURL = switched.Account.Location, stateSwitched, switched.Old.Location
+		if switched.Done {
+			change.State = stateDone
+			return change, nil
+		}
 	}
 
 	if req.DeactivateOld {
@@ -283,6 +290,9 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 			return change, err
 		}
 		change.AccountURL, change.State, change.OldAccountURL = current.Location, stateDeactivated, deactivated.Old.Location
+		if deactivated.Done {
+			change.State = stateDone
+		}
 		change.Remove, err = t.recordsOf(ctx, deactivated.Old)
 		return change, err
 	}

@@ -139,6 +139,8 @@ func apiError(err error) error {
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
 	case errors.Is(err, account.ErrNoAccountYet):
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
+	case errors.As(err, new(*persistUntilPassedError)):
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
 	}
 	var state *account.StateError
 	if errors.As(err, &state) {

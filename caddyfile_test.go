@@ -242,6 +242,11 @@ func TestUnmarshalCaddyfileErrorsCarryLine(t *testing.T) {
 		{"propagation_timeout with two args", lines("propagation_timeout -1 30s"), 3, "wrong argument count"},
 		{"inline dir with two args", []string{"# the issuer name is on line 3", "", "persist https://a.test/dir https://b.test/dir {", "\temail admin@example.test", "}"}, 3, "wrong argument count"},
 
+		// a plain-http directory says which token, on its line
+		{"dir over plain http", lines("dir http://acme.example.com/dir"), 3, `dir "http://acme.example.com/dir" uses plain http on a public host; use https`},
+		{"inline dir over plain http", []string{"# the issuer name is on line 3", "", "persist http://acme.example.com/dir {", "\temail admin@example.test", "}"}, 3, `the directory URL of persist "http://acme.example.com/dir" uses plain http`},
+		{"dir not a URL", lines("dir ftp://acme.example.com/dir"), 3, `dir "ftp://acme.example.com/dir" must be an https:// URL`},
+
 		// bad durations
 		{"timeout not a duration", lines("timeout abc"), 3, "invalid timeout duration abc"},
 		{"timeout -1 is not an off switch", lines("timeout -1"), 3, "invalid timeout duration -1"},

@@ -56,7 +56,7 @@ func (c *caClient) get() (*acmez.Client, error) {
 	if c.client != nil {
 		return c.client, nil
 	}
-	if err := checkCAURL(c.url); err != nil {
+	if err := checkCAURL("ca", c.url); err != nil {
 		return nil, err
 	}
 	httpClient := acmehttp.NewClient(c.roots)

@@ -18,14 +18,14 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "persist",
-		Short: "Shows and checks the dns-persist-01 records to publish, and changes the account they name",
+		Short: "Shows and checks the dns-persist-01 records, and changes their account",
 		Long: `
 Shows the TXT records the persist issuer needs, and checks what is published,
 without placing an order at the CA; 'caddy persist account' changes the ACME
 account the records name.
 ` + recordHelp,
 		CobraFunc: func(cmd *cobra.Command) {
-			records := persistSubcommand("records", `
+			records := persistSubcommand("records", "Prints the dns-persist-01 records to publish", `
 Asks the running Caddy, through the admin endpoint the config names (or
 --address), for the records its persist issuers need: its storage holds the
 account they must name. When no Caddy with this plugin answers (or with
@@ -43,10 +43,9 @@ this account and to dns-persist-01 (in JSON, a caa array). Once they are
 published, other CAs, other accounts and other validation methods are
 refused: see docs/caa.md before publishing them.
 `+recordHelp, cmdPersistRecords)
-			records.Use += " [--caa]"
-			records.Flags().Bool("caa", false, "Also print the CAA records that lock each domain to this account and method")
+			addCAAFlag(records)
 			cmd.AddCommand(records)
-			check := persistSubcommand("check", `
+			check := persistSubcommand("check", "Checks the published records, and exits 0 only when all pass", `
 Looks up each record the way the issuer does and prints one line per record:
 ok, missing, mismatch: <reason>, dns-error: <reason>, dnssec: <reason> (the zone
 is signed and the signatures of a server's answer do not verify, so the CA's
@@ -71,16 +70,17 @@ without the redundancy.
 `+recordHelp, cmdPersistCheck)
 			check.Use += " [--any]"
 			check.Flags().Bool("any", false, "Exit 0 when one CA's record per domain is ok, not every CA's")
+			addCAAFlag(check)
 			cmd.AddCommand(check)
 			cmd.AddCommand(accountCommand())
 		},
 	})
 }
 
-func persistSubcommand(name, long string, run caddycmd.CommandFunc) *cobra.Command {
+func persistSubcommand(name, short, long string, run caddycmd.CommandFunc) *cobra.Command {
 	sub := &cobra.Command{
 		Use:   name + " [--config <path>] [--adapter <name>] [--domain <name>...] [--format zone|json] [--address <admin>] [--local]",
-		Short: strings.TrimSpace(strings.SplitN(strings.TrimSpace(long), "\n", 2)[0]),
+		Short: short,
 		Long:  long,
 		RunE:  caddycmd.WrapCommandFuncForCobra(quietly(run)),
 	}
@@ -91,6 +91,13 @@ func persistSubcommand(name, long string, run caddycmd.CommandFunc) *cobra.Comma
 	sub.Flags().String("address", "", "The admin API address of the running Caddy to ask (default: the config's admin address, else localhost:2019)")
 	sub.Flags().Bool("local", false, "Load the config here instead of asking the running Caddy")
 	return sub
+}
+
+// addCAAFlag gives records and check --caa, which prints the CAA records
+// that lock each domain to the account and method.
+func addCAAFlag(sub *cobra.Command) {
+	sub.Use += " [--caa]"
+	sub.Flags().Bool("caa", false, "Also print the CAA records that lock each domain to this account and method")
 }
 
 func cmdPersistRecords(fl caddycmd.Flags) (int, error) {
@@ -117,7 +124,7 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 		return caddy.ExitCodeFailedStartup, err
 	}
 	if len(reports) == 0 {
-		fmt.Fprintln(stderr, "No names are managed by a persist issuer; give --domain to ask about one.")
+		fmt.Fprintln(stderr, noNamesAdvice)
 	}
 
 	if format == "json" {
@@ -143,13 +150,11 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 			default:
 				fmt.Fprintln(stdout, r.ZoneLine+notServedNote(r, " ; "))
 			}
-			if !check {
-				for _, line := range r.CAA {
-					if severalCAs {
-						line += " ; ca " + r.CADirectory
-					}
-					fmt.Fprintln(stdout, line)
+			for _, line := range r.CAA {
+				if severalCAs {
+					line += " ; ca " + r.CADirectory
 				}
+				fmt.Fprintln(stdout, line)
 			}
 		}
 	}
@@ -160,6 +165,11 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 	}
 	return caddy.ExitCodeSuccess, nil
 }
+
+// noNamesAdvice is what records and check say of a config that lists no
+// name, as one serving only on demand does: the account is created by
+// its own command, and a name's record is printed when asked for.
+const noNamesAdvice = "No names are managed by a persist issuer of this config (names served on demand are known only when asked for): give --domain NAME for the record a name needs; caddy persist account register creates the account without one."
 
 // notServedNote says, after sep, that the running Caddy does not serve
 // the report's names yet, when it does not: the record is for the config

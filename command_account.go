@@ -44,7 +44,7 @@ CA's account. The output is zone file lines (remarks start with ;) or, with
 }
 
 func registerCommand() *cobra.Command {
-	return accountSubcommand("register", `
+	return accountSubcommand("register", "Creates the ACME account the records name, if there is none", `
 Registers the ACME account the persist issuers use, if there is none yet,
 and prints its URL; an account there is stays as it is.
 
@@ -61,7 +61,7 @@ key.
 }
 
 func rolloverCommand() *cobra.Command {
-	cmd := accountSubcommand("rollover", `
+	cmd := accountSubcommand("rollover", "Gives the ACME account a new key; its URL stays", `
 Gives the ACME account a new key; the account URL stays.
 
 The CA is told (an RFC 8555 key change), then storage, under the lock
@@ -81,7 +81,7 @@ config, the key lives there, and the command refuses.
 }
 
 func replaceCommand() *cobra.Command {
-	cmd := accountSubcommand("replace", `
+	cmd := accountSubcommand("replace", "Moves to a new ACME account, in three runs", `
 Moves to a new ACME account, for a key that may have leaked.
 
 It takes three runs; certificates already obtained stay served throughout.
@@ -115,8 +115,8 @@ again. With account_key in the config, the command refuses.
 
 // accountSubcommand is a subcommand of `caddy persist account`, with the
 // flags every one takes.
-func accountSubcommand(name, long string, run caddycmd.CommandFunc) *cobra.Command {
-	cmd := persistSubcommand(name, long, run)
+func accountSubcommand(name, short, long string, run caddycmd.CommandFunc) *cobra.Command {
+	cmd := persistSubcommand(name, short, long, run)
 	cmd.Use += " [--ca <directory>]"
 	cmd.Flags().String("ca", "", "The CA directory whose account to change, when the config's persist issuers use several")
 	return cmd
@@ -249,10 +249,14 @@ func printAccountChange(w io.Writer, c AccountChange, withCA bool) {
 	case stateSwitched:
 		remark("switched to the replacement ACME account %s at %s; the old account %s still works at the CA: run `caddy persist account replace --deactivate-old` to deactivate it", c.AccountURL, c.CADirectory, c.OldAccountURL)
 		return
-	case stateDeactivated:
-		remark("deactivated the old ACME account %s at %s; orders use %s", c.OldAccountURL, c.CADirectory, c.AccountURL)
+	case stateDone, stateDeactivated:
+		if c.State == stateDone {
+			remark("the replacement is complete: orders use %s at %s, and the old account %s is deactivated; nothing is left to do", c.AccountURL, c.CADirectory, c.OldAccountURL)
+		} else {
+			remark("deactivated the old ACME account %s at %s; orders use %s", c.OldAccountURL, c.CADirectory, c.AccountURL)
+		}
 		if len(c.Remove) > 0 {
-			remark("its records no longer authorize anything, and may be removed:")
+			remark("records naming the old account no longer authorize anything, and may be removed:")
 		}
 		for _, line := range c.Remove {
 			remark("remove: %s", line)

@@ -21,7 +21,7 @@ import (
 func addImportCommand(parent *cobra.Command) {
 	sub := &cobra.Command{
 		Use:   "import --from lego|acme.sh|certbot [--config <path>] [--adapter <name>] [--ca <directory URL>] [--address <admin>] [--local] <folder>",
-		Short: "Makes an account another ACME client registered the persist issuer's",
+		Short: "Makes the account of another ACME client the persist issuer's",
 		Long: `
 Reads the ACME account another client keeps in <folder> (lego's --path,
 ~/.acme.sh, or certbot's /etc/letsencrypt; or the folder of one account in

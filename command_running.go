@@ -2,17 +2,19 @@ package persist
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
@@ -33,26 +35,76 @@ var errNoRunningCaddy = errors.New("no running Caddy with the persist admin API"
 // findRunningCaddy returns errNoRunningCaddy unless a Caddy serving the
 // persist API answers at addr.
 func findRunningCaddy(addr string) error {
-	help, err := caddycmd.AdminAPIRequest(addr, http.MethodGet, "/persist/", nil, nil)
-	if err != nil {
+	if err := adminRequest(addr, http.MethodGet, "/persist/", nil, nil); err != nil {
 		return fmt.Errorf("%w: %w", errNoRunningCaddy, err)
 	}
-	help.Body.Close()
 	return nil
 }
 
-// adminRequest sends a request to the admin API at addr and decodes its
-// JSON answer into out.
+// adminError is the running Caddy refusing a request: its status, and
+// the message of its JSON answer.
+type adminError struct {
+	status  int
+	message string
+}
+
+func (e *adminError) Error() string {
+	return fmt.Sprintf("%s (the running Caddy answered %d)", e.message, e.status)
+}
+
+// adminRequest sends a request to the admin API at addr, as
+// caddycmd.AdminAPIRequest does (which keeps a refusal's status and
+// message only as text), and decodes its JSON answer into out, unless out
+// is nil. A refusal is an *adminError.
 func adminRequest(addr, method, path string, body []byte, out any) error {
+	parsed, err := caddy.ParseNetworkAddress(addr)
+	if err != nil || parsed.PortRangeSize() > 1 {
+		return fmt.Errorf("invalid admin address %s: %v", addr, err)
+	}
+	// as caddycmd does: a socket's address is no host, and the Host
+	// header Caddy checks must then be 127.0.0.1
+	origin := "http://" + parsed.JoinHostPort(0)
+	local := parsed.IsUnixNetwork() || parsed.IsFdNetwork()
+	if local {
+		origin = "http://127.0.0.1"
+		parsed.Host, _, _ = strings.Cut(parsed.Host, "|") // a unix socket's permission bits
+	}
 	var reader io.Reader
 	if body != nil {
 		reader = bytes.NewReader(body)
 	}
-	resp, err := caddycmd.AdminAPIRequest(addr, method, path, nil, reader)
+	req, err := http.NewRequest(method, origin+path, reader)
+	if err != nil {
+		return err
+	}
+	if !local {
+		req.Header.Set("Origin", origin)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, parsed.Network, parsed.JoinHostPort(0))
+	}}}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("asking the running Caddy at %s: %v", addr, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxAccountRequest))
+		var answer struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &answer) != nil || answer.Error == "" {
+			answer.Error = strings.TrimSpace(string(data))
+		}
+		return &adminError{status: resp.StatusCode, message: answer.Error}
+	}
+	if out == nil {
+		return nil
+	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("reading the running Caddy's answer at %s%s: %v", addr, path, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -128,5 +130,31 @@ func TestImportSendsKeysOnlyToThisMachineAndForItsCAs(t *testing.T) {
 	req := &importRequest{Accounts: found()[1:]}
 	if err := req.beforeSending("localhost:2019", running); err == nil || !strings.Contains(err.Error(), "nothing was sent") {
 		t.Errorf("accounts for other CAs only: %v, want a refusal", err)
+	}
+}
+
+// TestRefusalsOfTheRunningCaddyReadAsItsMessage: an error the running
+// Caddy answers with comes out as its message, with its status kept for
+// the command to act on, not as the escaped JSON of its answer.
+func TestRefusalsOfTheRunningCaddyReadAsItsMessage(t *testing.T) {
+	t.Parallel()
+	const message = `no ACME account yet, so no record can name it; run "caddy persist records"`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") == "" {
+			t.Error("the request carries no Origin, which Caddy's admin endpoint checks")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		json.NewEncoder(w).Encode(map[string]string{"error": message})
+	}))
+	defer srv.Close()
+	var reports []RecordReport
+	err := adminRequest(strings.TrimPrefix(srv.URL, "http://"), http.MethodGet, "/persist/records", nil, &reports)
+	var refused *adminError
+	if !errors.As(err, &refused) || refused.status != http.StatusConflict {
+		t.Fatalf("error = %v, want the 409", err)
+	}
+	if !strings.HasPrefix(err.Error(), message) || strings.ContainsAny(err.Error(), `{\`) {
+		t.Errorf("error = %q, want the message as it was written", err.Error())
 	}
 }

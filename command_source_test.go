@@ -113,7 +113,7 @@ func TestRecordsRegistersHereOnlyInThisUsersStorage(t *testing.T) {
 	if err := os.WriteFile(caddyfile, []byte(persistSiteCaddyfile(storage, ca, "owner.records.test")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := persistSubcommand("records", "", cmdPersistRecords)
+	cmd := persistSubcommand("records", "", "", cmdPersistRecords)
 	cmd.Flags().Set("config", caddyfile)
 	var out, errOut bytes.Buffer
 	caddyGlobals.Lock()

@@ -100,6 +100,27 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 	return sets, nil
 }
 
+// wildcardBasesOf are the base domains whose wildcard the persist
+// issuers of identity obtain in a provisioned config.
+func wildcardBasesOf(ctx caddy.Context, identity string) map[string]bool {
+	bases := make(map[string]bool)
+	sets, err := servedNames(ctx, nil, nil)
+	if err != nil {
+		return bases
+	}
+	for _, set := range sets {
+		if set.Issuer.identity != identity {
+			continue
+		}
+		for _, name := range set.Names {
+			if base, ok := strings.CutPrefix(name, "*."); ok {
+				bases[base] = true
+			}
+		}
+	}
+	return bases
+}
+
 // automationOf returns the automation of a config's TLS app.
 func automationOf(ctx caddy.Context) (*caddytls.AutomationConfig, error) {
 	tlsApp, err := ctx.AppIfConfigured("tls")

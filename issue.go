@@ -71,6 +71,9 @@ func (iss *Issuer) IssuerKey() string {
 // persist issuer of the policy (another CA) whose records already pass
 // while this issuer's do not, rather than wait for them.
 func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
+	if err := iss.spec.passed(iss.now()); err != nil {
+		return err
+	}
 	for _, name := range names {
 		if err := refuseIPAddress(name); err != nil {
 			return err
@@ -96,6 +99,9 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 // published before placing the order, so a missing record costs neither an
 // order nor a failed validation.
 func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	if err := iss.spec.passed(iss.now()); err != nil {
+		return nil, err
+	}
 	if err := iss.notOffered.refuse(ctx); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -240,6 +241,9 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		accountKey = key
 	}
 	iss.spec = recordSpec{ca: iss.CA, preferred: iss.IssuerDomainName}
+	// the TLS app is provisioning this issuer: its names are known
+	// once it has been, at the first record asked for
+	iss.spec.wildcardBases = sync.OnceValue(func() map[string]bool { return wildcardBasesOf(ctx, iss.identity) })
 	if iss.PersistUntil != "" {
 		t, err := parsePersistUntil(iss.PersistUntil)
 		if err != nil {
@@ -334,7 +338,7 @@ func secretsOf(accountKey string, eab *acme.EAB) []string {
 
 // Validate checks the configuration once it is provisioned.
 func (iss *Issuer) Validate() error {
-	if err := checkCAURL(iss.CA); err != nil {
+	if err := checkCAURL("ca", iss.CA); err != nil {
 		return err
 	}
 	if iss.IssuerDomainName != "" {
@@ -380,24 +384,34 @@ func parsePersistUntil(s string) (time.Time, error) {
 
 // checkCAURL refuses a directory that is not HTTPS, unless the host is
 // loopback or internal, where plain HTTP cannot be intercepted in transit.
-func checkCAURL(ca string) error {
+func checkCAURL(field, ca string) error {
 	u, err := url.Parse(ca)
 	if err != nil {
-		return fmt.Errorf("ca %q is not a URL: %v", ca, err)
+		return fmt.Errorf("%s %q is not a URL: %v", field, ca, err)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !certmagic.SubjectIsInternal(u.Host) {
-			return fmt.Errorf("ca %q uses plain http on a public host; use https (plain http is allowed only for loopback and internal hosts)", ca)
+			return fmt.Errorf("%s %q uses plain http on a public host; use https (plain http is allowed only for loopback and internal hosts)", field, ca)
 		}
 	default:
-		return fmt.Errorf("ca %q must be an https:// URL of an ACME directory", ca)
+		return fmt.Errorf("%s %q must be an https:// URL of an ACME directory", field, ca)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("ca %q has no host", ca)
+		return fmt.Errorf("%s %q has no host", field, ca)
 	}
 	return nil
+}
+
+// checkCaddyfileCA checks a directory URL where the Caddyfile gives it,
+// so that the error names the line; a placeholder is checked once
+// Provision has expanded it.
+func checkCaddyfileCA(field, ca string) error {
+	if strings.Contains(ca, "{") {
+		return nil
+	}
+	return checkCAURL(field, ca)
 }
 
 // UnmarshalCaddyfile sets up the issuer from Caddyfile tokens. Syntax:
@@ -432,6 +446,9 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if d.NextArg() {
 			return d.ArgErr()
 		}
+		if err := checkCaddyfileCA("the directory URL of persist", iss.CA); err != nil {
+			return d.Errf("%v", err)
+		}
 	}
 
 	return eachSubdirective(d, func(directive string) error {
@@ -442,6 +459,9 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if !d.AllArgs(&iss.CA) {
 				return d.ArgErr()
+			}
+			if err := checkCaddyfileCA("dir", iss.CA); err != nil {
+				return d.Errf("%v", err)
 			}
 
 		case "email":

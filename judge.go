@@ -59,6 +59,9 @@ func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInput
 // directoryInputs are the inputs but the account: the directory and the
 // issuer names it offers, or issuer_domain_name.
 func (iss *Issuer) directoryInputs(ctx context.Context) (recordInputs, error) {
+	if err := iss.spec.passed(iss.now()); err != nil {
+		return recordInputs{}, err
+	}
 	client, dir, err := iss.client.directory(ctx)
 	if err != nil {
 		return recordInputs{}, err
@@ -90,13 +93,36 @@ func (iss *Issuer) useAccount(ctx context.Context, in *recordInputs, acct acme.A
 }
 
 // recordSpec is what the config says of every record the issuer needs:
-// the issuer domain name it prefers and persist_until.
+// the issuer domain name it prefers, persist_until, and the wildcards
+// served beside their apex.
 type recordSpec struct {
 	// ca is the directory URL, for errors.
 	ca string
 	// preferred is issuer_domain_name, if set.
 	preferred    string
 	persistUntil time.Time
+	// wildcardBases are the base domains whose wildcard the config
+	// obtains with this issuer's account and settings: Caddy orders the
+	// apex and the wildcard as two certificates, and the record each
+	// asks for must be the one both need. Nil when unknown (no config).
+	wildcardBases func() map[string]bool
+}
+
+// passed is the error of a persist_until in the past: every CA refuses
+// the records it makes, so none is printed and no order is placed. The
+// config still loads, so that valid certificates keep being served.
+func (s recordSpec) passed(now time.Time) error {
+	if s.persistUntil.IsZero() || !now.After(s.persistUntil) {
+		return nil
+	}
+	return &persistUntilPassedError{until: s.persistUntil}
+}
+
+// persistUntilPassedError is a persist_until in the past.
+type persistUntilPassedError struct{ until time.Time }
+
+func (e *persistUntilPassedError) Error() string {
+	return fmt.Sprintf("persist_until %s has passed, and CAs refuse records past their persistUntil: set a later persist_until (or remove it), reload Caddy, and publish the records caddy persist records prints then", e.until.UTC().Format(time.RFC3339))
 }
 
 // offered returns the issuer domain names known without an order: the
@@ -121,6 +147,9 @@ func (s recordSpec) expectation(in recordInputs, base string, wildcard bool) (re
 		Preferred:    s.preferred,
 		Wildcard:     wildcard,
 		PersistUntil: s.persistUntil,
+	}
+	if s.wildcardBases != nil {
+		exp.PublishWildcard = s.wildcardBases()[base]
 	}
 	if exp.Preferred != "" && !slices.Contains(in.offered, exp.Preferred) {
 		return exp, fmt.Errorf("issuer_domain_name %q is not offered by %s, which offers %v; set one of those or remove issuer_domain_name", exp.Preferred, s.ca, in.offered)

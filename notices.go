@@ -52,11 +52,33 @@ func (n *noticeLog) failure(e *RecordError) {
 	case len(e.Servers()) > 0:
 		msg = "dns-persist-01 record not yet served by every nameserver; waiting for them before asking the CA"
 	case r.Status == record.StatusMismatch:
-		msg = "dns-persist-01 record does not authorize this account; publish the record below"
+		msg = mismatchMessage(e.verdict.Mismatches)
 	case r.Status == record.StatusDNSError:
 		msg = "dns-persist-01 record could not be checked: DNS lookup failed"
 	}
 	n.logger.Warn(msg, append(fields, zap.Strings("servers_behind", e.Servers()))...)
+}
+
+// mismatchMessage says what is wrong with a published record by its most
+// relevant mismatch, the first of the reason.
+func mismatchMessage(mismatches []record.Mismatch) string {
+	if len(mismatches) == 0 {
+		return "dns-persist-01 record does not authorize this order; publish the record below"
+	}
+	switch mismatches[0].Kind {
+	case record.MismatchAccount:
+		return "dns-persist-01 record names another ACME account; publish the record below, which names this one"
+	case record.MismatchPolicy:
+		return "dns-persist-01 record lacks policy=wildcard, which a wildcard certificate needs; publish the record below"
+	case record.MismatchExpired:
+		return "dns-persist-01 record is past its persistUntil; publish the record below"
+	case record.MismatchPersistUntil:
+		return "dns-persist-01 record's persistUntil is not the configured persist_until; publish the record below"
+	case record.MismatchIssuer:
+		return "dns-persist-01 record names an issuer domain name this CA does not offer; publish the record below"
+	default:
+		return "dns-persist-01 record is malformed; publish the record below"
+	}
 }
 
 // brokenLink names a broken DNSSEC link for the rate limit of its

@@ -191,7 +191,7 @@ func (m *notOfferedMemory) forget(ctx context.Context) {
 	m.logger.Info("the CA offers dns-persist-01 now", zap.String("ca", m.ca))
 	if storage := m.storage(); storage != nil {
 		if err := storage.Delete(ctx, m.key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			m.logger.Warn("could not remove the record that the CA does not offer dns-persist-01; `caddy persist check` may report it until the next one", zap.Error(err))
+			m.logger.Warn("could not remove the record that the CA does not offer dns-persist-01; caddy persist check may report it until the next one", zap.Error(err))
 		}
 	}
 }

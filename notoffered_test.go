@@ -178,7 +178,7 @@ func TestCheckSaysTheCADoesNotOffer(t *testing.T) {
 
 	// `caddy persist check` is another process: it knows from storage
 	run := func(format string) (int, string) {
-		cmd := persistSubcommand("check", "", cmdPersistCheck)
+		cmd := persistSubcommand("check", "", "", cmdPersistCheck)
 		cmd.Flags().Set("config", caddyfile)
 		cmd.Flags().Set("format", format)
 		var out, errOut bytes.Buffer

@@ -175,7 +175,7 @@ func withRecordSettings(iss *Issuer, id issuerIdentity) (*Issuer, error) {
 	}
 	copied := *iss
 	copied.IssuerDomainName, copied.PersistUntil = id.IssuerDomainName, id.PersistUntil
-	copied.spec = recordSpec{ca: iss.CA, preferred: id.IssuerDomainName}
+	copied.spec = recordSpec{ca: iss.CA, preferred: id.IssuerDomainName, wildcardBases: iss.spec.wildcardBases}
 	if id.PersistUntil != "" {
 		until, err := parsePersistUntil(id.PersistUntil)
 		if err != nil {

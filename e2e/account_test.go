@@ -256,6 +256,17 @@ func TestReplaceMovesToANewAccountOnceItsRecordsPass(t *testing.T) {
 		t.Errorf("%d registrations, want 2", n)
 	}
 	srv.waitLog(t, "deactivated the old ACME account", 10*time.Second)
+
+	// the work is done: each step says so, and exits 0
+	for _, step := range []string{"--deactivate-old", "--switch"} {
+		res = e.caddy(append([]string{"persist", "account", "replace", step}, args...)...)
+		if res.code != 0 || !strings.HasPrefix(res.stdout, "; the replacement is complete: orders use "+newURL+" at "+e.ca.URL+", and the old account "+oldURL+" is deactivated; nothing is left to do\n") {
+			t.Errorf("replace %s once done: exit %d\n%s\n%s", step, res.code, res.stdout, res.stderr)
+		}
+	}
+	if n := e.ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 2 {
+		t.Errorf("%d registrations after the steps of a finished replacement, want 2", n)
+	}
 }
 
 // nonLoopbackIP is an address of this machine other machines could
@@ -282,6 +293,11 @@ func TestAccountChangesRefusedOverANonLoopbackAdminEndpoint(t *testing.T) {
 	e := newEnv(t, acmetest.Options{})
 	e.admin = net.JoinHostPort(ip, strconv.Itoa(acmetest.FreePortForTest(t)))
 	cfg := e.persistSite("remote-admin.test", "", "hi")
+	// the account exists before Caddy starts, so the GET below has one to
+	// name; this endpoint refuses to create it
+	if res := e.caddy("persist", "account", "register", "--config", cfg, "--local"); res.code != 0 {
+		t.Fatalf("account register --local (%d):\n%s", res.code, res.stderr)
+	}
 	e.start("--config", cfg)
 
 	resp, err := http.Post("http://"+e.admin+"/persist/account/rollover", "application/json", strings.NewReader("{}"))

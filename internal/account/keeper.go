@@ -117,7 +117,7 @@ func New(cfg Config) *Keeper {
 
 // ErrNoAccountYet is an account asked for without registering one, when
 // there is none.
-var ErrNoAccountYet = errors.New("no ACME account yet, so no record can name it; run `caddy persist records`, which creates it, or `caddy persist account register` (POST /persist/account/register)")
+var ErrNoAccountYet = errors.New("no ACME account yet, so no record can name it; create it with `caddy persist account register` (POST /persist/account/register), or with `caddy persist records`, which registers it for the names it prints")
 
 // Get returns the account to use, loading it from storage, finding it at
 // the CA by its pinned key, or, with register, registering it, in that

@@ -2,9 +2,13 @@ package account
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"strconv"
+	"strings"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
@@ -63,6 +67,9 @@ type Replacement struct {
 	Old acme.Account
 	// Created says Begin registered the replacement in this run.
 	Created bool
+	// Done says a Switch or DeactivateOld found the replacement
+	// complete already: switched to, and the old account deactivated.
+	Done bool
 }
 
 // Replace takes the replacement one step. It refuses a pinned account
@@ -80,9 +87,9 @@ func (k *Keeper) Replace(ctx context.Context, step ReplaceStep) (Replacement, er
 			r.Account = *st.pending
 		}
 	case Switch:
-		r.Old, r.Account, err = k.switchToReplacement(ctx)
+		r.Old, r.Account, r.Done, err = k.switchToReplacement(ctx)
 	case DeactivateOld:
-		r.Old, err = k.deactivateReplaced(ctx)
+		r.Old, r.Done, err = k.deactivateReplaced(ctx)
 	default:
 		err = fmt.Errorf("unknown replacement step %d", step)
 	}
@@ -174,7 +181,7 @@ func (k *Keeper) beginReplacement(ctx context.Context) (pending acme.Account, cr
 		return acme.Account{}, false, err
 	}
 	if created {
-		k.logger.Warn("registered a replacement ACME account, as `caddy persist account replace` asked; orders go on with the current account until the replacement's records pass and `caddy persist account replace --switch` runs",
+		k.logger.Warn("registered a replacement ACME account, as caddy persist account replace asked; orders go on with the current account until the replacement's records pass and caddy persist account replace --switch runs",
 			zap.String("replacement_account_url", pending.Location), zap.String("ca", k.ca), zap.String("stored_at", next.Reg))
 	}
 	return pending, created, nil
@@ -199,15 +206,18 @@ func loadInUse(ctx context.Context, storage certmagic.Storage, loc location) (ac
 
 // switchToReplacement makes the pending replacement the account. The old
 // account is kept as the replaced one. Run when the switch is done, it
-// returns the same accounts again.
-func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Account, err error) {
+// returns the same accounts again; once the old one is deactivated too,
+// it says the replacement is done.
+func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Account, done bool, err error) {
 	storage, loc, err := k.ownedStorage()
 	if err != nil {
-		return acme.Account{}, acme.Account{}, err
+		return acme.Account{}, acme.Account{}, false, err
 	}
 	next, prev := loc.replacement(), loc.replaced()
+	// a run that finds the switch made says so without logging it again
+	switched := false
 	current, err = k.withLock(ctx, storage, loc, func() (acme.Account, error) {
-		main, err := loadStored(ctx, storage, loc)
+		main, err := loadExisting(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}
@@ -218,10 +228,13 @@ func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Acc
 			if err := storage.Delete(ctx, next.Key); err != nil && storage.Exists(ctx, next.Key) {
 				return acme.Account{}, fmt.Errorf("deleting %s, left over by the switch: %w", next.Key, err)
 			}
-			if old, err = loadStored(ctx, storage, prev); err != nil || old.Location == main.Location {
-				return acme.Account{}, &StateError{errNoReplacement}
+			if old, err = loadStored(ctx, storage, prev); err == nil && old.Location != main.Location {
+				return main, nil
 			}
-			return main, nil
+			if old, done = deactivatedBefore(ctx, storage, prev); done && old.Location != main.Location {
+				return main, nil
+			}
+			return acme.Account{}, &StateError{errNoReplacement}
 		case errors.Is(err, errRegistrationMissing):
 			return acme.Account{}, &StateError{errors.New("the replacement's registration was left unfinished: run `caddy persist account replace` without --switch, which completes it, then publish its records")}
 		case err != nil:
@@ -261,15 +274,19 @@ func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Acc
 				return acme.Account{}, fmt.Errorf("the switch is done, but deleting %s failed: %w; run --switch again to tidy up", key, err)
 			}
 		}
+		switched = true
 		return pending, nil
 	})
 	k.Forget()
 	if err != nil {
-		return acme.Account{}, acme.Account{}, err
+		return acme.Account{}, acme.Account{}, false, err
+	}
+	if !switched {
+		return old, current, done, nil
 	}
 	k.logger.Warn("switched to the replacement ACME account; the old account still works at the CA until `caddy persist account replace --deactivate-old`",
 		zap.String("account_url", current.Location), zap.String("old_account_url", old.Location), zap.String("ca", k.ca))
-	return old, current, nil
+	return old, current, done, nil
 }
 
 // deactivateReplaced deactivates the old account at the CA, then sets its
@@ -277,24 +294,27 @@ func (k *Keeper) switchToReplacement(ctx context.Context) (old, current acme.Acc
 // (unauthorized) may have deactivated it already, as when an earlier
 // run's answer was lost, or may refuse the key for another cause; the
 // files are set aside only once the CA confirms the first.
-func (k *Keeper) deactivateReplaced(ctx context.Context) (acme.Account, error) {
+func (k *Keeper) deactivateReplaced(ctx context.Context) (old acme.Account, done bool, err error) {
 	storage, loc, err := k.ownedStorage()
 	if err != nil {
-		return acme.Account{}, err
+		return acme.Account{}, false, err
 	}
 	prev := loc.replaced()
-	return k.withLock(ctx, storage, loc, func() (acme.Account, error) {
+	old, err = k.withLock(ctx, storage, loc, func() (acme.Account, error) {
+		main, err := loadExisting(ctx, storage, loc)
+		if err != nil {
+			return acme.Account{}, err
+		}
 		old, err := loadStored(ctx, storage, prev)
 		if errors.Is(err, fs.ErrNotExist) {
 			if storage.Exists(ctx, loc.replacement().Reg) {
 				return acme.Account{}, &StateError{fmt.Errorf("%w; a replacement is pending: switch to it first (--switch, once its records pass)", errNothingToDeactivate)}
 			}
+			if old, done = deactivatedBefore(ctx, storage, prev); done && old.Location != main.Location {
+				return old, nil
+			}
 			return acme.Account{}, &StateError{errNothingToDeactivate}
 		}
-		if err != nil {
-			return acme.Account{}, err
-		}
-		main, err := loadStored(ctx, storage, loc)
 		if err != nil {
 			return acme.Account{}, err
 		}
@@ -323,6 +343,38 @@ func (k *Keeper) deactivateReplaced(ctx context.Context) (acme.Account, error) {
 			zap.String("old_account_url", old.Location), zap.String("ca", k.ca))
 		return old, nil
 	})
+	return old, done, err
+}
+
+// deactivatedBefore returns the old account of a replacement completed
+// before, from the last registration --deactivate-old set aside at prev;
+// ok is false when there is none.
+func deactivatedBefore(ctx context.Context, storage certmagic.Storage, prev location) (old acme.Account, ok bool) {
+	keys, err := storage.List(ctx, path.Dir(prev.Reg), false)
+	if err != nil {
+		return acme.Account{}, false
+	}
+	prefix := prev.Reg + ".deactivated-"
+	var last string
+	var lastAt int64 = -1
+	for _, key := range keys {
+		rest, found := strings.CutPrefix(key, prefix)
+		if !found {
+			continue
+		}
+		unix, _, _ := strings.Cut(rest, ".")
+		if at, err := strconv.ParseInt(unix, 10, 64); err == nil && (at > lastAt || at == lastAt && key > last) {
+			last, lastAt = key, at
+		}
+	}
+	if last == "" {
+		return acme.Account{}, false
+	}
+	data, err := storage.Load(ctx, last)
+	if err != nil || json.Unmarshal(data, &old) != nil || old.Location == "" {
+		return acme.Account{}, false
+	}
+	return old, true
 }
 
 // confirmDeactivated asks the CA, by old's key, whether the account it

@@ -72,10 +72,10 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	loc := a.loc()
 
 	var state *StateError
-	if _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) || !errors.As(err, &state) {
+	if _, _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) || !errors.As(err, &state) {
 		t.Errorf("deactivation before any replacement: %v", err)
 	}
-	if _, _, err := a.switchToReplacement(ctx); !errors.Is(err, errNoReplacement) {
+	if _, _, _, err := a.switchToReplacement(ctx); !errors.Is(err, errNoReplacement) {
 		t.Errorf("switch before any replacement: %v", err)
 	}
 
@@ -105,7 +105,7 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 
 	// storage fails between the key and the registration of the switch
 	storage.failStore(loc.Reg, 1)
-	if _, _, err := a.switchToReplacement(ctx); err == nil || !strings.Contains(err.Error(), "run --switch again") {
+	if _, _, _, err := a.switchToReplacement(ctx); err == nil || !strings.Contains(err.Error(), "run --switch again") {
 		t.Fatalf("the failing switch: %v", err)
 	}
 	if kept, _ := storage.Load(ctx, loc.replaced().Key); !equalPEM(kept, oldKeyPEM) {
@@ -119,7 +119,7 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	if inUse, err := newTestKeeper(t, ca, dir, nil).Get(ctx, false); err != nil || !sameAccount(inUse, pending) {
 		t.Errorf("an instance loading the half-switched account uses %s: %v; want the replacement %s", inUse.Location, err, pending.Location)
 	}
-	old, current, err := a.switchToReplacement(ctx)
+	old, current, _, err := a.switchToReplacement(ctx)
 	if err != nil || old.Location != oldURL || current.Location != pending.Location || !sameKey(current.PrivateKey, pending.PrivateKey) {
 		t.Fatalf("the next switch: old %s, current %s, %v", old.Location, current.Location, err)
 	}
@@ -138,14 +138,14 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 
 	// the CA fails the deactivation
 	failKind.Store(acmetest.KindAccount)
-	if _, err := a.deactivateReplaced(ctx); err == nil || !strings.Contains(err.Error(), "replace --deactivate-old` again") {
+	if _, _, err := a.deactivateReplaced(ctx); err == nil || !strings.Contains(err.Error(), "replace --deactivate-old` again") {
 		t.Fatalf("the failing deactivation: %v", err)
 	}
 	failKind.Store("")
 	if kept, _ := storage.Load(ctx, loc.replaced().Key); !equalPEM(kept, oldKeyPEM) {
 		t.Fatal("the old key is gone after a failed deactivation")
 	}
-	if deactivated, err := a.deactivateReplaced(ctx); err != nil || deactivated.Location != oldURL {
+	if deactivated, _, err := a.deactivateReplaced(ctx); err != nil || deactivated.Location != oldURL {
 		t.Fatalf("the next deactivation: %s, %v", deactivated.Location, err)
 	}
 	oldKey, err := certmagic.PEMDecodePrivateKey(oldKeyPEM)
@@ -159,8 +159,16 @@ func TestReplacementStepsThatFailAreCompletedByTheNextRun(t *testing.T) {
 	if holder := storagetest.Holding(t, dir, oldKeyPEM); !strings.Contains(holder, ".replaced.key.deactivated-") {
 		t.Errorf("the old key is kept in %q, want a file set aside", holder)
 	}
-	if _, err := a.deactivateReplaced(ctx); !errors.Is(err, errNothingToDeactivate) {
-		t.Errorf("a second deactivation: %v", err)
+	// once done, each step says so, and changes nothing
+	before := storagetest.Snapshot(t, dir)
+	if again, err := a.Replace(ctx, DeactivateOld); err != nil || !again.Done || again.Old.Location != oldURL {
+		t.Errorf("a second deactivation: %+v, %v; want done, naming %s", again, err, oldURL)
+	}
+	if again, err := a.Replace(ctx, Switch); err != nil || !again.Done || again.Old.Location != oldURL || again.Account.Location != current.Location {
+		t.Errorf("a switch once all is done: %+v, %v; want done, naming %s and %s", again, err, current.Location, oldURL)
+	}
+	if after := storagetest.Snapshot(t, dir); after != before {
+		t.Errorf("a step of a finished replacement changed storage:\nbefore %s\nafter  %s", before, after)
 	}
 	if n := ca.Counts.Get(acmetest.KindNewAccount + " 201"); n != 2 {
 		t.Errorf("%d registrations, want the old account and its replacement", n)
@@ -297,5 +305,18 @@ func TestSwitchCompletesAnUnfinishedRolloverFirst(t *testing.T) {
 	}
 	if out, err := k.Rollover(ctx); err != nil || out.Resumed || out.Account.Location != switched.Account.Location {
 		t.Fatalf("the replacement's rollover: %+v, %v", out, err)
+	}
+}
+
+// TestReplaceStepsBeforeAnyAccountSayToCreateItFirst: a switch or a
+// deactivation asked before there is any account says so, as the
+// missing account it is (ErrNoAccountYet), not as a file not found.
+func TestReplaceStepsBeforeAnyAccountSayToCreateItFirst(t *testing.T) {
+	t.Parallel()
+	k := newTestKeeper(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
+	for _, step := range []ReplaceStep{Switch, DeactivateOld} {
+		if _, err := k.Replace(context.Background(), step); !errors.Is(err, ErrNoAccountYet) {
+			t.Errorf("step %d before any account: %v, want ErrNoAccountYet", step, err)
+		}
 	}
 }

@@ -55,6 +55,11 @@ type Expectation struct {
 	PreviousAccountURIs []string
 	// Wildcard is set when a requested name is *.<Domain>.
 	Wildcard bool
+	// PublishWildcard is set when the record to publish carries
+	// policy=wildcard though the names checked now do not need it:
+	// another certificate of the same account needs *.<Domain>, and one
+	// record at the name serves both.
+	PublishWildcard bool
 	// PersistUntil is the configured persist_until, zero if none.
 	PersistUntil time.Time
 }
@@ -255,7 +260,7 @@ func (exp Expectation) Want(v Verdict) Record {
 	}
 	rec := Record{
 		IssuerDomainName: issuer,
-		Wildcard:         exp.Wildcard,
+		Wildcard:         exp.Wildcard || exp.PublishWildcard,
 		PersistUntil:     exp.PersistUntil.Truncate(time.Second),
 	}
 	if len(exp.AccountURIs) > 0 {

@@ -177,3 +177,29 @@ func TestEvaluatePassesRecordsOfPreviousKeysFlagged(t *testing.T) {
 		t.Errorf("a previous key's record without policy=wildcard: %s", v.Status)
 	}
 }
+
+// The apex of a config that also serves the wildcard passes without
+// policy=wildcard, as the CA would let it, but the record it asks for is
+// the one the wildcard needs too: one record at the name serves both.
+func TestPublishWildcardAsksForTheRecordBothNeed(t *testing.T) {
+	now := time.Unix(1800000000, 0)
+	exp := testExpectation()
+	exp.PublishWildcard = true
+	plain := "letsencrypt.org; accounturi=https://ca/acct/1"
+	if v := Evaluate(exp, []string{plain}, now); v.Status != StatusOK {
+		t.Errorf("the apex alone with a record without policy=wildcard: %s (%s), want ok", v.Status, v.Reason())
+	}
+	for _, v := range []Verdict{Evaluate(exp, nil, now), {}} {
+		value, err := exp.Want(v).Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if value != plain+"; policy=wildcard" {
+			t.Errorf("the record to publish is %q, want the one with policy=wildcard", value)
+		}
+	}
+	exp.PublishWildcard = false
+	if value, _ := exp.Want(Verdict{}).Value(); value != plain {
+		t.Errorf("without a wildcard to serve the record to publish is %q, want %q", value, plain)
+	}
+}
