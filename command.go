@@ -72,6 +72,7 @@ without the redundancy.
 			check.Flags().Bool("any", false, "Exit 0 when one CA's record per domain is ok, not every CA's")
 			addCAAFlag(check)
 			cmd.AddCommand(check)
+			cmd.AddCommand(publishCommand())
 			cmd.AddCommand(accountCommand())
 		},
 	})
@@ -137,6 +138,11 @@ func runPersistCommand(fl caddycmd.Flags, check bool, stdout, stderr io.Writer) 
 			switch {
 			case check:
 				fmt.Fprintln(stdout, recordLine(r, severalCAs)+notServedNote(r, "; "))
+				for _, stale := range r.Stale {
+					if !stale.PreviousKey {
+						fmt.Fprintf(stdout, "%s: stale: %q names the account %s, which is no longer used; remove it (caddy persist publish --remove-stale does)\n", r.RecordName, stale.Value, stale.AccountURL)
+					}
+				}
 				ca := ""
 				if severalCAs {
 					ca = r.CADirectory

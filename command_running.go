@@ -398,7 +398,10 @@ func sameJSON(a, b json.RawMessage) bool {
 func registerIfNone(addr string, groups []issuerNames, running []issuerReport, stderr io.Writer) error {
 	needed := false
 	for _, r := range running {
-		used := groups == nil && len(r.Names) > 0 || slices.ContainsFunc(groups, func(g issuerNames) bool { return r.sameAccount(g.Issuer) })
+		// an issuer with no name to print a record for needs no
+		// account yet: a config served only on demand registers it
+		// with caddy persist account register
+		used := groups == nil && len(r.Names) > 0 || slices.ContainsFunc(groups, func(g issuerNames) bool { return len(g.Domains) > 0 && r.sameAccount(g.Issuer) })
 		needed = needed || used && r.AccountURL == "" && r.AccountError == ""
 	}
 	if !needed {

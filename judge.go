@@ -122,7 +122,7 @@ func (s recordSpec) passed(now time.Time) error {
 type persistUntilPassedError struct{ until time.Time }
 
 func (e *persistUntilPassedError) Error() string {
-	return fmt.Sprintf("persist_until %s has passed, and CAs refuse records past their persistUntil: set a later persist_until (or remove it), reload Caddy, and publish the records caddy persist records prints then", e.until.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("persist_until %s has passed, and CAs refuse records past their persistUntil: set a later persist_until (or remove it) in the config, reload a running Caddy, and publish the records caddy persist records prints then", e.until.UTC().Format(time.RFC3339))
 }
 
 // offered returns the issuer domain names known without an order: the

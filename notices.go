@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -59,26 +60,28 @@ func (n *noticeLog) failure(e *RecordError) {
 	n.logger.Warn(msg, append(fields, zap.Strings("servers_behind", e.Servers()))...)
 }
 
-// mismatchMessage says what is wrong with a published record by its most
-// relevant mismatch, the first of the reason.
+// mismatchMessage says what is wrong with the published records, by the
+// mismatch that concerns this account's own record first: beside a record
+// of an old account or of another CA, ours may just lack policy=wildcard.
 func mismatchMessage(mismatches []record.Mismatch) string {
-	if len(mismatches) == 0 {
-		return "dns-persist-01 record does not authorize this order; publish the record below"
+	has := func(kind record.MismatchKind) bool {
+		return slices.ContainsFunc(mismatches, func(m record.Mismatch) bool { return m.Kind == kind })
 	}
-	switch mismatches[0].Kind {
-	case record.MismatchAccount:
-		return "dns-persist-01 record names another ACME account; publish the record below, which names this one"
-	case record.MismatchPolicy:
+	switch {
+	case has(record.MismatchPolicy):
 		return "dns-persist-01 record lacks policy=wildcard, which a wildcard certificate needs; publish the record below"
-	case record.MismatchExpired:
+	case has(record.MismatchExpired):
 		return "dns-persist-01 record is past its persistUntil; publish the record below"
-	case record.MismatchPersistUntil:
+	case has(record.MismatchPersistUntil):
 		return "dns-persist-01 record's persistUntil is not the configured persist_until; publish the record below"
-	case record.MismatchIssuer:
-		return "dns-persist-01 record names an issuer domain name this CA does not offer; publish the record below"
-	default:
+	case has(record.MismatchMalformed):
 		return "dns-persist-01 record is malformed; publish the record below"
+	case has(record.MismatchAccount):
+		return "dns-persist-01 record names another ACME account; publish the record below, which names this one"
+	case has(record.MismatchIssuer):
+		return "dns-persist-01 record names an issuer domain name this CA does not offer; publish the record below"
 	}
+	return "dns-persist-01 record does not authorize this order; publish the record below"
 }
 
 // brokenLink names a broken DNSSEC link for the rate limit of its

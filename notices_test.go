@@ -97,10 +97,13 @@ func TestTheLoggedMismatchSaysWhatTheReasonSays(t *testing.T) {
 		{ours + "; persistUntil=1500000000", false, record.MismatchExpired, "past its persistUntil"},
 		{ours, false, record.MismatchPersistUntil, "not the configured persist_until"},
 		{"ca.other.example; accounturi=" + account + until, false, record.MismatchIssuer, "issuer domain name this CA does not offer"},
+		// an old account's record beside ours, which lacks the policy:
+		// the message is about ours
+		{acmetest.DefaultIssuerName + "; accounturi=https://ca.example/acct/old" + until + "\x00" + ours + until, true, record.MismatchAccount, "lacks policy=wildcard"},
 	}
 	for i, c := range cases {
 		base := "mismatch" + string(rune('a'+i)) + ".test"
-		setTXT(t, record.Name(base), c.published)
+		setTXT(t, record.Name(base), strings.Split(c.published, "\x00")...)
 		in, err := iss.recordInputs(context.Background(), false)
 		if err != nil {
 			t.Fatal(err)
@@ -160,5 +163,51 @@ func TestAPassedPersistUntilIsNeverRecommended(t *testing.T) {
 	}
 	if got, ok := apiError(err).(caddy.APIError); !ok || got.HTTPStatus != http.StatusConflict {
 		t.Errorf("the admin API answers %v, want 409: the config, not the CA, is at fault", apiError(err))
+	}
+}
+
+// The names of a config file decide the record the commands print for it:
+// the running config serves *.filewild.test, the file no longer does, so
+// the record of filewild.test is printed without policy=wildcard; the
+// running config's own report asks for it, and says so in `wildcard`.
+func TestAFilesRecordsFollowItsNamesNotTheRunningConfigs(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t, acmetest.Options{})
+	running := provisionCaddyfile(t, persistSiteCaddyfile(t.TempDir(), ca, "filewild.test, *.filewild.test"))
+	sets, err := servedNames(running, nil, nil)
+	if err != nil || len(sets) != 1 {
+		t.Fatalf("sets %v, %v", sets, err)
+	}
+	ctx := context.Background()
+	if _, err := sets[0].Issuer.accounts.Get(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	report := func(sets []servedSet) RecordReport {
+		t.Helper()
+		reports, err := inspectAll(ctx, sets, inspectOptions{})
+		if err != nil || len(reports) != 1 {
+			t.Fatalf("reports %v, %v", reports, err)
+		}
+		return reports[0]
+	}
+	if r := report(sets); !strings.HasSuffix(r.Value, "; policy=wildcard") || !r.Wildcard {
+		t.Errorf("the running config's record: %q, wildcard %v", r.Value, r.Wildcard)
+	}
+	file, err := setsFor(running, []issuerNames{{Issuer: identityOf(sets[0].Issuer), Domains: []string{"filewild.test"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := report(file); strings.Contains(r.Value, "policy=wildcard") || r.Wildcard {
+		t.Errorf("the record of a file without the wildcard: %q, wildcard %v", r.Value, r.Wildcard)
+	}
+	// the apex alone, asked of the running config, still gets the one
+	// record the wildcard needs too
+	apex, err := servedNames(running, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apex[0].Names = []string{"filewild.test"}
+	if r := report(apex); !strings.HasSuffix(r.Value, "; policy=wildcard") || !r.Wildcard {
+		t.Errorf("the running config's record asked for the apex alone: %q, wildcard %v", r.Value, r.Wildcard)
 	}
 }

@@ -31,8 +31,8 @@ type RecordReport struct {
 	AccountURL       string `json:"account_url"`
 	CADirectory      string `json:"ca_directory"`
 	Draft            string `json:"draft"`
-	// Wildcard is set when a name is *.<domain>: the record then carries
-	// policy=wildcard.
+	// Wildcard is set when the record carries policy=wildcard: a name is
+	// *.<domain>, or the config obtains *.<domain> with this account too.
 	Wildcard bool `json:"wildcard"`
 	// PersistUntil is the configured persist_until (RFC 3339), if any.
 	PersistUntil string `json:"persist_until,omitempty"`
@@ -55,6 +55,14 @@ type RecordReport struct {
 	// value made with a key the account had before a rollover: CAs keep
 	// accepting it, and Value is the record to publish in its place.
 	PreviousKey bool `json:"previous_key,omitempty"`
+	// Behind, after a check, are the nameservers that do not serve a
+	// passing record while others do: the record is published, and they
+	// have yet to catch up.
+	Behind []string `json:"behind,omitempty"`
+	// Stale, after a check, are the published values that name this
+	// issuer's account as it was: made with a key it had before a
+	// rollover, or naming an account it used before.
+	Stale []StaleValue `json:"stale,omitempty"`
 	// When Status is "not-offered", RecordStatus is the status of the
 	// record itself, and NotOffered what the CA offered instead.
 	RecordStatus RecordStatus      `json:"record_status,omitempty"`
@@ -128,6 +136,20 @@ func (r *RecordReport) markNotOffered(e *ChallengeNotOfferedError) {
 	r.NotOffered = &NotOfferedReport{ObservedAt: e.ObservedAt, Identifier: e.Identifier, Offered: e.Offered}
 }
 
+// StaleValue is a published value that names the issuer's account as it
+// was. A value made with a key the account had before a rollover still
+// passes, and the value to publish replaces it; a value naming an account
+// the issuer used before (replaced, deactivated, or set aside when a new
+// one was registered) authorizes nothing it asks for, and may be removed.
+type StaleValue struct {
+	Value string `json:"value"`
+	// AccountURL is the account the value names.
+	AccountURL string `json:"account_url"`
+	// PreviousKey is set for a value of the current account made with
+	// an earlier key.
+	PreviousKey bool `json:"previous_key,omitempty"`
+}
+
 // inspectOptions say what a report holds besides the records.
 type inspectOptions struct {
 	// check adds the status of what is published, CAA included.
@@ -182,8 +204,12 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	}
 
 	var notOffered *ChallengeNotOfferedError
+	var former []acme.Account
 	if opts.check {
 		notOffered = iss.notOffered.last(ctx)
+		// only a check reads what is published; accounts whose files
+		// cannot be read are no reason to fail it
+		former, _ = iss.accounts.Former(ctx)
 	}
 	// each base is looked up at once with others, within a bound, and
 	// reported in the plan's order
@@ -193,7 +219,7 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	group.SetLimit(maxConcurrentReports)
 	for i, base := range plan.bases {
 		group.Go(func() error {
-			r, err := iss.reportOn(groupCtx, in, plan, base, opts, notOffered)
+			r, err := iss.reportOn(groupCtx, in, plan, base, opts, notOffered, former)
 			reports[i] = r
 			return err
 		})
@@ -209,7 +235,7 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 const maxConcurrentReports = DefaultMaxConcurrentLookups
 
 // reportOn builds the report of the record at base.
-func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan, base string, opts inspectOptions, notOffered *ChallengeNotOfferedError) (RecordReport, error) {
+func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan, base string, opts inspectOptions, notOffered *ChallengeNotOfferedError, former []acme.Account) (RecordReport, error) {
 	j, err := iss.judge(ctx, in, base, plan.wildcard[base], freshAnswer)
 	if err != nil {
 		return RecordReport{}, err
@@ -229,13 +255,17 @@ func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan
 		AccountURL:       in.acct.Location,
 		CADirectory:      iss.CA,
 		Draft:            in.dir.Draft.String(),
-		Wildcard:         j.exp.Wildcard,
+		Wildcard:         want.Wildcard,
 	}
 	if until := iss.spec.persistUntil; !until.IsZero() {
 		r.PersistUntil = until.Format(time.RFC3339)
 	}
 	if opts.check {
 		r.Published = j.published
+		r.Stale = iss.staleValues(in, j, former)
+		if !j.passed() {
+			r.Behind = j.behind
+		}
 		r.Status, r.Reason = checkStatus(j, iss.now())
 		if j.passed() {
 			r.Warnings = warningDetails(j.verdict)
@@ -252,6 +282,48 @@ func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan
 		r.CAA = caaRecords(in, base, plan.wildcard[base])
 	}
 	return r, nil
+}
+
+// staleValues are the values any server publishes at j's name that name
+// the account of in made with an earlier key, or an account of former: a
+// value one server still serves is not gone yet.
+func (iss *Issuer) staleValues(in recordInputs, j judgement, former []acme.Account) []StaleValue {
+	now := iss.now()
+	var published []string
+	for _, view := range j.answer.Views {
+		for _, value := range view.Values {
+			if !slices.Contains(published, value) {
+				published = append(published, value)
+			}
+		}
+	}
+	var stale []StaleValue
+	for _, value := range published {
+		if v := record.Evaluate(j.exp, []string{value}, now); v.Status == record.StatusOK {
+			if v.PreviousKey {
+				stale = append(stale, StaleValue{Value: value, AccountURL: in.acct.Location, PreviousKey: true})
+			}
+			continue
+		}
+		for _, acct := range former {
+			if acct.PrivateKey == nil && in.dir.Draft == record.Draft02 {
+				// a -02 value hashes the key, which was not kept
+				continue
+			}
+			was := in
+			was.acct, was.challengeURI, was.previous = acct, "", nil
+			exp, err := iss.spec.expectation(was, j.exp.Domain, j.exp.Wildcard)
+			if err != nil {
+				continue
+			}
+			if v := record.Evaluate(exp, []string{value}, now); v.Status == record.StatusOK ||
+				!v.Has(record.MismatchIssuer) && !v.Has(record.MismatchMalformed) && !v.Has(record.MismatchAccount) {
+				stale = append(stale, StaleValue{Value: value, AccountURL: acct.Location})
+				break
+			}
+		}
+	}
+	return stale
 }
 
 // checkStatus turns a judgement into a report's status and reason.

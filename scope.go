@@ -153,7 +153,7 @@ func setsFor(running caddy.Context, groups []issuerNames) ([]servedSet, error) {
 			}
 			return nil, &noSuchAccountError{want: g.Issuer, running: have}
 		}
-		iss, err := withRecordSettings(sets[i].Issuer, g.Issuer)
+		iss, err := withRecordSettings(sets[i].Issuer, g.Issuer, g.Domains)
 		if err != nil {
 			return nil, &inputError{err}
 		}
@@ -167,15 +167,20 @@ func setsFor(running caddy.Context, groups []issuerNames) ([]servedSet, error) {
 	return out, nil
 }
 
-// withRecordSettings returns iss writing records with the settings of id:
-// a copy that shares its account, ACME client and what it remembers.
-func withRecordSettings(iss *Issuer, id issuerIdentity) (*Issuer, error) {
-	if id.IssuerDomainName == iss.IssuerDomainName && id.PersistUntil == identityOf(iss).PersistUntil {
-		return iss, nil
-	}
+// withRecordSettings returns iss writing records with the settings of id
+// for names, the names of a config file: a copy that shares its account,
+// ACME client and what it remembers, whose records carry policy=wildcard
+// where names hold the base's wildcard, as the file would have them.
+func withRecordSettings(iss *Issuer, id issuerIdentity, names []string) (*Issuer, error) {
 	copied := *iss
 	copied.IssuerDomainName, copied.PersistUntil = id.IssuerDomainName, id.PersistUntil
-	copied.spec = recordSpec{ca: iss.CA, preferred: id.IssuerDomainName, wildcardBases: iss.spec.wildcardBases}
+	bases := make(map[string]bool)
+	for _, name := range normalizeNames(names) {
+		if base, ok := strings.CutPrefix(name, "*."); ok {
+			bases[base] = true
+		}
+	}
+	copied.spec = recordSpec{ca: iss.CA, preferred: id.IssuerDomainName, wildcardBases: func() map[string]bool { return bases }}
 	if id.PersistUntil != "" {
 		until, err := parsePersistUntil(id.PersistUntil)
 		if err != nil {

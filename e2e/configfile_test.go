@@ -63,6 +63,16 @@ func TestReadingTheRecordsRegistersNothingAndRecordsDoes(t *testing.T) {
 		t.Fatalf("reading wrote %v", files)
 	}
 
+	// with no name to print a record for, records registers nothing,
+	// and says what creates the account
+	none := e.caddy("persist", "records", "--config", cfg)
+	if none.code != 0 || none.stdout != "" || !strings.Contains(none.stderr, "caddy persist account register creates the account") || strings.Contains(none.stderr, "Registered") {
+		t.Errorf("records of an on-demand config (%d):\n%s\n%s", none.code, none.stdout, none.stderr)
+	}
+	if n := e.ca.Counts.Get(acmetest.KindNewAccount); n != 0 {
+		t.Fatalf("records without names sent %d newAccount requests", n)
+	}
+
 	res := e.caddy("persist", "records", "--config", cfg, "--domain", "first.read.test", "--format", "json")
 	if res.code != 0 || !strings.Contains(res.stderr, "Registered a new ACME account") || strings.Contains(res.stderr, "loaded the config here") {
 		t.Fatalf("records (%d):\n%s\n%s", res.code, res.stdout, res.stderr)

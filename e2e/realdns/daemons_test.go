@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -70,8 +71,9 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // startBIND runs named at addr as the primary of zones, each from the
-// zone file the world wrote, updatable with the TSIG key. It never sends
-// NOTIFY: a secondary transfers only when the test tells it to. It counts
+// zone file the world wrote, updatable with the TSIG key. It sends NOTIFY
+// only to the follower, for zones it serves: the lagging secondary
+// transfers only when the test tells it to. It counts
 // the queries it gets on a statistics channel (bindQueries). It
 // answers with the records of a set in one order, not rotated, so that
 // with Unbound not rotating them either, the issuer (which asks
@@ -86,12 +88,18 @@ func (w *world) startBIND(role, addr string, zones []zone) {
 		if z.signed {
 			signing = "\n\tdnssec-policy default;\n\tinline-signing yes;"
 		}
+		notify := ""
+		if slices.Contains(z.servers, followerAddr) {
+			// from the primary's own address, which the follower
+			// takes NOTIFY from, and at once
+			notify = fmt.Sprintf("\n\tnotify explicit;\n\talso-notify { %s; };\n\tnotify-source %s;\n\tnotify-delay 0;", followerAddr, addr)
+		}
 		fmt.Fprintf(&decls, `zone %q {
 	type primary;
 	file %q;
-	update-policy { grant %s zonesub ANY; };%s
+	update-policy { grant %s zonesub ANY; };%s%s
 };
-`, z.name, z.name+".db", updateKeyName, signing)
+`, z.name, z.name+".db", updateKeyName, signing, notify)
 	}
 	conf := filepath.Join(dir, "named.conf")
 	writeFile(w.t, conf, fmt.Sprintf(`options {
@@ -165,6 +173,16 @@ func (w *world) startLagging(addr string, zones []zone) {
 	}
 	w.laggingConf = w.nsdConfig("lagging", addr, decls.String())
 	w.launch("nsd lagging "+addr, "nsd", "-d", "-c", w.laggingConf)
+}
+
+// startFollower runs NSD at addr as a secondary of zones that transfers a
+// zone when its primary sends NOTIFY, as a DNS host's secondaries do.
+func (w *world) startFollower(addr string, zones []zone) {
+	var decls strings.Builder
+	for _, z := range zones {
+		fmt.Fprintf(&decls, "zone:\n\tname: %q\n\tzonefile: %q\n\trequest-xfr: %s NOKEY\n\tallow-notify: %s NOKEY\n", z.name, z.name+".zone", z.primary(), z.primary())
+	}
+	w.launch("nsd follower "+addr, "nsd", "-d", "-c", w.nsdConfig("follower", addr, decls.String()))
 }
 
 // startRoot runs NSD at addr serving the signed root zone file.

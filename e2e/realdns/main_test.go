@@ -65,8 +65,9 @@ func run(m *testing.M) int {
 	if tier = checkTier(); tier.skip != "" || tier.trouble != nil {
 		return m.Run()
 	}
-	// one build serves every test and every world
-	bin, err := caddytest.Build("../..")
+	// one build serves every test and every world: Caddy with the
+	// plugin and an RFC 2136 DNS provider, a module of its own (caddy/)
+	bin, err := caddytest.BuildModule("caddy", "caddy")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -33,6 +33,7 @@ const (
 	otherAddr    = "127.0.0.11" // BIND: another DNS host, takes updates
 	laggingAddr  = "127.0.0.12" // NSD: secondary of the primaries, transfers when told
 	silentAddr   = "127.0.0.13" // reads queries and never answers
+	followerAddr = "127.0.0.14" // NSD: secondary of the primaries, transfers on their NOTIFY
 )
 
 // bindRoles names the BIND instances by address.
@@ -74,6 +75,9 @@ type world struct {
 	zones       []zone
 	daemons     []*caddytest.Process
 	laggingConf string
+	// updateSecret is the TSIG secret of the key named takes updates
+	// with (base64), as an operator would give it to a DNS provider.
+	updateSecret string
 	// rootKey is the trust anchor of the world's resolvers.
 	rootKey string
 	// silentQueries counts the UDP queries and TCP connections the
@@ -118,6 +122,12 @@ func newWorld(t *testing.T, zones []zone) *world {
 			w.await(laggingAddr, z.name, dns.TypeSOA, "transferring "+z.name, authoritative)
 		}
 	}
+	if following := w.zonesAt(followerAddr); len(following) > 0 {
+		w.startFollower(followerAddr, following)
+		for _, z := range following {
+			w.await(followerAddr, z.name, dns.TypeSOA, "transferring "+z.name, authoritative)
+		}
+	}
 	if len(w.zonesAt(silentAddr)) > 0 {
 		w.silent(silentAddr)
 	}
@@ -151,7 +161,7 @@ func (w *world) zonesAt(addr string) []zone {
 // on addresses an interface has.
 func (w *world) network() {
 	w.runTool("", "", "ip", "link", "set", "lo", "up")
-	for _, addr := range []string{rootAddr, resolverAddr, probeAddr, primaryAddr, otherAddr, laggingAddr, silentAddr} {
+	for _, addr := range []string{rootAddr, resolverAddr, probeAddr, primaryAddr, otherAddr, laggingAddr, silentAddr, followerAddr} {
 		w.runTool("", "", "ip", "addr", "add", addr+"/8", "dev", "lo")
 	}
 }
@@ -180,8 +190,9 @@ func (w *world) mounts() {
 func (w *world) writeUpdateKey() {
 	secret := make([]byte, 32)
 	rand.Read(secret)
+	w.updateSecret = base64.StdEncoding.EncodeToString(secret)
 	writeFile(w.t, updateKeyFile, fmt.Sprintf("key %q {\n\talgorithm hmac-sha256;\n\tsecret %q;\n};\n",
-		updateKeyName, base64.StdEncoding.EncodeToString(secret)))
+		updateKeyName, w.updateSecret))
 }
 
 // startSignedRoot writes the root zone delegating every zone of the

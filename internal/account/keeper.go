@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"sync"
 	"time"
 
@@ -396,20 +395,4 @@ func loadExisting(ctx context.Context, storage certmagic.Storage, loc location) 
 // may run with another storage than the server.
 func noAccountYet(storage certmagic.Storage, loc location) error {
 	return fmt.Errorf("%w (looked for %s in %s)", ErrNoAccountYet, loc.Reg, DescribeStorage(storage))
-}
-
-// redactError returns err with every secret in its text replaced.
-func redactError(err error, secrets []string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	redacted := msg
-	for _, s := range secrets {
-		redacted = strings.ReplaceAll(redacted, s, "[REDACTED]")
-	}
-	if redacted == msg {
-		return err
-	}
-	return errors.New(redacted)
 }

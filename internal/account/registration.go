@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/redact"
 )
 
 // withLock runs f under certmagic's account registration lock, so that
@@ -77,12 +79,12 @@ func (k *Keeper) registerAt(ctx context.Context, storage certmagic.Storage, loc 
 	}
 	if k.eab != nil {
 		if err := acct.SetExternalAccountBinding(ctx, client.Client, *k.eab); err != nil {
-			return acme.Account{}, fmt.Errorf("binding external account %s: %v", k.eab.KeyID, redactError(err, k.secrets))
+			return acme.Account{}, fmt.Errorf("binding external account %s: %v", k.eab.KeyID, redact.Error(err, k.secrets))
 		}
 	}
 	acct, err = client.NewAccount(ctx, acct)
 	if err != nil {
-		return acme.Account{}, fmt.Errorf("registering ACME account at %s: %w", k.ca, redactError(err, k.secrets))
+		return acme.Account{}, fmt.Errorf("registering ACME account at %s: %w", k.ca, redact.Error(err, k.secrets))
 	}
 	if keyStored {
 		// the CA has the account now: store it even if the caller gave up

@@ -2,17 +2,15 @@ package account
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/redact"
 )
 
 // A replacement moves to a new account, for a key that may have leaked,
@@ -334,7 +332,7 @@ func (k *Keeper) deactivateReplaced(ctx context.Context) (old acme.Account, done
 			}
 			k.logger.Info("the CA no longer lets the old ACME account act: it was deactivated already", zap.String("old_account_url", old.Location), zap.String("detail", problem.Detail))
 		case err != nil:
-			return acme.Account{}, fmt.Errorf("deactivating the old ACME account %s at %s: %w; nothing was changed, and its key is kept at %s: run `caddy persist account replace --deactivate-old` again", old.Location, k.ca, redactError(err, k.secrets), prev.Key)
+			return acme.Account{}, fmt.Errorf("deactivating the old ACME account %s at %s: %w; nothing was changed, and its key is kept at %s: run `caddy persist account replace --deactivate-old` again", old.Location, k.ca, redact.Error(err, k.secrets), prev.Key)
 		}
 		if err := setAside(ctx, storage, []string{prev.Key, prev.Reg}, "deactivated", k.now().Unix()); err != nil {
 			return acme.Account{}, fmt.Errorf("the old ACME account %s is deactivated, but setting its files aside failed: %w; run --deactivate-old again to complete it", old.Location, err)
@@ -347,34 +345,14 @@ func (k *Keeper) deactivateReplaced(ctx context.Context) (old acme.Account, done
 }
 
 // deactivatedBefore returns the old account of a replacement completed
-// before, from the last registration --deactivate-old set aside at prev;
-// ok is false when there is none.
+// before, the last one --deactivate-old set aside at prev; ok is false
+// when there is none.
 func deactivatedBefore(ctx context.Context, storage certmagic.Storage, prev location) (old acme.Account, ok bool) {
-	keys, err := storage.List(ctx, path.Dir(prev.Reg), false)
-	if err != nil {
+	aside := setAsideAccounts(ctx, storage, prev, "deactivated")
+	if len(aside) == 0 {
 		return acme.Account{}, false
 	}
-	prefix := prev.Reg + ".deactivated-"
-	var last string
-	var lastAt int64 = -1
-	for _, key := range keys {
-		rest, found := strings.CutPrefix(key, prefix)
-		if !found {
-			continue
-		}
-		unix, _, _ := strings.Cut(rest, ".")
-		if at, err := strconv.ParseInt(unix, 10, 64); err == nil && (at > lastAt || at == lastAt && key > last) {
-			last, lastAt = key, at
-		}
-	}
-	if last == "" {
-		return acme.Account{}, false
-	}
-	data, err := storage.Load(ctx, last)
-	if err != nil || json.Unmarshal(data, &old) != nil || old.Location == "" {
-		return acme.Account{}, false
-	}
-	return old, true
+	return aside[len(aside)-1].acct, true
 }
 
 // confirmDeactivated asks the CA, by old's key, whether the account it

@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
+
+	"github.com/dnspersist/caddy-persist/internal/redact"
 )
 
 // A rollover gives the account a new key (RFC 8555, section 7.3.5): the
@@ -104,9 +106,9 @@ func (k *Keeper) changeKey(ctx context.Context, storage certmagic.Storage, loc l
 			k.logger.Warn("the CA's answer to the key change was an error, but it has taken the new key", zap.String("account_url", acct.Location), zap.Error(err))
 			return resolved, nil
 		case lookErr == nil:
-			return acme.Account{}, fmt.Errorf("the CA did not change the key of ACME account %s: %w; nothing was changed, and the account keeps its key", acct.Location, redactError(err, k.secrets))
+			return acme.Account{}, fmt.Errorf("the CA did not change the key of ACME account %s: %w; nothing was changed, and the account keeps its key", acct.Location, redact.Error(err, k.secrets))
 		}
-		return acme.Account{}, fmt.Errorf("changing the key of ACME account %s at %s: %w; asking the CA which key it has then failed too (%v), so the new key is kept at %s: run the rollover again, which asks the CA and completes the change", acct.Location, k.ca, redactError(err, k.secrets), lookErr, loc.rolloverKey())
+		return acme.Account{}, fmt.Errorf("changing the key of ACME account %s at %s: %w; asking the CA which key it has then failed too (%v), so the new key is kept at %s: run the rollover again, which asks the CA and completes the change", acct.Location, k.ca, redact.Error(err, k.secrets), lookErr, loc.rolloverKey())
 	}
 	acct.PrivateKey = next
 	// the CA has the new key now: store it even if the caller gave up

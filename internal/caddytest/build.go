@@ -103,6 +103,17 @@ func (m *Module) Path(t testing.TB) string {
 	return m.path
 }
 
+// BuildModule builds the main package of the Go module of its own in dir
+// (relative to the working directory), as Module.Path does, for a
+// TestMain, which has no test to fail.
+func BuildModule(dir, name string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	return buildModule(abs, name)
+}
+
 func buildModule(dir, name string) (string, error) {
 	// the go command rebuilds the binary when the module changes, as for
 	// Caddy; the module is not part of any workspace of this one

@@ -50,6 +50,12 @@ func (r *Resolver) serversFor(ctx context.Context, name string) ([]server, strin
 	return servers, zone, nil
 }
 
+// Zone returns the zone that holds name, as the lookups find it: where a
+// record at name is published.
+func (r *Resolver) Zone(ctx context.Context, name string) (string, error) {
+	return r.zoneOf(ctx, dns.Fqdn(name))
+}
+
 // zoneOf returns the zone that holds the fully qualified name: the
 // closest name at or above it with an SOA record, as the recursive
 // servers say, asked with CD (see askUnchecked) from the name up. An

@@ -1,0 +1,63 @@
+package account
+
+import (
+	"context"
+	"testing"
+
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+)
+
+// The accounts a replacement left behind are former ones, with their
+// keys, newest first, at each step after the switch; the account in use
+// never is, and a pending replacement is not one yet.
+func TestFormerAccountsAreThoseAReplacementLeftBehind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tk := newTestKeeper(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
+	former := func() []string {
+		t.Helper()
+		accts, err := tk.Former(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var urls []string
+		for _, a := range accts {
+			if a.PrivateKey == nil {
+				t.Errorf("the former account %s comes without its key", a.Location)
+			}
+			urls = append(urls, a.Location)
+		}
+		return urls
+	}
+	first := tk.accountURL(t)
+	if got := former(); len(got) != 0 {
+		t.Fatalf("a first account has former ones: %v", got)
+	}
+	begun, err := tk.Replace(ctx, Begin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := former(); len(got) != 0 {
+		t.Errorf("with a replacement pending, former accounts are %v, want none", got)
+	}
+	for _, step := range []ReplaceStep{Switch, DeactivateOld} {
+		if _, err := tk.Replace(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+		if got := former(); len(got) != 1 || got[0] != first {
+			t.Errorf("after step %d, former accounts are %v, want %s", step, got, first)
+		}
+	}
+	// a second replacement: both old accounts, the newest first
+	if _, err := tk.Replace(ctx, Begin); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []ReplaceStep{Switch, DeactivateOld} {
+		if _, err := tk.Replace(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := former(); len(got) != 2 || got[0] != begun.Account.Location || got[1] != first {
+		t.Errorf("after two replacements, former accounts are %v, want %s then %s", got, begun.Account.Location, first)
+	}
+}
