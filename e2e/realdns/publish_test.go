@@ -33,6 +33,11 @@ func rfc2136() string {
 	return fmt.Sprintf("rfc2136 {\n\tkey_name %s\n\tkey_alg hmac-sha256\n\tkey {env.%s}\n\tserver %s:53\n}", updateKeyName, tsigEnv, primaryAddr)
 }
 
+// rfc2136JSON is rfc2136 as the provider's JSON, the form for scripts.
+func rfc2136JSON() string {
+	return fmt.Sprintf(`{"name":"rfc2136","key_name":%q,"key_alg":"hmac-sha256","key":"{env.%s}","server":"%s:53"}`, updateKeyName, tsigEnv, primaryAddr)
+}
+
 // publishCmd runs `caddy persist publish` with the TSIG secret secret in
 // its environment.
 func (w *world) publishCmd(secret string, args ...string) caddytest.Result {
@@ -117,6 +122,7 @@ func TestPublishThroughRFC2136(t *testing.T) {
 
 // After a replacement, --remove-stale takes down exactly the record that
 // names the old account: the new account's record and another CA's stay.
+// The provider is given as JSON here, as a script would.
 func TestPublishRemovesOnlyTheReplacedAccountsRecord(t *testing.T) {
 	inWorld(t, []zone{{name: "stale.test", servers: []string{primaryAddr, followerAddr},
 		records: []string{fmt.Sprintf("_validation-persist.stale.test. IN TXT %q", otherCARecord)}}}, func(w *world) {
@@ -150,7 +156,7 @@ func TestPublishRemovesOnlyTheReplacedAccountsRecord(t *testing.T) {
 		if want := fmt.Sprintf("- %s. 3600 IN TXT %q\n", old.RecordName, old.Value); dry.Code != 0 || dry.Stdout != want {
 			t.Fatalf("publish --remove-stale --dry-run: exit %d, printed %q, want %q\n%s", dry.Code, dry.Stdout, want, dry.Stderr)
 		}
-		res = w.publishCmd(w.updateSecret, "--config", cfg, "--dns", rfc2136(), "--remove-stale")
+		res = w.publishCmd(w.updateSecret, "--config", cfg, "--dns", rfc2136JSON(), "--remove-stale")
 		if res.Code != 0 {
 			t.Fatalf("publish --remove-stale: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 		}
