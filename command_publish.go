@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"slices"
 	"strings"
@@ -80,11 +81,54 @@ func runPublish(fl caddycmd.Flags, stdout, stderr io.Writer) (int, error) {
 		return caddy.ExitCodeFailedStartup, err
 	}
 	defer provider.cleanup()
+	if stderr == io.Writer(os.Stderr) {
+		// Caddy's logs, and any the provider writes, go to os.Stderr
+		restore, err := redactStderr(provider.secrets)
+		if err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		defer restore()
+		stderr = os.Stderr
+	}
 	out, errOut := redact.NewWriter(stdout, provider.secrets), redact.NewWriter(stderr, provider.secrets)
 	defer out.Close()
 	defer errOut.Close()
 	code, err := publish(fl, provider, out, errOut)
 	return code, redact.Error(err, provider.secrets)
+}
+
+// redactStderr makes os.Stderr, for Caddy's logs and the log package, a
+// pipe whose lines reach the real one with secrets kept out; restore puts
+// the real one back, and returns once everything written is through.
+func redactStderr(secrets []string) (restore func(), err error) {
+	real := os.Stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		through := redact.NewWriter(real, secrets)
+		io.Copy(through, r)
+		through.Close()
+	}()
+	os.Stderr = w
+	log.SetOutput(w)
+	// Caddy's default logger holds the stderr it was built with
+	if err := quietLogs(); err != nil {
+		os.Stderr = real
+		w.Close()
+		<-done
+		return nil, err
+	}
+	return func() {
+		os.Stderr = real
+		log.SetOutput(real)
+		quietLogs()
+		w.Close()
+		<-done
+	}, nil
 }
 
 func publish(fl caddycmd.Flags, provider dnsProvider, stdout, stderr io.Writer) (int, error) {
@@ -96,11 +140,14 @@ func publish(fl caddycmd.Flags, provider dnsProvider, stdout, stderr io.Writer) 
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	removeStale := fl.Bool("remove-stale")
+	removeStale, dryRun := fl.Bool("remove-stale"), fl.Bool("dry-run")
 	// the records as records reports them: the first run registers the
-	// account they name, as records does
-	if _, err := gatherReports(fl, false, false, domains, stderr); err != nil {
-		return caddy.ExitCodeFailedStartup, err
+	// account they name, as records does, unless it is a dry run, which
+	// changes nothing
+	if !dryRun {
+		if _, err := gatherReports(fl, false, false, domains, stderr); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
 	}
 	reports, err := gatherReports(fl, true, false, domains, io.Discard)
 	if err != nil {
@@ -114,7 +161,7 @@ func publish(fl caddycmd.Flags, provider dnsProvider, stdout, stderr io.Writer) 
 	for _, c := range changes {
 		fmt.Fprintln(stdout, c)
 	}
-	if fl.Bool("dry-run") {
+	if dryRun {
 		fmt.Fprintf(stderr, "Dry run: %d changes through %s, none made.\n", len(changes), provider.name)
 		return caddy.ExitCodeSuccess, nil
 	}
@@ -147,12 +194,14 @@ func publishChanges(reports []RecordReport, removeStale bool) []dnspublish.Chang
 	for _, r := range reports {
 		status := cmp.Or(r.RecordStatus, r.Status)
 		needed := r.PreviousKey || status == record.StatusMissing || status == record.StatusMismatch
+		// a record name that is an alias is published where it leads
+		at := cmp.Or(r.PublishAt, r.RecordName)
 		if needed && len(r.Behind) == 0 && r.Value != "" && !slices.Contains(r.Published, r.Value) {
-			add(dnspublish.Change{Name: r.RecordName, Value: r.Value})
+			add(dnspublish.Change{Name: at, Value: r.Value})
 		}
 		for _, stale := range r.Stale {
 			if stale.PreviousKey || removeStale {
-				add(dnspublish.Change{Name: r.RecordName, Value: stale.Value, Remove: true})
+				add(dnspublish.Change{Name: at, Value: stale.Value, Remove: true})
 			}
 		}
 	}
@@ -274,7 +323,7 @@ func providerJSON(spec string) (string, json.RawMessage, error) {
 	}
 	tokens, err := caddyfile.Tokenize([]byte(spec), "--dns")
 	if err != nil {
-		return "", nil, fmt.Errorf("--dns: %v", err)
+		return "", nil, fmt.Errorf("--dns: %w", redact.Error(err, strings.Fields(spec)))
 	}
 	d := caddyfile.NewDispenser(tokens)
 	d.Next()
@@ -284,10 +333,31 @@ func providerJSON(spec string) (string, json.RawMessage, error) {
 	}
 	unm, err := caddyfile.UnmarshalModule(d, "dns.providers."+name)
 	if err != nil {
-		return "", nil, fmt.Errorf("--dns: %w", err)
+		// the module's error may quote any token, a token included:
+		// every value (a token that is not first on its line) is kept
+		// out, as given and expanded
+		return "", nil, fmt.Errorf("--dns: %w", redact.Error(err, tokenValues(tokens)))
 	}
 	raw, err := json.Marshal(unm)
 	return name, raw, err
+}
+
+// tokenValues are the tokens of a provider's Caddyfile that are not
+// first on their line (the values, not the subdirectives), as given and
+// with placeholders expanded.
+func tokenValues(tokens []caddyfile.Token) []string {
+	repl := caddy.NewReplacer()
+	var values []string
+	for i, tok := range tokens {
+		if i == 0 || tok.Line != tokens[i-1].Line || tok.Text == "{" || tok.Text == "}" {
+			continue
+		}
+		values = append(values, tok.Text)
+		if expanded := repl.ReplaceAll(tok.Text, ""); expanded != tok.Text && expanded != "" {
+			values = append(values, expanded)
+		}
+	}
+	return values
 }
 
 // checkProvider refuses a provider this Caddy was not built with, listing

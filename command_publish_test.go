@@ -1,13 +1,20 @@
 package persist
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/dnspublish"
 	"github.com/dnspersist/caddy-persist/internal/record"
+	"github.com/dnspersist/caddy-persist/internal/redact"
+	"github.com/libdns/libdns"
 )
 
 // What publish writes for each state a check reports: the value where it
@@ -91,12 +98,12 @@ func TestProviderSecretsKeepPlacesAndKinds(t *testing.T) {
 }
 
 // Bad --dns values say what to do, list the providers this binary has
-// (none in this test binary), and never echo a JSON value.
+// (this test binary's own), and never echo a JSON value.
 func TestDNSProviderErrorsSayWhatToDo(t *testing.T) {
 	t.Parallel()
 	for spec, want := range map[string]string{
 		"":                              "--dns is required",
-		"cloudflare {env.CF_API_TOKEN}": `no DNS provider module "cloudflare": this Caddy has no DNS provider module; build one in with xcaddy build --with github.com/dnspersist/caddy-persist --with github.com/caddy-dns/<provider>`,
+		"cloudflare {env.CF_API_TOKEN}": `no DNS provider module "cloudflare": this Caddy has the DNS provider modules persist_quoting_test; build another in with xcaddy build --with github.com/dnspersist/caddy-persist --with github.com/caddy-dns/<provider>`,
 		`{"name":"cloudflare","api_token":"tok"}`: `no DNS provider module "cloudflare"`,
 		`{"api_token":"tok-in-json"}`:             `--dns is not a JSON object with the provider's name in "name" (value not shown)`,
 	} {
@@ -109,3 +116,101 @@ func TestDNSProviderErrorsSayWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// quotingProvider is a DNS provider module whose Caddyfile parsing, like
+// many, quotes the token it stumbles on.
+type quotingProvider struct {
+	Token string `json:"api_token,omitempty"`
+}
+
+func (quotingProvider) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "dns.providers.persist_quoting_test", New: func() caddy.Module { return new(quotingProvider) }}
+}
+
+func (p *quotingProvider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	p.Token = d.Val()
+	if d.NextArg() {
+		return d.Errf("unexpected %s after the token %s", d.Val(), p.Token)
+	}
+	return nil
+}
+
+func (*quotingProvider) AppendRecords(context.Context, string, []libdns.Record) ([]libdns.Record, error) {
+	return nil, errors.New("not a DNS host")
+}
+
+func (*quotingProvider) DeleteRecords(context.Context, string, []libdns.Record) ([]libdns.Record, error) {
+	return nil, errors.New("not a DNS host")
+}
+
+func init() { caddy.RegisterModule(quotingProvider{}) }
+
+// A provider's Caddyfile error that quotes the token, as given or from
+// the environment, prints neither.
+func TestDNSProviderParseErrorsKeepTheTokenOut(t *testing.T) {
+	t.Setenv("PERSIST_TEST_QUOTED_TOKEN", "tok-from-env-123456")
+	for _, spec := range []string{
+		"persist_quoting_test tok-given-123456 extra-word",
+		"persist_quoting_test {env.PERSIST_TEST_QUOTED_TOKEN} extra-word",
+	} {
+		_, err := loadDNSProvider(spec)
+		if err == nil || !strings.Contains(err.Error(), redact.Mark) {
+			t.Errorf("--dns %q: %v, want an error with the token redacted", spec, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "tok-") {
+			t.Errorf("--dns %q: the error %q quotes the token", spec, err)
+		}
+	}
+}
+
+// After a rollover at a draft -02 CA, the check finds the value made with
+// the old key (it still passes) as stale, and publish replaces it: the
+// new value added, then the old one removed.
+func TestPublishReplacesTheValueOfAnEarlierKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ca := startCA(t, acmetest.Options{Wrap: draft02})
+	iss := newTestIssuer(t, ca, t.TempDir(), nil)
+	const base = "rolled.publish.test"
+	before, err := iss.inspect(ctx, []string{base}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := before[0]
+	setTXT(t, old.RecordName, old.Value, otherCAValue)
+	if _, err := iss.accounts.Rollover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checked, err := iss.inspect(ctx, []string{base}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := checked[0]
+	if r.Status != record.StatusOK || !r.PreviousKey || len(r.Stale) != 1 || r.Stale[0].Value != old.Value || !r.Stale[0].PreviousKey {
+		t.Fatalf("after the rollover the check reports %s, previous key %v, stale %+v", r.Status, r.PreviousKey, r.Stale)
+	}
+	want := []dnspublish.Change{{Name: r.RecordName, Value: r.Value}, {Name: r.RecordName, Value: old.Value, Remove: true}}
+	if got := publishChanges(checked, false); !slices.Equal(got, want) {
+		t.Errorf("changes %v, want %v", got, want)
+	}
+
+	setTXT(t, old.RecordName, r.Value, otherCAValue)
+	checked, err = iss.inspect(ctx, []string{base}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := checked[0]; r.Status != record.StatusOK || r.PreviousKey || len(r.Stale) != 0 {
+		t.Errorf("once replaced: %s, previous key %v, stale %+v", r.Status, r.PreviousKey, r.Stale)
+	}
+	if got := publishChanges(checked, true); len(got) != 0 {
+		t.Errorf("changes once replaced, even removing stale values: %v; another CA's record is not ours to remove", got)
+	}
+}
+
+// otherCAValue is another CA's record, which nothing may remove.
+const otherCAValue = "ca.other.example; accounturi=https://ca.other.example/acct/9"

@@ -55,6 +55,10 @@ type RecordReport struct {
 	// value made with a key the account had before a rollover: CAs keep
 	// accepting it, and Value is the record to publish in its place.
 	PreviousKey bool `json:"previous_key,omitempty"`
+	// PublishAt, after a check, is where the record is published when
+	// RecordName is an alias (a CNAME): the end of the chain, which the
+	// check and the CA follow.
+	PublishAt string `json:"publish_at,omitempty"`
 	// Behind, after a check, are the nameservers that do not serve a
 	// passing record while others do: the record is published, and they
 	// have yet to catch up.
@@ -263,6 +267,9 @@ func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan
 	if opts.check {
 		r.Published = j.published
 		r.Stale = iss.staleValues(in, j, former)
+		if views := j.answer.Views; len(views) > 0 && len(views[0].CNAMEs) > 0 {
+			r.PublishAt = views[0].CNAMEs[len(views[0].CNAMEs)-1]
+		}
 		if !j.passed() {
 			r.Behind = j.behind
 		}
@@ -306,6 +313,10 @@ func (iss *Issuer) staleValues(in recordInputs, j judgement, former []acme.Accou
 			continue
 		}
 		for _, acct := range former {
+			if acct.Location == in.acct.Location {
+				// the account the records name now, whatever storage says
+				continue
+			}
 			if acct.PrivateKey == nil && in.dir.Draft == record.Draft02 {
 				// a -02 value hashes the key, which was not kept
 				continue

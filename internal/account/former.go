@@ -14,8 +14,9 @@ import (
 )
 
 // Former returns the accounts the issuer used before and no longer uses,
-// newest first: the old account of a replacement, switched from and then
-// deactivated, and accounts set aside when new_account_if_missing or a
+// newest first: the old account of a replacement, once deactivated
+// (before that, instances that have not picked the switch up may still
+// order with it), and accounts set aside when new_account_if_missing or a
 // vanished account brought a new one. Records naming them authorize
 // nothing this issuer asks for, and may be removed. The key of each is
 // included when its file was kept; a former account whose files cannot
@@ -36,9 +37,6 @@ func (k *Keeper) Former(ctx context.Context) ([]acme.Account, error) {
 		}
 	}
 	prev := loc.replaced()
-	if old, err := loadStored(ctx, storage, prev); err == nil {
-		add(old)
-	}
 	aside := append(setAsideAccounts(ctx, storage, prev, "deactivated"), setAsideAccounts(ctx, storage, loc, "vanished")...)
 	aside = append(aside, setAsideAccounts(ctx, storage, loc, "unusable")...)
 	slices.SortStableFunc(aside, func(a, b asideAccount) int { return b.compare(a) })

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -67,6 +68,36 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// heldValues lists the TXT values the provider holds in zone, by
+// relative name and value, when it can list them: a run after one whose
+// value no server served yet must not add it twice (a host may keep both,
+// or refuse the second). Nil when the provider cannot list records, or
+// refuses to (an RFC 2136 server may refuse zone transfers): then it is
+// written to.
+func heldValues(ctx context.Context, provider certmagic.DNSProvider, zone string) map[string]bool {
+	getter, ok := provider.(libdns.RecordGetter)
+	if !ok {
+		return nil
+	}
+	recs, err := getter.GetRecords(ctx, zone)
+	if err != nil {
+		return nil
+	}
+	held := make(map[string]bool)
+	for _, r := range recs {
+		rr := r.RR()
+		if rr.Type != "TXT" {
+			continue
+		}
+		text := strings.Trim(rr.Data, `"`)
+		if txt, ok := r.(libdns.TXT); ok {
+			text = txt.Text
+		}
+		held[strings.ToLower(rr.Name)+"\x00"+text] = true
+	}
+	return held
+}
+
 // Apply makes the changes through provider, every addition before any
 // removal: a name that gets a new value and loses an old one never
 // serves neither. It stops at the first change that fails, with an
@@ -83,6 +114,7 @@ func Apply(ctx context.Context, provider certmagic.DNSProvider, zoneOf ZoneFinde
 		return 1
 	})
 	zones := make(map[string]string)
+	held := make(map[string]map[string]bool)
 	var done []Change
 	for _, c := range ordered {
 		name := dns.CanonicalName(c.Name)
@@ -94,12 +126,20 @@ func Apply(ctx context.Context, provider certmagic.DNSProvider, zoneOf ZoneFinde
 			}
 			zones[name] = zone
 		}
-		rec := []libdns.Record{libdns.TXT{Name: libdns.RelativeName(name, zone), TTL: TTL, Text: c.Value}}
+		relative := libdns.RelativeName(name, zone)
 		var err error
-		if c.Remove {
-			_, err = provider.DeleteRecords(ctx, zone, rec)
-		} else {
-			_, err = provider.AppendRecords(ctx, zone, rec)
+		switch {
+		case c.Remove:
+			// a TTL of 0 matches the value whatever TTL it was
+			// published with (libdns' DeleteRecords)
+			_, err = provider.DeleteRecords(ctx, zone, []libdns.Record{libdns.TXT{Name: relative, Text: c.Value}})
+		default:
+			if _, listed := held[zone]; !listed {
+				held[zone] = heldValues(ctx, provider, zone)
+			}
+			if !held[zone][strings.ToLower(relative)+"\x00"+c.Value] {
+				_, err = provider.AppendRecords(ctx, zone, []libdns.Record{libdns.TXT{Name: relative, TTL: TTL, Text: c.Value}})
+			}
 		}
 		if err != nil {
 			return done, &Error{Change: c, Zone: zone, Err: err}

@@ -23,7 +23,7 @@ func (z *zoneRecorder) call(verb, zone string, recs []libdns.Record) ([]libdns.R
 		if rr.Data == z.refuse {
 			return nil, errors.New("refused by the host")
 		}
-		z.calls = append(z.calls, fmt.Sprintf("%s %s %s %s %s", verb, zone, rr.Name, rr.Type, rr.Data))
+		z.calls = append(z.calls, fmt.Sprintf("%s %s %s %s %s ttl=%s", verb, zone, rr.Name, rr.Type, rr.Data, rr.TTL))
 	}
 	return recs, nil
 }
@@ -58,10 +58,11 @@ func TestApplyAddsBeforeItRemovesAndStopsAtARefusal(t *testing.T) {
 	if err != nil || len(done) != 3 {
 		t.Fatalf("done %v, %v", done, err)
 	}
+	// a removal matches the value whatever TTL it was published with
 	want := []string{
-		"append example.test. _validation-persist.a TXT new",
-		"append example.test. _validation-persist.b TXT other",
-		"delete example.test. _validation-persist.a TXT old",
+		"append example.test. _validation-persist.a TXT new ttl=1h0m0s",
+		"append example.test. _validation-persist.b TXT other ttl=1h0m0s",
+		"delete example.test. _validation-persist.a TXT old ttl=0s",
 	}
 	if strings.Join(host.calls, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(host.calls, "\n"), strings.Join(want, "\n"))
@@ -92,5 +93,36 @@ func TestChangeLineIsAZoneFileLine(t *testing.T) {
 	add.Remove = true
 	if got := add.String(); !strings.HasPrefix(got, "- _validation-persist.example.test. 3600 IN TXT ") {
 		t.Errorf("removal %q", got)
+	}
+}
+
+// listingRecorder is a host whose API also lists the zone's records.
+type listingRecorder struct {
+	zoneRecorder
+	held []libdns.Record
+}
+
+func (l *listingRecorder) GetRecords(context.Context, string) ([]libdns.Record, error) {
+	return l.held, nil
+}
+
+// A value the host holds already (a run before added it, and no server
+// served it yet) is not added twice; the zone is listed once.
+func TestApplyAddsNoValueTheHostHolds(t *testing.T) {
+	t.Parallel()
+	host := &listingRecorder{held: []libdns.Record{
+		libdns.TXT{Name: "_validation-persist.a", Text: "new"},
+		libdns.TXT{Name: "_validation-persist.b", Text: "someone else's"},
+	}}
+	changes := []Change{
+		{Name: "_validation-persist.a.example.test", Value: "new"},
+		{Name: "_validation-persist.b.example.test", Value: "ours"},
+	}
+	done, err := Apply(context.Background(), host, zoneOfTest, changes)
+	if err != nil || len(done) != 2 {
+		t.Fatalf("done %v, %v", done, err)
+	}
+	if want := "append example.test. _validation-persist.b TXT ours ttl=1h0m0s"; len(host.calls) != 1 || host.calls[0] != want {
+		t.Errorf("calls %q, want only %q", host.calls, want)
 	}
 }
