@@ -202,6 +202,7 @@ func (t accountTarget) rollover(ctx context.Context) (AccountChange, error) {
 	if err != nil {
 		return change, err
 	}
+	t.issuer().metrics.accountChanges.WithLabelValues("rollover").Inc()
 	change.AccountURL, change.State = out.Account.Location, stateRolledOver
 	if out.Resumed {
 		change.State = stateResumed
@@ -242,6 +243,9 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 			return change, err
 		}
 		pending := begun.Account
+		if begun.Created {
+			t.issuer().metrics.accountChanges.WithLabelValues("replace").Inc()
+		}
 		change.AccountURL, change.State, change.Registered, change.ReplacementURL = current.Location, statePending, begun.Created, pending.Location
 		change.Records, err = inspectAll(ctx, t, inspectOptions{caa: req.CAA, account: &pending})
 		return change, err
@@ -278,6 +282,7 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 			change.State = stateDone
 			return change, nil
 		}
+		t.issuer().metrics.accountChanges.WithLabelValues("switch").Inc()
 	}
 
 	if req.DeactivateOld {
@@ -292,6 +297,8 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 		change.AccountURL, change.State, change.OldAccountURL = current.Location, stateDeactivated, deactivated.Old.Location
 		if deactivated.Done {
 			change.State = stateDone
+		} else {
+			t.issuer().metrics.accountChanges.WithLabelValues("deactivate").Inc()
 		}
 		change.Remove, err = t.recordsOf(ctx, deactivated.Old)
 		return change, err

@@ -160,7 +160,9 @@ func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) erro
 		return nil
 	}
 	stepAside := func(ctx context.Context) error { return iss.stepAside(ctx, order.plan, true) }
+	waited := time.Now()
 	err := iss.awaitRecords(ctx, order.in, order.plan, order.plan.bases, true, order.started.Add(time.Duration(iss.PropagationTimeout)), stepAside)
+	iss.metrics.recordWait.WithLabelValues(iss.CA).Observe(time.Since(waited).Seconds())
 	order.caaChecked = err == nil
 	return err
 }

@@ -167,6 +167,7 @@ func (iss *Issuer) judgeCAA(ctx context.Context, in recordInputs, domain string,
 	j := caaJudgement{domain: domain, publish: caa.Publish(caaRequest(in, wildcard))}
 	j.answer, j.lookupErr = iss.resolver.LookupCAA(ctx, domain)
 	if j.lookupErr != nil {
+		iss.states.caaJudged(domain, j)
 		return j
 	}
 	var kinds []bool
@@ -198,6 +199,7 @@ func (iss *Issuer) judgeCAA(ctx context.Context, in recordInputs, domain string,
 			}
 		}
 	}
+	iss.states.caaJudged(domain, j)
 	return j
 }
 

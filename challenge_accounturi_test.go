@@ -20,7 +20,7 @@ import (
 func TestSolverJudgesTheChallengesAccountURI(t *testing.T) {
 	t.Parallel()
 	var named atomic.Pointer[string]
-	ca := startCA(t, acmetest.Options{Wrap: rewriteResponses(acmetest.KindAuthz, func(authz map[string]any) {
+	ca := startCA(t, acmetest.Options{Wrap: acmetest.RewriteResponses(acmetest.KindAuthz, func(authz map[string]any) {
 		challenges, _ := authz["challenges"].([]any)
 		for _, c := range challenges {
 			if m, _ := c.(map[string]any); m["type"] == acme.ChallengeTypeDNSPersist01 {

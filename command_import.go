@@ -159,6 +159,8 @@ func importAccount(ctx context.Context, sets []servedSet, found []account.Foreig
 		Import: &AccountImport{Client: src.Client, Folder: src.Dir, StoredAt: fmt.Sprintf("%s, as %s", account.DescribeStorage(iss.store.get()), out.StoredAt), AccountKey: out.Pinned}}
 	if out.AlreadyStored {
 		change.State = stateExisting
+	} else {
+		iss.metrics.accountChanges.WithLabelValues("import").Inc()
 	}
 	return change, nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"github.com/caddyserver/certmagic"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
 // servedSet is one persist issuer of a config and the names it obtains
@@ -100,10 +102,17 @@ func servedNames(ctx caddy.Context, automate, extra []string) ([]servedSet, erro
 	return sets, nil
 }
 
-// wildcardBasesOf are the base domains whose wildcard the persist
-// issuers of identity obtain in a provisioned config.
-func wildcardBasesOf(ctx caddy.Context, identity string) map[string]bool {
-	bases := make(map[string]bool)
+// servedBases are the base domains of the names some persist issuers
+// obtain certificates for, and those of them whose wildcard is among the
+// names.
+type servedBases struct {
+	all, wildcard map[string]bool
+}
+
+// servedBasesOf are the base domains of the names the persist issuers of
+// identity obtain in a provisioned config.
+func servedBasesOf(ctx caddy.Context, identity string) servedBases {
+	bases := servedBases{all: make(map[string]bool), wildcard: make(map[string]bool)}
 	sets, err := servedNames(ctx, nil, nil)
 	if err != nil {
 		return bases
@@ -113,9 +122,12 @@ func wildcardBasesOf(ctx caddy.Context, identity string) map[string]bool {
 			continue
 		}
 		for _, name := range set.Names {
-			if base, ok := strings.CutPrefix(name, "*."); ok {
-				bases[base] = true
+			base, wildcard, err := record.BaseDomain(name)
+			if err != nil {
+				continue
 			}
+			bases.all[base] = true
+			bases.wildcard[base] = bases.wildcard[base] || wildcard
 		}
 	}
 	return bases

@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -313,7 +311,7 @@ func persistSiteCaddyfile(storage string, ca *acmetest.CA, site string) string {
 
 // rewriteDirectory returns a wrapper that edits the directory's meta.
 func rewriteDirectory(edit func(meta map[string]any)) func(http.Handler) http.Handler {
-	return rewriteResponses(acmetest.KindDirectory, func(dir map[string]any) {
+	return acmetest.RewriteResponses(acmetest.KindDirectory, func(dir map[string]any) {
 		meta, _ := dir["meta"].(map[string]any)
 		if meta == nil {
 			meta = map[string]any{}
@@ -323,71 +321,9 @@ func rewriteDirectory(edit func(meta map[string]any)) func(http.Handler) http.Ha
 	})
 }
 
-// withoutChallenge makes a CA that does not offer challenge type typ: it
-// removes it from every authorization the CA returns. Responses are plain
-// JSON (only requests are signed), so the client cannot tell.
-func withoutChallenge(typ string) func(http.Handler) http.Handler {
-	return rewriteResponses(acmetest.KindAuthz, func(authz map[string]any) { withoutType(authz, typ) })
-}
-
-// withoutType removes the challenges of type typ from an authorization.
-func withoutType(authz map[string]any, typ string) {
-	challenges, _ := authz["challenges"].([]any)
-	authz["challenges"] = slices.DeleteFunc(challenges, func(c any) bool {
-		m, _ := c.(map[string]any)
-		return m["type"] == typ
-	})
-}
-
-// rewriteResponses returns a wrapper that edits the JSON object of every
-// response to requests of kind.
-func rewriteResponses(kind string, edit func(obj map[string]any)) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if acmetest.KindOf(r) != kind {
-				next.ServeHTTP(w, r)
-				return
-			}
-			rec := &bufferedResponse{header: http.Header{}}
-			next.ServeHTTP(rec, r)
-			body := rec.body.Bytes()
-			var obj map[string]any
-			if err := json.Unmarshal(body, &obj); err == nil {
-				edit(obj)
-				body, _ = json.Marshal(obj)
-			}
-			for k, v := range rec.header {
-				w.Header()[k] = v
-			}
-			w.Header().Del("Content-Length")
-			w.WriteHeader(rec.status)
-			w.Write(body)
-		})
-	}
-}
-
 // stripIssuerNames removes caaIdentities from the directory, so issuer
 // names are known only from challenges and the solver must check.
 var stripIssuerNames = rewriteDirectory(func(meta map[string]any) { delete(meta, "caaIdentities") })
-
-type bufferedResponse struct {
-	header http.Header
-	body   bytes.Buffer
-	status int
-}
-
-func (b *bufferedResponse) Header() http.Header { return b.header }
-
-func (b *bufferedResponse) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	return b.body.Write(p)
-}
-
-func (b *bufferedResponse) WriteHeader(code int) { b.status = code }
-
-var _ io.Writer = (*bufferedResponse)(nil)
 
 // failFirst answers the first n requests of a kind with a fault, then
 // lets the CA answer.

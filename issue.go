@@ -72,6 +72,7 @@ func (iss *Issuer) IssuerKey() string {
 // while this issuer's do not, rather than wait for them.
 func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 	if err := iss.spec.passed(iss.now()); err != nil {
+		iss.metrics.countOrder(iss.CA, err)
 		return err
 	}
 	for _, name := range names {
@@ -86,6 +87,8 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 		}
 	}
 	if err := iss.notOffered.refuse(ctx); err != nil {
+		// held back: no order is placed with this CA for the hour
+		iss.metrics.countOrder(iss.CA, err)
 		return err
 	}
 	plan, err := planNames(names)
@@ -98,7 +101,8 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 // Issue obtains a certificate for csr. It confirms the records are
 // published before placing the order, so a missing record costs neither an
 // order nor a failed validation.
-func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (issued *certmagic.IssuedCertificate, err error) {
+	defer func() { iss.metrics.countOrder(iss.CA, err) }()
 	if err := iss.spec.passed(iss.now()); err != nil {
 		return nil, err
 	}

@@ -130,6 +130,10 @@ type Issuer struct {
 	client   *caClient
 	resolver *dnslookup.Resolver
 	notices  *noticeLog
+	metrics  *persistMetrics
+	// states shows what the checks find of the config's records as
+	// metrics.
+	states *recordStates
 	// notOffered remembers the CA offering no dns-persist-01.
 	notOffered *notOfferedMemory
 	grants     *wildcardGrants
@@ -243,7 +247,8 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 	iss.spec = recordSpec{ca: iss.CA, preferred: iss.IssuerDomainName}
 	// the TLS app is provisioning this issuer: its names are known
 	// once it has been, at the first record asked for
-	iss.spec.wildcardBases = sync.OnceValue(func() map[string]bool { return wildcardBasesOf(ctx, iss.identity) })
+	served := sync.OnceValue(func() servedBases { return servedBasesOf(ctx, iss.identity) })
+	iss.spec.wildcardBases = func() map[string]bool { return served().wildcard }
 	if iss.PersistUntil != "" {
 		t, err := parsePersistUntil(iss.PersistUntil)
 		if err != nil {
@@ -280,19 +285,22 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		logger:  iss.logger,
 		now:     iss.now,
 	}
+	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
+	iss.states = newRecordStates(iss.metrics, iss.CA, func(base string) bool { return served().all[base] })
 	iss.notices = &noticeLog{
 		logger:  iss.logger,
 		board:   cache.NewNoticeBoard(iss.now),
-		metrics: newPersistMetrics(ctx.GetMetricsRegistry()),
+		metrics: iss.metrics,
 		now:     iss.now,
 	}
 	iss.notOffered = &notOfferedMemory{
-		ca:      iss.CA,
-		key:     notOfferedKey(iss.IssuerKey()),
-		storage: iss.store.get,
-		notices: iss.notices.board,
-		logger:  iss.logger,
-		now:     iss.now,
+		ca:       iss.CA,
+		key:      notOfferedKey(iss.IssuerKey()),
+		storage:  iss.store.get,
+		notices:  iss.notices.board,
+		logger:   iss.logger,
+		now:      iss.now,
+		observed: iss.states.challengeOffered,
 	}
 	iss.accounts = account.New(account.Config{
 		CA:           iss.CA,

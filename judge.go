@@ -286,6 +286,7 @@ func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wild
 	if age == recentPassWillDo {
 		if ans, ok := iss.resolver.Recent(name); ok {
 			if j.answer = ans; j.evaluate(iss.now()) {
+				iss.states.judged(base, j)
 				return j, nil
 			}
 		}
@@ -294,6 +295,7 @@ func (iss *Issuer) judge(ctx context.Context, in recordInputs, base string, wild
 	if j.lookupErr == nil {
 		j.evaluate(iss.now())
 	}
+	iss.states.judged(base, j)
 	return j, nil
 }
 

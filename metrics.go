@@ -1,6 +1,11 @@
 package persist
 
 import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/dnspersist/caddy-persist/internal/record"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dnspersist/caddy-persist/internal/promreg"
@@ -47,6 +52,20 @@ type persistMetrics struct {
 	// decision then costs no label lookup
 	byOutcome       [len(outcomeLabels)]prometheus.Counter
 	recordsExpiring prometheus.Counter
+
+	// recordStatus is 1 for the status of each configured record, by
+	// issuer (its CA) and record name; recordPersistUntil is the
+	// persistUntil of a passing record that has one (see recordStates).
+	recordStatus       *prometheus.GaugeVec
+	recordPersistUntil *prometheus.GaugeVec
+	// orders counts what became of each certificate Caddy asked an
+	// issuer for: issued, or held back and why (orderOutcome).
+	orders *prometheus.CounterVec
+	// recordWait is how long the wait for the records before an order
+	// took, whether they passed or the wait gave up.
+	recordWait *prometheus.HistogramVec
+	// accountChanges counts the account's changes by action.
+	accountChanges *prometheus.CounterVec
 }
 
 // countCheck counts an on-demand permission check with its outcome.
@@ -54,30 +73,236 @@ func (m *persistMetrics) countCheck(o outcome) {
 	m.byOutcome[o].Inc()
 }
 
+// persistOpts names a series of the plugin, caddy_persist_<name>.
+func persistOpts(name, help string) prometheus.Opts {
+	return prometheus.Opts{Namespace: "caddy", Subsystem: "persist", Name: name, Help: help}
+}
+
 // newPersistMetrics registers the metrics in reg, or finds them there when
 // another persist module of the same config registered them first.
 func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 	m := &persistMetrics{
-		permissionChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "caddy",
-			Subsystem: "persist",
-			Name:      "permission_checks_total",
-			Help:      "On-demand permission checks of dns-persist-01 records, by outcome.",
-		}, []string{"outcome"}),
-		recordsExpiring: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "caddy",
-			Subsystem: "persist",
-			Name:      "records_expiring_total",
-			Help:      "Checks that found a passing dns-persist-01 record whose persistUntil is less than 30 days away.",
-		}),
+		permissionChecks: prometheus.NewCounterVec(prometheus.CounterOpts(persistOpts("permission_checks_total", "On-demand permission checks of dns-persist-01 records, by outcome.")), []string{"outcome"}),
+		recordsExpiring:  prometheus.NewCounter(prometheus.CounterOpts(persistOpts("records_expiring_total", "Checks that found a passing dns-persist-01 record whose persistUntil is less than 30 days away."))),
 	}
+	m.recordStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts(persistOpts("record_status", "1 for the status of each dns-persist-01 record the config's names need, as the last check found it: ok, missing, mismatch, expired, dnssec, caa, dns-error or not-offered.")), []string{"issuer", "record_name", "status"})
+	m.recordPersistUntil = prometheus.NewGaugeVec(prometheus.GaugeOpts(persistOpts("record_persist_until_timestamp_seconds", "The persistUntil of each passing dns-persist-01 record that has one, in UNIX seconds: after it, CAs refuse the record.")), []string{"issuer", "record_name"})
+	m.orders = prometheus.NewCounterVec(prometheus.CounterOpts(persistOpts("orders_total", "Certificates asked of a persist issuer, by outcome: issued, or held back because of the record (missing, mismatch, expired, dnssec, dns-error), CAA (caa), a CA that does not offer dns-persist-01 (not-offered), or the CA (ca-error).")), []string{"issuer", "outcome"})
+	m.recordWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy",
+		Subsystem: "persist",
+		Name:      "record_wait_seconds",
+		Help:      "How long the wait for every record (and CAA) to pass before an order took.",
+		Buckets:   prometheus.ExponentialBuckets(0.01, 4, 9),
+	}, []string{"issuer"})
+	m.accountChanges = prometheus.NewCounterVec(prometheus.CounterOpts(persistOpts("account_changes_total", "Changes to the ACME account the records name, by action: rollover, replace, switch, deactivate or import.")), []string{"action"})
 	if reg != nil {
 		m.permissionChecks = promreg.Register(reg, m.permissionChecks)
 		m.recordsExpiring = promreg.Register(reg, m.recordsExpiring)
+		m.recordStatus = promreg.Register(reg, m.recordStatus)
+		m.recordPersistUntil = promreg.Register(reg, m.recordPersistUntil)
+		m.orders = promreg.Register(reg, m.orders)
+		m.recordWait = promreg.Register(reg, m.recordWait)
+		m.accountChanges = promreg.Register(reg, m.accountChanges)
+	}
+	// every action has its series from the start, so that increase()
+	// sees the first change
+	for _, action := range accountChangeActions {
+		m.accountChanges.WithLabelValues(action)
 	}
 	// outcomeNone is never counted, and gets no series
 	for o := outcomeAllowed; int(o) < len(m.byOutcome); o++ {
 		m.byOutcome[o] = m.permissionChecks.WithLabelValues(o.String())
 	}
 	return m
+}
+
+// accountChangeActions are the changes accountChanges counts.
+var accountChangeActions = []string{"rollover", "replace", "switch", "deactivate", "import"}
+
+// The words of the record states and order outcomes, shared by the
+// metrics, the docs and the alert rules in examples/.
+const (
+	stateOK         = "ok"
+	stateMissing    = "missing"
+	stateMismatch   = "mismatch"
+	stateExpired    = "expired"
+	stateDNSSEC     = "dnssec"
+	stateCAA        = "caa"
+	stateDNSError   = "dns-error"
+	stateNotOffered = "not-offered"
+	outcomeIssued   = "issued"
+	outcomeCAError  = "ca-error"
+)
+
+// recordStates keeps, for each record the config's names need, what the
+// checks found of it, and shows it as recordStatus: one series per record,
+// whose status label changes as the record does. Every check of the
+// issuer goes through it (judge, judgeCAA, the CA's offer), but only the
+// config's own names get series: an on-demand tenant's name stays out of
+// the labels, so a million tenants add none.
+type recordStates struct {
+	metrics *persistMetrics
+	issuer  string
+	// configured reports whether base is a base domain of the config's
+	// names for this issuer.
+	configured func(base string) bool
+
+	mu         sync.Mutex
+	byBase     map[string]*recordState
+	notOffered bool
+}
+
+// recordState is what the checks last found of one record: the record's
+// own verdict, CAA's, and the status shown for both.
+type recordState struct {
+	record, caa, shown string
+}
+
+func newRecordStates(m *persistMetrics, issuer string, configured func(base string) bool) *recordStates {
+	return &recordStates{metrics: m, issuer: issuer, configured: configured, byBase: make(map[string]*recordState)}
+}
+
+// judged takes in a check of the record at base.
+func (s *recordStates) judged(base string, j judgement) {
+	if s == nil || !s.configured(base) {
+		return
+	}
+	name := record.Name(base)
+	if j.passed() && !j.verdict.Matched.PersistUntil.IsZero() {
+		s.metrics.recordPersistUntil.WithLabelValues(s.issuer, name).Set(float64(j.verdict.Matched.PersistUntil.Unix()))
+	} else {
+		s.metrics.recordPersistUntil.DeleteLabelValues(s.issuer, name)
+	}
+	s.update(base, func(st *recordState) { st.record = recordWord(j) })
+}
+
+// caaJudged takes in a check of the CAA policy of base.
+func (s *recordStates) caaJudged(base string, j caaJudgement) {
+	if s == nil || !s.configured(base) {
+		return
+	}
+	word := ""
+	switch {
+	case j.lookupErr != nil:
+		word = stateDNSError
+	case j.broken != nil:
+		word = stateDNSSEC
+	case j.forbidding != nil:
+		word = stateCAA
+	}
+	s.update(base, func(st *recordState) { st.caa = word })
+}
+
+// challengeOffered takes in whether the CA offers dns-persist-01: when it
+// does not, every record of the issuer shows not-offered.
+func (s *recordStates) challengeOffered(offered bool) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notOffered = !offered
+	for base, st := range s.byBase {
+		s.show(base, st)
+	}
+}
+
+func (s *recordStates) update(base string, change func(*recordState)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.byBase[base]
+	if st == nil {
+		st = new(recordState)
+		s.byBase[base] = st
+	}
+	change(st)
+	s.show(base, st)
+}
+
+// show sets the record's series to its status, the record's own first,
+// then CAA's; a record not checked yet has none.
+func (s *recordStates) show(base string, st *recordState) {
+	status := st.record
+	switch {
+	case st.record == "":
+		return
+	case s.notOffered:
+		status = stateNotOffered
+	case st.record == stateOK && st.caa != "":
+		status = st.caa
+	}
+	if status == st.shown {
+		return
+	}
+	name := record.Name(base)
+	if st.shown != "" {
+		s.metrics.recordStatus.DeleteLabelValues(s.issuer, name, st.shown)
+	}
+	s.metrics.recordStatus.WithLabelValues(s.issuer, name, status).Set(1)
+	st.shown = status
+}
+
+// recordWord is the state a judgement finds the record in.
+func recordWord(j judgement) string {
+	switch {
+	case j.lookupErr != nil:
+		return stateDNSError
+	case j.dnssec != nil:
+		return stateDNSSEC
+	case j.verdict.Status == record.StatusOK:
+		return stateOK
+	case j.verdict.Status == record.StatusMissing:
+		return stateMissing
+	}
+	return mismatchWord(j.verdict.Has)
+}
+
+// mismatchWord is expired when this account's own record is there but
+// past its persistUntil, and mismatch otherwise.
+func mismatchWord(has func(record.MismatchKind) bool) string {
+	if has(record.MismatchExpired) && !has(record.MismatchPolicy) {
+		return stateExpired
+	}
+	return stateMismatch
+}
+
+// orderOutcome is the outcome of asking for a certificate that ended
+// with err.
+func orderOutcome(err error) string {
+	var recErr *RecordError
+	var caaErr *CAAError
+	switch {
+	case err == nil:
+		return outcomeIssued
+	case errors.As(err, new(*ChallengeNotOfferedError)):
+		return stateNotOffered
+	case errors.As(err, new(*persistUntilPassedError)):
+		return stateExpired
+	case errors.As(err, &caaErr):
+		if status := caaErr.Status(); status != caaForbidden {
+			return status // dns-error or dnssec, as a record's
+		}
+		return stateCAA
+	case errors.As(err, &recErr):
+		switch recErr.Status() {
+		case record.StatusDNSError:
+			return stateDNSError
+		case record.StatusDNSSEC:
+			return stateDNSSEC
+		case record.StatusMissing:
+			return stateMissing
+		}
+		return mismatchWord(recErr.verdict.Has)
+	}
+	return outcomeCAError
+}
+
+// countOrder counts a certificate asked of the issuer with its outcome;
+// one given up because Caddy stopped is no outcome.
+func (m *persistMetrics) countOrder(issuer string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	m.orders.WithLabelValues(issuer, orderOutcome(err)).Inc()
 }

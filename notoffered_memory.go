@@ -49,6 +49,9 @@ type notOfferedMemory struct {
 	notices *cache.NoticeBoard
 	logger  *zap.Logger
 	now     func() time.Time
+	// observed is told whether the CA offers dns-persist-01 each time
+	// the memory changes.
+	observed func(offered bool)
 
 	mu   sync.Mutex
 	seen *ChallengeNotOfferedError
@@ -77,9 +80,12 @@ func (m *notOfferedMemory) get() *ChallengeNotOfferedError {
 // set replaces the observation and returns the one it replaced.
 func (m *notOfferedMemory) set(e *ChallengeNotOfferedError) *ChallengeNotOfferedError {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	old := m.seen
 	m.seen = e
+	m.mu.Unlock()
+	if m.observed != nil && (old == nil) != (e == nil) {
+		m.observed(e == nil)
+	}
 	return old
 }
 

@@ -30,7 +30,7 @@ func startNonOfferingCA(t *testing.T) (*acmetest.CA, *atomic.Bool) {
 	t.Helper()
 	var offering atomic.Bool
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler {
-		stripped := withoutChallenge(acme.ChallengeTypeDNSPersist01)(next)
+		stripped := acmetest.WithoutChallenge(acme.ChallengeTypeDNSPersist01)(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if offering.Load() {
 				next.ServeHTTP(w, r)
@@ -252,9 +252,9 @@ func TestOneAuthorizationWithoutTheChallengeFailsTheOrderBeforeAnyWait(t *testin
 	t.Parallel()
 	// issuer names only from challenges, so the records are awaited in
 	// the solver's Present, during the order
-	stripForB := rewriteResponses(acmetest.KindAuthz, func(authz map[string]any) {
+	stripForB := acmetest.RewriteResponses(acmetest.KindAuthz, func(authz map[string]any) {
 		if id, _ := authz["identifier"].(map[string]any); id["value"] == "b.mixed.test" {
-			withoutType(authz, acme.ChallengeTypeDNSPersist01)
+			acmetest.WithoutType(authz, acme.ChallengeTypeDNSPersist01)
 		}
 	})
 	ca := startCA(t, acmetest.Options{Wrap: func(next http.Handler) http.Handler { return stripIssuerNames(stripForB(next)) }})

@@ -143,7 +143,12 @@ func setsFor(running caddy.Context, groups []issuerNames) ([]servedSet, error) {
 	}
 	var out []servedSet
 	for _, g := range groups {
-		i := slices.IndexFunc(sets, func(set servedSet) bool { return g.Issuer.sameAccount(set.Issuer) })
+		// the running issuer with the group's very settings, else one
+		// of its account: what the check finds shows as that issuer's
+		i := slices.IndexFunc(sets, func(set servedSet) bool { return identityOf(set.Issuer) == g.Issuer })
+		if i < 0 {
+			i = slices.IndexFunc(sets, func(set servedSet) bool { return g.Issuer.sameAccount(set.Issuer) })
+		}
 		if i < 0 {
 			var have []string
 			for _, set := range sets {

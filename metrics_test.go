@@ -1,0 +1,257 @@
+package persist
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/letsencrypt/challtestsrv"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dnspersist/caddy-persist/internal/account"
+	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/record"
+)
+
+// series returns the value of every series of the metric name in reg
+// whose labels include want, keyed by its other labels (name=value,
+// joined by ",").
+func series(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]float64)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			var key []string
+			for _, l := range m.GetLabel() {
+				if v, ok := want[l.GetName()]; ok {
+					if v != l.GetValue() {
+						continue metrics
+					}
+					continue
+				}
+				key = append(key, l.GetName()+"="+l.GetValue())
+			}
+			value := m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+			out[strings.Join(key, ",")] = value
+		}
+	}
+	return out
+}
+
+// Every check of a configured record shows as one series whose status is
+// what the check found: the record's own state first, then CAA's, and
+// not-offered while the CA offers no dns-persist-01. A passing record's
+// persistUntil is a series of its own. A name the config does not list
+// (an on-demand tenant) gets none.
+func TestRecordStatusShowsWhatEveryCheckFinds(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t, acmetest.Options{})
+	running := provisionCaddyfile(t, persistSiteCaddyfile(t.TempDir(), ca, "gauge.metrics.test, *.gauge.metrics.test"))
+	reg := running.GetMetricsRegistry()
+	sets, err := servedNames(running, nil, nil)
+	if err != nil || len(sets) != 1 {
+		t.Fatalf("sets %v, %v", sets, err)
+	}
+	iss := sets[0].Issuer
+	ctx := context.Background()
+	acct, err := iss.accounts.Get(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "_validation-persist.gauge.metrics.test"
+	status := func() string {
+		t.Helper()
+		got := series(t, reg, "caddy_persist_record_status", map[string]string{"issuer": ca.URL, "record_name": name})
+		if len(got) != 1 {
+			t.Fatalf("the record has %d status series, want 1: %v", len(got), got)
+		}
+		for key, v := range got {
+			if v != 1 {
+				t.Errorf("series %s is %v, want 1", key, v)
+			}
+			return strings.TrimPrefix(key, "status=")
+		}
+		return ""
+	}
+	check := func() {
+		t.Helper()
+		if _, err := iss.inspect(ctx, sets[0].Names, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := series(t, reg, "caddy_persist_record_status", nil); len(got) != 0 {
+		t.Fatalf("series before any check: %v", got)
+	}
+	check()
+	if got := status(); got != stateMissing {
+		t.Errorf("no record: status %s", got)
+	}
+	ours := acmetest.DefaultIssuerName + "; accounturi=" + acct.Location + "; policy=wildcard"
+	for _, c := range []struct {
+		published, want string
+	}{
+		{acmetest.DefaultIssuerName + "; accounturi=https://ca.example/acct/other; policy=wildcard", stateMismatch},
+		{ours + "; persistUntil=1500000000", stateExpired},
+		{ours, stateOK},
+	} {
+		setTXT(t, name, c.published)
+		check()
+		if got := status(); got != c.want {
+			t.Errorf("published %q: status %s, want %s", c.published, got, c.want)
+		}
+	}
+	if got := series(t, reg, "caddy_persist_record_persist_until_timestamp_seconds", nil); len(got) != 0 {
+		t.Errorf("a record without persistUntil has a persistUntil series: %v", got)
+	}
+	until := time.Now().Add(90 * 24 * time.Hour).Unix()
+	setTXT(t, name, ours+"; persistUntil="+strconv.FormatInt(until, 10))
+	check()
+	if got := series(t, reg, "caddy_persist_record_persist_until_timestamp_seconds", map[string]string{"issuer": ca.URL, "record_name": name}); got[""] != float64(until) {
+		t.Errorf("persistUntil series %v, want %d", got, until)
+	}
+
+	setCAA(t, "gauge.metrics.test", challtestsrv.CAAPolicy{Tag: "issue", Value: "pki.goog"})
+	check()
+	if got := status(); got != stateCAA {
+		t.Errorf("CAA naming another CA: status %s", got)
+	}
+	setCAA(t, "gauge.metrics.test")
+	iss.notOffered.set(&ChallengeNotOfferedError{CA: ca.URL, ObservedAt: time.Now(), Identifier: "gauge.metrics.test", Offered: []string{"http-01"}})
+	if got := status(); got != stateNotOffered {
+		t.Errorf("the CA seen not offering dns-persist-01: status %s", got)
+	}
+	iss.notOffered.set(nil)
+	check()
+	if got := status(); got != stateOK {
+		t.Errorf("the CA offering again: status %s", got)
+	}
+
+	// an on-demand tenant's name is judged, and stays out of the labels
+	in, err := iss.recordInputs(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.judge(ctx, in, "tenant.metrics.test", false, freshAnswer); err != nil {
+		t.Fatal(err)
+	}
+	for key := range series(t, reg, "caddy_persist_record_status", nil) {
+		if strings.Contains(key, "tenant") {
+			t.Errorf("a name the config does not list has a series: %s", key)
+		}
+	}
+}
+
+// Each certificate asked of the issuer counts once, by outcome: held back
+// by a missing record, then issued; each wait before an order is timed.
+func TestOrdersAreCountedByOutcome(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t, acmetest.Options{})
+	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) {
+		iss.PropagationTimeout = caddy.Duration(200 * time.Millisecond)
+	})
+	reg := prometheus.NewRegistry()
+	iss.metrics = newPersistMetrics(reg)
+	ctx := context.Background()
+	if _, err := iss.Issue(ctx, newCSR(t, "orders.metrics.test")); err == nil {
+		t.Fatal("issued without a record")
+	}
+	iss.publish(t, "orders.metrics.test", false)
+	if _, err := iss.Issue(ctx, newCSR(t, "orders.metrics.test")); err != nil {
+		t.Fatal(err)
+	}
+	orders := series(t, reg, "caddy_persist_orders_total", map[string]string{"issuer": ca.URL})
+	if len(orders) != 2 || orders["outcome="+stateMissing] != 1 || orders["outcome="+outcomeIssued] != 1 {
+		t.Errorf("orders by outcome: %v", orders)
+	}
+	if waits := series(t, reg, "caddy_persist_record_wait_seconds", map[string]string{"issuer": ca.URL}); waits[""] != 2 {
+		t.Errorf("waits timed: %v, want 2", waits)
+	}
+}
+
+// The outcome of an order is the state of what held it back, in the
+// words the record states use.
+func TestOrderOutcomesUseTheRecordStatesWords(t *testing.T) {
+	t.Parallel()
+	missing := newRecordError(record.Expectation{Domain: "a.test"}, record.Verdict{Status: record.StatusMissing}, nil)
+	expired := newRecordError(record.Expectation{Domain: "a.test"}, record.Verdict{Status: record.StatusMismatch, Mismatches: []record.Mismatch{{Kind: record.MismatchExpired}}}, nil)
+	lookup := newRecordError(record.Expectation{Domain: "a.test"}, record.Verdict{}, &dnsLookupFailure{})
+	for err, want := range map[error]string{
+		nil:                         outcomeIssued,
+		missing:                     stateMissing,
+		expired:                     stateExpired,
+		lookup:                      stateDNSError,
+		&CAAError{Domain: "a.test"}: stateCAA,
+		&ChallengeNotOfferedError{CA: "https://ca"}:      stateNotOffered,
+		&persistUntilPassedError{until: time.Unix(1, 0)}: stateExpired,
+		context.DeadlineExceeded:                         outcomeCAError,
+	} {
+		if got := orderOutcome(err); got != want {
+			t.Errorf("%v: outcome %s, want %s", err, got, want)
+		}
+	}
+}
+
+// dnsLookupFailure is a failed DNS lookup.
+type dnsLookupFailure struct{}
+
+func (*dnsLookupFailure) Error() string { return "no server answered" }
+
+// Each change to the account counts once, by action; a step that finds
+// its work done counts nothing.
+func TestAccountChangesAreCountedByAction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	iss := newTestIssuer(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
+	reg := prometheus.NewRegistry()
+	iss.metrics = newPersistMetrics(reg)
+	const name = "changes.metrics.test"
+	iss.accountURL(t)
+	if _, err := iss.target(name).rollover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []replaceRequest{{}, {}} {
+		if _, err := iss.target(name).replace(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reports, err := iss.inspect(ctx, []string{name}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := iss.accounts.Replace(ctx, account.Pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replacement, err := record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: pending.Account.Location}.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	setTXT(t, reports[0].RecordName, replacement)
+	for range 2 {
+		if _, err := iss.target(name).replace(ctx, replaceRequest{Switch: true, DeactivateOld: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := series(t, reg, "caddy_persist_account_changes_total", nil)
+	want := map[string]float64{"action=rollover": 1, "action=replace": 1, "action=switch": 1, "action=deactivate": 1, "action=import": 0}
+	if len(got) != len(want) {
+		t.Errorf("account changes %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("account changes %v, want %v", got, want)
+			break
+		}
+	}
+}
