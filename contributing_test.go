@@ -2,6 +2,7 @@ package persist
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -55,5 +56,21 @@ func TestContributingMapsEveryFile(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Errorf("CONTRIBUTING.md does not map %s; add each to the table of its flow", strings.Join(missing, ", "))
+	}
+}
+
+// The plotting library of the benchmark charts lives in a module of its
+// own (bench/charts): a user's build of the plugin never needs it.
+func TestUsersNeverBuildThePlottingLibrary(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "mod", "why", "-m", "gonum.org/v1/plot").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go mod why: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "(main module does not need module gonum.org/v1/plot)") {
+		t.Errorf("the plugin's module needs the plotting library:\n%s", out)
+	}
+	if _, err := os.Stat("bench/charts/go.mod"); err != nil {
+		t.Errorf("bench/charts is not a module of its own: %v", err)
 	}
 }

@@ -31,6 +31,9 @@ type options struct {
 	memProfile  string
 	managed     int
 	idle        time.Duration
+	// csv, when set, is a file the figures are also written to, one row
+	// per N and contender, for the charts of BENCHMARKS.md
+	csv string
 }
 
 // allContenders is the order contenders are listed in; each repetition
@@ -59,6 +62,7 @@ func parseFlags() (options, error) {
 	flag.StringVar(&opts.memProfile, "memprofile", "", "write a heap profile to this file at the end")
 	flag.IntVar(&opts.managed, "managed", 0, "after the workloads, obtain certificates for this many bases with persist, have certmagic manage them, and measure their heap and the CPU while idle")
 	flag.DurationVar(&opts.idle, "idle", 30*time.Second, "with -managed: how long to measure the CPU while idle")
+	flag.StringVar(&opts.csv, "csv", "", "also write the figures to this CSV file, one row per N and contender (bench/charts reads it)")
 	flag.Parse()
 
 	for _, f := range strings.Split(*ns, ",") {
@@ -178,6 +182,11 @@ func run(opts options) error {
 		printTable(os.Stdout, n, opts.concurrency, allContenders, results[n])
 	}
 	printTargets(os.Stdout, opts.ns, results)
+	if opts.csv != "" {
+		if err := writeCSV(opts.csv, opts.ns, results); err != nil {
+			return err
+		}
+	}
 
 	if p, ok := contenders["persist"].(*persistContender); ok {
 		f, err := measurePublish(ctx, e, p)

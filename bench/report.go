@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/csv"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -170,4 +173,34 @@ func roundDuration(d time.Duration) string {
 	default:
 		return d.Round(100 * time.Microsecond).String()
 	}
+}
+
+// writeCSV writes the summaries, one row per N and contender, in the
+// order the tables print them: durations in seconds, heap in MiB.
+func writeCSV(path string, ns []int, results map[int]map[string]summary) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"n", "contender", "certs", "reps", "wall_s", "per_cert_s", "latency_p50_s", "latency_p90_s", "acme_per_cert", "dns_per_cert", "cpu_s", "peak_heap_mib"})
+	for _, n := range ns {
+		for _, name := range allContenders {
+			s, ok := results[n][name]
+			if !ok || s.reps == 0 {
+				continue
+			}
+			seconds := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 6, 64) }
+			w.Write([]string{strconv.Itoa(n), name, strconv.Itoa(s.certs), strconv.Itoa(s.reps),
+				seconds(s.wall), seconds(s.perCert), seconds(s.latencyP50), seconds(s.latencyP90),
+				strconv.FormatFloat(s.acmePerCert, 'f', 2, 64), strconv.FormatFloat(s.dnsPerCert, 'f', 2, 64),
+				seconds(s.cpu), strconv.FormatFloat(float64(s.peakHeap)/(1<<20), 'f', 1, 64)})
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

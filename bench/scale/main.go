@@ -12,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -31,6 +32,7 @@ import (
 func main() {
 	ns := flag.String("n", "1000,4000,10000", "comma-separated numbers of base names (each served with its wildcard)")
 	reps := flag.Int("reps", 1, "timed runs of each command per N; the median is reported")
+	csvPath := flag.String("csv", "", "also write the figures to this CSV file, one row per N (bench/charts reads it)")
 	flag.Parse()
 	var sizes []int
 	for _, f := range strings.Split(*ns, ",") {
@@ -40,8 +42,14 @@ func main() {
 		}
 		sizes = append(sizes, n)
 	}
-	if err := run(sizes, *reps); err != nil {
+	rows, err := run(sizes, *reps)
+	if err != nil {
 		fail(err)
+	}
+	if *csvPath != "" {
+		if err := writeCSV(*csvPath, rows); err != nil {
+			fail(err)
+		}
 	}
 }
 
@@ -58,23 +66,23 @@ type row struct {
 	adapt, records, check time.Duration
 }
 
-func run(sizes []int, reps int) error {
+func run(sizes []int, reps int) ([]row, error) {
 	bin, err := caddytest.Build(".")
 	if err != nil {
-		return fmt.Errorf("building Caddy (run from the module root): %v", err)
+		return nil, fmt.Errorf("building Caddy (run from the module root): %v", err)
 	}
 	tmp, err := os.MkdirTemp("", "persist-scale-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	_, dnsAddr, err := acmetest.DNS()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ca, err := acmetest.StartCA(acmetest.Options{}, dnsAddr, tmp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer ca.Close()
 
@@ -82,13 +90,13 @@ func run(sizes []int, reps int) error {
 	for _, n := range sizes {
 		r, err := measure(bin, ca, dnsAddr, tmp, n, reps)
 		if err != nil {
-			return fmt.Errorf("with %d bases: %v", n, err)
+			return nil, fmt.Errorf("with %d bases: %v", n, err)
 		}
 		rows = append(rows, r)
 		fmt.Printf("N=%d done: adapt %s, records %s, check %s\n", n, r.adapt.Round(time.Millisecond), r.records.Round(time.Millisecond), r.check.Round(time.Millisecond))
 	}
 	report(rows)
-	return nil
+	return rows, nil
 }
 
 // measure writes the config for n bases, registers the account and
@@ -233,3 +241,24 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// writeCSV writes the rows, durations in seconds.
+func writeCSV(path string, rows []row) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"n", "adapt_s", "records_s", "check_s"})
+	for _, r := range rows {
+		w.Write([]string{strconv.Itoa(r.n), seconds(r.adapt), seconds(r.records), seconds(r.check)})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 6, 64) }
