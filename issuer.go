@@ -286,6 +286,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		now:     iss.now,
 	}
 	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
+	iss.metrics.issuerSeries(iss.CA)
 	iss.states = newRecordStates(iss.metrics, iss.CA, func(base string) bool { return served().all[base] })
 	iss.notices = &noticeLog{
 		logger:  iss.logger,

@@ -56,7 +56,7 @@ type persistMetrics struct {
 	// recordStatus is 1 for the status of each configured record, by
 	// issuer (its CA) and record name; recordPersistUntil is the
 	// persistUntil of a passing record that has one (see recordStates).
-	recordStatus       *prometheus.GaugeVec
+	recordStatus       *statusGauge
 	recordPersistUntil *prometheus.GaugeVec
 	// orders counts what became of each certificate Caddy asked an
 	// issuer for: issued, or held back and why (orderOutcome).
@@ -85,7 +85,10 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 		permissionChecks: prometheus.NewCounterVec(prometheus.CounterOpts(persistOpts("permission_checks_total", "On-demand permission checks of dns-persist-01 records, by outcome.")), []string{"outcome"}),
 		recordsExpiring:  prometheus.NewCounter(prometheus.CounterOpts(persistOpts("records_expiring_total", "Checks that found a passing dns-persist-01 record whose persistUntil is less than 30 days away."))),
 	}
-	m.recordStatus = prometheus.NewGaugeVec(prometheus.GaugeOpts(persistOpts("record_status", "1 for the status of each dns-persist-01 record the config's names need, as the last check found it: ok, missing, mismatch, expired, dnssec, caa, dns-error or not-offered.")), []string{"issuer", "record_name", "status"})
+	m.recordStatus = &statusGauge{
+		vec:   prometheus.NewGaugeVec(prometheus.GaugeOpts(persistOpts("record_status", "1 for the status of each dns-persist-01 record the config's names need, as the last check found it: ok, missing, mismatch, expired, dnssec, caa, dns-error or not-offered.")), []string{"issuer", "record_name", "status"}),
+		shown: make(map[[2]string]string),
+	}
 	m.recordPersistUntil = prometheus.NewGaugeVec(prometheus.GaugeOpts(persistOpts("record_persist_until_timestamp_seconds", "The persistUntil of each passing dns-persist-01 record that has one, in UNIX seconds: after it, CAs refuse the record.")), []string{"issuer", "record_name"})
 	m.orders = prometheus.NewCounterVec(prometheus.CounterOpts(persistOpts("orders_total", "Certificates asked of a persist issuer, by outcome: issued, or held back because of the record (missing, mismatch, expired, dnssec, dns-error), CAA (caa), a CA that does not offer dns-persist-01 (not-offered), or the CA (ca-error).")), []string{"issuer", "outcome"})
 	m.recordWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -135,6 +138,46 @@ const (
 	outcomeCAError  = "ca-error"
 )
 
+// orderOutcomes are every outcome orders_total counts.
+var orderOutcomes = []string{outcomeIssued, stateMissing, stateMismatch, stateExpired, stateDNSSEC, stateCAA, stateDNSError, stateNotOffered, outcomeCAError}
+
+// issuerSeries gives the issuer's order outcomes their series from the
+// start, so that increase() sees the first of each.
+func (m *persistMetrics) issuerSeries(issuer string) {
+	for _, o := range orderOutcomes {
+		m.orders.WithLabelValues(issuer, o)
+	}
+}
+
+// statusGauge is record_status: for each issuer (CA) and record name,
+// one series, whose status label is the record's last status. Every
+// issuer of the config shares it, since two of the same CA (two sites
+// with different tls options, say) show the same records.
+type statusGauge struct {
+	vec   *prometheus.GaugeVec
+	mu    sync.Mutex
+	shown map[[2]string]string
+}
+
+// show makes status the record's one series.
+func (g *statusGauge) show(issuer, name, status string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	key := [2]string{issuer, name}
+	old, ok := g.shown[key]
+	if ok && old == status {
+		return
+	}
+	if ok {
+		g.vec.DeleteLabelValues(issuer, name, old)
+	}
+	g.vec.WithLabelValues(issuer, name, status).Set(1)
+	g.shown[key] = status
+}
+
+func (g *statusGauge) Describe(ch chan<- *prometheus.Desc) { g.vec.Describe(ch) }
+func (g *statusGauge) Collect(ch chan<- prometheus.Metric) { g.vec.Collect(ch) }
+
 // recordStates keeps, for each record the config's names need, what the
 // checks found of it, and shows it as recordStatus: one series per record,
 // whose status label changes as the record does. Every check of the
@@ -154,9 +197,9 @@ type recordStates struct {
 }
 
 // recordState is what the checks last found of one record: the record's
-// own verdict, CAA's, and the status shown for both.
+// own verdict, and CAA's.
 type recordState struct {
-	record, caa, shown string
+	record, caa string
 }
 
 func newRecordStates(m *persistMetrics, issuer string, configured func(base string) bool) *recordStates {
@@ -232,15 +275,7 @@ func (s *recordStates) show(base string, st *recordState) {
 	case st.record == stateOK && st.caa != "":
 		status = st.caa
 	}
-	if status == st.shown {
-		return
-	}
-	name := record.Name(base)
-	if st.shown != "" {
-		s.metrics.recordStatus.DeleteLabelValues(s.issuer, name, st.shown)
-	}
-	s.metrics.recordStatus.WithLabelValues(s.issuer, name, status).Set(1)
-	st.shown = status
+	s.metrics.recordStatus.show(s.issuer, record.Name(base), status)
 }
 
 // recordWord is the state a judgement finds the record in.
@@ -298,10 +333,11 @@ func orderOutcome(err error) string {
 	return outcomeCAError
 }
 
-// countOrder counts a certificate asked of the issuer with its outcome;
-// one given up because Caddy stopped is no outcome.
+// countOrder counts an attempt at a certificate asked of the issuer with
+// its outcome. One given up because Caddy stopped, or left to a later
+// issuer whose records pass, is no outcome.
 func (m *persistMetrics) countOrder(issuer string, err error) {
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.As(err, new(*steppedAsideError)) {
 		return
 	}
 	m.orders.WithLabelValues(issuer, orderOutcome(err)).Inc()

@@ -255,3 +255,65 @@ func TestAccountChangesAreCountedByAction(t *testing.T) {
 		}
 	}
 }
+
+// Two issuers of one CA (two sites with different tls options) show the
+// same records: the record keeps one series, the status the last check
+// found, whichever issuer made it.
+func TestTwoIssuersOfOneCAShowOneSeriesPerRecord(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	all := func(string) bool { return true }
+	a := newRecordStates(newPersistMetrics(reg), "https://ca.test/dir", all)
+	b := newRecordStates(newPersistMetrics(reg), "https://ca.test/dir", all)
+	missing := judgement{verdict: record.Verdict{Status: record.StatusMissing}}
+	ok := judgement{verdict: record.Verdict{Status: record.StatusOK, Matched: &record.Record{}}}
+	for _, step := range []struct {
+		states *recordStates
+		j      judgement
+		want   string
+	}{{a, missing, stateMissing}, {b, ok, stateOK}, {a, missing, stateMissing}, {a, missing, stateMissing}, {b, ok, stateOK}} {
+		step.states.judged("one.test", step.j)
+		got := series(t, reg, "caddy_persist_record_status", map[string]string{"record_name": "_validation-persist.one.test"})
+		if len(got) != 1 || got["issuer=https://ca.test/dir,status="+step.want] != 1 {
+			t.Fatalf("after a check finding %s, the series are %v", step.want, got)
+		}
+	}
+}
+
+// A config file whose issuer writes records with other settings than the
+// running one (another persist_until) is checked through the running
+// Caddy, but what it finds is not what Caddy's orders meet: the running
+// record's series stays as it was.
+func TestAFileWithOtherSettingsLeavesTheRunningStatusAlone(t *testing.T) {
+	t.Parallel()
+	ca := startCA(t, acmetest.Options{})
+	running := provisionCaddyfile(t, persistSiteCaddyfile(t.TempDir(), ca, "settings.metrics.test"))
+	reg := running.GetMetricsRegistry()
+	sets, err := servedNames(running, nil, nil)
+	if err != nil || len(sets) != 1 {
+		t.Fatalf("sets %v, %v", sets, err)
+	}
+	ctx := context.Background()
+	reports, err := sets[0].Issuer.inspectWith(ctx, sets[0].Names, inspectOptions{register: true, check: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setTXT(t, reports[0].RecordName, reports[0].Value)
+	status := func() map[string]float64 {
+		return series(t, reg, "caddy_persist_record_status", map[string]string{"record_name": reports[0].RecordName})
+	}
+	for _, settings := range []string{"", "2100-01-01T00:00:00Z"} {
+		id := identityOf(sets[0].Issuer)
+		id.PersistUntil = settings
+		file, err := setsFor(running, []issuerNames{{Issuer: id, Domains: sets[0].Names}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inspectAll(ctx, file, inspectOptions{check: true}); err != nil {
+			t.Fatal(err)
+		}
+		if got := status(); len(got) != 1 || got["issuer="+ca.URL+",status=ok"] != 1 {
+			t.Errorf("after checking a file with persist_until %q, the running record shows %v, want ok", settings, got)
+		}
+	}
+}

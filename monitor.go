@@ -17,24 +17,32 @@ import (
 const (
 	monitorFirstDelay = time.Minute
 	monitorInterval   = 24 * time.Hour
+	// monitorFirstSpread is how long the first pass after a config loads
+	// takes: a new config has a new metrics registry, whose record series
+	// should not wait a day to be set again.
+	monitorFirstSpread = 10 * time.Minute
 )
 
 // startMonitor checks the records of the names this issuer serves once a
 // day, until the config is unloaded. Each day's pass is spread over the
 // day, a base domain at a time, so that a platform serving thousands of
-// names makes a lookup every minute or so, not thousands at one instant.
+// names makes a lookup every minute or so, not thousands at one instant;
+// the first, which sets the metrics of a config just loaded, is spread
+// over monitorFirstSpread.
 func (iss *Issuer) startMonitor(ctx caddy.Context) {
 	go func() {
 		timer := time.NewTimer(monitorFirstDelay)
 		defer timer.Stop()
+		spread := monitorFirstSpread
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-timer.C:
 				started := time.Now()
-				iss.checkServedRecords(ctx, ctx, monitorInterval)
+				iss.checkServedRecords(ctx, ctx, spread)
 				timer.Reset(max(monitorInterval-time.Since(started), 0))
+				spread = monitorInterval
 			}
 		}
 	}()

@@ -99,7 +99,7 @@ func BenchmarkPermissionCache10k(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		heapMB = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20)
 	}
-	b.ReportMetric(heapMB, "heap-MB/10k-names")
+	b.ReportMetric(heapMB, "heap-MiB/10k-names")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -224,7 +224,7 @@ func BenchmarkPermissionFlood(b *testing.B) {
 		b.ReportMetric(pct(0.50), "tenant-p50-µs")
 		b.ReportMetric(pct(0.99), "tenant-p99-µs")
 		b.ReportMetric(float64(after.Mallocs-before.Mallocs)/flood, "allocs/flood-name")
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MB-full")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MiB-full")
 		b.ReportMetric(float64(p.decisions.Len()), "cached-decisions")
 		b.ReportMetric(float64(flood)/took.Seconds(), "flood-names/s")
 		b.ReportMetric(0, "ns/op")

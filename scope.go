@@ -194,6 +194,11 @@ func withRecordSettings(iss *Issuer, id issuerIdentity, names []string) (*Issuer
 		copied.spec.persistUntil = until
 	}
 	copied.identity = identityKey(&copied)
+	if copied.identity != iss.identity {
+		// records with other settings than the running issuer's: what
+		// a check finds of them is not what Caddy's orders meet
+		copied.states = nil
+	}
 	return &copied, nil
 }
 

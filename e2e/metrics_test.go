@@ -114,6 +114,13 @@ ok.mon.test {
 	respond "ok"
 }
 
+fine.mon.test {
+	tls {
+		`+e.issuerBlock("persist_until "+until.Format(time.RFC3339))+`
+	}
+	respond "fine"
+}
+
 held.mon.test {
 	tls {
 		`+e.issuerBlock("propagation_timeout 1s")+`
@@ -130,23 +137,28 @@ quiet.mon.test {
 `)
 	res := e.caddy("persist", "records", "--config", cfg, "--format", "json")
 	recs := decodeRecords(t, res.stdout)
-	if res.code != 0 || len(recs) != 3 {
+	if res.code != 0 || len(recs) != 4 {
 		t.Fatalf("records (exit %d): %+v\n%s", res.code, recs, res.stderr)
 	}
 	byDomain := make(map[string]recordJSON)
 	for _, r := range recs {
 		byDomain[r.Domain] = r
 	}
-	for _, domain := range []string{"ok.mon.test", "quiet.mon.test"} {
+	for _, domain := range []string{"ok.mon.test", "fine.mon.test", "quiet.mon.test"} {
 		if err := acmetest.SetTXT(byDomain[domain].RecordName, byDomain[domain].Value); err != nil {
 			t.Fatal(err)
 		}
 	}
-	okName := byDomain["ok.mon.test"].RecordName
-	t.Cleanup(func() { acmetest.SetTXT(okName); acmetest.SetTXT(byDomain["quiet.mon.test"].RecordName) })
+	okName, fineName := byDomain["ok.mon.test"].RecordName, byDomain["fine.mon.test"].RecordName
+	t.Cleanup(func() {
+		acmetest.SetTXT(okName)
+		acmetest.SetTXT(fineName)
+		acmetest.SetTXT(byDomain["quiet.mon.test"].RecordName)
+	})
 
 	e.start("--config", cfg)
 	e.handshake(t, "ok.mon.test", 30*time.Second)
+	e.handshake(t, "fine.mon.test", 30*time.Second)
 	// the held order ends when its wait does, a second after Caddy
 	// asks; the refused one when the CA answers
 	var families map[string]*dto.MetricFamily
@@ -166,8 +178,8 @@ quiet.mon.test {
 	if got := value(families, "caddy_persist_record_persist_until_timestamp_seconds", map[string]string{"issuer": e.ca.URL, "record_name": okName}); got != float64(until.Unix()) {
 		t.Errorf("persistUntil series %v, want %d", got, until.Unix())
 	}
-	if got := value(families, "caddy_persist_orders_total", map[string]string{"issuer": e.ca.URL, "outcome": "issued"}); got != 1 {
-		t.Errorf("issued orders: %v, want 1", got)
+	if got := value(families, "caddy_persist_orders_total", map[string]string{"issuer": e.ca.URL, "outcome": "issued"}); got != 2 {
+		t.Errorf("issued orders: %v, want 2", got)
 	}
 	if got := statusOf(families, e.ca.URL, byDomain["held.mon.test"].RecordName); got != "missing" {
 		t.Errorf("the record never published shows %q, want missing", got)
@@ -184,6 +196,7 @@ quiet.mon.test {
 		t.Fatalf("check after deleting the record: exit %d\n%s\n%s", check.code, check.stdout, check.stderr)
 	}
 	page, families := e.scrape(t)
+	scraped := time.Now()
 	if got := statusOf(families, e.ca.URL, okName); got != "missing" {
 		t.Errorf("after the record was deleted and checked, it shows %q, want missing", got)
 	}
@@ -205,13 +218,17 @@ quiet.mon.test {
 		record := func(issuer, name string) map[string]string {
 			return map[string]string{"issuer": issuer, "record_name": name}
 		}
+		// fine.mon.test stays ok, and e.ca issued; none of their alerts
+		// may fire, nor any before its hour
 		expected := ruleExpectations(t, []firing{
+			{"PersistRecordNotOK", "30m", nil},
 			{"PersistRecordNotOK", "70m", []map[string]string{record(e.ca.URL, okName), record(e.ca.URL, held), record(quiet.URL, refused)}},
-			{"PersistRecordExpiresSoon", "10m", []map[string]string{record(e.ca.URL, okName)}},
-			{"PersistOrdersHeldBack", "70m", []map[string]string{{"issuer": e.ca.URL}, {"issuer": quiet.URL}}},
+			{"PersistRecordExpiresSoon", "10m", []map[string]string{record(e.ca.URL, fineName)}},
+			{"PersistOrdersHeldBack", "5h", nil},
+			{"PersistOrdersHeldBack", "7h10m", []map[string]string{{"issuer": e.ca.URL}, {"issuer": quiet.URL}}},
 			{"PersistChallengeNotOffered", "10m", []map[string]string{{"issuer": quiet.URL}}},
 		})
-		writeRuleTests(t, tests, families, until, okName, expected)
+		writeRuleTests(t, tests, families, scraped, expected)
 		runPromtool(t, promtool, "", "", "test", "rules", tests)
 
 		// the dashboard's queries parse, as recording rules promtool
@@ -305,6 +322,9 @@ func ruleExpectations(t *testing.T, firings []firing) string {
 	var b strings.Builder
 	for _, f := range firings {
 		fmt.Fprintf(&b, "\n      - eval_time: %s\n        alertname: %s\n        exp_alerts:", f.at, f.alert)
+		if len(f.labels) == 0 {
+			b.WriteString(" []")
+		}
 		found := false
 		for _, g := range file.Groups {
 			for _, r := range g.Rules {
@@ -336,13 +356,12 @@ func ruleExpectations(t *testing.T, firings []firing) string {
 }
 
 // writeRuleTests writes a promtool rule test whose input series are the
-// plugin's scraped series, as they would read for the next hours: gauges
-// as they are; counters of orders held back growing by one a minute, as
-// retries would, and of orders issued standing still. Timestamps move to
-// promtool's clock, which starts at 0: persistUntil keeps its distance
-// from the scrape. The passing record's persistUntil is given too, which
-// the deleted record no longer has.
-func writeRuleTests(t *testing.T, path string, families map[string]*dto.MetricFamily, until time.Time, okName, expected string) {
+// plugin's series as scraped at scraped, read on as the next hours would
+// go: gauges as they are; orders held back growing by one every six
+// hours, as certmagic's retries come at their sparsest, and orders issued
+// standing still. Timestamps move to promtool's clock, which starts at 0:
+// a persistUntil keeps its distance from the scrape.
+func writeRuleTests(t *testing.T, path string, families map[string]*dto.MetricFamily, scraped time.Time, expected string) {
 	t.Helper()
 	var series []string
 	names := make([]string, 0, len(families))
@@ -352,6 +371,7 @@ func writeRuleTests(t *testing.T, path string, families map[string]*dto.MetricFa
 		}
 	}
 	sort.Strings(names)
+	format := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	for _, name := range names {
 		f := families[name]
 		for _, m := range f.GetMetric() {
@@ -367,12 +387,16 @@ func writeRuleTests(t *testing.T, path string, families map[string]*dto.MetricFa
 			var values string
 			switch f.GetType() {
 			case dto.MetricType_GAUGE:
-				values = strconv.FormatFloat(m.GetGauge().GetValue(), 'f', -1, 64) + "x120"
+				v := m.GetGauge().GetValue()
+				if strings.HasSuffix(name, "_timestamp_seconds") {
+					v -= float64(scraped.Unix())
+				}
+				values = format(v) + "x600"
 			case dto.MetricType_COUNTER:
-				v := strconv.FormatFloat(m.GetCounter().GetValue(), 'f', -1, 64)
-				values = v + "x120"
-				if name == "caddy_persist_orders_total" && outcome != "issued" {
-					values = v + "+1x120"
+				v := m.GetCounter().GetValue()
+				values = format(v) + "x600"
+				if name == "caddy_persist_orders_total" && outcome != "issued" && v > 0 {
+					values = fmt.Sprintf("%sx359 %sx359 %sx359", format(v), format(v+1), format(v+2))
 				}
 			default:
 				continue
@@ -380,12 +404,11 @@ func writeRuleTests(t *testing.T, path string, families map[string]*dto.MetricFa
 			series = append(series, fmt.Sprintf("      - series: '%s'\n        values: '%s'", id, values))
 		}
 	}
-	if !slices.ContainsFunc(series, func(s string) bool { return strings.Contains(s, "caddy_persist_record_status{") }) {
-		t.Fatalf("the scrape has no record status series to test the rules on")
+	for _, family := range []string{"caddy_persist_record_status{", "caddy_persist_record_persist_until_timestamp_seconds{", "caddy_persist_orders_total{"} {
+		if !slices.ContainsFunc(series, func(s string) bool { return strings.Contains(s, family) }) {
+			t.Fatalf("the scrape has no %s} series to test the rules on", family)
+		}
 	}
-	days := time.Until(until).Seconds()
-	series = append(series, fmt.Sprintf("      - series: 'caddy_persist_record_persist_until_timestamp_seconds{issuer=%q,record_name=%q}'\n        values: '%.0fx120'",
-		issuerOf(families, okName), okName, days))
 	abs, err := filepath.Abs(rulesFile)
 	if err != nil {
 		t.Fatal(err)
@@ -395,22 +418,6 @@ func writeRuleTests(t *testing.T, path string, families map[string]*dto.MetricFa
 		t.Fatal(err)
 	}
 	t.Logf("promtool rule test:\n%s", content)
-}
-
-// issuerOf is the issuer label of the record's status series.
-func issuerOf(families map[string]*dto.MetricFamily, recordName string) string {
-	for _, m := range families["caddy_persist_record_status"].GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "record_name" && l.GetValue() == recordName {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "issuer" {
-						return l.GetValue()
-					}
-				}
-			}
-		}
-	}
-	return ""
 }
 
 // runPromtool runs promtool with stdin, and fails the test if it fails.

@@ -227,7 +227,7 @@ func flood(dir string) (*plot.Plot, error) {
 	if f == nil || c == nil {
 		return nil, errors.New("no BenchmarkPermissionFlood or BenchmarkPermissionCached result")
 	}
-	p, err := bars(fmt.Sprintf("A tenant's cached check during a flood (heap %.0f MB with %.0f decisions)", f["heap-MB-full"], f["cached-decisions"]),
+	p, err := bars(fmt.Sprintf("A tenant's cached check during a flood (heap %.0f MiB with %.0f decisions)", f["heap-MiB-full"], f["cached-decisions"]),
 		"µs", []string{"alone", "flooded, p50", "flooded, p99"}, []string{"check"},
 		[][]float64{{c["ns/op"] / 1000, f["tenant-p50-µs"], f["tenant-p99-µs"]}})
 	if err != nil {
