@@ -9,6 +9,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -202,7 +203,7 @@ func (t accountTarget) rollover(ctx context.Context) (AccountChange, error) {
 	if err != nil {
 		return change, err
 	}
-	t.issuer().metrics.accountChanges.WithLabelValues("rollover").Inc()
+	t.issuer().metrics.AccountChanged("rollover")
 	change.AccountURL, change.State = out.Account.Location, stateRolledOver
 	if out.Resumed {
 		change.State = stateResumed
@@ -244,7 +245,7 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 		}
 		pending := begun.Account
 		if begun.Created {
-			t.issuer().metrics.accountChanges.WithLabelValues("replace").Inc()
+			t.issuer().metrics.AccountChanged("replace")
 		}
 		change.AccountURL, change.State, change.Registered, change.ReplacementURL = current.Location, statePending, begun.Created, pending.Location
 		change.Records, err = inspectAll(ctx, t, inspectOptions{caa: req.CAA, account: &pending})
@@ -282,7 +283,7 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 			change.State = stateDone
 			return change, nil
 		}
-		t.issuer().metrics.accountChanges.WithLabelValues("switch").Inc()
+		t.issuer().metrics.AccountChanged("switch")
 	}
 
 	if req.DeactivateOld {
@@ -298,7 +299,7 @@ func (t accountTarget) replace(ctx context.Context, req replaceRequest) (Account
 		if deactivated.Done {
 			change.State = stateDone
 		} else {
-			t.issuer().metrics.accountChanges.WithLabelValues("deactivate").Inc()
+			t.issuer().metrics.AccountChanged("deactivate")
 		}
 		change.Remove, err = t.recordsOf(ctx, deactivated.Old)
 		return change, err
@@ -314,7 +315,7 @@ func (t accountTarget) recordsOf(ctx context.Context, acct acme.Account) ([]stri
 		if len(set.Names) == 0 {
 			continue
 		}
-		plan, err := planNames(set.Names)
+		plan, err := judge.PlanNames(set.Names)
 		if err != nil {
 			return nil, &inputError{err}
 		}
@@ -322,8 +323,8 @@ func (t accountTarget) recordsOf(ctx context.Context, acct acme.Account) ([]stri
 		if err != nil {
 			return nil, err
 		}
-		in.acct = acct
-		for _, line := range set.Issuer.spec.zoneLines(plan, in) {
+		in.Account = acct
+		for _, line := range set.Issuer.judge.Spec.ZoneLines(plan, in.Inputs) {
 			if !slices.Contains(lines, line) {
 				lines = append(lines, line)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/storagetest"
 )
 
@@ -77,8 +78,8 @@ func TestRolloverDraft02RepublishesAndOldRecordsStillPass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j, err := iss.judge(ctx, in, name, false, freshAnswer); err != nil || !j.passed() || !j.verdict.PreviousKey {
-		t.Errorf("the issuance check refuses the old record: %v, %+v", err, j.verdict)
+	if j, err := iss.judge.Record(ctx, in.Inputs, name, false, judge.Fresh); err != nil || !j.Passed() || !j.Verdict.PreviousKey {
+		t.Errorf("the issuance check refuses the old record: %v, %+v", err, j.Verdict)
 	}
 
 	setTXT(t, after.RecordName, after.Value)

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 )
 
 func init() {
@@ -139,7 +140,7 @@ func apiError(err error) error {
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
 	case errors.Is(err, account.ErrNoAccountYet):
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
-	case errors.As(err, new(*persistUntilPassedError)):
+	case errors.As(err, new(*judge.PersistUntilPassedError)):
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: err}
 	}
 	var state *account.StateError

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -156,13 +157,13 @@ func (v failedVerdict) Has(kind record.MismatchKind) bool { return v.full().Has(
 // known before an order. Otherwise the solver checks, with the names the
 // challenge offers. A negative propagation_timeout turns the check off.
 func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) error {
-	if iss.PropagationTimeout < 0 || order.in.offered == nil {
+	if iss.PropagationTimeout < 0 || order.in.Offered == nil {
 		return nil
 	}
 	stepAside := func(ctx context.Context) error { return iss.stepAside(ctx, order.plan, true) }
 	waited := time.Now()
-	err := iss.awaitRecords(ctx, order.in, order.plan, order.plan.bases, true, order.started.Add(time.Duration(iss.PropagationTimeout)), stepAside)
-	iss.metrics.recordWait.WithLabelValues(iss.CA).Observe(time.Since(waited).Seconds())
+	err := iss.awaitRecords(ctx, order.in, order.plan, order.plan.Bases, true, order.started.Add(time.Duration(iss.PropagationTimeout)), stepAside)
+	iss.metrics.ObserveWait(iss.CA, time.Since(waited))
 	order.caaChecked = err == nil
 	return err
 }
@@ -174,7 +175,7 @@ func (iss *Issuer) checkBeforeOrder(ctx context.Context, order *orderState) erro
 // does not change it, while a CAA lookup that fails is waited out like a
 // record's. While records fail, stepAside (when not nil) may end the wait
 // with its error.
-func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan orderPlan, bases []string, withCAA bool, deadline time.Time, stepAside func(context.Context) error) error {
+func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan judge.Plan, bases []string, withCAA bool, deadline time.Time, stepAside func(context.Context) error) error {
 	pending := bases
 	var caaDue []string
 	if withCAA {
@@ -185,7 +186,7 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan order
 		failures = failures[:0]
 		var caaStill []string
 		for _, base := range caaDue {
-			err := iss.checkCAA(ctx, in, base, plan.plain[base], plan.wildcard[base])
+			err := iss.checkCAA(ctx, in, base, plan.Plain[base], plan.Wildcard[base])
 			var caaErr *CAAError
 			if err != nil && (!errors.As(err, &caaErr) || !caaErr.mayPass()) {
 				return err
@@ -198,7 +199,7 @@ func (iss *Issuer) awaitRecords(ctx context.Context, in recordInputs, plan order
 		caaDue = caaStill
 		var still []string
 		for _, base := range pending {
-			err := iss.checkRecord(ctx, in, base, plan.wildcard[base])
+			err := iss.checkRecord(ctx, in, base, plan.Wildcard[base])
 			var recErr *RecordError
 			if err != nil && !errors.As(err, &recErr) {
 				return err
@@ -250,16 +251,29 @@ func nextLookIn(looks int, interval time.Duration) time.Duration {
 // record that does not pass is a *RecordError; any other error means the
 // expectation could not be built, and waiting will not change it.
 func (iss *Issuer) checkRecord(ctx context.Context, in recordInputs, base string, wildcard bool) error {
-	j, err := iss.judge(ctx, in, base, wildcard, recentPassWillDo)
+	j, err := iss.judge.Record(ctx, in.Inputs, base, wildcard, judge.RecentPassWillDo)
 	if err != nil {
 		return err
 	}
-	if !j.passed() {
-		recErr := j.failure()
+	if !j.Passed() {
+		recErr := recordFailure(j)
 		iss.notices.failure(recErr)
 		return recErr
 	}
-	iss.notices.expiry(base, *j.verdict.Matched)
+	iss.notices.expiry(base, *j.Verdict.Matched)
 	iss.notices.leniency(j)
 	return nil
+}
+
+// recordFailure describes a judgement that did not pass, with the record
+// to publish.
+func recordFailure(j judge.Judgement) *RecordError {
+	e := newRecordError(j.Exp, j.Verdict, j.LookupErr)
+	switch {
+	case j.DNSSEC != nil && j.LookupErr == nil:
+		e.lag = &laggingServers{servers: j.DNSSECAt, dnssec: j.DNSSEC}
+	case len(j.Behind) > 0:
+		e.lag = &laggingServers{servers: j.Behind}
+	}
+	return e
 }

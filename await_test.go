@@ -15,6 +15,7 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/fakedns"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -70,7 +71,7 @@ func TestIssueAcceptsPublishedForms(t *testing.T) {
 		// the test DNS server then serves it as two
 		long := ours + "; note=" + strings.Repeat("x", 260)
 		setTXT(t, record.Name("split.test"), long)
-		ans, err := iss.resolver.LookupTXT(context.Background(), record.Name("split.test"))
+		ans, err := iss.judge.Resolver.LookupTXT(context.Background(), record.Name("split.test"))
 		if err != nil || len(ans.Views) != 1 || !slices.Equal(ans.Views[0].Values, []string{long}) {
 			t.Fatalf("lookup = %+v, %v", ans, err)
 		}
@@ -89,7 +90,7 @@ func TestIssueAcceptsPublishedForms(t *testing.T) {
 		dns.AddDNSCNAMERecord(record.Name("alias.test"), "persist-target.delegated.test.")
 		t.Cleanup(func() { dns.DeleteDNSCNAMERecord(record.Name("alias.test")) })
 		setTXT(t, "persist-target.delegated.test", ours+"; policy=wildcard")
-		ans, err := iss.resolver.LookupTXT(context.Background(), record.Name("alias.test"))
+		ans, err := iss.judge.Resolver.LookupTXT(context.Background(), record.Name("alias.test"))
 		if err != nil || len(ans.Views) != 1 || !slices.Equal(ans.Views[0].CNAMEs, []string{"persist-target.delegated.test"}) || len(ans.Views[0].Values) != 1 {
 			t.Fatalf("lookup = %+v, %v", ans, err)
 		}
@@ -191,7 +192,7 @@ func TestMissingRecordIsLoggedOncePerHourPerName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := recordInputs{dir: caDirectory{Draft: record.Draft01}, offered: []string{acmetest.DefaultIssuerName}, acct: acct}
+	in := recordInputs{Inputs: judge.Inputs{Dir: judge.Directory{Draft: record.Draft01}, Offered: []string{acmetest.DefaultIssuerName}, Account: acct}}
 	warnings := func() []observer.LoggedEntry {
 		return iss.logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet("record missing").All()
 	}
@@ -233,7 +234,7 @@ func TestNearPersistUntilWarnsAtEachCheck(t *testing.T) {
 	clock := &controlledClock{now: time.Now().Truncate(time.Second)}
 	iss := newTestIssuer(t, ca, t.TempDir(), func(iss *Issuer) { iss.now = clock.Now })
 	acct, _ := iss.accounts.Get(context.Background(), true)
-	in := recordInputs{dir: caDirectory{Draft: record.Draft01}, offered: []string{acmetest.DefaultIssuerName}, acct: acct}
+	in := recordInputs{Inputs: judge.Inputs{Dir: judge.Directory{Draft: record.Draft01}, Offered: []string{acmetest.DefaultIssuerName}, Account: acct}}
 	until := clock.Now().Add(40 * 24 * time.Hour).Truncate(time.Second)
 	value, _ := record.Record{IssuerDomainName: acmetest.DefaultIssuerName, AccountURI: acct.Location, PersistUntil: until}.Value()
 	setTXT(t, record.Name("until.test"), value)

@@ -3,12 +3,10 @@ package persist
 import (
 	"context"
 	"fmt"
-	"slices"
-
-	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/caa"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 )
 
 // CAA (RFC 8659) says which CAs may issue for a name, and RFC 8657 narrows
@@ -92,40 +90,20 @@ func (e *CAAError) Unwrap() error {
 	return e.DNSErr
 }
 
-// caaJudgement is the verdict of the CAA policy on the names under one
-// base domain.
-type caaJudgement struct {
-	domain string
-	answer dnslookup.CAAAnswer
-	// forbidding is the first set that forbids, and why.
-	forbidding *dnslookup.CAASet
-	reason     string
-	// broken is the first set whose signatures do not verify.
-	broken *dnslookup.CAASet
-	// warnings are what the allowing records rely on, for every set.
-	warnings  []string
-	publish   []caa.Record
-	lookupErr error
-}
-
-func (j caaJudgement) allowed() bool {
-	return j.lookupErr == nil && j.forbidding == nil && j.broken == nil
-}
-
-// failure describes a judgement that did not allow issuance: records
-// that forbid before signatures that do not verify, since waiting mends
-// only the latter.
-func (j caaJudgement) failure() *CAAError {
-	e := &CAAError{Domain: j.domain, Reason: j.reason, DNSErr: j.lookupErr, Publish: caaZoneLines(j.domain, j.publish)}
-	if j.forbidding == nil && j.broken != nil && j.lookupErr == nil {
+// caaFailure describes a CAA judgement that did not allow issuance:
+// records that forbid before signatures that do not verify, since waiting
+// mends only the latter.
+func caaFailure(j judge.CAAJudgement) *CAAError {
+	e := &CAAError{Domain: j.Domain, Reason: j.Reason, DNSErr: j.LookupErr, Publish: caaZoneLines(j.Domain, j.Publish)}
+	if j.Forbidding == nil && j.Broken != nil && j.LookupErr == nil {
 		// publishing CAA records mends nothing here: the signatures do
-		e.dnssec, e.Servers, e.Publish = j.broken.DNSSEC, j.broken.Servers, nil
+		e.dnssec, e.Servers, e.Publish = j.Broken.DNSSEC, j.Broken.Servers, nil
 		return e
 	}
-	if set := j.forbidding; set != nil {
+	if set := j.Forbidding; set != nil {
 		e.FoundAt = set.Name
 		e.Found = caaZoneLines(set.Name, set.CAA)
-		if len(j.answer.Sets) > 1 {
+		if len(j.Answer.Sets) > 1 {
 			e.Servers = set.Servers
 		}
 	}
@@ -140,75 +118,18 @@ func caaZoneLines(name string, records []caa.Record) []string {
 	return lines
 }
 
-// caaIssuers are the names a CAA record may give the CA: the directory's
-// caaIdentities, else the issuer domain names records use.
-func caaIssuers(in recordInputs) []string {
-	if len(in.dir.CAAIdentities) > 0 {
-		return in.dir.CAAIdentities
-	}
-	return in.offered
-}
-
-// caaRequest is the issuance of in judged by CAA.
-func caaRequest(in recordInputs, wildcard bool) caa.Request {
-	return caa.Request{Issuers: caaIssuers(in), AccountURI: in.acct.Location, Method: acme.ChallengeTypeDNSPersist01, Wildcard: wildcard}
-}
-
 // caaRecords are the CAA records that lock domain to the account and method
 // of in: issuewild too when a wildcard is among its names.
 func caaRecords(in recordInputs, domain string, wildcard bool) []string {
-	return caaZoneLines(domain, caa.Publish(caaRequest(in, wildcard)))
-}
-
-// judgeCAA looks up the CAA policy of domain and judges it for the names
-// an order asks under it: the domain itself when plain, *.domain when
-// wildcard. Every server's relevant RRset must allow them.
-func (iss *Issuer) judgeCAA(ctx context.Context, in recordInputs, domain string, plain, wildcard bool) caaJudgement {
-	j := caaJudgement{domain: domain, publish: caa.Publish(caaRequest(in, wildcard))}
-	j.answer, j.lookupErr = iss.resolver.LookupCAA(ctx, domain)
-	if j.lookupErr != nil {
-		iss.states.caaJudged(domain, j)
-		return j
-	}
-	var kinds []bool
-	if plain || !wildcard {
-		kinds = append(kinds, false)
-	}
-	if wildcard {
-		kinds = append(kinds, true)
-	}
-	for i, set := range j.answer.Sets {
-		if set.DNSSEC != nil {
-			if j.broken == nil {
-				j.broken = &j.answer.Sets[i]
-			}
-			continue
-		}
-		for _, w := range kinds {
-			res := caa.Evaluate(set.CAA, caaRequest(in, w))
-			if !res.Allowed {
-				if j.forbidding == nil {
-					j.forbidding, j.reason = &j.answer.Sets[i], res.Reason
-				}
-				continue
-			}
-			for _, w := range res.Warnings {
-				if !slices.Contains(j.warnings, w) {
-					j.warnings = append(j.warnings, w)
-				}
-			}
-		}
-	}
-	iss.states.caaJudged(domain, j)
-	return j
+	return caaZoneLines(domain, caa.Publish(judge.CAARequest(in.Inputs, wildcard)))
 }
 
 // checkCAA judges the CAA policy of domain once and logs what the operator
 // needs to know; a policy that does not allow issuance is a *CAAError.
 func (iss *Issuer) checkCAA(ctx context.Context, in recordInputs, domain string, plain, wildcard bool) error {
-	j := iss.judgeCAA(ctx, in, domain, plain, wildcard)
-	if !j.allowed() {
-		e := j.failure()
+	j := iss.judge.CAA(ctx, in.Inputs, domain, plain, wildcard)
+	if !j.Allowed() {
+		e := caaFailure(j)
 		iss.notices.caa(e)
 		return e
 	}

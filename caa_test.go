@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/metrics"
 )
 
 // setCAA replaces the CAA records at name in the test DNS, until the test
@@ -145,13 +146,13 @@ func TestPermissionDeniesWhatCAAForbids(t *testing.T) {
 	iss := newTestIssuer(t, ca, t.TempDir(), nil)
 	iss.publish(t, "tenant.caa.test", false)
 	setCAA(t, "caa.test", challtestsrv.CAAPolicy{Tag: "issue", Value: acmetest.DefaultIssuerName + "; accounturi=https://other.example/acct/1"})
-	p, _, _ := newTestPermission(t, iss.Issuer, nil)
+	p, reg, _ := newTestPermission(t, iss.Issuer, nil)
 
 	err := p.CertificateAllowed(context.Background(), "tenant.caa.test")
 	if !errors.Is(err, caddytls.ErrPermissionDenied) || !strings.Contains(err.Error(), "another account") {
 		t.Fatalf("err = %v, want a denial naming the CAA account", err)
 	}
-	if n := checkCount(p, outcomeDeniedCAA); n != 1 {
+	if n := checkCount(t, reg, metrics.OutcomeDeniedCAA); n != 1 {
 		t.Errorf("denied_caa = %d, want 1", n)
 	}
 }

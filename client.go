@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/dnspersist/caddy-persist/internal/acmehttp"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -113,18 +114,10 @@ func (c *caClient) closeIdle() {
 }
 
 // caDirectory is what this plugin needs from a CA's directory beyond what
-// acmez parses: the draft spoken and the issuer domain names offered.
+// acmez parses: what the records need (the draft spoken, the issuer
+// domain names offered), and where nonces come from.
 type caDirectory struct {
-	Draft record.Draft
-	// IssuerNames are the names a record may use, known before any order:
-	// meta.issuerDomainNames (-02) or meta.caaIdentities (-01). Empty when
-	// the directory names none; -01 challenges then carry the list.
-	IssuerNames []string
-	// CAAIdentities are meta.caaIdentities, the names CAA records give the
-	// CA; empty when the directory names none.
-	CAAIdentities []string
-	// HashPrefix is meta.accountHashPrefix (-02 only).
-	HashPrefix string
+	judge.Directory
 	// NewNonce is the URL to get a fresh anti-replay nonce from.
 	NewNonce string
 	fetched  time.Time
@@ -172,7 +165,7 @@ func parseDirectory(url string, body []byte, now time.Time) (caDirectory, error)
 	if raw.NewAccount == "" || raw.NewNonce == "" || raw.NewOrder == "" {
 		return caDirectory{}, fmt.Errorf("%s is not an ACME directory: newAccount, newNonce or newOrder is missing", url)
 	}
-	dir := caDirectory{Draft: record.Draft01, NewNonce: raw.NewNonce, fetched: now}
+	dir := caDirectory{Directory: judge.Directory{Draft: record.Draft01}, NewNonce: raw.NewNonce, fetched: now}
 	m := raw.Meta
 	if len(m.CAAIdentities) > 0 && record.CheckIssuerNames(m.CAAIdentities) == nil {
 		dir.CAAIdentities = m.CAAIdentities
@@ -193,4 +186,64 @@ func parseDirectory(url string, body []byte, now time.Time) (caDirectory, error)
 		dir.IssuerNames = m.CAAIdentities
 	}
 	return dir, nil
+}
+
+// recordInputs is what writing or checking a record needs besides its
+// domain (judge.Inputs), with the ACME client that places the orders.
+type recordInputs struct {
+	client *acmez.Client
+	judge.Inputs
+}
+
+// recordInputs gathers the inputs known without placing an order: the
+// directory, the issuer names it offers (or issuer_domain_name), and the
+// account. With register, an account is registered if there is none;
+// without, a missing account is account.ErrNoAccountYet.
+func (iss *Issuer) recordInputs(ctx context.Context, register bool) (recordInputs, error) {
+	in, err := iss.directoryInputs(ctx)
+	if err != nil {
+		return in, err
+	}
+	acct, err := iss.accounts.Get(ctx, register)
+	if err != nil {
+		return in, err
+	}
+	iss.useAccount(ctx, &in, acct)
+	return in, nil
+}
+
+// directoryInputs are the inputs but the account: the directory and the
+// issuer names it offers, or issuer_domain_name.
+func (iss *Issuer) directoryInputs(ctx context.Context) (recordInputs, error) {
+	if err := iss.judge.Spec.Passed(iss.now()); err != nil {
+		return recordInputs{}, err
+	}
+	client, dir, err := iss.client.directory(ctx)
+	if err != nil {
+		return recordInputs{}, err
+	}
+	in := recordInputs{client: client, Inputs: judge.Inputs{Dir: dir.Directory, Offered: iss.judge.Spec.Offered(dir.Directory)}}
+	if in.Offered == nil {
+		return in, fmt.Errorf("the directory of %s names no issuer domain names (neither meta.issuerDomainNames nor meta.caaIdentities), so the record cannot be written before an order; set issuer_domain_name to the name your CA documents for dns-persist-01", iss.CA)
+	}
+	return in, nil
+}
+
+// useAccount makes acct the account of in, with the accounturi its
+// challenges last named and, for a -02 CA, the thumbprints of its
+// previous keys. Those thumbprints only let more records pass, so a file
+// of them that cannot be read is no reason to stop: records made with
+// the current key still pass, and the others fail as if it were empty.
+func (iss *Issuer) useAccount(ctx context.Context, in *recordInputs, acct acme.Account) {
+	in.Account, in.Previous = acct, nil
+	in.ChallengeURI = iss.accounts.ChallengeURI(ctx, acct)
+	if in.Dir.Draft != record.Draft02 {
+		return
+	}
+	previous, err := iss.accounts.PreviousThumbprints(ctx, acct)
+	if err != nil {
+		iss.logger.Warn("could not read the thumbprints of the account's previous keys; draft -02 records made with those keys fail the check until they can be read",
+			zap.String("account_url", acct.Location), zap.Error(err))
+	}
+	in.Previous = previous
 }

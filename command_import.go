@@ -160,7 +160,7 @@ func importAccount(ctx context.Context, sets []servedSet, found []account.Foreig
 	if out.AlreadyStored {
 		change.State = stateExisting
 	} else {
-		iss.metrics.accountChanges.WithLabelValues("import").Inc()
+		iss.metrics.AccountChanged("import")
 	}
 	return change, nil
 }

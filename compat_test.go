@@ -11,6 +11,7 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/camodel"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -29,7 +30,7 @@ func TestPebbleJudgesAsModelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := recordInputs{dir: caDirectory{Draft: record.Draft01}, offered: camodel.Issuers(), acct: acct}
+	in := recordInputs{Inputs: judge.Inputs{Dir: judge.Directory{Draft: record.Draft01}, Offered: camodel.Issuers(), Account: acct}}
 	now := time.Now()
 
 	type sample struct {
@@ -49,7 +50,7 @@ func TestPebbleJudgesAsModelled(t *testing.T) {
 
 	type outcome struct {
 		pebbleErr error
-		j         judgement
+		j         judge.Judgement
 		err       error
 	}
 	outcomes := make([]outcome, len(samples))
@@ -69,7 +70,7 @@ func TestPebbleJudgesAsModelled(t *testing.T) {
 			o := &outcomes[i]
 			// what the check and Pebble's VA receive from DNS, which
 			// escapes tabs and non-ASCII bytes
-			o.j, o.err = iss.judge(ctx, in, base, s.wildcard, freshAnswer)
+			o.j, o.err = iss.judge.Record(ctx, in.Inputs, base, s.wildcard, judge.Fresh)
 			_, o.pebbleErr = iss.Issue(ctx, csr)
 		})
 	}
@@ -78,10 +79,10 @@ func TestPebbleJudgesAsModelled(t *testing.T) {
 	pebble := camodel.Pebble()
 	for i, s := range samples {
 		o := outcomes[i]
-		if o.err != nil || o.j.lookupErr != nil {
-			t.Fatalf("%s: judging: %v, %v", s.name, o.err, o.j.lookupErr)
+		if o.err != nil || o.j.LookupErr != nil {
+			t.Fatalf("%s: judging: %v, %v", s.name, o.err, o.j.LookupErr)
 		}
-		received := o.j.published
+		received := o.j.Published
 		ch := camodel.Challenge{IssuerNames: camodel.Issuers(), AccountURL: acct.Location, Wildcard: s.wildcard, At: time.Now()}
 		accepted, modelled := o.pebbleErr == nil, pebble.Accepts(ch, received)
 		if accepted != modelled {
@@ -91,9 +92,9 @@ func TestPebbleJudgesAsModelled(t *testing.T) {
 			t.Errorf("%s: Pebble accepts %v (%v), the table says %v", s.name, accepted, o.pebbleErr, s.row.Pebble)
 		}
 		switch {
-		case accepted && !o.j.passed():
-			t.Errorf("%s: Pebble accepts %q, the check refuses it: %s", s.name, received, o.j.verdict.Reason())
-		case !accepted && o.j.passed() && len(o.j.verdict.Warnings) == 0:
+		case accepted && !o.j.Passed():
+			t.Errorf("%s: Pebble accepts %q, the check refuses it: %s", s.name, received, o.j.Verdict.Reason())
+		case !accepted && o.j.Passed() && len(o.j.Verdict.Warnings) == 0:
 			t.Errorf("%s: Pebble refuses %q, the check passes it without a warning", s.name, received)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
 	"github.com/dnspersist/caddy-persist/internal/fakedns"
+	"github.com/dnspersist/caddy-persist/internal/metrics"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -29,7 +30,7 @@ func signedNameservers(t *testing.T, iss *testIssuer, zone string, sign func(i i
 	fakedns.ServeZone(recursive, zone, group...)
 	fakedns.SignedZone(t, recursive, zone, group, sign)
 	_, port, _ := net.SplitHostPort(group[0].Addr)
-	iss.resolver = dnslookup.New(dnslookup.Options{Recursive: []string{recursive.Addr}, NameserverPort: port, QueryTimeout: iss.queryTimeout, Logger: iss.logger, Now: iss.now})
+	iss.judge.Resolver = dnslookup.New(dnslookup.Options{Recursive: []string{recursive.Addr}, NameserverPort: port, QueryTimeout: iss.queryTimeout, Logger: iss.logger, Now: iss.now})
 	return group, recursive
 }
 
@@ -147,14 +148,14 @@ func TestPermissionDeniesARecordDNSSECRefuses(t *testing.T) {
 		}
 	})
 	publishSigned(t, group, "signed-deny.test", iss.recordValue(t, false))
-	p, _, _ := newTestPermission(t, iss.Issuer, nil)
+	p, reg, _ := newTestPermission(t, iss.Issuer, nil)
 
 	err := p.CertificateAllowed(context.Background(), "signed-deny.test")
 	if !errors.Is(err, caddytls.ErrPermissionDenied) || !strings.Contains(err.Error(), "dnssec: at ns1.signed-deny.test") {
 		t.Fatalf("err = %v, want a denial naming ns1's broken signatures", err)
 	}
-	if n := checkCount(p, outcomeDeniedDNSSEC); n != 1 {
-		t.Errorf("outcome %s counted %d, want 1", outcomeDeniedDNSSEC, n)
+	if n := checkCount(t, reg, metrics.OutcomeDeniedDNSSEC); n != 1 {
+		t.Errorf("outcome %s counted %d, want 1", metrics.OutcomeDeniedDNSSEC, n)
 	}
 	if n := ca.Counts.Get(acmetest.KindNewOrder); n != 0 {
 		t.Errorf("%d orders placed", n)

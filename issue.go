@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
@@ -17,6 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
+	"github.com/dnspersist/caddy-persist/internal/judge"
+	"github.com/dnspersist/caddy-persist/internal/metrics"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -71,8 +74,8 @@ func (iss *Issuer) IssuerKey() string {
 // persist issuer of the policy (another CA) whose records already pass
 // while this issuer's do not, rather than wait for them.
 func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
-	if err := iss.spec.passed(iss.now()); err != nil {
-		iss.metrics.countOrder(iss.CA, err)
+	if err := iss.judge.Spec.Passed(iss.now()); err != nil {
+		iss.metrics.CountOrder(iss.CA, orderOutcome(err))
 		return err
 	}
 	for _, name := range names {
@@ -88,10 +91,10 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 	}
 	if err := iss.notOffered.refuse(ctx); err != nil {
 		// held back: no order is placed with this CA for the hour
-		iss.metrics.countOrder(iss.CA, err)
+		iss.metrics.CountOrder(iss.CA, orderOutcome(err))
 		return err
 	}
-	plan, err := planNames(names)
+	plan, err := judge.PlanNames(names)
 	if err != nil {
 		return err
 	}
@@ -102,8 +105,8 @@ func (iss *Issuer) PreCheck(ctx context.Context, names []string, _ bool) error {
 // published before placing the order, so a missing record costs neither an
 // order nor a failed validation.
 func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (issued *certmagic.IssuedCertificate, err error) {
-	defer func() { iss.metrics.countOrder(iss.CA, err) }()
-	if err := iss.spec.passed(iss.now()); err != nil {
+	defer func() { iss.metrics.CountOrder(iss.CA, orderOutcome(err)) }()
+	if err := iss.judge.Spec.Passed(iss.now()); err != nil {
 		return nil, err
 	}
 	if err := iss.notOffered.refuse(ctx); err != nil {
@@ -125,25 +128,25 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (iss
 	}
 	// issuer names the directory does not give are learnt from the
 	// challenges, so unlike other callers an order goes ahead without them
-	in := recordInputs{client: client, dir: dir, offered: iss.spec.offered(dir)}
+	in := recordInputs{client: client, Inputs: judge.Inputs{Dir: dir.Directory, Offered: iss.judge.Spec.Offered(dir.Directory)}}
 	iss.useAccount(ctx, &in, acct)
 	if oldURL, newURL, replaced := iss.accounts.TakeReplaced(); replaced {
 		// new_account_if_missing replaced an unusable account just now
 		iss.logger.Error("republish these records for the new ACME account",
 			zap.String("old_account_url", oldURL),
 			zap.String("new_account_url", newURL),
-			zap.Strings("records", iss.spec.zoneLines(plan, in)))
+			zap.Strings("records", iss.judge.Spec.ZoneLines(plan, in.Inputs)))
 	}
 
 	chains, err := iss.obtain(ctx, plan, in, csr)
 	// it may have happened since: the CA then refuses the key we hold
-	if changed, ok := iss.accounts.Refused(ctx, in.acct, err); ok {
+	if changed, ok := iss.accounts.Refused(ctx, in.Account, err); ok {
 		iss.useAccount(ctx, &in, changed)
 		chains, err = iss.obtain(ctx, plan, in, csr)
 	}
 	var problem acme.Problem
 	if errors.As(err, &problem) && problem.Type == acme.ProblemTypeAccountDoesNotExist {
-		old := in.acct
+		old := in.Account
 		var replaced bool
 		var acct acme.Account
 		if acct, replaced, err = iss.accounts.Vanished(ctx, old); err != nil {
@@ -153,8 +156,8 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (iss
 		if replaced {
 			iss.logger.Error("replaced the vanished ACME account; publish the new records, or no certificate can be obtained",
 				zap.String("old_account_url", old.Location),
-				zap.String("new_account_url", in.acct.Location),
-				zap.Strings("records", iss.spec.zoneLines(plan, in)))
+				zap.String("new_account_url", in.Account.Location),
+				zap.Strings("records", iss.judge.Spec.ZoneLines(plan, in.Inputs)))
 		}
 		chains, err = iss.obtain(ctx, plan, in, csr)
 	}
@@ -162,19 +165,19 @@ func (iss *Issuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (iss
 		return nil, err
 	}
 	if len(chains) == 0 {
-		return nil, fmt.Errorf("%v: the CA returned no certificate chain; Caddy will retry, and the CA should be told if it persists", plan.names)
+		return nil, fmt.Errorf("%v: the CA returned no certificate chain; Caddy will retry, and the CA should be told if it persists", plan.Names)
 	}
 	chain := preferredChain(chains, iss.PreferredChains, iss.logger)
 	return &certmagic.IssuedCertificate{Certificate: chain.ChainPEM, Metadata: chain}, nil
 }
 
-func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, csr *x509.CertificateRequest) ([]acme.Certificate, error) {
+func (iss *Issuer) obtain(ctx context.Context, plan judge.Plan, in recordInputs, csr *x509.CertificateRequest) ([]acme.Certificate, error) {
 	order := &orderState{plan: plan, in: in, started: iss.now()}
 	if err := iss.checkBeforeOrder(ctx, order); err != nil {
 		return nil, err
 	}
 
-	params, err := acmez.OrderParametersFromCSR(in.acct, csr)
+	params, err := acmez.OrderParametersFromCSR(in.Account, csr)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the order: %v", err)
 	}
@@ -182,18 +185,18 @@ func (iss *Issuer) obtain(ctx context.Context, plan orderPlan, in recordInputs, 
 	if iss.CertificateLifetime > 0 {
 		params.NotAfter = iss.now().Add(time.Duration(iss.CertificateLifetime))
 	}
-	params.Replaces = iss.replacedCertificate(ctx, plan.names, in.acct)
+	params.Replaces = iss.replacedCertificate(ctx, plan.Names, in.Account)
 	iss.logger.Info("placing ACME order",
-		zap.Strings("identifiers", plan.names),
-		zap.String("account_url", in.acct.Location),
+		zap.Strings("identifiers", plan.Names),
+		zap.String("account_url", in.Account.Location),
 		zap.String("ca", iss.CA))
-	chains, err := iss.obtainReplacing(withOrder(ctx, order), in.client, params, plan.names)
+	chains, err := iss.obtainReplacing(withOrder(ctx, order), in.client, params, plan.Names)
 	if notOffered := order.offers.notOffered(iss.CA, iss.now()); err != nil && notOffered != nil {
 		iss.notOffered.remember(ctx, notOffered)
 		return nil, notOffered
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.names, err, iss.CA)
+		return nil, fmt.Errorf("%v: %w (ca=%s)", plan.Names, err, iss.CA)
 	}
 	return chains, nil
 }
@@ -290,4 +293,91 @@ func parseChain(bundle []byte) []*x509.Certificate {
 			certs = append(certs, c)
 		}
 	}
+}
+
+// planOrder reads the names of a CSR. A wildcard *.example.com and
+// example.com share the record at _validation-persist.example.com, which
+// then needs policy=wildcard.
+func planOrder(csr *x509.CertificateRequest) (judge.Plan, error) {
+	if len(csr.IPAddresses) > 0 {
+		return judge.Plan{}, refuseIPAddress(csr.IPAddresses[0].String())
+	}
+	return judge.PlanNames(csr.DNSNames)
+}
+
+// refuseIPAddress refuses name when it is an IP address: the record sits
+// under a domain name, so no CA validates an IP address this way. Every
+// flow that takes names (issuance, the commands, the on-demand
+// permission) refuses them here.
+func refuseIPAddress(name string) error {
+	if certmagic.SubjectIsIP(name) {
+		return fmt.Errorf("%s is an IP address; dns-persist-01 validates domain names only", name)
+	}
+	return nil
+}
+
+// orderState travels with one order through acmez to the solver, in the
+// context, since acmez gives the solver only the challenge. What the check
+// before the order found reaches the solver through the resolver's recent
+// answers, so the solver does not ask DNS again.
+type orderState struct {
+	plan judge.Plan
+	// in holds the account and directory of the order; its issuer names
+	// are the ones known before the order, nil when only the challenges
+	// will tell.
+	in      recordInputs
+	started time.Time
+	// offers is what the order's authorizations offered (see notoffered.go).
+	offers authzOffers
+	// caaChecked is set when CAA allowed the names, with the issuer names
+	// of in, before the order was placed.
+	caaChecked bool
+	// created is set once the CA created an order (a POST answered 201
+	// Created): a failure after it is not the CA refusing newOrder.
+	created atomic.Bool
+}
+
+type orderKey struct{}
+
+func withOrder(ctx context.Context, o *orderState) context.Context {
+	return context.WithValue(ctx, orderKey{}, o)
+}
+
+func orderFrom(ctx context.Context) *orderState {
+	o, _ := ctx.Value(orderKey{}).(*orderState)
+	return o
+}
+
+// orderOutcome is the outcome of asking for a certificate that ended
+// with err, in the words of the metrics. One given up because Caddy
+// stopped, or left to a later issuer whose records pass, is none ("").
+func orderOutcome(err error) string {
+	var recErr *RecordError
+	var caaErr *CAAError
+	switch {
+	case errors.Is(err, context.Canceled) || errors.As(err, new(*steppedAsideError)):
+		return ""
+	case err == nil:
+		return metrics.OrderIssued
+	case errors.As(err, new(*ChallengeNotOfferedError)):
+		return judge.StateNotOffered
+	case errors.As(err, new(*judge.PersistUntilPassedError)):
+		return judge.StateExpired
+	case errors.As(err, &caaErr):
+		if status := caaErr.Status(); status != caaForbidden {
+			return status // dns-error or dnssec, as a record's
+		}
+		return judge.StateCAA
+	case errors.As(err, &recErr):
+		switch recErr.Status() {
+		case record.StatusDNSError:
+			return judge.StateDNSError
+		case record.StatusDNSSEC:
+			return judge.StateDNSSEC
+		case record.StatusMissing:
+			return judge.StateMissing
+		}
+		return judge.MismatchState(recErr.verdict.Has)
+	}
+	return metrics.OrderCAError
 }

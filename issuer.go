@@ -27,6 +27,8 @@ import (
 	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/cache"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
+	"github.com/dnspersist/caddy-persist/internal/judge"
+	"github.com/dnspersist/caddy-persist/internal/metrics"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -124,16 +126,17 @@ type Issuer struct {
 	// decision to the CA, at the risk of failed validations.
 	PropagationTimeout caddy.Duration `json:"propagation_timeout,omitempty"`
 
-	logger   *zap.Logger
-	spec     recordSpec
+	logger *zap.Logger
+	// judge decides what the records and CAA say, through the issuer's
+	// resolver, and tells states what it finds.
+	judge    *judge.Checker
 	accounts *account.Keeper
 	client   *caClient
-	resolver *dnslookup.Resolver
 	notices  *noticeLog
-	metrics  *persistMetrics
+	metrics  *metrics.Metrics
 	// states shows what the checks find of the config's records as
 	// metrics.
-	states *recordStates
+	states *metrics.Records
 	// notOffered remembers the CA offering no dns-persist-01.
 	notOffered *notOfferedMemory
 	grants     *wildcardGrants
@@ -244,17 +247,17 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		}
 		accountKey = key
 	}
-	iss.spec = recordSpec{ca: iss.CA, preferred: iss.IssuerDomainName}
+	spec := judge.Spec{CA: iss.CA, Preferred: iss.IssuerDomainName}
 	// the TLS app is provisioning this issuer: its names are known
 	// once it has been, at the first record asked for
 	served := sync.OnceValue(func() servedBases { return servedBasesOf(ctx, iss.identity) })
-	iss.spec.wildcardBases = func() map[string]bool { return served().wildcard }
+	spec.WildcardBases = func() map[string]bool { return served().wildcard }
 	if iss.PersistUntil != "" {
 		t, err := parsePersistUntil(iss.PersistUntil)
 		if err != nil {
 			return err
 		}
-		iss.spec.persistUntil = t
+		spec.PersistUntil = t
 		// loading must still work, so that valid certificates keep being
 		// served and the commands can say what to republish
 		if iss.now().After(t) {
@@ -285,9 +288,9 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		logger:  iss.logger,
 		now:     iss.now,
 	}
-	iss.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
-	iss.metrics.issuerSeries(iss.CA)
-	iss.states = newRecordStates(iss.metrics, iss.CA, func(base string) bool { return served().all[base] })
+	iss.metrics = metrics.New(ctx.GetMetricsRegistry())
+	iss.metrics.IssuerSeries(iss.CA)
+	iss.states = iss.metrics.Records(iss.CA, func(base string) bool { return served().all[base] })
 	iss.notices = &noticeLog{
 		logger:  iss.logger,
 		board:   cache.NewNoticeBoard(iss.now),
@@ -301,7 +304,7 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		notices:  iss.notices.board,
 		logger:   iss.logger,
 		now:      iss.now,
-		observed: iss.states.challengeOffered,
+		observed: iss.states.ChallengeOffered,
 	}
 	iss.accounts = account.New(account.Config{
 		CA:           iss.CA,
@@ -320,7 +323,13 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 		recordsPass: iss.recordsPass,
 		now:         iss.now,
 	}
-	iss.resolver = dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, QueryTimeout: iss.queryTimeout, Logger: iss.logger.Named("dns"), Now: iss.now})
+	iss.judge = &judge.Checker{
+		Resolver:   dnslookup.New(dnslookup.Options{Resolvers: iss.Resolvers, QueryTimeout: iss.queryTimeout, Logger: iss.logger.Named("dns"), Now: iss.now}),
+		Spec:       spec,
+		Now:        iss.now,
+		Observe:    iss.states.Judged,
+		ObserveCAA: iss.states.CAAJudged,
+	}
 	iss.identity = identityKey(iss)
 	iss.startMonitor(ctx)
 	return nil

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -27,7 +28,7 @@ func TestLenientRecordIssuesAndWarnsOnceAnHour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := recordInputs{dir: caDirectory{Draft: record.Draft01}, offered: []string{acmetest.DefaultIssuerName}, acct: acct}
+	in := recordInputs{Inputs: judge.Inputs{Dir: judge.Directory{Draft: record.Draft01}, Offered: []string{acmetest.DefaultIssuerName}, Account: acct}}
 	until := strconv.FormatInt(clock.Now().AddDate(1, 0, 0).Unix(), 10)
 	published := acmetest.DefaultIssuerName + "; accounturi=" + acct.Location + "; x_y=1; persistUntil=+" + until
 	canonical := acmetest.DefaultIssuerName + "; accounturi=" + acct.Location + "; persistUntil=" + until

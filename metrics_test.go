@@ -13,6 +13,8 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/account"
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/judge"
+	"github.com/dnspersist/caddy-persist/internal/metrics"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -94,16 +96,16 @@ func TestRecordStatusShowsWhatEveryCheckFinds(t *testing.T) {
 		t.Fatalf("series before any check: %v", got)
 	}
 	check()
-	if got := status(); got != stateMissing {
+	if got := status(); got != judge.StateMissing {
 		t.Errorf("no record: status %s", got)
 	}
 	ours := acmetest.DefaultIssuerName + "; accounturi=" + acct.Location + "; policy=wildcard"
 	for _, c := range []struct {
 		published, want string
 	}{
-		{acmetest.DefaultIssuerName + "; accounturi=https://ca.example/acct/other; policy=wildcard", stateMismatch},
-		{ours + "; persistUntil=1500000000", stateExpired},
-		{ours, stateOK},
+		{acmetest.DefaultIssuerName + "; accounturi=https://ca.example/acct/other; policy=wildcard", judge.StateMismatch},
+		{ours + "; persistUntil=1500000000", judge.StateExpired},
+		{ours, judge.StateOK},
 	} {
 		setTXT(t, name, c.published)
 		check()
@@ -123,17 +125,17 @@ func TestRecordStatusShowsWhatEveryCheckFinds(t *testing.T) {
 
 	setCAA(t, "gauge.metrics.test", challtestsrv.CAAPolicy{Tag: "issue", Value: "pki.goog"})
 	check()
-	if got := status(); got != stateCAA {
+	if got := status(); got != judge.StateCAA {
 		t.Errorf("CAA naming another CA: status %s", got)
 	}
 	setCAA(t, "gauge.metrics.test")
 	iss.notOffered.set(&ChallengeNotOfferedError{CA: ca.URL, ObservedAt: time.Now(), Identifier: "gauge.metrics.test", Offered: []string{"http-01"}})
-	if got := status(); got != stateNotOffered {
+	if got := status(); got != judge.StateNotOffered {
 		t.Errorf("the CA seen not offering dns-persist-01: status %s", got)
 	}
 	iss.notOffered.set(nil)
 	check()
-	if got := status(); got != stateOK {
+	if got := status(); got != judge.StateOK {
 		t.Errorf("the CA offering again: status %s", got)
 	}
 
@@ -142,7 +144,7 @@ func TestRecordStatusShowsWhatEveryCheckFinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := iss.judge(ctx, in, "tenant.metrics.test", false, freshAnswer); err != nil {
+	if _, err := iss.judge.Record(ctx, in.Inputs, "tenant.metrics.test", false, judge.Fresh); err != nil {
 		t.Fatal(err)
 	}
 	for key := range series(t, reg, "caddy_persist_record_status", nil) {
@@ -161,7 +163,7 @@ func TestOrdersAreCountedByOutcome(t *testing.T) {
 		iss.PropagationTimeout = caddy.Duration(200 * time.Millisecond)
 	})
 	reg := prometheus.NewRegistry()
-	iss.metrics = newPersistMetrics(reg)
+	iss.metrics = metrics.New(reg)
 	ctx := context.Background()
 	if _, err := iss.Issue(ctx, newCSR(t, "orders.metrics.test")); err == nil {
 		t.Fatal("issued without a record")
@@ -171,7 +173,7 @@ func TestOrdersAreCountedByOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	orders := series(t, reg, "caddy_persist_orders_total", map[string]string{"issuer": ca.URL})
-	if len(orders) != 2 || orders["outcome="+stateMissing] != 1 || orders["outcome="+outcomeIssued] != 1 {
+	if len(orders) != 2 || orders["outcome="+judge.StateMissing] != 1 || orders["outcome="+metrics.OrderIssued] != 1 {
 		t.Errorf("orders by outcome: %v", orders)
 	}
 	if waits := series(t, reg, "caddy_persist_record_wait_seconds", map[string]string{"issuer": ca.URL}); waits[""] != 2 {
@@ -187,14 +189,14 @@ func TestOrderOutcomesUseTheRecordStatesWords(t *testing.T) {
 	expired := newRecordError(record.Expectation{Domain: "a.test"}, record.Verdict{Status: record.StatusMismatch, Mismatches: []record.Mismatch{{Kind: record.MismatchExpired}}}, nil)
 	lookup := newRecordError(record.Expectation{Domain: "a.test"}, record.Verdict{}, &dnsLookupFailure{})
 	for err, want := range map[error]string{
-		nil:                         outcomeIssued,
-		missing:                     stateMissing,
-		expired:                     stateExpired,
-		lookup:                      stateDNSError,
-		&CAAError{Domain: "a.test"}: stateCAA,
-		&ChallengeNotOfferedError{CA: "https://ca"}:      stateNotOffered,
-		&persistUntilPassedError{until: time.Unix(1, 0)}: stateExpired,
-		context.DeadlineExceeded:                         outcomeCAError,
+		nil:                         metrics.OrderIssued,
+		missing:                     judge.StateMissing,
+		expired:                     judge.StateExpired,
+		lookup:                      judge.StateDNSError,
+		&CAAError{Domain: "a.test"}: judge.StateCAA,
+		&ChallengeNotOfferedError{CA: "https://ca"}:            judge.StateNotOffered,
+		&judge.PersistUntilPassedError{Until: time.Unix(1, 0)}: judge.StateExpired,
+		context.DeadlineExceeded:                               metrics.OrderCAError,
 	} {
 		if got := orderOutcome(err); got != want {
 			t.Errorf("%v: outcome %s, want %s", err, got, want)
@@ -214,7 +216,7 @@ func TestAccountChangesAreCountedByAction(t *testing.T) {
 	ctx := context.Background()
 	iss := newTestIssuer(t, startCA(t, acmetest.Options{}), t.TempDir(), nil)
 	reg := prometheus.NewRegistry()
-	iss.metrics = newPersistMetrics(reg)
+	iss.metrics = metrics.New(reg)
 	const name = "changes.metrics.test"
 	iss.accountURL(t)
 	if _, err := iss.target(name).rollover(ctx); err != nil {
@@ -252,30 +254,6 @@ func TestAccountChangesAreCountedByAction(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("account changes %v, want %v", got, want)
 			break
-		}
-	}
-}
-
-// Two issuers of one CA (two sites with different tls options) show the
-// same records: the record keeps one series, the status the last check
-// found, whichever issuer made it.
-func TestTwoIssuersOfOneCAShowOneSeriesPerRecord(t *testing.T) {
-	t.Parallel()
-	reg := prometheus.NewRegistry()
-	all := func(string) bool { return true }
-	a := newRecordStates(newPersistMetrics(reg), "https://ca.test/dir", all)
-	b := newRecordStates(newPersistMetrics(reg), "https://ca.test/dir", all)
-	missing := judgement{verdict: record.Verdict{Status: record.StatusMissing}}
-	ok := judgement{verdict: record.Verdict{Status: record.StatusOK, Matched: &record.Record{}}}
-	for _, step := range []struct {
-		states *recordStates
-		j      judgement
-		want   string
-	}{{a, missing, stateMissing}, {b, ok, stateOK}, {a, missing, stateMissing}, {a, missing, stateMissing}, {b, ok, stateOK}} {
-		step.states.judged("one.test", step.j)
-		got := series(t, reg, "caddy_persist_record_status", map[string]string{"record_name": "_validation-persist.one.test"})
-		if len(got) != 1 || got["issuer=https://ca.test/dir,status="+step.want] != 1 {
-			t.Fatalf("after a check finding %s, the series are %v", step.want, got)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 )
 
 // Records are checked at issuance and renewal, and also once a day, so
@@ -82,13 +83,13 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 			zap.Strings("offered", e.Offered),
 			zap.String("what_to_do", notOfferedAdvice))
 	}
-	plan, err := planNames(names)
+	plan, err := judge.PlanNames(names)
 	if err != nil {
 		iss.logger.Warn("daily record check skipped: fix the name in the config", zap.Error(err))
 		return
 	}
-	gap := spread / time.Duration(len(plan.bases))
-	for i, base := range plan.bases {
+	gap := spread / time.Duration(len(plan.Bases))
+	for i, base := range plan.Bases {
 		if i > 0 && gap > 0 {
 			select {
 			case <-ctx.Done():
@@ -106,12 +107,12 @@ func (iss *Issuer) checkServedRecords(ctx context.Context, running caddy.Context
 			}
 		}
 		// a record that fails is logged by checkRecord itself
-		err := iss.checkRecord(ctx, in, base, plan.wildcard[base])
+		err := iss.checkRecord(ctx, in, base, plan.Wildcard[base])
 		var recErr *RecordError
 		if err != nil && !errors.As(err, &recErr) {
 			iss.logger.Warn("daily record check skipped", zap.String("domain", base), zap.Error(err))
 		}
 		// and CAA that forbids issuance, by checkCAA
-		_ = iss.checkCAA(ctx, in, base, plan.plain[base], plan.wildcard[base])
+		_ = iss.checkCAA(ctx, in, base, plan.Plain[base], plan.Wildcard[base])
 	}
 }

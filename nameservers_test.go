@@ -28,7 +28,7 @@ func twoNameservers(t *testing.T, iss *testIssuer, zone string) []*fakedns.Serve
 	group := fakedns.StartGroupForTest(t, 2)
 	fakedns.ServeZone(recursive, zone, group...)
 	_, port, _ := net.SplitHostPort(group[0].Addr)
-	iss.resolver = dnslookup.New(dnslookup.Options{Recursive: []string{recursive.Addr}, NameserverPort: port, QueryTimeout: iss.queryTimeout, Logger: iss.logger, Now: iss.now})
+	iss.judge.Resolver = dnslookup.New(dnslookup.Options{Recursive: []string{recursive.Addr}, NameserverPort: port, QueryTimeout: iss.queryTimeout, Logger: iss.logger, Now: iss.now})
 	return group
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
 	"github.com/dnspersist/caddy-persist/internal/dnslookup"
+	"github.com/dnspersist/caddy-persist/internal/judge"
+	"github.com/dnspersist/caddy-persist/internal/metrics"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -23,7 +25,7 @@ type noticeLog struct {
 	logger *zap.Logger
 	// board rate-limits the notices, and the not-offered refusal.
 	board   *cache.NoticeBoard
-	metrics *persistMetrics
+	metrics *metrics.Metrics
 	now     func() time.Time
 }
 
@@ -101,7 +103,7 @@ func (n *noticeLog) expiry(base string, rec record.Record) {
 		return
 	}
 	if n.metrics != nil {
-		n.metrics.recordsExpiring.Inc()
+		n.metrics.RecordExpiring()
 	}
 	n.logger.Warn("dns-persist-01 record expires soon; publish it with a later persistUntil",
 		zap.String("record_name", record.Name(base)),
@@ -113,18 +115,18 @@ func (n *noticeLog) expiry(base string, rec record.Record) {
 // accepts and stricter CAs refuse (see record.Warning), with the canonical
 // record to publish instead. The record works, so this is said at most
 // once an hour for the same name and published value.
-func (n *noticeLog) leniency(j judgement) {
-	v := j.verdict
-	if !j.passed() || len(v.Warnings) == 0 {
+func (n *noticeLog) leniency(j judge.Judgement) {
+	v := j.Verdict
+	if !j.Passed() || len(v.Warnings) == 0 {
 		return
 	}
-	name := record.Name(j.exp.Domain)
+	name := record.Name(j.Exp.Domain)
 	if !n.board.Due("lenient|"+name+"|"+v.MatchedValue, time.Hour) {
 		return
 	}
 	// a record that passes always builds: its persistUntil is ahead
 	canonical, _ := v.Matched.Value()
-	zoneLine := record.ZoneLine(j.exp.Domain, canonical)
+	zoneLine := record.ZoneLine(j.Exp.Domain, canonical)
 	for _, w := range v.Warnings {
 		n.logger.Warn("dns-persist-01 record passes by Let's Encrypt's rules, which stricter CAs do not share; publish it in canonical form",
 			zap.String("record_name", name),
@@ -169,10 +171,10 @@ func (n *noticeLog) caa(e *CAAError) {
 
 // caaLeniency warns, once a day per domain and warnings, that CAA
 // allows this account only by Let's Encrypt's reading of the records.
-func (n *noticeLog) caaLeniency(j caaJudgement) {
-	if len(j.warnings) == 0 || !n.board.Due("caa-lenient|"+j.domain+"|"+strings.Join(j.warnings, "|"), 24*time.Hour) {
+func (n *noticeLog) caaLeniency(j judge.CAAJudgement) {
+	if len(j.Warnings) == 0 || !n.board.Due("caa-lenient|"+j.Domain+"|"+strings.Join(j.Warnings, "|"), 24*time.Hour) {
 		return
 	}
 	n.logger.Warn("CAA allows this account by Let's Encrypt's reading, which stricter CAs may not share",
-		zap.String("domain", j.domain), zap.Strings("warnings", j.warnings), zap.Strings("caa_records", caaZoneLines(j.domain, j.publish)))
+		zap.String("domain", j.Domain), zap.Strings("warnings", j.Warnings), zap.Strings("caa_records", caaZoneLines(j.Domain, j.Publish)))
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/dnspersist/caddy-persist/internal/acmetest"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -108,15 +109,15 @@ func TestTheLoggedMismatchSaysWhatTheReasonSays(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, err := iss.judge(context.Background(), in, base, c.wildcard, freshAnswer)
+		j, err := iss.judge.Record(context.Background(), in.Inputs, base, c.wildcard, judge.Fresh)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.passed() || len(j.verdict.Mismatches) == 0 || j.verdict.Mismatches[0].Kind != c.kind {
-			t.Errorf("%q: verdict %s (%s), want the mismatch %s first", c.published, j.verdict.Status, j.verdict.Reason(), c.kind)
+		if j.Passed() || len(j.Verdict.Mismatches) == 0 || j.Verdict.Mismatches[0].Kind != c.kind {
+			t.Errorf("%q: verdict %s (%s), want the mismatch %s first", c.published, j.Verdict.Status, j.Verdict.Reason(), c.kind)
 			continue
 		}
-		iss.notices.failure(j.failure())
+		iss.notices.failure(recordFailure(j))
 		logged := iss.logs.FilterField(zap.String("record_name", record.Name(base))).All()
 		if len(logged) != 1 || !strings.Contains(logged[0].Message, c.says) {
 			t.Errorf("%q: logged %v, want a message saying %q", c.published, logged, c.says)

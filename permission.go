@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/judge"
+	"github.com/dnspersist/caddy-persist/internal/metrics"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -58,7 +60,7 @@ type Permission struct {
 
 	ctx       caddy.Context
 	logger    *zap.Logger
-	metrics   *persistMetrics
+	metrics   *metrics.Metrics
 	notices   *cache.NoticeBoard
 	now       func() time.Time
 	lookups   chan struct{}
@@ -104,7 +106,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 	p.decisions = cache.NewExpiring[decision](maxCachedDecisions)
 	p.flight = new(singleflight.Group)
 	p.notices = cache.NewNoticeBoard(p.now)
-	p.metrics = newPersistMetrics(ctx.GetMetricsRegistry())
+	p.metrics = metrics.New(ctx.GetMetricsRegistry())
 	if p.issuersFor == nil {
 		p.issuersFor = p.servingIssuers
 	}
@@ -118,7 +120,7 @@ func (p *Permission) Provision(ctx caddy.Context) error {
 func (p *Permission) CertificateAllowed(ctx context.Context, name string) error {
 	name = normalizeName(name)
 	if d, ok := p.decisions.Get(name, p.now()); ok {
-		p.metrics.countCheck(outcomeCacheHit)
+		p.metrics.CountCheck(metrics.OutcomeCacheHit)
 		return d.err
 	}
 	var decided bool
@@ -128,8 +130,8 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 		}
 		decided = true
 		d := p.decide(ctx, name)
-		if d.outcome != outcomeNone {
-			p.metrics.countCheck(d.outcome)
+		if d.outcome != metrics.OutcomeNone {
+			p.metrics.CountCheck(d.outcome)
 		}
 		ttl := time.Duration(p.NegativeTTL)
 		if d.err == nil {
@@ -144,7 +146,7 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 	})
 	if !decided {
 		// another check of the same name did the lookup for this one
-		p.metrics.countCheck(outcomeCacheHit)
+		p.metrics.CountCheck(metrics.OutcomeCacheHit)
 	}
 	return result.(decision).err
 }
@@ -152,7 +154,7 @@ func (p *Permission) CertificateAllowed(ctx context.Context, name string) error 
 // decision is the answer for one name.
 type decision struct {
 	err     error
-	outcome outcome
+	outcome metrics.Outcome
 }
 
 // decide judges the record of name once for each persist issuer that
@@ -160,11 +162,11 @@ type decision struct {
 // allows the name when one of them passes.
 func (p *Permission) decide(ctx context.Context, name string) decision {
 	if err := refuseIPAddress(name); err != nil {
-		return decision{err: refusal{err}, outcome: outcomeDeniedMismatch}
+		return decision{err: refusal{err}, outcome: metrics.OutcomeDeniedMismatch}
 	}
 	base, wildcard, err := record.BaseDomain(name)
 	if err != nil {
-		return decision{err: refusal{err}, outcome: outcomeDeniedMismatch}
+		return decision{err: refusal{err}, outcome: metrics.OutcomeDeniedMismatch}
 	}
 	issuers, err := p.issuersFor(name)
 	if err != nil {
@@ -194,43 +196,43 @@ func (p *Permission) decideWith(ctx context.Context, iss *Issuer, name, base str
 	if err != nil {
 		return decision{err: fmt.Errorf("the persist issuer for %s (ca %s): %w", name, iss.CA, err)}
 	}
-	j, err := iss.judge(ctx, in, base, wildcard, freshAnswer)
+	j, err := iss.judge.Record(ctx, in.Inputs, base, wildcard, judge.Fresh)
 	if err != nil {
 		return decision{err: err}
 	}
 
-	if j.lookupErr != nil {
+	if j.LookupErr != nil {
 		if p.notices.Due("dns|"+base, time.Hour) {
 			p.logger.Warn("on-demand certificate denied: the dns-persist-01 record could not be looked up",
-				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(j.lookupErr))
+				zap.String("domain", name), zap.String("record_name", record.Name(base)), zap.Error(j.LookupErr))
 		}
-		return decision{err: refusal{j.failure()}, outcome: outcomeDNSError}
+		return decision{err: refusal{recordFailure(j)}, outcome: metrics.OutcomeDNSError}
 	}
-	if j.passed() {
+	if j.Passed() {
 		// the CA checks CAA too: a name it would refuse gets no order
-		if cj := iss.judgeCAA(ctx, in, base, !wildcard, wildcard); !cj.allowed() {
-			return p.denyByCAA(name, cj.failure())
+		if cj := iss.judge.CAA(ctx, in.Inputs, base, !wildcard, wildcard); !cj.Allowed() {
+			return p.denyByCAA(name, caaFailure(cj))
 		}
-		iss.notices.expiry(base, *j.verdict.Matched)
-		return decision{outcome: outcomeAllowed}
+		iss.notices.expiry(base, *j.Verdict.Matched)
+		return decision{outcome: metrics.OutcomeAllowed}
 	}
 	// a subdomain is also served when its parent's record grants the
 	// wildcard: the issuer then obtains the parent's wildcard certificate
 	if parent, ok := parentOf(name); ok {
 		if granted, err := iss.grants.granted(ctx, parent, time.Duration(p.CacheTTL), time.Duration(p.NegativeTTL)); err == nil && granted {
-			return decision{outcome: outcomeAllowed}
+			return decision{outcome: metrics.OutcomeAllowed}
 		}
 	}
 	// the log that carries a denial is where the operator learns what the
 	// tenant must publish: the failure says it
-	outcome := outcomeDeniedMismatch
+	outcome := metrics.OutcomeDeniedMismatch
 	switch {
-	case j.dnssec != nil:
-		outcome = outcomeDeniedDNSSEC
-	case j.verdict.Status == record.StatusMissing:
-		outcome = outcomeDeniedMissing
+	case j.DNSSEC != nil:
+		outcome = metrics.OutcomeDeniedDNSSEC
+	case j.Verdict.Status == record.StatusMissing:
+		outcome = metrics.OutcomeDeniedMissing
 	}
-	return decision{err: refusal{j.failure()}, outcome: outcome}
+	return decision{err: refusal{recordFailure(j)}, outcome: outcome}
 }
 
 // denyByCAA is the decision for a name whose record passes but whose CAA
@@ -241,11 +243,11 @@ func (p *Permission) denyByCAA(name string, e *CAAError) decision {
 		if p.notices.Due("caa-dns|"+e.Domain, time.Hour) {
 			p.logger.Warn("on-demand certificate denied: CAA could not be looked up", zap.String("domain", name), zap.Error(e.DNSErr))
 		}
-		return decision{err: refusal{e}, outcome: outcomeDNSError}
+		return decision{err: refusal{e}, outcome: metrics.OutcomeDNSError}
 	}
-	outcome := outcomeDeniedCAA
+	outcome := metrics.OutcomeDeniedCAA
 	if e.dnssec != nil {
-		outcome = outcomeDeniedDNSSEC
+		outcome = metrics.OutcomeDeniedDNSSEC
 	}
 	return decision{err: refusal{e}, outcome: outcome}
 }
@@ -269,11 +271,11 @@ func joinDenials(denials []decision, issuers []*Issuer) decision {
 	}
 	reasons := make([]any, len(denials))
 	denied := true
-	outcome := outcomeDeniedMissing
+	outcome := metrics.OutcomeDeniedMissing
 	for i, d := range denials {
 		reasons[i] = fmt.Errorf("ca %s: %w", issuers[i].CA, d.err)
 		denied = denied && errors.Is(d.err, caddytls.ErrPermissionDenied)
-		if d.outcome != outcomeNone && d.outcome != outcomeDeniedMissing {
+		if d.outcome != metrics.OutcomeNone && d.outcome != metrics.OutcomeDeniedMissing {
 			outcome = d.outcome
 		}
 	}

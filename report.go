@@ -10,6 +10,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -103,12 +104,12 @@ type CAAReport struct {
 }
 
 // caaReport turns a CAA judgement into a report.
-func caaReport(j caaJudgement) *CAAReport {
+func caaReport(j judge.CAAJudgement) *CAAReport {
 	r := &CAAReport{Status: caaAllowed}
-	if !j.allowed() {
-		r = j.failure().report()
+	if !j.Allowed() {
+		r = caaFailure(j).report()
 	}
-	r.Warnings = j.warnings
+	r.Warnings = j.Warnings
 	return r
 }
 
@@ -141,18 +142,8 @@ func (r *RecordReport) markNotOffered(e *ChallengeNotOfferedError) {
 }
 
 // StaleValue is a published value that names the issuer's account as it
-// was. A value made with a key the account had before a rollover still
-// passes, and the value to publish replaces it; a value naming an account
-// the issuer used before (replaced, deactivated, or set aside when a new
-// one was registered) authorizes nothing it asks for, and may be removed.
-type StaleValue struct {
-	Value string `json:"value"`
-	// AccountURL is the account the value names.
-	AccountURL string `json:"account_url"`
-	// PreviousKey is set for a value of the current account made with
-	// an earlier key.
-	PreviousKey bool `json:"previous_key,omitempty"`
-}
+// was (see judge.Stale).
+type StaleValue = judge.Stale
 
 // inspectOptions say what a report holds besides the records.
 type inspectOptions struct {
@@ -178,7 +169,7 @@ type inspectOptions struct {
 // without it, DNS is still read to keep the issuer name a published record
 // already uses.
 func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspectOptions) ([]RecordReport, error) {
-	plan, err := planNames(names)
+	plan, err := judge.PlanNames(names)
 	if err != nil {
 		return nil, &inputError{err}
 	}
@@ -201,8 +192,8 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 		acct = &current
 	}
 	iss.useAccount(ctx, &in, *acct)
-	if in.dir.Draft == record.Draft02 {
-		if err := iss.accounts.ConfirmValid(ctx, in.acct); err != nil {
+	if in.Dir.Draft == record.Draft02 {
+		if err := iss.accounts.ConfirmValid(ctx, in.Account); err != nil {
 			return nil, err
 		}
 	}
@@ -217,11 +208,11 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 	}
 	// each base is looked up at once with others, within a bound, and
 	// reported in the plan's order
-	reports := make([]RecordReport, len(plan.bases))
+	reports := make([]RecordReport, len(plan.Bases))
 	// the first error ends the report, and the lookups still running
 	group, groupCtx := errgroup.WithContext(ctx)
 	group.SetLimit(maxConcurrentReports)
-	for i, base := range plan.bases {
+	for i, base := range plan.Bases {
 		group.Go(func() error {
 			r, err := iss.reportOn(groupCtx, in, plan, base, opts, notOffered, former)
 			reports[i] = r
@@ -239,12 +230,12 @@ func (iss *Issuer) inspectWith(ctx context.Context, names []string, opts inspect
 const maxConcurrentReports = DefaultMaxConcurrentLookups
 
 // reportOn builds the report of the record at base.
-func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan, base string, opts inspectOptions, notOffered *ChallengeNotOfferedError, former []acme.Account) (RecordReport, error) {
-	j, err := iss.judge(ctx, in, base, plan.wildcard[base], freshAnswer)
+func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan judge.Plan, base string, opts inspectOptions, notOffered *ChallengeNotOfferedError, former []acme.Account) (RecordReport, error) {
+	j, err := iss.judge.Record(ctx, in.Inputs, base, plan.Wildcard[base], judge.Fresh)
 	if err != nil {
 		return RecordReport{}, err
 	}
-	want := j.exp.Want(j.verdict)
+	want := j.Exp.Want(j.Verdict)
 	value, err := want.Value()
 	if err != nil {
 		return RecordReport{}, fmt.Errorf("building the record for %s: %v", base, err)
@@ -256,103 +247,57 @@ func (iss *Issuer) reportOn(ctx context.Context, in recordInputs, plan orderPlan
 		Value:            value,
 		ZoneLine:         record.ZoneLine(base, value),
 		IssuerDomainName: want.IssuerDomainName,
-		AccountURL:       in.acct.Location,
+		AccountURL:       in.Account.Location,
 		CADirectory:      iss.CA,
-		Draft:            in.dir.Draft.String(),
+		Draft:            in.Dir.Draft.String(),
 		Wildcard:         want.Wildcard,
 	}
-	if until := iss.spec.persistUntil; !until.IsZero() {
+	if until := iss.judge.Spec.PersistUntil; !until.IsZero() {
 		r.PersistUntil = until.Format(time.RFC3339)
 	}
 	if opts.check {
-		r.Published = j.published
-		r.Stale = iss.staleValues(in, j, former)
-		if views := j.answer.Views; len(views) > 0 && len(views[0].CNAMEs) > 0 {
+		r.Published = j.Published
+		r.Stale = iss.judge.Stale(in.Inputs, j, former)
+		if views := j.Answer.Views; len(views) > 0 && len(views[0].CNAMEs) > 0 {
 			r.PublishAt = views[0].CNAMEs[len(views[0].CNAMEs)-1]
 		}
-		if !j.passed() {
-			r.Behind = j.behind
+		if !j.Passed() {
+			r.Behind = j.Behind
 		}
 		r.Status, r.Reason = checkStatus(j, iss.now())
-		if j.passed() {
-			r.Warnings = warningDetails(j.verdict)
-			r.PreviousKey = j.verdict.PreviousKey
-			iss.notices.expiry(base, *j.verdict.Matched)
+		if j.Passed() {
+			r.Warnings = warningDetails(j.Verdict)
+			r.PreviousKey = j.Verdict.PreviousKey
+			iss.notices.expiry(base, *j.Verdict.Matched)
 			iss.notices.leniency(j)
 		}
 		if notOffered != nil {
 			r.markNotOffered(notOffered)
 		}
-		r.CAACheck = caaReport(iss.judgeCAA(ctx, in, base, plan.plain[base], plan.wildcard[base]))
+		r.CAACheck = caaReport(iss.judge.CAA(ctx, in.Inputs, base, plan.Plain[base], plan.Wildcard[base]))
 	}
 	if opts.caa {
-		r.CAA = caaRecords(in, base, plan.wildcard[base])
+		r.CAA = caaRecords(in, base, plan.Wildcard[base])
 	}
 	return r, nil
 }
 
-// staleValues are the values any server publishes at j's name that name
-// the account of in made with an earlier key, or an account of former: a
-// value one server still serves is not gone yet.
-func (iss *Issuer) staleValues(in recordInputs, j judgement, former []acme.Account) []StaleValue {
-	now := iss.now()
-	var published []string
-	for _, view := range j.answer.Views {
-		for _, value := range view.Values {
-			if !slices.Contains(published, value) {
-				published = append(published, value)
-			}
-		}
-	}
-	var stale []StaleValue
-	for _, value := range published {
-		if v := record.Evaluate(j.exp, []string{value}, now); v.Status == record.StatusOK {
-			if v.PreviousKey {
-				stale = append(stale, StaleValue{Value: value, AccountURL: in.acct.Location, PreviousKey: true})
-			}
-			continue
-		}
-		for _, acct := range former {
-			if acct.Location == in.acct.Location {
-				// the account the records name now, whatever storage says
-				continue
-			}
-			if acct.PrivateKey == nil && in.dir.Draft == record.Draft02 {
-				// a -02 value hashes the key, which was not kept
-				continue
-			}
-			was := in
-			was.acct, was.challengeURI, was.previous = acct, "", nil
-			exp, err := iss.spec.expectation(was, j.exp.Domain, j.exp.Wildcard)
-			if err != nil {
-				continue
-			}
-			if v := record.Evaluate(exp, []string{value}, now); v.Status == record.StatusOK ||
-				!v.Has(record.MismatchIssuer) && !v.Has(record.MismatchMalformed) && !v.Has(record.MismatchAccount) {
-				stale = append(stale, StaleValue{Value: value, AccountURL: acct.Location})
-				break
-			}
-		}
-	}
-	return stale
-}
-
-// checkStatus turns a judgement into a report's status and reason.
-func checkStatus(j judgement, now time.Time) (record.Status, string) {
-	if !j.passed() {
-		failure := j.failure()
+// checkStatus turns a judge.Judgement into a report's status and reason.
+func checkStatus(j judge.Judgement, now time.Time) (record.Status, string) {
+	if !j.Passed() {
+		failure := recordFailure(j)
 		return failure.Status(), failure.Reason()
 	}
-	if left, soon := j.verdict.Matched.ExpiresSoon(now); soon {
-		return record.StatusExpiring, fmt.Sprintf("persistUntil in %d days (%s)", int(left.Hours()/24), j.verdict.Matched.PersistUntil.Format(time.RFC3339))
+	if left, soon := j.Verdict.Matched.ExpiresSoon(now); soon {
+		return record.StatusExpiring, fmt.Sprintf("persistUntil in %d days (%s)", int(left.Hours()/24), j.Verdict.Matched.PersistUntil.Format(time.RFC3339))
 	}
 	return record.StatusOK, ""
 }
 
 // namesUnder are the names under base, lowercased, sorted, once each.
-func namesUnder(plan orderPlan, base string) []string {
-	out := make([]string, 0, len(plan.under[base]))
-	for _, n := range plan.under[base] {
+func namesUnder(plan judge.Plan, base string) []string {
+	out := make([]string, 0, len(plan.Under[base]))
+	for _, n := range plan.Under[base] {
 		out = append(out, strings.ToLower(n))
 	}
 	slices.Sort(out)

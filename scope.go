@@ -14,6 +14,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/dnspersist/caddy-persist/internal/account"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 )
 
 // Which names a report covers, and which account their records name. By
@@ -38,10 +39,13 @@ type issuerIdentity struct {
 	PersistUntil string `json:"persist_until,omitempty"`
 }
 
-// identityOf is the identity of a provisioned issuer.
+// identityOf is the identity of an issuer, provisioned or not.
 func identityOf(iss *Issuer) issuerIdentity {
 	id := issuerIdentity{CA: iss.CA, Email: iss.Email, AccountKey: keyThumbprint(iss.AccountKey), IssuerDomainName: iss.IssuerDomainName}
-	if until := iss.spec.persistUntil; !until.IsZero() {
+	if iss.judge == nil {
+		return id
+	}
+	if until := iss.judge.Spec.PersistUntil; !until.IsZero() {
 		id.PersistUntil = until.Format(time.RFC3339)
 	}
 	return id
@@ -185,19 +189,22 @@ func withRecordSettings(iss *Issuer, id issuerIdentity, names []string) (*Issuer
 			bases[base] = true
 		}
 	}
-	copied.spec = recordSpec{ca: iss.CA, preferred: id.IssuerDomainName, wildcardBases: func() map[string]bool { return bases }}
+	spec := judge.Spec{CA: iss.CA, Preferred: id.IssuerDomainName, WildcardBases: func() map[string]bool { return bases }}
 	if id.PersistUntil != "" {
 		until, err := parsePersistUntil(id.PersistUntil)
 		if err != nil {
 			return nil, err
 		}
-		copied.spec.persistUntil = until
+		spec.PersistUntil = until
 	}
+	checker := *iss.judge
+	checker.Spec = spec
+	copied.judge = &checker
 	copied.identity = identityKey(&copied)
 	if copied.identity != iss.identity {
 		// records with other settings than the running issuer's: what
 		// a check finds of them is not what Caddy's orders meet
-		copied.states = nil
+		checker.Observe, checker.ObserveCAA = nil, nil
 	}
 	return &copied, nil
 }

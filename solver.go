@@ -10,6 +10,7 @@ import (
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -40,18 +41,18 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	}
 	in := order.in
 	var err error
-	if in.offered, err = offeredInChallenge(chal, in.dir); err != nil {
+	if in.Offered, err = offeredInChallenge(chal, in.Dir); err != nil {
 		return err
 	}
 	// the challenge says what the CA validates against: a value it
 	// names is remembered, and one it does not name is the account URL,
 	// which makes the issuer forget what earlier challenges named
-	in.challengeURI = order.offers.accountURIOf(chal.URL)
-	validatedAgainst := in.challengeURI
+	in.ChallengeURI = order.offers.accountURIOf(chal.URL)
+	validatedAgainst := in.ChallengeURI
 	if validatedAgainst == "" {
-		validatedAgainst = in.acct.Location
+		validatedAgainst = in.Account.Location
 	}
-	s.iss.accounts.RememberChallengeURI(ctx, in.acct, validatedAgainst)
+	s.iss.accounts.RememberChallengeURI(ctx, in.Account, validatedAgainst)
 	base, _, err := record.BaseDomain(chal.Identifier.Value)
 	if err != nil {
 		return err
@@ -59,7 +60,7 @@ func (s persistSolver) Present(ctx context.Context, chal acme.Challenge) error {
 	deadline := order.started.Add(time.Duration(s.iss.PropagationTimeout))
 	// CAA was judged before the order unless the issuer names were
 	// unknown then, or the challenge offers others
-	withCAA := !order.caaChecked || !slices.Equal(caaIssuers(in), caaIssuers(order.in))
+	withCAA := !order.caaChecked || !slices.Equal(judge.CAARequest(in.Inputs, false).Issuers, judge.CAARequest(order.in.Inputs, false).Issuers)
 	err = s.iss.awaitRecords(ctx, in, order.plan, []string{base}, withCAA, deadline, nil)
 	return withChallengeAccount(err, base, in)
 }
@@ -102,20 +103,20 @@ func (e *ChallengeAccountError) Unwrap() error { return e.Err }
 // withChallengeAccount explains a failed check of a record judged against
 // a challenge's accounturi that is not the account URL.
 func withChallengeAccount(err error, domain string, in recordInputs) error {
-	if err == nil || in.challengeURI == "" || in.challengeURI == in.acct.Location {
+	if err == nil || in.ChallengeURI == "" || in.ChallengeURI == in.Account.Location {
 		return err
 	}
 	var recErr *RecordError
 	if !errors.As(err, &recErr) {
 		return err
 	}
-	return &ChallengeAccountError{Domain: domain, ChallengeURI: in.challengeURI, AccountURL: in.acct.Location, Err: err}
+	return &ChallengeAccountError{Domain: domain, ChallengeURI: in.ChallengeURI, AccountURL: in.Account.Location, Err: err}
 }
 
 // offeredInChallenge returns the issuer domain names a challenge accepts:
 // the directory's for draft -02, where every one is always accepted, else
 // the challenge's own list.
-func offeredInChallenge(chal acme.Challenge, dir caDirectory) ([]string, error) {
+func offeredInChallenge(chal acme.Challenge, dir judge.Directory) ([]string, error) {
 	if dir.Draft == record.Draft02 {
 		return dir.IssuerNames, nil
 	}

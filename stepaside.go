@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"go.uber.org/zap"
 )
 
@@ -52,18 +53,18 @@ func (p *policyIssuers) after(iss *Issuer) []*Issuer {
 // account of iss now, deciding on answers of the given age. Anything that
 // keeps it from saying so (no account yet, a CA or DNS that does not
 // answer) counts as not passing, and is the error.
-func (iss *Issuer) recordsPass(ctx context.Context, plan orderPlan, age answerAge) (bool, error) {
+func (iss *Issuer) recordsPass(ctx context.Context, plan judge.Plan, age judge.Age) (bool, error) {
 	in, err := iss.recordInputs(ctx, false)
 	if err != nil {
 		return false, err
 	}
-	for _, base := range plan.bases {
-		j, err := iss.judge(ctx, in, base, plan.wildcard[base], age)
+	for _, base := range plan.Bases {
+		j, err := iss.judge.Record(ctx, in.Inputs, base, plan.Wildcard[base], age)
 		if err != nil {
 			return false, err
 		}
-		if !j.passed() {
-			return false, j.lookupErr
+		if !j.Passed() {
+			return false, j.LookupErr
 		}
 	}
 	return true, nil
@@ -74,13 +75,13 @@ func (iss *Issuer) recordsPass(ctx context.Context, plan orderPlan, age answerAg
 // later persist issuer it costs nothing; when it cannot tell, it does not
 // step aside, and iss waits for its records as usual. ownFailing says the
 // records of iss are known to fail already, as while it waits for them.
-func (iss *Issuer) stepAside(ctx context.Context, plan orderPlan, ownFailing bool) error {
+func (iss *Issuer) stepAside(ctx context.Context, plan judge.Plan, ownFailing bool) error {
 	later := iss.policy.after(iss)
 	if len(later) == 0 {
 		return nil
 	}
 	if !ownFailing {
-		if pass, _ := iss.recordsPass(ctx, plan, recentPassWillDo); pass {
+		if pass, _ := iss.recordsPass(ctx, plan, judge.RecentPassWillDo); pass {
 			return nil
 		}
 	}
@@ -89,13 +90,13 @@ func (iss *Issuer) stepAside(ctx context.Context, plan orderPlan, ownFailing boo
 		if next.notOffered.refuse(ctx) != nil {
 			continue
 		}
-		if pass, _ := next.recordsPass(ctx, plan, recentPassWillDo); pass {
+		if pass, _ := next.recordsPass(ctx, plan, judge.RecentPassWillDo); pass {
 			// certmagic moves on from a failed pre-check without a word
 			iss.logger.Info("dns-persist-01 records for this CA do not pass, but a later issuer's do; leaving the names to it",
-				zap.Strings("identifiers", plan.names),
+				zap.Strings("identifiers", plan.Names),
 				zap.String("ca", iss.CA),
 				zap.String("next_ca", next.CA))
-			return &steppedAsideError{names: plan.names, ca: iss.CA, next: next.CA}
+			return &steppedAsideError{names: plan.Names, ca: iss.CA, next: next.CA}
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dnspersist/caddy-persist/internal/cache"
+	"github.com/dnspersist/caddy-persist/internal/judge"
 )
 
 // wildcardGrants remembers which parent domains' records grant the
@@ -17,8 +18,8 @@ import (
 type wildcardGrants struct {
 	answers *cache.Expiring[grantAnswer]
 	flight  singleflight.Group
-	// recordsPass is the issuer's judgement of a plan's records.
-	recordsPass func(ctx context.Context, plan orderPlan, age answerAge) (bool, error)
+	// recordsPass is the issuer's judge.Judgement of a plan's records.
+	recordsPass func(ctx context.Context, plan judge.Plan, age judge.Age) (bool, error)
 	now         func() time.Time
 }
 
@@ -62,11 +63,11 @@ func (g *wildcardGrants) granted(ctx context.Context, parent string, ttl, negTTL
 // lookUp judges, afresh, whether the record at parent authorizes the
 // account for *.parent, which needs policy=wildcard.
 func (g *wildcardGrants) lookUp(ctx context.Context, parent string) (bool, error) {
-	plan, err := planNames([]string{"*." + parent})
+	plan, err := judge.PlanNames([]string{"*." + parent})
 	if err != nil {
 		return false, err
 	}
-	return g.recordsPass(ctx, plan, freshAnswer)
+	return g.recordsPass(ctx, plan, judge.Fresh)
 }
 
 // parentOf returns the domain one label up from name, if that is still a

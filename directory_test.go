@@ -13,6 +13,7 @@ import (
 
 	"github.com/mholt/acmez/v3/acme"
 
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 )
 
@@ -38,9 +39,9 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 	acct := acme.Account{Location: "https://ca.example/acct/7", PrivateKey: key}
 	thumb, _ := acct.Thumbprint()
 
-	spec := recordSpec{ca: srv.URL}
-	in := recordInputs{dir: dir, offered: spec.offered(dir), acct: acct}
-	exp, err := spec.expectation(in, "example.com", true)
+	spec := judge.Spec{CA: srv.URL}
+	in := judge.Inputs{Dir: dir.Directory, Offered: spec.Offered(dir.Directory), Account: acct}
+	exp, err := spec.Expectation(in, "example.com", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +63,14 @@ func TestDraft02ExpectationFromFakeDirectory(t *testing.T) {
 		t.Errorf("verdict = %+v", v)
 	}
 	// a configured issuer name the CA does not offer is refused
-	spec.preferred = "letsencrypt.org"
-	if _, err := spec.expectation(in, "example.com", false); err == nil || !strings.Contains(err.Error(), "not offered") {
+	spec.Preferred = "letsencrypt.org"
+	if _, err := spec.Expectation(in, "example.com", false); err == nil || !strings.Contains(err.Error(), "not offered") {
 		t.Errorf("unoffered issuer_domain_name: %v", err)
 	}
 	// the plain account URL is what -01 publishes
-	uris, _ := accountURIs(caDirectory{Draft: record.Draft01}, acct, "example.com")
-	if len(uris) != 1 || uris[0] != acct.Location {
-		t.Errorf("-01 accounturi = %v", uris)
+	spec.Preferred = ""
+	in.Dir = judge.Directory{Draft: record.Draft01}
+	if exp, err := spec.Expectation(in, "example.com", false); err != nil || len(exp.AccountURIs) != 1 || exp.AccountURIs[0] != acct.Location {
+		t.Errorf("-01 accounturi = %v, %v", exp.AccountURIs, err)
 	}
 }

@@ -1,52 +1,56 @@
-package persist
+// Package metrics is the plugin's Prometheus series, registered in the
+// registry of a Caddy config, which its modules share: on-demand
+// permission checks, each configured record's state (as judge finds it),
+// orders by outcome, the wait before an order, and account changes.
+package metrics
 
 import (
-	"context"
-	"errors"
 	"sync"
+	"time"
 
+	"github.com/dnspersist/caddy-persist/internal/judge"
 	"github.com/dnspersist/caddy-persist/internal/record"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dnspersist/caddy-persist/internal/promreg"
 )
 
-// outcome is how an on-demand permission check ended. It is a byte
+// Outcome is how an on-demand permission check ended. It is a byte
 // rather than its label because every cached decision holds one.
-type outcome uint8
+type Outcome uint8
 
 // Outcomes of an on-demand permission check.
 const (
-	outcomeNone outcome = iota // a decision not counted, such as an aborted lookup
-	outcomeAllowed
-	outcomeDeniedMissing
-	outcomeDeniedMismatch
-	outcomeDeniedCAA
-	// outcomeDeniedDNSSEC is a name whose record or CAA answer, in a
+	OutcomeNone Outcome = iota // a decision not counted, such as an aborted lookup
+	OutcomeAllowed
+	OutcomeDeniedMissing
+	OutcomeDeniedMismatch
+	OutcomeDeniedCAA
+	// OutcomeDeniedDNSSEC is a name whose record or CAA answer, in a
 	// signed zone, does not verify: the CA's resolver would answer
 	// SERVFAIL.
-	outcomeDeniedDNSSEC
-	outcomeDNSError
-	outcomeCacheHit
+	OutcomeDeniedDNSSEC
+	OutcomeDNSError
+	OutcomeCacheHit
 )
 
 // outcomeLabels are the outcomes as metric labels.
 var outcomeLabels = [...]string{
-	outcomeNone:           "",
-	outcomeAllowed:        "allowed",
-	outcomeDeniedMissing:  "denied_missing",
-	outcomeDeniedMismatch: "denied_mismatch",
-	outcomeDeniedCAA:      "denied_caa",
-	outcomeDeniedDNSSEC:   "denied_dnssec",
-	outcomeDNSError:       "dns_error",
-	outcomeCacheHit:       "cache_hit",
+	OutcomeNone:           "",
+	OutcomeAllowed:        "allowed",
+	OutcomeDeniedMissing:  "denied_missing",
+	OutcomeDeniedMismatch: "denied_mismatch",
+	OutcomeDeniedCAA:      "denied_caa",
+	OutcomeDeniedDNSSEC:   "denied_dnssec",
+	OutcomeDNSError:       "dns_error",
+	OutcomeCacheHit:       "cache_hit",
 }
 
-func (o outcome) String() string { return outcomeLabels[o] }
+func (o Outcome) String() string { return outcomeLabels[o] }
 
-// persistMetrics are the plugin's Prometheus metrics, registered in the
+// Metrics are the plugin's Prometheus metrics, registered in the
 // config's registry so they appear on Caddy's /metrics endpoints.
-type persistMetrics struct {
+type Metrics struct {
 	permissionChecks *prometheus.CounterVec
 	// byOutcome are permissionChecks' counters, looked up once: a cached
 	// decision then costs no label lookup
@@ -55,7 +59,7 @@ type persistMetrics struct {
 
 	// recordStatus is 1 for the status of each configured record, by
 	// issuer (its CA) and record name; recordPersistUntil is the
-	// persistUntil of a passing record that has one (see recordStates).
+	// persistUntil of a passing record that has one (see Records).
 	recordStatus       *statusGauge
 	recordPersistUntil *prometheus.GaugeVec
 	// orders counts what became of each certificate Caddy asked an
@@ -68,8 +72,8 @@ type persistMetrics struct {
 	accountChanges *prometheus.CounterVec
 }
 
-// countCheck counts an on-demand permission check with its outcome.
-func (m *persistMetrics) countCheck(o outcome) {
+// CountCheck counts an on-demand permission check with its outcome.
+func (m *Metrics) CountCheck(o Outcome) {
 	m.byOutcome[o].Inc()
 }
 
@@ -78,10 +82,10 @@ func persistOpts(name, help string) prometheus.Opts {
 	return prometheus.Opts{Namespace: "caddy", Subsystem: "persist", Name: name, Help: help}
 }
 
-// newPersistMetrics registers the metrics in reg, or finds them there when
+// New registers the metrics in reg, or finds them there when
 // another persist module of the same config registered them first.
-func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
-	m := &persistMetrics{
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		permissionChecks: prometheus.NewCounterVec(prometheus.CounterOpts(persistOpts("permission_checks_total", "On-demand permission checks of dns-persist-01 records, by outcome.")), []string{"outcome"}),
 		recordsExpiring:  prometheus.NewCounter(prometheus.CounterOpts(persistOpts("records_expiring_total", "Checks that found a passing dns-persist-01 record whose persistUntil is less than 30 days away."))),
 	}
@@ -113,8 +117,8 @@ func newPersistMetrics(reg prometheus.Registerer) *persistMetrics {
 	for _, action := range accountChangeActions {
 		m.accountChanges.WithLabelValues(action)
 	}
-	// outcomeNone is never counted, and gets no series
-	for o := outcomeAllowed; int(o) < len(m.byOutcome); o++ {
+	// OutcomeNone is never counted, and gets no series
+	for o := OutcomeAllowed; int(o) < len(m.byOutcome); o++ {
 		m.byOutcome[o] = m.permissionChecks.WithLabelValues(o.String())
 	}
 	return m
@@ -126,24 +130,16 @@ var accountChangeActions = []string{"rollover", "replace", "switch", "deactivate
 // The words of the record states and order outcomes, shared by the
 // metrics, the docs and the alert rules in examples/.
 const (
-	stateOK         = "ok"
-	stateMissing    = "missing"
-	stateMismatch   = "mismatch"
-	stateExpired    = "expired"
-	stateDNSSEC     = "dnssec"
-	stateCAA        = "caa"
-	stateDNSError   = "dns-error"
-	stateNotOffered = "not-offered"
-	outcomeIssued   = "issued"
-	outcomeCAError  = "ca-error"
+	OrderIssued  = "issued"
+	OrderCAError = "ca-error"
 )
 
 // orderOutcomes are every outcome orders_total counts.
-var orderOutcomes = []string{outcomeIssued, stateMissing, stateMismatch, stateExpired, stateDNSSEC, stateCAA, stateDNSError, stateNotOffered, outcomeCAError}
+var orderOutcomes = []string{OrderIssued, judge.StateMissing, judge.StateMismatch, judge.StateExpired, judge.StateDNSSEC, judge.StateCAA, judge.StateDNSError, judge.StateNotOffered, OrderCAError}
 
-// issuerSeries gives the issuer's order outcomes their series from the
+// IssuerSeries gives the issuer's order outcomes their series from the
 // start, so that increase() sees the first of each.
-func (m *persistMetrics) issuerSeries(issuer string) {
+func (m *Metrics) IssuerSeries(issuer string) {
 	for _, o := range orderOutcomes {
 		m.orders.WithLabelValues(issuer, o)
 	}
@@ -178,14 +174,14 @@ func (g *statusGauge) show(issuer, name, status string) {
 func (g *statusGauge) Describe(ch chan<- *prometheus.Desc) { g.vec.Describe(ch) }
 func (g *statusGauge) Collect(ch chan<- prometheus.Metric) { g.vec.Collect(ch) }
 
-// recordStates keeps, for each record the config's names need, what the
+// Records keeps, for each record the config's names need, what the
 // checks found of it, and shows it as recordStatus: one series per record,
 // whose status label changes as the record does. Every check of the
 // issuer goes through it (judge, judgeCAA, the CA's offer), but only the
 // config's own names get series: an on-demand tenant's name stays out of
 // the labels, so a million tenants add none.
-type recordStates struct {
-	metrics *persistMetrics
+type Records struct {
+	metrics *Metrics
 	issuer  string
 	// configured reports whether base is a base domain of the config's
 	// names for this issuer.
@@ -202,44 +198,37 @@ type recordState struct {
 	record, caa string
 }
 
-func newRecordStates(m *persistMetrics, issuer string, configured func(base string) bool) *recordStates {
-	return &recordStates{metrics: m, issuer: issuer, configured: configured, byBase: make(map[string]*recordState)}
+// Records keeps the states of the records of issuer; configured says
+// which base domains are the config's own.
+func (m *Metrics) Records(issuer string, configured func(base string) bool) *Records {
+	return &Records{metrics: m, issuer: issuer, configured: configured, byBase: make(map[string]*recordState)}
 }
 
-// judged takes in a check of the record at base.
-func (s *recordStates) judged(base string, j judgement) {
+// Judged takes in a check of the record at base.
+func (s *Records) Judged(base string, j judge.Judgement) {
 	if s == nil || !s.configured(base) {
 		return
 	}
 	name := record.Name(base)
-	if j.passed() && !j.verdict.Matched.PersistUntil.IsZero() {
-		s.metrics.recordPersistUntil.WithLabelValues(s.issuer, name).Set(float64(j.verdict.Matched.PersistUntil.Unix()))
+	if j.Passed() && !j.Verdict.Matched.PersistUntil.IsZero() {
+		s.metrics.recordPersistUntil.WithLabelValues(s.issuer, name).Set(float64(j.Verdict.Matched.PersistUntil.Unix()))
 	} else {
 		s.metrics.recordPersistUntil.DeleteLabelValues(s.issuer, name)
 	}
-	s.update(base, func(st *recordState) { st.record = recordWord(j) })
+	s.update(base, func(st *recordState) { st.record = j.State() })
 }
 
-// caaJudged takes in a check of the CAA policy of base.
-func (s *recordStates) caaJudged(base string, j caaJudgement) {
+// CAAJudged takes in a check of the CAA policy of base.
+func (s *Records) CAAJudged(base string, j judge.CAAJudgement) {
 	if s == nil || !s.configured(base) {
 		return
 	}
-	word := ""
-	switch {
-	case j.lookupErr != nil:
-		word = stateDNSError
-	case j.broken != nil:
-		word = stateDNSSEC
-	case j.forbidding != nil:
-		word = stateCAA
-	}
-	s.update(base, func(st *recordState) { st.caa = word })
+	s.update(base, func(st *recordState) { st.caa = j.State() })
 }
 
-// challengeOffered takes in whether the CA offers dns-persist-01: when it
+// ChallengeOffered takes in whether the CA offers dns-persist-01: when it
 // does not, every record of the issuer shows not-offered.
-func (s *recordStates) challengeOffered(offered bool) {
+func (s *Records) ChallengeOffered(offered bool) {
 	if s == nil {
 		return
 	}
@@ -251,7 +240,7 @@ func (s *recordStates) challengeOffered(offered bool) {
 	}
 }
 
-func (s *recordStates) update(base string, change func(*recordState)) {
+func (s *Records) update(base string, change func(*recordState)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.byBase[base]
@@ -265,80 +254,40 @@ func (s *recordStates) update(base string, change func(*recordState)) {
 
 // show sets the record's series to its status, the record's own first,
 // then CAA's; a record not checked yet has none.
-func (s *recordStates) show(base string, st *recordState) {
+func (s *Records) show(base string, st *recordState) {
 	status := st.record
 	switch {
 	case st.record == "":
 		return
 	case s.notOffered:
-		status = stateNotOffered
-	case st.record == stateOK && st.caa != "":
+		status = judge.StateNotOffered
+	case st.record == judge.StateOK && st.caa != "":
 		status = st.caa
 	}
 	s.metrics.recordStatus.show(s.issuer, record.Name(base), status)
 }
 
-// recordWord is the state a judgement finds the record in.
-func recordWord(j judgement) string {
-	switch {
-	case j.lookupErr != nil:
-		return stateDNSError
-	case j.dnssec != nil:
-		return stateDNSSEC
-	case j.verdict.Status == record.StatusOK:
-		return stateOK
-	case j.verdict.Status == record.StatusMissing:
-		return stateMissing
+// RecordExpiring counts a check that found a passing record whose
+// persistUntil is less than 30 days away.
+func (m *Metrics) RecordExpiring() { m.recordsExpiring.Inc() }
+
+// CountOrder counts an attempt at a certificate asked of issuer with its
+// outcome: OrderIssued, a judge state that held it back, or OrderCAError.
+// An empty outcome is none.
+func (m *Metrics) CountOrder(issuer, outcome string) {
+	if outcome != "" {
+		m.orders.WithLabelValues(issuer, outcome).Inc()
 	}
-	return mismatchWord(j.verdict.Has)
 }
 
-// mismatchWord is expired when this account's own record is there but
-// past its persistUntil, and mismatch otherwise.
-func mismatchWord(has func(record.MismatchKind) bool) string {
-	if has(record.MismatchExpired) && !has(record.MismatchPolicy) {
-		return stateExpired
-	}
-	return stateMismatch
+// ObserveWait records how long the wait for the records before an order
+// took.
+func (m *Metrics) ObserveWait(issuer string, d time.Duration) {
+	m.recordWait.WithLabelValues(issuer).Observe(d.Seconds())
 }
 
-// orderOutcome is the outcome of asking for a certificate that ended
-// with err.
-func orderOutcome(err error) string {
-	var recErr *RecordError
-	var caaErr *CAAError
-	switch {
-	case err == nil:
-		return outcomeIssued
-	case errors.As(err, new(*ChallengeNotOfferedError)):
-		return stateNotOffered
-	case errors.As(err, new(*persistUntilPassedError)):
-		return stateExpired
-	case errors.As(err, &caaErr):
-		if status := caaErr.Status(); status != caaForbidden {
-			return status // dns-error or dnssec, as a record's
-		}
-		return stateCAA
-	case errors.As(err, &recErr):
-		switch recErr.Status() {
-		case record.StatusDNSError:
-			return stateDNSError
-		case record.StatusDNSSEC:
-			return stateDNSSEC
-		case record.StatusMissing:
-			return stateMissing
-		}
-		return mismatchWord(recErr.verdict.Has)
-	}
-	return outcomeCAError
-}
-
-// countOrder counts an attempt at a certificate asked of the issuer with
-// its outcome. One given up because Caddy stopped, or left to a later
-// issuer whose records pass, is no outcome.
-func (m *persistMetrics) countOrder(issuer string, err error) {
-	if errors.Is(err, context.Canceled) || errors.As(err, new(*steppedAsideError)) {
-		return
-	}
-	m.orders.WithLabelValues(issuer, orderOutcome(err)).Inc()
+// AccountChanged counts a change to the account: rollover, replace,
+// switch, deactivate or import.
+func (m *Metrics) AccountChanged(action string) {
+	m.accountChanges.WithLabelValues(action).Inc()
 }
