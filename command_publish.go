@@ -141,15 +141,21 @@ func publish(fl caddycmd.Flags, provider dnsProvider, stdout, stderr io.Writer) 
 		return caddy.ExitCodeFailedStartup, err
 	}
 	removeStale, dryRun := fl.Bool("remove-stale"), fl.Bool("dry-run")
+	// the config is read (and, with no Caddy running, loaded) once for
+	// every look that follows
+	source, err := openReports(fl, domains, stderr)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
 	// the records as records reports them: the first run registers the
 	// account they name, as records does, unless it is a dry run, which
 	// changes nothing
 	if !dryRun {
-		if _, err := gatherReports(fl, false, false, domains, stderr); err != nil {
+		if _, err := source(false, false, stderr); err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	}
-	reports, err := gatherReports(fl, true, false, domains, io.Discard)
+	reports, err := source(true, false, io.Discard)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
@@ -175,7 +181,7 @@ func publish(fl caddycmd.Flags, provider dnsProvider, stdout, stderr io.Writer) 
 		}
 		fmt.Fprintf(stderr, "Made %d changes through %s; waiting until every nameserver serves them.\n", len(done), provider.name)
 	}
-	return awaitPublished(fl, domains, removeStale, timeout, stdout, stderr)
+	return awaitPublished(source, removeStale, timeout, stdout, stderr)
 }
 
 // publishChanges are the changes that make every record pass: the value
@@ -212,12 +218,12 @@ func publishChanges(reports []RecordReport, removeStale bool) []dnspublish.Chang
 // nameserver (and, with removeStale, no stale value is left), saying on
 // stderr what it waits for each time that changes, and then prints the
 // check's lines.
-func awaitPublished(fl caddycmd.Flags, domains []string, removeStale bool, timeout time.Duration, stdout, stderr io.Writer) (int, error) {
+func awaitPublished(source reportSource, removeStale bool, timeout time.Duration, stdout, stderr io.Writer) (int, error) {
 	started := time.Now()
 	deadline := started.Add(timeout)
 	said := ""
 	for {
-		reports, err := gatherReports(fl, true, false, domains, io.Discard)
+		reports, err := source(true, false, io.Discard)
 		if err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}

@@ -111,12 +111,13 @@ func adminRequest(addr, method, path string, body []byte, out any) error {
 	return nil
 }
 
-// askRunningCaddy gets the reports from the admin API at addr: for the
+// runningReports opens the reports of the admin API at addr: for the
 // names of the config file cfgJSON, by persist issuer, when there is one
-// the command can load, else for the running config's names. Showing
+// the command can load, else for the running config's names. The file's
+// names are found once, however often the reports are asked for. Showing
 // records registers the account first if there is none; checking does
 // not.
-func askRunningCaddy(addr string, cfgJSON []byte, check, withCAA bool, domains []string, stderr io.Writer) ([]RecordReport, error) {
+func runningReports(addr string, cfgJSON []byte, domains []string, stderr io.Writer) (reportSource, error) {
 	if err := findRunningCaddy(addr); err != nil {
 		return nil, err
 	}
@@ -128,36 +129,38 @@ func askRunningCaddy(addr string, cfgJSON []byte, check, withCAA bool, domains [
 	if err != nil {
 		return nil, err
 	}
-	if !check {
-		if err := registerIfNone(addr, groups, running, stderr); err != nil {
-			return nil, err
+	return func(check, withCAA bool, stderr io.Writer) ([]RecordReport, error) {
+		if !check {
+			if err := registerIfNone(addr, groups, running, stderr); err != nil {
+				return nil, err
+			}
 		}
-	}
-	path := "/persist/records"
-	if check {
-		path = "/persist/check"
-	}
-	ask := func(query url.Values) ([]RecordReport, error) {
-		if withCAA {
-			query.Set("caa", "1")
+		path := "/persist/records"
+		if check {
+			path = "/persist/check"
 		}
-		var reports []RecordReport
-		return reports, adminRequest(addr, http.MethodGet, path+"?"+query.Encode(), nil, &reports)
-	}
-	if groups == nil {
-		return ask(url.Values{"domain": domains})
-	}
-	var all []RecordReport
-	for _, g := range groups {
-		query := url.Values{"domain": g.Domains}
-		g.Issuer.query(query)
-		reports, err := ask(query)
-		if err != nil {
-			return nil, err
+		ask := func(query url.Values) ([]RecordReport, error) {
+			if withCAA {
+				query.Set("caa", "1")
+			}
+			var reports []RecordReport
+			return reports, adminRequest(addr, http.MethodGet, path+"?"+query.Encode(), nil, &reports)
 		}
-		all = append(all, reports...)
-	}
-	return all, nil
+		if groups == nil {
+			return ask(url.Values{"domain": domains})
+		}
+		var all []RecordReport
+		for _, g := range groups {
+			query := url.Values{"domain": g.Domains}
+			g.Issuer.query(query)
+			reports, err := ask(query)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, reports...)
+		}
+		return all, nil
+	}, nil
 }
 
 // fileGroups are the names of the config file cfgJSON, with domains

@@ -25,16 +25,32 @@ import (
 // back: it is made here only with --local, and only by the user who owns
 // the storage.
 
+// reportSource gives the reports of the records a config needs, checked
+// or not, with the CAA records or not, saying on stderr what the user
+// needs to know.
+type reportSource func(check, withCAA bool, stderr io.Writer) ([]RecordReport, error)
+
 // gatherReports asks the running Caddy for the reports, unless --local;
 // when no Caddy answers (and no --address insists on one), it loads the
 // config here and says so on stderr.
 func gatherReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer) ([]RecordReport, error) {
+	reports, err := openReports(fl, domains, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return reports(check, withCAA, stderr)
+}
+
+// openReports finds where the reports come from, as gatherReports does,
+// once: a command that asks again and again (publish, waiting) neither
+// reads the config file nor loads it each time.
+func openReports(fl caddycmd.Flags, domains []string, stderr io.Writer) (reportSource, error) {
 	return fromCaddy(fl, true,
-		func(addr string, cfgJSON []byte) ([]RecordReport, error) {
-			return askRunningCaddy(addr, cfgJSON, check, withCAA, domains, stderr)
+		func(addr string, cfgJSON []byte) (reportSource, error) {
+			return runningReports(addr, cfgJSON, domains, stderr)
 		},
-		func(here loadedHere) ([]RecordReport, error) {
-			return localReports(fl, check, withCAA, domains, stderr, here)
+		func(here loadedHere) (reportSource, error) {
+			return localReports(fl, domains, stderr, here)
 		})
 }
 
@@ -94,32 +110,36 @@ func adminDisabled(cfgJSON []byte) bool {
 	return json.Unmarshal(cfgJSON, &cfg) == nil && cfg.Admin.Disabled
 }
 
-// localReports loads the config in this process and inspects it, saying
-// why on stderr (unless asked to with --local) and which storage it uses.
-func localReports(fl caddycmd.Flags, check, withCAA bool, domains []string, stderr io.Writer, here loadedHere) ([]RecordReport, error) {
+// localReports loads the config in this process, once, to inspect it,
+// saying why on stderr (unless asked to with --local) and which storage it
+// uses.
+func localReports(fl caddycmd.Flags, domains []string, stderr io.Writer, here loadedHere) (reportSource, error) {
 	ctx, sets, err := loadLocally(fl, domains, here, stderr)
 	if err != nil {
 		return nil, err
 	}
-	if !check {
-		// records registers an account there is none of yet: in this
-		// user's storage only, as the account commands change one
-		for _, set := range sets {
-			if _, err := set.Issuer.accounts.Peek(ctx); errors.Is(err, account.ErrNoAccountYet) {
-				if err := ownStorage([]servedSet{set}, os.Getuid()); err != nil {
-					return nil, err
+	return func(check, withCAA bool, stderr io.Writer) ([]RecordReport, error) {
+		if !check {
+			// records registers an account there is none of yet: in
+			// this user's storage only, as the account commands change
+			// one
+			for _, set := range sets {
+				if _, err := set.Issuer.accounts.Peek(ctx); errors.Is(err, account.ErrNoAccountYet) {
+					if err := ownStorage([]servedSet{set}, os.Getuid()); err != nil {
+						return nil, err
+					}
 				}
 			}
 		}
-	}
-	reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA, register: !check})
-	for _, set := range sets {
-		if url := set.Issuer.accounts.Registered(); url != "" {
-			fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
-				set.Issuer.CA, url, account.DescribeStorage(set.Issuer.store.get()))
+		reports, err := inspectAll(ctx, sets, inspectOptions{check: check, caa: withCAA, register: !check})
+		for _, set := range sets {
+			if url := set.Issuer.accounts.Registered(); url != "" {
+				fmt.Fprintf(stderr, "Registered a new ACME account at %s: %s\nIt is stored in %s: make sure Caddy runs with this storage. The records below name this account.\n",
+					set.Issuer.CA, url, account.DescribeStorage(set.Issuer.store.get()))
+			}
 		}
-	}
-	return reports, err
+		return reports, err
+	}, nil
 }
 
 // loadLocally loads and provisions the config in this process, as
